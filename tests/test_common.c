@@ -1,0 +1,126 @@
+/*
+ * test_common.c - parsers, clocks and the rate limiter in common/.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "pdm_parse.h"
+#include "pdm_time.h"
+
+static void test_duration(void **state)
+{
+	int64_t ms;
+	(void)state;
+
+	assert_int_equal(pdm_parse_duration_ms("100ms", 1000, &ms), 0);
+	assert_int_equal(ms, 100);
+	assert_int_equal(pdm_parse_duration_ms("1.5s", 1000, &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(pdm_parse_duration_ms("24h", 1000, &ms), 0);
+	assert_int_equal(ms, 86400000);
+	assert_int_equal(pdm_parse_duration_ms("7d", 1000, &ms), 0);
+	assert_int_equal(ms, 7LL * 86400000);
+	assert_int_equal(pdm_parse_duration_ms("5m", 1000, &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(pdm_parse_duration_ms("3", 1000, &ms), 0);
+	assert_int_equal(ms, 3000);
+	/* Malformed input provokes -EINVAL, never a silent zero. */
+	assert_int_equal(pdm_parse_duration_ms("", 1000, &ms), -EINVAL);
+	assert_int_equal(pdm_parse_duration_ms("5 parsecs", 1000, &ms), -EINVAL);
+	assert_int_equal(pdm_parse_duration_ms("-1s", 1000, &ms), -EINVAL);
+	assert_int_equal(pdm_parse_duration_ms("1sx", 1000, &ms), -EINVAL);
+
+	char buf[32];
+	pdm_format_duration(86400000, buf, sizeof(buf));
+	assert_string_equal(buf, "1d");
+	pdm_format_duration(100, buf, sizeof(buf));
+	assert_string_equal(buf, "100ms");
+	pdm_format_duration(90000, buf, sizeof(buf));
+	assert_string_equal(buf, "90s");
+}
+
+static void test_numbers(void **state)
+{
+	int64_t v;
+	double d;
+	bool b;
+	(void)state;
+
+	assert_int_equal(pdm_parse_i64("42", 0, 100, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(pdm_parse_i64("101", 0, 100, &v), -ERANGE);
+	assert_int_equal(pdm_parse_i64("4x", 0, 100, &v), -EINVAL);
+	assert_int_equal(pdm_parse_i64("", 0, 100, &v), -EINVAL);
+	assert_int_equal(pdm_parse_double("-2.5e1", &d), 0);
+	assert_true(d == -25.0);
+	assert_int_equal(pdm_parse_double("nan", &d), -ERANGE);
+	assert_int_equal(pdm_parse_double("1e999", &d), -ERANGE);
+	assert_int_equal(pdm_parse_bool("Yes", &b), 0);
+	assert_true(b);
+	assert_int_equal(pdm_parse_bool("off", &b), 0);
+	assert_false(b);
+	assert_int_equal(pdm_parse_bool("maybe", &b), -EINVAL);
+}
+
+static void test_iso8601(void **state)
+{
+	int64_t ms;
+	char buf[PDM_ISO8601_LEN];
+	(void)state;
+
+	assert_int_equal(pdm_parse_iso8601("2026-11-28T04:25:42.123Z", &ms), 0);
+	assert_int_equal(ms, 1795839942123LL);
+	assert_string_equal(pdm_iso8601(ms, buf, sizeof(buf)), "2026-11-28T04:25:42.123Z");
+	/* No zone means UTC; offsets are applied. */
+	assert_int_equal(pdm_parse_iso8601("2026-11-28 04:25:42", &ms), 0);
+	assert_int_equal(ms, 1795839942000LL);
+	assert_int_equal(pdm_parse_iso8601("2026-11-28T05:25:42+01:00", &ms), 0);
+	assert_int_equal(ms, 1795839942000LL);
+	assert_int_equal(pdm_parse_iso8601("1970-01-01", &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(pdm_parse_iso8601("2026-13-01", &ms), -EINVAL);
+	assert_int_equal(pdm_parse_iso8601("yesterday", &ms), -EINVAL);
+	assert_int_equal(pdm_parse_iso8601("2026-11-28T04:25:42Zjunk", &ms), -EINVAL);
+}
+
+static void test_ratelimit(void **state)
+{
+	struct pdm_ratelimit rl = PDM_RATELIMIT_INIT(60000, 3);
+	int ok = 0;
+	(void)state;
+
+	for (int i = 0; i < 100; i++)
+		ok += pdm_ratelimit_ok(&rl);
+	assert_int_equal(ok, 3);
+	assert_int_equal(rl.suppressed, 97);
+}
+
+static void test_log_level(void **state)
+{
+	int prio;
+	(void)state;
+
+	assert_int_equal(pdm_log_level_parse("warning", &prio), 0);
+	assert_int_equal(prio, LOG_WARNING);
+	assert_int_equal(pdm_log_level_parse("loud", &prio), -EINVAL);
+	assert_string_equal(pdm_log_level_name(LOG_DEBUG), "debug");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_iso8601),
+		cmocka_unit_test(test_ratelimit),
+		cmocka_unit_test(test_log_level),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
