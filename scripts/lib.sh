@@ -32,8 +32,8 @@ pdm_install() {
 		fi
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
+	"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # pdm_build DIR [meson options...] : configure (once) and build.
