@@ -904,6 +904,23 @@ static double eval_loss(struct nn_model *m, struct trainer *t, const float *x, s
 	return sum / (double)n;
 }
 
+double nn_debug_loss_grad(struct nn_model *m, const float *x, int B, float *grads)
+{
+	const size_t D = (size_t)m->C * m->W;
+	struct trainer t;
+	double loss;
+
+	if (trainer_init(&t, m, B, 1))
+		return NAN;
+	for (int b = 0; b < B; b++)
+		to_model(m, t.xin + (size_t)b * D, x + (size_t)b * D);
+	memset(t.grads, 0, sizeof(float) * m->n_params);
+	loss = batch_loss(m, &t, B, 1);
+	memcpy(grads, t.grads, sizeof(float) * m->n_params);
+	trainer_free(&t);
+	return loss;
+}
+
 int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train_opts *o,
 	     struct nn_train_report *report)
 {

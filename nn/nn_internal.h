@@ -53,4 +53,11 @@ int nn_layout(enum nn_kind kind, int C, int W, struct nn_layer *layers, int *n_l
 /* Allocates a model with this layout, parameters zeroed, identity standardization. */
 struct nn_model *nn_model_alloc(enum nn_kind kind, int C, int W);
 
+/*
+ * For tests: loss of B windows x (B, C, W) (input units, standardized with
+ * the model's statistics) and its gradient into grads (n_params, overwritten).
+ * Allocates a trainer for the call. Returns the loss, or NAN on OOM.
+ */
+double nn_debug_loss_grad(struct nn_model *m, const float *x, int B, float *grads);
+
 #endif
