@@ -25,6 +25,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,16 +325,6 @@ void nn_model_trim(struct nn_model *m)
 	free(m->scratch);
 	m->scratch = NULL;
 	m->scratch_windows = 0;
-}
-
-void nn_set_threads(int n)
-{
-	openblas_set_num_threads(n < 1 ? 1 : n);
-}
-
-int nn_get_threads(void)
-{
-	return openblas_get_num_threads();
 }
 
 /* ---- forward / backward over the layer table ---- */
@@ -699,124 +690,220 @@ void nn_train_report_free(struct nn_train_report *r)
 	r->val_history = NULL;
 }
 
+/*
+ * Training runs data-parallel: each step's batch is cut into one slice per
+ * thread (the caller's thread is worker 0), every worker runs forward and
+ * backward on its slice into its own gradient buffer with OpenBLAS
+ * single-threaded, then each worker sums the gradients and applies the
+ * optimizer on its own range of parameters. Two barriers per step; the sums
+ * always run in worker order, so results depend only on seed and threads.
+ * Splitting the batch beats OpenBLAS's own threading on these small GEMMs
+ * and keeps a single pool of threads busy, not two.
+ */
+#define NN_MAX_THREADS 16
+
+enum { CMD_STEP, CMD_SYNC, CMD_QUIT };
+
+/* What worker 0 tells the others at the start of a step. */
+struct step_msg {
+	int cmd;
+	int Bs;
+	size_t i0;
+	float lr_t, eps_t;
+};
+
+/*
+ * A barrier that also carries worker 0's message for the round. Messages
+ * alternate between two slots: the slot of round g is rewritten only at
+ * round g+2, which no thread can reach before every thread has copied it.
+ */
+struct barrier {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int n, waiting;
+	unsigned gen;
+	struct step_msg msg[2];
+};
+
+static void barrier_wait(struct barrier *b, const struct step_msg *in, struct step_msg *out)
+{
+	pthread_mutex_lock(&b->mu);
+	unsigned gen = b->gen;
+	if (in)
+		b->msg[gen & 1] = *in;
+	if (++b->waiting >= b->n) {
+		b->waiting = 0;
+		b->gen++;
+		pthread_cond_broadcast(&b->cv);
+	} else {
+		while (gen == b->gen)
+			pthread_cond_wait(&b->cv, &b->mu);
+	}
+	if (out)
+		*out = b->msg[gen & 1];
+	pthread_mutex_unlock(&b->mu);
+}
+
+struct trainer;
+
+struct worker {
+	struct trainer *t;
+	int k;        /* index; 0 is the calling thread */
+	int cap;      /* rows this worker's buffers hold */
+	float *mem;   /* one allocation for everything below */
+	float *grads; /* n_params */
+	float *xin;   /* (cap, D) standardized slice */
+	float *act[NN_MAX_LAYERS]; /* (cap, out_size), post-ReLU */
+	float *d0, *d1; /* (cap, act_max) gradient ping-pong */
+	float *col;   /* (cap, col_max) */
+	double loss;  /* sum over the slice's rows of their loss */
+};
+
 struct trainer {
-	int B;
-	float *mem;       /* one allocation for everything below */
-	float *grads;     /* n_params */
+	struct nn_model *m;
+	const struct nn_train_opts *o;
+	const float *x;
+	int T;
+	struct worker w[NN_MAX_THREADS];
+	pthread_t tid[NN_MAX_THREADS];
+	struct barrier bar;
+	int bar_init;
+	float *mem;         /* mom1, mom2, best */
 	float *mom1, *mom2; /* Adam m and v, or SGD velocity in mom1 */
-	float *best;      /* n_params: best weights so far */
-	float *xin;       /* (B, D) standardized batch */
-	float *act[NN_MAX_LAYERS]; /* (B, out_size) per layer, post-ReLU */
-	float *d0, *d1;   /* (B, act_max) gradient ping-pong */
-	float *col;       /* (B, col_max) */
-	size_t *idx;      /* training permutation */
+	float *best;        /* n_params: best weights so far */
+	size_t *idx;        /* training permutation */
 	long step;
 };
 
-static void trainer_free(struct trainer *t)
+static int nn_threads = 1;
+
+void nn_set_threads(int n)
 {
-	free(t->mem);
-	t->mem = NULL;
-	free(t->idx);
-	t->idx = NULL;
+	n = n < 1 ? 1 : n > NN_MAX_THREADS ? NN_MAX_THREADS : n;
+	__atomic_store_n(&nn_threads, n, __ATOMIC_RELAXED);
+	/* Our workers are the parallelism; OpenBLAS runs inside each of them. */
+	openblas_set_num_threads(1);
 }
 
-static int trainer_init(struct trainer *t, const struct nn_model *m, int B, size_t n_train)
+int nn_get_threads(void)
 {
-	size_t D = (size_t)m->C * m->W, total, acts = 0;
+	return __atomic_load_n(&nn_threads, __ATOMIC_RELAXED);
+}
+
+static void worker_free(struct worker *w)
+{
+	free(w->mem);
+	w->mem = NULL;
+}
+
+static int worker_init(struct worker *w, const struct nn_model *m, int cap)
+{
+	size_t D = (size_t)m->C * m->W, acts = 0;
 	float *p;
 
-	memset(t, 0, sizeof(*t));
-	t->B = B;
+	w->cap = cap;
 	for (int i = 0; i < m->n_layers; i++)
 		acts += m->layers[i].out_size;
-	total = 4 * m->n_params + (size_t)B * (D + acts + 2 * m->act_max + m->col_max);
-	t->mem = malloc(sizeof(float) * total);
-	t->idx = malloc(sizeof(size_t) * n_train);
-	if (!t->mem || !t->idx) {
-		trainer_free(t);
+	w->mem = malloc(sizeof(float) *
+			(m->n_params + (size_t)cap * (D + acts + 2 * m->act_max + m->col_max)));
+	if (!w->mem)
 		return -ENOMEM;
-	}
-	p = t->mem;
-	t->grads = p;
+	p = w->mem;
+	w->grads = p;
 	p += m->n_params;
-	t->mom1 = p;
-	p += m->n_params;
-	t->mom2 = p;
-	p += m->n_params;
-	t->best = p;
-	p += m->n_params;
-	t->xin = p;
-	p += (size_t)B * D;
+	w->xin = p;
+	p += (size_t)cap * D;
 	for (int i = 0; i < m->n_layers; i++) {
-		t->act[i] = p;
-		p += (size_t)B * m->layers[i].out_size;
+		w->act[i] = p;
+		p += (size_t)cap * m->layers[i].out_size;
 	}
-	t->d0 = p;
-	p += (size_t)B * m->act_max;
-	t->d1 = p;
-	p += (size_t)B * m->act_max;
-	t->col = p;
-	memset(t->mom1, 0, sizeof(float) * 2 * m->n_params);
-	for (size_t i = 0; i < n_train; i++)
-		t->idx[i] = i;
+	w->d0 = p;
+	p += (size_t)cap * m->act_max;
+	w->d1 = p;
+	p += (size_t)cap * m->act_max;
+	w->col = p;
 	return 0;
 }
 
-static void forward_train(const struct nn_model *m, struct trainer *t, int B)
-{
-	const float *cur = t->xin;
-	for (int i = 0; i < m->n_layers; i++) {
-		layer_forward(m, &m->layers[i], t->act[i], t->col, cur, B);
-		cur = t->act[i];
-	}
-}
-
-/* Loss of the batch in t->xin; with `grad`, also accumulates dL/dparams into t->grads. */
-static double batch_loss(const struct nn_model *m, struct trainer *t, int B, int grad)
+/*
+ * Loss of the B rows in w->xin; with `grad`, also accumulates into w->grads
+ * the gradient of the mean loss over `Btot` rows (the whole batch), so the
+ * workers' gradients sum to the batch gradient.
+ */
+static double slice_loss(const struct nn_model *m, struct worker *w, int B, int Btot, int grad)
 {
 	const int L = m->n_layers;
-	const size_t D = (size_t)m->C * m->W;
-	const float *y;
+	const size_t D = (size_t)m->C * m->W, n = (size_t)B * D;
+	const float *cur = w->xin, *y;
 	double loss;
 	float *d, *dn;
 
-	forward_train(m, t, B);
-	y = t->act[L - 1];
-	loss = nn_mse_forward(y, t->xin, (size_t)B * D);
+	for (int i = 0; i < L; i++) {
+		layer_forward(m, &m->layers[i], w->act[i], w->col, cur, B);
+		cur = w->act[i];
+	}
+	y = cur;
+	loss = nn_mse_forward(y, w->xin, n);
 	if (!grad)
 		return loss;
-	d = t->d0;
-	dn = t->d1;
-	nn_mse_backward(d, y, t->xin, (size_t)B * D);
+	d = w->d0;
+	dn = w->d1;
+	{
+		const float k = 2.0f / ((float)Btot * (float)D);
+		for (size_t i = 0; i < n; i++)
+			d[i] = k * (y[i] - w->xin[i]);
+	}
 	for (int i = L - 1; i >= 0; i--) {
 		const struct nn_layer *l = &m->layers[i];
 		if (l->relu)
-			nn_relu_mask(d, t->act[i], (size_t)B * l->out_size);
+			nn_relu_mask(d, w->act[i], (size_t)B * l->out_size);
 		if (i > 0) {
 			memset(dn, 0, sizeof(float) * (size_t)B * l->in_size);
-			layer_backward(m, l, t->grads, dn, t->col, d, t->act[i - 1], B);
+			layer_backward(m, l, w->grads, dn, w->col, d, w->act[i - 1], B);
 			float *tmp = d;
 			d = dn;
 			dn = tmp;
 		} else {
-			layer_backward(m, l, t->grads, NULL, t->col, d, t->xin, B);
+			layer_backward(m, l, w->grads, NULL, w->col, d, w->xin, B);
 		}
 	}
 	return loss;
 }
 
-static void optimizer_step(struct nn_model *m, struct trainer *t, const struct nn_train_opts *o)
+/* Phase 1: forward and backward on this worker's slice of the batch. */
+static void step_slice(struct trainer *t, struct worker *w, const struct step_msg *s)
 {
-	const size_t n = m->n_params;
-	float *restrict p = m->params;
-	const float *restrict g = t->grads;
+	const struct nn_model *m = t->m;
+	const size_t D = (size_t)m->C * m->W;
+	int lo = (int)((long)w->k * s->Bs / t->T), hi = (int)((long)(w->k + 1) * s->Bs / t->T);
+
+	memset(w->grads, 0, sizeof(float) * m->n_params);
+	w->loss = 0.0;
+	if (hi <= lo)
+		return;
+	for (int b = 0; b < hi - lo; b++)
+		to_model(m, w->xin + (size_t)b * D, t->x + t->idx[s->i0 + (size_t)(lo + b)] * D);
+	w->loss = slice_loss(m, w, hi - lo, s->Bs, 1) * (hi - lo);
+}
+
+/* Phase 2: sum the workers' gradients and update this worker's parameter range. */
+static void update_range(struct trainer *t, int k, const struct step_msg *s)
+{
+	const struct nn_train_opts *o = t->o;
+	const size_t P = t->m->n_params;
+	const size_t lo = P * (size_t)k / (size_t)t->T, hi = P * (size_t)(k + 1) / (size_t)t->T;
+	float *restrict p = t->m->params;
+	float *restrict g = t->w[0].grads;
 	float *restrict m1 = t->mom1, *restrict m2 = t->mom2;
 
-	t->step++;
+	for (int j = 1; j < t->T; j++) {
+		const float *restrict gj = t->w[j].grads;
+		for (size_t i = lo; i < hi; i++)
+			g[i] += gj[i];
+	}
 	if (o->optimizer == NN_SGD) {
 		const float mu = o->momentum, lr = o->lr;
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = lo; i < hi; i++) {
 			m1[i] = mu * m1[i] + g[i];
 			p[i] -= lr * m1[i];
 		}
@@ -824,15 +911,141 @@ static void optimizer_step(struct nn_model *m, struct trainer *t, const struct n
 	}
 	/* Adam with bias correction folded into the step size and epsilon:
 	 * lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) = lr_t * m / (sqrt(v) + eps_t). */
-	const float b1 = o->adam_beta1, b2 = o->adam_beta2;
-	const double bc1 = 1.0 - pow(b1, (double)t->step), bc2 = 1.0 - pow(b2, (double)t->step);
-	const float lr_t = (float)(o->lr * sqrt(bc2) / bc1);
-	const float eps_t = (float)(o->adam_eps * sqrt(bc2));
-	for (size_t i = 0; i < n; i++) {
+	const float b1 = o->adam_beta1, b2 = o->adam_beta2, lr_t = s->lr_t, eps_t = s->eps_t;
+	for (size_t i = lo; i < hi; i++) {
 		m1[i] = b1 * m1[i] + (1.0f - b1) * g[i];
 		m2[i] = b2 * m2[i] + (1.0f - b2) * g[i] * g[i];
 		p[i] -= lr_t * m1[i] / (sqrtf(m2[i]) + eps_t);
 	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct trainer *t = w->t;
+	struct step_msg s;
+	for (;;) {
+		barrier_wait(&t->bar, NULL, &s);
+		if (s.cmd == CMD_QUIT)
+			break;
+		if (s.cmd == CMD_SYNC)
+			continue;
+		step_slice(t, w, &s);
+		barrier_wait(&t->bar, NULL, NULL);
+		update_range(t, w->k, &s);
+	}
+	return NULL;
+}
+
+/* Waits until every worker has finished the last step (params are settled). */
+static void trainer_sync(struct trainer *t)
+{
+	if (t->T > 1) {
+		struct step_msg s = { .cmd = CMD_SYNC };
+		barrier_wait(&t->bar, &s, NULL);
+	}
+}
+
+/* Runs one optimizer step on rows idx[i0 .. i0+Bs); returns the batch's summed loss. */
+static double trainer_step(struct trainer *t, size_t i0, int Bs)
+{
+	const struct nn_train_opts *o = t->o;
+	struct step_msg s = { .cmd = CMD_STEP, .Bs = Bs, .i0 = i0 };
+	double loss = 0.0;
+
+	t->step++;
+	if (o->optimizer == NN_ADAM) {
+		double bc1 = 1.0 - pow(o->adam_beta1, (double)t->step);
+		double bc2 = 1.0 - pow(o->adam_beta2, (double)t->step);
+		s.lr_t = (float)(o->lr * sqrt(bc2) / bc1);
+		s.eps_t = (float)(o->adam_eps * sqrt(bc2));
+	}
+	if (t->T > 1)
+		barrier_wait(&t->bar, &s, NULL);
+	step_slice(t, &t->w[0], &s);
+	if (t->T > 1)
+		barrier_wait(&t->bar, NULL, NULL);
+	for (int k = 0; k < t->T; k++)
+		loss += t->w[k].loss;
+	update_range(t, 0, &s);
+	return loss;
+}
+
+static void trainer_free(struct trainer *t)
+{
+	if (t->bar_init) {
+		struct step_msg s = { .cmd = CMD_QUIT };
+		barrier_wait(&t->bar, &s, NULL);
+		for (int k = 1; k < t->T; k++)
+			pthread_join(t->tid[k], NULL);
+		pthread_mutex_destroy(&t->bar.mu);
+		pthread_cond_destroy(&t->bar.cv);
+		t->bar_init = 0;
+	}
+	for (int k = 0; k < NN_MAX_THREADS; k++)
+		worker_free(&t->w[k]);
+	free(t->mem);
+	t->mem = NULL;
+	free(t->idx);
+	t->idx = NULL;
+}
+
+static int trainer_init(struct trainer *t, struct nn_model *m, const struct nn_train_opts *o,
+			const float *x, int B, size_t n_train, int T)
+{
+	memset(t, 0, sizeof(*t));
+	t->m = m;
+	t->o = o;
+	t->x = x;
+	if (T > B)
+		T = B;
+	t->T = T < 1 ? 1 : T;
+	t->mem = malloc(sizeof(float) * 3 * m->n_params);
+	t->idx = malloc(sizeof(size_t) * n_train);
+	if (!t->mem || !t->idx)
+		goto oom;
+	t->mom1 = t->mem;
+	t->mom2 = t->mom1 + m->n_params;
+	t->best = t->mom2 + m->n_params;
+	memset(t->mom1, 0, sizeof(float) * 2 * m->n_params);
+	for (size_t i = 0; i < n_train; i++)
+		t->idx[i] = i;
+	for (int k = 0; k < t->T; k++) {
+		t->w[k].t = t;
+		t->w[k].k = k;
+		/* worker 0 also evaluates validation batches: give it a whole batch */
+		if (worker_init(&t->w[k], m, k == 0 ? B : (B + t->T - 1) / t->T))
+			goto oom;
+	}
+	if (t->T > 1) {
+		pthread_mutex_init(&t->bar.mu, NULL);
+		pthread_cond_init(&t->bar.cv, NULL);
+		t->bar.n = t->T;
+		t->bar_init = 1;
+		for (int k = 1; k < t->T; k++) {
+			if (pthread_create(&t->tid[k], NULL, worker_main, &t->w[k])) {
+				/* Carry on with the workers we have: shrink the barrier to
+				 * them, stop them, and train on this thread alone. */
+				pthread_mutex_lock(&t->bar.mu);
+				t->bar.n = k;
+				pthread_mutex_unlock(&t->bar.mu);
+				struct step_msg s = { .cmd = CMD_QUIT };
+				barrier_wait(&t->bar, &s, NULL);
+				for (int j = 1; j < k; j++)
+					pthread_join(t->tid[j], NULL);
+				pthread_mutex_destroy(&t->bar.mu);
+				pthread_cond_destroy(&t->bar.cv);
+				t->bar_init = 0;
+				t->T = 1;
+				break;
+			}
+			pthread_setname_np(t->tid[k], "pdm-nn-train");
+		}
+	}
+	return 0;
+oom:
+	trainer_free(t);
+	return -ENOMEM;
 }
 
 static double now_s(void)
@@ -890,16 +1103,18 @@ static int check_opts(const struct nn_train_opts *o)
 	return 0;
 }
 
-/* Mean loss over windows first..first+n of x, in batches through the trainer. */
-static double eval_loss(struct nn_model *m, struct trainer *t, const float *x, size_t n)
+/* Mean loss over n windows of x, in batches on worker 0. */
+static double eval_loss(struct trainer *t, const float *x, size_t n)
 {
+	struct nn_model *m = t->m;
+	struct worker *w = &t->w[0];
 	const size_t D = (size_t)m->C * m->W;
 	double sum = 0.0;
-	for (size_t i = 0; i < n; i += (size_t)t->B) {
-		int B = (int)(n - i < (size_t)t->B ? n - i : (size_t)t->B);
+	for (size_t i = 0; i < n; i += (size_t)w->cap) {
+		int B = (int)(n - i < (size_t)w->cap ? n - i : (size_t)w->cap);
 		for (int b = 0; b < B; b++)
-			to_model(m, t->xin + (size_t)b * D, x + (i + (size_t)b) * D);
-		sum += batch_loss(m, t, B, 0) * B;
+			to_model(m, w->xin + (size_t)b * D, x + (i + (size_t)b) * D);
+		sum += slice_loss(m, w, B, B, 0) * B;
 	}
 	return sum / (double)n;
 }
@@ -907,16 +1122,18 @@ static double eval_loss(struct nn_model *m, struct trainer *t, const float *x, s
 double nn_debug_loss_grad(struct nn_model *m, const float *x, int B, float *grads)
 {
 	const size_t D = (size_t)m->C * m->W;
+	struct nn_train_opts o;
 	struct trainer t;
 	double loss;
 
-	if (trainer_init(&t, m, B, 1))
+	nn_train_opts_default(&o);
+	if (trainer_init(&t, m, &o, x, B, 1, 1))
 		return NAN;
 	for (int b = 0; b < B; b++)
-		to_model(m, t.xin + (size_t)b * D, x + (size_t)b * D);
-	memset(t.grads, 0, sizeof(float) * m->n_params);
-	loss = batch_loss(m, &t, B, 1);
-	memcpy(grads, t.grads, sizeof(float) * m->n_params);
+		to_model(m, t.w[0].xin + (size_t)b * D, x + (size_t)b * D);
+	memset(t.w[0].grads, 0, sizeof(float) * m->n_params);
+	loss = slice_loss(m, &t.w[0], B, B, 1);
+	memcpy(grads, t.w[0].grads, sizeof(float) * m->n_params);
 	trainer_free(&t);
 	return loss;
 }
@@ -933,7 +1150,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 	size_t n_val, n_train;
 	const float *xval;
 	struct rng r;
-	int rc, bad = 0, capped = 0;
+	int rc, bad = 0, capped = 0, B;
 
 	memset(&rep, 0, sizeof(rep));
 	memset(&t, 0, sizeof(t));
@@ -959,11 +1176,13 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 	saved = malloc(sizeof(float) * (m->n_params + 2 * (size_t)m->C));
 	rep.loss_history = calloc((size_t)o->epochs, sizeof(float));
 	rep.val_history = calloc((size_t)o->epochs, sizeof(float));
-	rc = trainer_init(&t, m, (int)(o->batch < (int)n_train ? o->batch : (int)n_train), n_train);
+	rc = trainer_init(&t, m, o, x, (int)(o->batch < (int)n_train ? o->batch : (int)n_train),
+			  n_train, nn_get_threads());
 	if (!saved || !rep.loss_history || !rep.val_history || rc) {
 		rc = -ENOMEM;
 		goto fail;
 	}
+	B = t.w[0].cap;
 	memcpy(saved, m->params, sizeof(float) * m->n_params);
 	memcpy(saved + m->n_params, m->mean, sizeof(float) * 2 * (size_t)m->C);
 
@@ -982,19 +1201,16 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 			t.idx[i] = t.idx[j];
 			t.idx[j] = tmp;
 		}
-		for (size_t i = 0; i < n_train; i += (size_t)t.B) {
-			int B = (int)(n_train - i < (size_t)t.B ? n_train - i : (size_t)t.B);
-			for (int b = 0; b < B; b++)
-				to_model(m, t.xin + (size_t)b * D, x + t.idx[i + (size_t)b] * D);
-			memset(t.grads, 0, sizeof(float) * m->n_params);
-			sum += batch_loss(m, &t, B, 1) * B;
-			seen += (size_t)B;
-			optimizer_step(m, &t, o);
+		for (size_t i = 0; i < n_train; i += (size_t)B) {
+			int Bs = (int)(n_train - i < (size_t)B ? n_train - i : (size_t)B);
+			sum += trainer_step(&t, i, Bs);
+			seen += (size_t)Bs;
 			if (o->max_seconds > 0.0 && now_s() - t0 >= o->max_seconds) {
 				capped = 1;
 				break;
 			}
 		}
+		trainer_sync(&t);
 		rep.train_seconds += now_s() - ts;
 		rep.epochs_run = ep + 1;
 		rep.loss_history[ep] = (float)(sum / (double)seen);
@@ -1002,7 +1218,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 			rc = -PDM_ENONFINITE;
 			goto fail;
 		}
-		vl = eval_loss(m, &t, xval, n_val);
+		vl = eval_loss(&t, xval, n_val);
 		rep.val_history[ep] = (float)vl;
 		if (!isfinite(vl)) {
 			rc = -PDM_ENONFINITE;

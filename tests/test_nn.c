@@ -413,6 +413,36 @@ static void test_deterministic(void **state)
 	free(x);
 }
 
+/* Two training threads: the same model every time, and close to the one-thread model. */
+static void test_deterministic_two_threads(void **state)
+{
+	(void)state;
+	const size_t N = 300;
+	float *x = make_windows(4, 16, N, 2, 0.05);
+	for (int k = NN_MLP_AE; k <= NN_CONV_AE; k++) {
+		struct nn_train_report r1, r2, r3;
+		nn_set_threads(2);
+		assert_int_equal(nn_get_threads(), 2);
+		struct nn_model *a = train_one((enum nn_kind)k, 5, x, N, &r1);
+		struct nn_model *b = train_one((enum nn_kind)k, 5, x, N, &r2);
+		nn_set_threads(1);
+		struct nn_model *c = train_one((enum nn_kind)k, 5, x, N, &r3);
+		assert_memory_equal(a->params, b->params, sizeof(float) * a->n_params);
+		assert_memory_equal(r1.loss_history, r2.loss_history, sizeof(float) * 4);
+		/* Only the order of float sums differs from one thread. */
+		for (int e = 0; e < 4; e++)
+			assert_true(fabs(r1.loss_history[e] - r3.loss_history[e]) <=
+				    1e-3 * r3.loss_history[e]);
+		nn_train_report_free(&r1);
+		nn_train_report_free(&r2);
+		nn_train_report_free(&r3);
+		nn_model_free(a);
+		nn_model_free(b);
+		nn_model_free(c);
+	}
+	free(x);
+}
+
 static void test_early_stopping_restores_best(void **state)
 {
 	/* 24 windows of pure noise to train on, other noise to validate: the model
@@ -1004,6 +1034,7 @@ int main(void)
 		cmocka_unit_test(test_forward_matches_reference),
 		cmocka_unit_test(test_loss_falls_tenfold),
 		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_deterministic_two_threads),
 		cmocka_unit_test(test_early_stopping_restores_best),
 		cmocka_unit_test(test_time_cap),
 		cmocka_unit_test(test_bad_options),

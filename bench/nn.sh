@@ -1,0 +1,31 @@
+#!/bin/sh
+# bench/nn.sh - RW-NN: our autoencoders and the PyTorch peer in one run.
+#
+# usage: bench/nn.sh [BUILD_DIR] [nn_bench options...]
+# Builds nn_bench in BUILD_DIR (default: build; configured if missing), then
+# runs it; it runs the peer itself and prints the speedup_* ratios last.
+# Environment:
+#   PDM_TORCH_RW_NN  the peer script (default: ../shared/bench/nn/torch_rw_nn.py
+#                    next to the repository root); "none" skips it
+#   PDM_PYTHON       Python with torch (default /usr/bin/python3, Debian's)
+#   OPENBLAS_CORETYPE  passed through; Haswell kernels are faster for the
+#                    Conv-AE's skinny GEMMs on Zen/Cooperlake machines
+# The peer runs all three of its thread settings (1, 2, 1x2), since the
+# ratios are against PyTorch's best one; its "2" setting oversubscribes a
+# 2-core machine, so the whole run takes several minutes.
+set -eu
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-build}"
+[ $# -gt 0 ] && shift
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" "$root" >/dev/null
+fi
+ninja -C "$build" -j2 bench/nn_bench >/dev/null
+: "${PDM_TORCH_RW_NN:=$root/../shared/bench/nn/torch_rw_nn.py}"
+export PDM_TORCH_RW_NN
+if [ "$PDM_TORCH_RW_NN" != none ] && [ ! -f "$PDM_TORCH_RW_NN" ]; then
+	echo "bench/nn.sh: peer $PDM_TORCH_RW_NN not found (set PDM_TORCH_RW_NN, or none)" >&2
+	exit 1
+fi
+exec "$build/bench/nn_bench" "$@"
