@@ -28,4 +28,19 @@ if [ "$PDM_TORCH_RW_NN" != none ] && [ ! -f "$PDM_TORCH_RW_NN" ]; then
 	echo "bench/nn.sh: peer $PDM_TORCH_RW_NN not found (set PDM_TORCH_RW_NN, or none)" >&2
 	exit 1
 fi
-exec "$build/bench/nn_bench" "$@"
+# The peer's own 20,000 windows (its rwnn_common.make_windows), so both sides
+# train on the same numbers, followed by 1,000 of them again as our
+# validation tail (nn_train always holds one out; it does not touch the
+# training figures). Falls back to nn_bench's generator of the same recipe.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+if [ "$PDM_TORCH_RW_NN" != none ] &&
+	"${PDM_PYTHON:-/usr/bin/python3}" -c "
+import sys; sys.path.insert(0, sys.argv[1])
+import numpy as np
+from rwnn_common import make_windows
+x = make_windows()
+np.concatenate([x, x[-1000:]]).tofile(sys.argv[2])" "$(dirname "$PDM_TORCH_RW_NN")" "$tmp/windows.f32"; then
+	set -- --data "$tmp/windows.f32" "$@"
+fi
+"$build/bench/nn_bench" "$@"

@@ -3,7 +3,10 @@
  * in the same run the PyTorch peer on the same work, with the ratios.
  *
  * usage: nn_bench [--peer PATH|none] [--python PATH] [--epochs N] [--lat-reps N]
- *                 [--models mlp,cnn]
+ *                 [--models mlp,cnn] [--data FILE]
+ * --data: the windows as raw little-endian float32 (N, 8, 64), N > 20,000
+ * (bench/nn.sh writes the peer's own data set there, so both train on the
+ * same numbers); otherwise our own generator makes windows of the same recipe.
  * Prints "name value unit" lines: sgemm peak (1024^3) at 1 and 2 threads;
  * per model training windows/s at 1 and 2 threads (20,000 windows, batch 64,
  * Adam 1e-3, MSE, shuffled, 5 epochs), inference windows/s at batch 256,
@@ -94,6 +97,35 @@ static float *make_windows(size_t n, uint64_t seed)
 					(float)x[(size_t)c * T + i + (size_t)t];
 	free(x);
 	return win;
+}
+
+static float *load_windows(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	long len;
+	float *x;
+	if (!f || fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		fprintf(stderr, "nn_bench: %s: %s\n", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	*n = (size_t)len / (sizeof(float) * C * W);
+	if (*n <= N_TRAIN || (size_t)len != *n * sizeof(float) * C * W) {
+		fprintf(stderr, "nn_bench: %s: need more than %d windows of %dx%d float32\n", path,
+			N_TRAIN, C, W);
+		fclose(f);
+		return NULL;
+	}
+	x = malloc((size_t)len);
+	if (!x || fread(x, 1, (size_t)len, f) != (size_t)len) {
+		fprintf(stderr, "nn_bench: %s: short read\n", path);
+		free(x);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	return x;
 }
 
 static double sgemm_gflops(int threads)
@@ -281,6 +313,7 @@ int main(int argc, char **argv)
 	const char *python = getenv("PDM_PYTHON");
 	const char *models = "mlp,cnn";
 	int epochs = 5, lat_reps = 5000;
+	const char *data = NULL;
 	char name[96];
 
 	if (!python)
@@ -296,9 +329,11 @@ int main(int argc, char **argv)
 			lat_reps = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--models") && i + 1 < argc)
 			models = argv[++i];
+		else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+			data = argv[++i];
 		else {
 			fprintf(stderr, "usage: %s [--peer PATH|none] [--python PATH] [--epochs N] "
-				"[--lat-reps N] [--models mlp,cnn]\n", argv[0]);
+				"[--lat-reps N] [--models mlp,cnn] [--data FILE]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -308,10 +343,11 @@ int main(int argc, char **argv)
 	}
 
 	/* The same windows for both models; the tail is the validation part. */
-	const size_t N = N_TRAIN + 1000;
-	float *x = make_windows(N, 0);
+	size_t N = N_TRAIN + 1000;
+	float *x = data ? load_windows(data, &N) : make_windows(N, 0);
 	if (!x)
 		return 1;
+	fprintf(stderr, "# %zu windows from %s\n", N, data ? data : "our generator");
 	fprintf(stderr, "# openblas %s, core %s\n", openblas_get_config(), openblas_get_corename());
 	double peak[3] = { 0, sgemm_gflops(1), sgemm_gflops(2) };
 	nn_set_threads(1);
