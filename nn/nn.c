@@ -218,6 +218,20 @@ struct nn_model *nn_model_alloc(enum nn_kind kind, int C, int W)
 	}
 	m->threshold = 1.0f;
 	m->val_loss = NAN;
+	m->flip_layer = -1;
+	for (int i = 0; i < m->n_layers; i++) {
+		const struct nn_layer *l = &m->layers[i];
+		if (l->type != NN_L_CONV || l->g.stride != 1 || l->g.pad > l->g.k - 1)
+			continue;
+		m->flip_layer = i;
+		m->flip_g = l->g;
+		m->flip_g.pad = l->g.k - 1 - l->g.pad;
+		m->flip_w = malloc(sizeof(float) * (size_t)l->g.cin * l->g.cout * l->g.k);
+		if (!m->flip_w)
+			goto fail;
+		m->flip_gen = m->params_gen - 1;
+		break;
+	}
 	{
 		size_t per = (size_t)C * W + 2 * m->act_max + m->col_max;
 		size_t chunk = SCRATCH_FLOATS / per;
@@ -236,6 +250,7 @@ void nn_model_free(struct nn_model *m)
 	free(m->params);
 	free(m->mean);
 	free(m->scratch);
+	free(m->flip_w);
 	free(m);
 }
 
@@ -267,6 +282,7 @@ static size_t rng_below(struct rng *r, size_t n)
 static void init_params(struct nn_model *m, uint64_t seed)
 {
 	struct rng r = { seed ^ 0x50444d4e4e000001ULL };
+	m->params_gen++;
 	for (int i = 0; i < m->n_layers; i++) {
 		const struct nn_layer *l = &m->layers[i];
 		/* PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
@@ -417,6 +433,22 @@ static int scratch_reserve(struct nn_model *m, size_t windows)
 	return 0;
 }
 
+/* Rebuilds the flipped weights of the stride-1 conv layer if params changed. */
+static void flip_refresh(struct nn_model *m)
+{
+	if (m->flip_layer < 0 || m->flip_gen == m->params_gen)
+		return;
+	const struct nn_layer *l = &m->layers[m->flip_layer];
+	const int cin = l->g.cin, cout = l->g.cout, k = l->g.k;
+	const float *w = m->params + l->w_off; /* (cout, k, cin) */
+	for (int i = 0; i < cin; i++)
+		for (int j = 0; j < k; j++)
+			for (int o = 0; o < cout; o++)
+				m->flip_w[((size_t)i * k + j) * cout + o] =
+					w[((size_t)o * k + (k - 1 - j)) * cin + i];
+	m->flip_gen = m->params_gen;
+}
+
 /*
  * Runs B windows (already standardized, in `in`) through the model using
  * the scoring scratch; returns a pointer to the output (in the model's
@@ -433,8 +465,16 @@ static const float *infer(struct nn_model *m, const float *in, int B)
 	bufs[1] = bufs[0] + m->act_max * m->scratch_windows;
 	col = bufs[1] + m->act_max * m->scratch_windows;
 	for (int i = 0; i < m->n_layers; i++) {
+		const struct nn_layer *l = &m->layers[i];
 		float *out = bufs[i & 1];
-		layer_forward(m, &m->layers[i], out, col, cur, B);
+		if (i == m->flip_layer) {
+			nn_convt1d_forward(out, col, cur, m->flip_w, m->params + l->b_off, &m->flip_g,
+					   B);
+			if (l->relu)
+				nn_relu_forward(out, out, (size_t)B * l->out_size);
+		} else {
+			layer_forward(m, l, out, col, cur, B);
+		}
 		cur = out;
 	}
 	return cur;
@@ -458,6 +498,7 @@ static int run_chunks(struct nn_model *m, const float *x, size_t N, chunk_fn fn,
 	rc = scratch_reserve(m, chunk);
 	if (rc)
 		return rc;
+	flip_refresh(m);
 	for (size_t first = 0; first < N; first += chunk) {
 		int B = (int)(N - first < chunk ? N - first : chunk);
 		float *in = m->scratch;
@@ -1236,6 +1277,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 	}
 	rep.time_capped = capped;
 	memcpy(m->params, t.best, sizeof(float) * m->n_params);
+	m->params_gen++;
 	rep.best_val_loss = best;
 	trainer_free(&t);
 
@@ -1255,6 +1297,8 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 	return 0;
 
 fail:
+	if (m)
+		m->params_gen++;
 	if (saved) {
 		memcpy(m->params, saved, sizeof(float) * m->n_params);
 		memcpy(m->mean, saved + m->n_params, sizeof(float) * 2 * (size_t)m->C);

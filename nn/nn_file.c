@@ -417,6 +417,7 @@ int nn_model_load(const char *path, struct nn_model **out, char *err, size_t err
 		rc = rd_floats(f, m->params, m->n_params, &crc);
 	if (rc)
 		FAIL(rc, "cannot read the weights");
+	m->params_gen++;
 	{
 		uint32_t dummy = 0;
 		rc = rd_exact(f, tail, sizeof(tail), &dummy);

@@ -41,6 +41,14 @@ struct nn_model {
 	size_t scratch_windows;
 	size_t chunk;
 	size_t act_max, col_max; /* floats per window */
+	/* Scoring runs a stride-1 conv layer in its scatter form (a transposed
+	 * conv with the kernel flipped): a (L, cin) x (cin, k*cout) GEMM instead
+	 * of im2col's (L, k*cin) x (k*cin, cout), which is much narrower. Its
+	 * weights are rebuilt from params whenever params_gen moves. */
+	int flip_layer;              /* index, or -1 */
+	struct nn_conv_geom flip_g;
+	float *flip_w;               /* (cin, k, cout) */
+	uint64_t params_gen, flip_gen;
 };
 
 /*
