@@ -34,6 +34,17 @@
 
 #include "pdm_error.h"
 
+/*
+ * The optimizer update and the gradient sum touch every parameter on every
+ * step: built twice, for AVX2+FMA machines and the baseline, picked at load
+ * time (the rest of the arithmetic is OpenBLAS's, which dispatches itself).
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define NN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NN_MULTIVERSION
+#endif
+
 /* Scoring scratch bound (floats), so ten models with Conv-AEs stay small. */
 #define SCRATCH_FLOATS ((size_t)256 * 1024)
 #define MAX_CHUNK 256
@@ -928,6 +939,7 @@ static void step_slice(struct trainer *t, struct worker *w, const struct step_ms
 }
 
 /* Phase 2: sum the workers' gradients and update this worker's parameter range. */
+NN_MULTIVERSION
 static void update_range(struct trainer *t, int k, const struct step_msg *s)
 {
 	const struct nn_train_opts *o = t->o;
