@@ -8,8 +8,11 @@
 #   PDM_TORCH_RW_NN  the peer script (default: ../shared/bench/nn/torch_rw_nn.py
 #                    next to the repository root); "none" skips it
 #   PDM_PYTHON       Python with torch (default /usr/bin/python3, Debian's)
-#   OPENBLAS_CORETYPE  passed through; Haswell kernels are faster for the
-#                    Conv-AE's skinny GEMMs on Zen/Cooperlake machines
+#   PDM_OPENBLAS_CORETYPE  OpenBLAS kernel set for both sides (e.g. Haswell);
+#                    default: OpenBLAS's own detection. An OPENBLAS_CORETYPE
+#                    already in the environment is ignored so that both sides
+#                    always run the same kernels (measured here: the detected
+#                    AVX-512 Cooperlake kernels beat Haswell's on every figure)
 # The peer runs all three of its thread settings (1, 2, 1x2), since the
 # ratios are against PyTorch's best one; its "2" setting oversubscribes a
 # 2-core machine, so the whole run takes several minutes.
@@ -24,6 +27,11 @@ fi
 ninja -C "$build" -j2 bench/nn_bench >/dev/null
 : "${PDM_TORCH_RW_NN:=$root/../shared/bench/nn/torch_rw_nn.py}"
 export PDM_TORCH_RW_NN
+unset OPENBLAS_CORETYPE
+if [ -n "${PDM_OPENBLAS_CORETYPE:-}" ]; then
+	OPENBLAS_CORETYPE="$PDM_OPENBLAS_CORETYPE"
+	export OPENBLAS_CORETYPE
+fi
 if [ "$PDM_TORCH_RW_NN" != none ] && [ ! -f "$PDM_TORCH_RW_NN" ]; then
 	echo "bench/nn.sh: peer $PDM_TORCH_RW_NN not found (set PDM_TORCH_RW_NN, or none)" >&2
 	exit 1
