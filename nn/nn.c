@@ -329,6 +329,10 @@ void nn_model_info(const struct nn_model *m, struct nn_model_info *info)
 	info->version = m->version;
 	info->trained_at_ms = m->trained_at_ms;
 	info->bytes = sizeof(*m) + sizeof(float) * (m->n_params + 2 * (size_t)m->C) +
+		      (m->flip_layer >= 0 ? sizeof(float) * m->layers[m->flip_layer].g.cin *
+						    m->layers[m->flip_layer].g.cout *
+						    m->layers[m->flip_layer].g.k
+					  : 0) +
 		      sizeof(float) * m->scratch_windows *
 			      ((size_t)m->C * m->W + 2 * m->act_max + m->col_max);
 }
