@@ -12,7 +12,7 @@
  * Threads: the library keeps no global state of its own. Different model
  * objects may be used from different threads at once (e.g. scoring one while
  * training another); one model object must not be used by two threads at
- * once. OpenBLAS's thread count is process-wide: see nn_set_threads().
+ * once. The thread count is process-wide: see nn_set_threads().
  *
  * Errors: functions return 0 or a negative errno-style code (-EINVAL,
  * -ENOMEM, -PDM_ENONFINITE, -PDM_ECORRUPT, -PDM_EVERSION, ...), see
@@ -179,10 +179,16 @@ int nn_model_save(const struct nn_model *m, const char *path);
  */
 int nn_model_load(const char *path, struct nn_model **out, char *err, size_t errlen);
 
-/* Sets OpenBLAS's thread count (process-wide; n >= 1). Call it before
- * starting threads that use models, not while one is inside the library. */
+/*
+ * Sets how many threads nn_train uses (process-wide; clamped to 1..16). Each
+ * step's batch is split across them, so OpenBLAS is set to one thread per
+ * caller (openblas_set_num_threads(1)): one pool of threads, not two fighting
+ * over the cores. Scoring always runs on the caller's thread. Call it before
+ * starting threads that use models. Without a call, training uses one thread
+ * and OpenBLAS keeps its own default.
+ */
 void nn_set_threads(int n);
-/* The thread count OpenBLAS uses now. */
+/* The training thread count set by nn_set_threads (1 by default). */
 int nn_get_threads(void);
 
 #endif
