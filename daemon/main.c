@@ -145,7 +145,8 @@ static int cmd_check(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	cfg_print(cfg, stdout);
-	printf("\n# %s: configuration OK\n", dir);
+	printf("\n# %s: configuration OK (%zu sources, %zu assets, %zu sensors, from %zu files)\n",
+	       dir, cfg->n_sources, cfg->n_assets, cfg->n_sensors, cfg->n_files);
 	cfg_free(cfg);
 	return EX_OK;
 }

@@ -1052,6 +1052,28 @@ static void test_reference_in_docs(void **state)
 	assert_non_null(strstr(ref, "| `max_payload` |"));
 	assert_non_null(strstr(ref, "| `train_max_windows` |"));
 	assert_non_null(strstr(ref, "| `valid_max` |"));
+
+	/* ... and etc/pdmd.conf shows every key with its default. */
+	snprintf(path, sizeof(path), "%s/etc/pdmd.conf", root);
+	d = fopen(path, "r");
+	assert_non_null(d);
+	n = fread(doc, 1, cap - 1, d);
+	fclose(d);
+	doc[n] = '\0';
+	size_t keys = 0;
+	for (const char *p = ref; (p = strstr(p, "\n| `")) != NULL; p++) {
+		char key[64], a1[80], a2[80], a3[80];
+		const char *end = strchr(p + 4, '`');
+		assert_non_null(end);
+		snprintf(key, sizeof(key), "%.*s", (int)(end - p - 4), p + 4);
+		snprintf(a1, sizeof(a1), "\n%s =", key);
+		snprintf(a2, sizeof(a2), "\n# %s =", key);
+		snprintf(a3, sizeof(a3), "\n#%s =", key);
+		if (!strstr(doc, a1) && !strstr(doc, a2) && !strstr(doc, a3))
+			fail_msg("etc/pdmd.conf does not show key '%s'", key);
+		keys++;
+	}
+	assert_true(keys >= 75);
 	free(ref);
 	free(doc);
 }
