@@ -111,7 +111,7 @@ static bool close_enough(const char *typed, const char *known)
 {
 	size_t d = edit_distance(typed, known);
 	size_t l = strlen(known);
-	return d <= (l <= 4 ? 1 : l <= 8 ? 2 : 3) ||
+	return d <= (l <= 2 ? 0 : l <= 4 ? 1 : l <= 8 ? 2 : 3) ||
 	       (strlen(typed) >= 4 && (strstr(known, typed) || strstr(typed, known)));
 }
 
@@ -1599,8 +1599,12 @@ static void apply_section(struct loader *ld, const struct raw_section *sec, void
 		if (!key_applies(k, type_bit ? type_bit : ONLY_ALL))
 			continue;
 		if (!k->def) {
-			error_at(ld, sec->file, sec->line, "%s: missing in [%s %s] (%s)", k->name,
-				 sk->name, sec->name, k->help);
+			/* The help text says what to write; drop its final period. */
+			int hl = (int)strlen(k->help);
+			if (hl > 0 && k->help[hl - 1] == '.')
+				hl--;
+			error_at(ld, sec->file, sec->line, "%s: missing in [%s %s] (%.*s)", k->name,
+				 sk->name, sec->name, hl, k->help);
 			continue;
 		}
 		if (key_parse(k, obj, k->def, why, sizeof(why)) < 0)
@@ -2006,9 +2010,20 @@ static void build(struct loader *ld)
 			    strncmp(c->assets[j].name, sec->name, al) == 0)
 				a = j;
 		if (a == SIZE_MAX) {
-			error_at(ld, sec->file, sec->line,
-				 "[sensor %s]: no [asset %.*s] is defined (a sensor is named "
-				 "ASSET.NAME)", sec->name, (int)al, sec->name);
+			char asset[72];
+			const char *hint = NULL;
+			snprintf(asset, sizeof(asset), "%.*s", (int)al, sec->name);
+			for (size_t j = 0; j < c->n_assets; j++)
+				if (close_enough(asset, c->assets[j].name))
+					hint = c->assets[j].name;
+			if (hint)
+				error_at(ld, sec->file, sec->line,
+					 "[sensor %s]: no [asset %s] is defined; did you mean %s?",
+					 sec->name, asset, hint);
+			else
+				error_at(ld, sec->file, sec->line,
+					 "[sensor %s]: no [asset %s] is defined (a sensor is named "
+					 "ASSET.NAME)", sec->name, asset);
 			continue;
 		}
 		owner[n_sorted] = a;
@@ -2038,12 +2053,17 @@ static void build(struct loader *ld)
 	for (size_t a = 0; a < c->n_assets; a++)
 		check_asset(ld, asset_sec[a], &c->assets[a], sensor_sec);
 
+	/* A sensor whose source is misspelt would make its real source look
+	 * unused: the warning is then noise. */
+	bool unresolved = false;
+	for (size_t j = 0; j < c->n_sensors; j++)
+		unresolved |= c->sensors[j].source == SIZE_MAX;
 	/* MQTT value payloads carry one number: one sensor per such source. */
 	for (size_t i = 0; i < c->n_sources; i++) {
 		size_t users = 0;
 		for (size_t j = 0; j < c->n_sensors; j++)
 			users += c->sensors[j].source == i;
-		if (users == 0)
+		if (users == 0 && !unresolved)
 			warn_at(ld, src_sec[i]->file, src_sec[i]->line,
 				"[source %s]: no sensor reads from it", c->sources[i].name);
 		else if (c->sources[i].type == CFG_SRC_MQTT && c->sources[i].format == 1 && users > 1)
@@ -2070,6 +2090,10 @@ struct pdm_config *cfg_load(const char *dir, FILE *err)
 	if (!cfg)
 		return NULL;
 	cfg->dir = xstrdup(dir);
+	/* "etc/" and "etc" name the same files: keep messages free of "//". */
+	for (size_t l = strlen(cfg->dir); l > 1 && cfg->dir[l - 1] == '/'; l--)
+		cfg->dir[l - 1] = '\0';
+	dir = cfg->dir;
 	char *main_file = xasprintf("%s/pdmd.conf", dir);
 	parse_file(&ld, main_file, true);
 	free(main_file);

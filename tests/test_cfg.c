@@ -653,6 +653,9 @@ static void test_cross_references(void **state)
 		     "source: no [source zzz] is defined");
 	expect_error(f, BASE "[sensor b.x]\nsource = plc1\nregister = hr:1\n", 10,
 		     "[sensor b.x]: no [asset b] is defined (a sensor is named ASSET.NAME)");
+	expect_error(f, BASE "[asset pump]\n[sensor pump.y]\nsource = plc1\nregister = hr:1\n"
+			     "[sensor pmp.x]\nsource = plc1\nregister = hr:1\n",
+		     14, "[sensor pmp.x]: no [asset pmp] is defined; did you mean pump?");
 	expect_error(f, BASE "[asset empty]\n", 10,
 		     "[asset empty]: has no sensors (add [sensor empty.NAME] sections)");
 	expect_error(f, BASE "[asset a]\nwindow = 16\nhop = 17\n", 12,
