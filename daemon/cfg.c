@@ -30,6 +30,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -173,8 +174,10 @@ static const char *enum_to_name(const struct enum_name *e, int v)
 
 static int enum_from_name(const struct enum_name *e, const char *s, int *v)
 {
+	/* "Modbus-TCP" and "INFO" mean what they say: names are matched
+	 * case-insensitively and printed in their canonical form. */
 	for (; e->name; e++) {
-		if (strcmp(e->name, s) == 0) {
+		if (strcasecmp(e->name, s) == 0) {
 			*v = e->value;
 			return 0;
 		}
@@ -836,10 +839,20 @@ static void print_register(const struct pdm_config *c, const void *obj, char *bu
 	snprintf(buf, len, "%s:%d", enum_to_name(reg_kind_names, s->reg_kind), s->address);
 }
 
+static void lower_copy(const char *v, char *buf, size_t len)
+{
+	size_t i = 0;
+	for (; v[i] && i + 1 < len; i++)
+		buf[i] = (char)tolower((unsigned char)v[i]);
+	buf[i] = '\0';
+}
+
 static int parse_mb_type(void *obj, const char *v, char *why, size_t len)
 {
 	enum mb_type t;
-	if (mb_type_parse(v, &t) < 0) {
+	char low[16];
+	lower_copy(v, low, sizeof(low));
+	if (strlen(v) >= sizeof(low) || mb_type_parse(low, &t) < 0) {
 		snprintf(why, len, "expected int16, uint16, int32, uint32, int64, uint64, float32, "
 				   "float64 or bool, got '%s'", v);
 		return -EINVAL;
@@ -857,7 +870,9 @@ static void print_mb_type(const struct pdm_config *c, const void *obj, char *buf
 static int parse_mb_order(void *obj, const char *v, char *why, size_t len)
 {
 	enum mb_order o;
-	if (mb_order_parse(v, &o) < 0) {
+	char low[8];
+	lower_copy(v, low, sizeof(low));
+	if (strlen(v) >= sizeof(low) || mb_order_parse(low, &o) < 0) {
 		snprintf(why, len, "expected abcd, cdab, badc or dcba, got '%s'", v);
 		return -EINVAL;
 	}

@@ -354,6 +354,24 @@ static void test_every_key_parses(void **state)
 	assert_string_equal(cfg_find_sensor(c, "m.speed")->field, "");
 	assert_null(cfg_find_sensor(c, "speed"));
 	cfg_free(c);
+
+	/* Names of choices are case-insensitive, and printed canonically. */
+	c = load_main(f, "[daemon]\nlog_level = WARNING\n[source p]\ntype = Modbus-TCP\n"
+			 "address = h\n[asset a]\nmodel = MLP_AE\n[sensor a.x]\nsource = p\n"
+			 "register = HR:4\ntype = Float32\norder = CDAB\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	assert_int_equal(c->daemon.log_level, LOG_WARNING);
+	assert_int_equal(c->sources[0].type, CFG_SRC_MODBUS_TCP);
+	assert_int_equal(c->assets[0].model, CFG_MODEL_MLP_AE);
+	assert_int_equal(c->sensors[0].reg_kind, CFG_REG_HR);
+	assert_int_equal(c->sensors[0].type, MB_T_FLOAT32);
+	assert_int_equal(c->sensors[0].order, MB_O_CDAB);
+	char *text = print_to_string(c);
+	assert_non_null(strstr(text, "\ntype = modbus-tcp\n"));
+	assert_non_null(strstr(text, "\nregister = hr:4\ntype = float32\norder = cdab\n"));
+	free(text);
+	cfg_free(c);
 }
 
 /* Durations and sizes take units; a bare number other than 0 is refused. */
