@@ -145,9 +145,35 @@ static int cmd_check(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	cfg_print(cfg, stdout);
-	printf("\n# %s: configuration OK\n", dir);
+	printf("\n# %s: configuration OK (%zu sources, %zu assets, %zu sensors, from %zu files)\n",
+	       dir, cfg->n_sources, cfg->n_assets, cfg->n_sensors, cfg->n_files);
 	cfg_free(cfg);
 	return EX_OK;
+}
+
+/* Loads the configuration for the service: each problem goes through the
+ * logger, so journald files errors and warnings at their priority. */
+static struct pdm_config *load_config_logged(const char *dir)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	struct pdm_config *cfg = cfg_load(dir, m ? m : stderr);
+
+	if (!m)
+		return cfg;
+	fclose(m);
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strstr(line, ": warning: "))
+			LOG_W("config: %s", line);
+		else
+			LOG_E("config: %s", line);
+	}
+	free(text);
+	return cfg;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -160,7 +186,7 @@ static int cmd_run(int argc, char **argv)
 		return rc;
 	if (first < argc)
 		return bad_usage("run", "unexpected argument", argv[first]);
-	struct pdm_config *cfg = cfg_load(dir, stderr);
+	struct pdm_config *cfg = load_config_logged(dir);
 	if (!cfg) {
 		LOG_E("config: %s: configuration invalid, not starting", dir);
 		return EX_CONFIG;

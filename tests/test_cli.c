@@ -73,7 +73,7 @@ static void test_config_errors(void **state)
 	test_write_file(dir, "pdmd.conf", "[daemon]\nstate_dir = /tmp\n[nonsense]\nx = 1\n");
 	char *a[] = { (char *)pdmd(), "check", "-c", dir, NULL };
 	assert_int_equal(test_run(a, out, sizeof(out)), EX_CONFIG);
-	assert_non_null(strstr(out, "pdmd.conf:4:"));
+	assert_non_null(strstr(out, "pdmd.conf:3: [nonsense]: unknown section"));
 	char *b[] = { (char *)pdmd(), "run", "-c", dir, NULL };
 	assert_int_equal(test_run(b, out, sizeof(out)), EX_CONFIG);
 	test_rmtree(dir);
