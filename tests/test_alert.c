@@ -152,12 +152,12 @@ static void test_contributors(void **state)
 	assert_true(ev.top[0].share == 0.3f);
 	assert_true(ev.top[2].share == 0.2f);
 
-	/* Peak window at 4.0: channel 5 dominates; a later lower window does
-	 * not replace it. */
+	/* Peak window at 4.0: channel 5 dominates; a later window with the
+	 * same score does not replace it (the first peak explains it). */
 	const float peak[7] = { 0.05f, 0.05f, 0.05f, 0.05f, 0.0f, 0.7f, 0.1f };
 	const float later[7] = { 0.9f, 0.1f, 0, 0, 0, 0, 0 };
 	assert_int_equal(alert_step(a, T0 + 1, 4.0, peak, 7, &ev), 0);
-	assert_int_equal(alert_step(a, T0 + 2, 3.0, later, 7, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 2, 4.0, later, 7, &ev), 0);
 	assert_int_equal(alert_step(a, T0 + 3, 0.1, later, 7, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_CLEARED);
 	assert_true(ev.score == 4.0);
@@ -466,6 +466,126 @@ static void test_state_payload(void **state)
 	assert_null(alert_format_state_json(NULL, "normal", 0.5, 1, T0));
 }
 
+/* ---- random stream against a naive reference, with restarts ---- */
+
+static uint64_t rng_state;
+
+static uint32_t rnd(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return (uint32_t)((rng_state * 2685821657736338717ULL) >> 32);
+}
+
+struct ref_ev {
+	enum alert_event_kind kind;
+	int severity;
+	uint64_t seq;
+	int idx;
+};
+
+/*
+ * The rules restated over the whole history: an episode opens at window i
+ * if the last raise_after scored windows since the previous event that
+ * closed one are all >= 1.0; it closes at i if the last clear_after scored
+ * windows since it opened (or since the last window >= 1.0) are all < 1.0.
+ */
+static int reference(const double *sc, const bool *scored, int n, const struct alert_cfg *c,
+		     struct ref_ev *out)
+{
+	int m = 0, sev = 0, since = 0;
+	uint64_t seq = 0;
+	int *idx = malloc(sizeof(int) * (size_t)n), ni = 0;
+
+	assert_non_null(idx);
+	for (int i = 0; i < n; i++) {
+		if (!scored[i])
+			continue;
+		idx[ni++] = i;
+		int run = 0;
+		if (sev == 0) {
+			for (int j = ni - 1; j >= since && sc[idx[j]] >= 1.0; j--)
+				run++;
+			if (run >= c->raise_after) {
+				sev = sc[i] >= c->critical ? 2 : 1;
+				out[m++] = (struct ref_ev){ ALERT_RAISED, sev, ++seq, i };
+				since = ni;
+			}
+		} else {
+			for (int j = ni - 1; j >= since && sc[idx[j]] < 1.0; j--)
+				run++;
+			if (sev == 1 && sc[i] >= c->critical) {
+				sev = 2;
+				out[m++] = (struct ref_ev){ ALERT_ESCALATED, sev, seq, i };
+			} else if (run >= c->clear_after) {
+				out[m++] = (struct ref_ev){ ALERT_CLEARED, sev, seq, i };
+				sev = 0;
+				since = ni;
+			}
+		}
+	}
+	free(idx);
+	return m;
+}
+
+static void test_random_vs_reference(void **state)
+{
+	enum { N = 3000 };
+	static double sc[N];
+	static bool scored[N];
+	static struct ref_ev want[N];
+	(void)state;
+
+	for (unsigned seed = 1; seed <= 30; seed++) {
+		rng_state = 0x9E3779B97F4A7C15ULL * seed + 1;
+		struct alert_cfg c = { 1 + (int)(rnd() % 5), 1 + (int)(rnd() % 6),
+				       1.0 + (rnd() % 4) * 0.5 };
+		/* Regimes of normal, marginal and faulty scores, so every
+		 * boundary case comes up; now and then unscored windows. */
+		double level = 0.5;
+		for (int i = 0; i < N; i++) {
+			if (rnd() % 40 == 0)
+				level = (double)(rnd() % 5) * 0.5;
+			sc[i] = level + ((int)(rnd() % 9) - 4) * 0.125;
+			if (sc[i] < 0)
+				sc[i] = 0;
+			scored[i] = rnd() % 10 != 0;
+		}
+		int m = reference(sc, scored, N, &c, want), got = 0;
+
+		struct alert_persist p = { .episode_seq = 0 };
+		struct alert_engine *a = alert_new(&c, NULL);
+		for (int i = 0; i < N; i++) {
+			if (rnd() % 97 == 0) {
+				/* Restart through the stored JSON. */
+				alert_get_persist(a, &p);
+				char *js = alert_persist_to_json(&p);
+				alert_free(a);
+				assert_int_equal(alert_persist_from_json(js, &p), 0);
+				free(js);
+				a = alert_new(&c, &p);
+				assert_non_null(a);
+			}
+			if (!scored[i])
+				continue;
+			struct alert_event ev;
+			assert_int_equal(alert_step(a, T0 + i, sc[i], flat, 4, &ev), 0);
+			if (ev.kind == ALERT_NONE)
+				continue;
+			assert_true(got < m);
+			assert_int_equal(ev.kind, want[got].kind);
+			assert_int_equal(ev.severity, want[got].severity);
+			assert_int_equal(ev.episode_seq, want[got].seq);
+			assert_int_equal(ev.ts_ms, T0 + want[got].idx);
+			got++;
+		}
+		assert_int_equal(got, m);
+		assert_true(m > 10);
+		alert_free(a);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_alert_payload),
 		cmocka_unit_test(test_state_payload),
+		cmocka_unit_test(test_random_vs_reference),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
