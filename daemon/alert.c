@@ -217,6 +217,21 @@ int alert_severity(const struct alert_engine *a)
 	return a ? a->p.severity : ALERT_SEV_NONE;
 }
 
+const char *alert_asset_state(bool no_data, bool off, bool has_model, int severity)
+{
+	if (no_data)
+		return "no_data";
+	if (off)
+		return "off";
+	if (!has_model)
+		return "learning";
+	if (severity == ALERT_SEV_CRITICAL)
+		return "critical";
+	if (severity == ALERT_SEV_WARNING)
+		return "warning";
+	return "normal";
+}
+
 const char *alert_severity_name(int severity)
 {
 	switch (severity) {

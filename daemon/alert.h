@@ -12,6 +12,7 @@
 #ifndef PDM_ALERT_H
 #define PDM_ALERT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct alert_cfg {
@@ -66,6 +67,7 @@ struct alert_engine;
  * and is not raised again. Returns NULL on an invalid cfg or restored state
  * (logged) or out of memory. Free with alert_free(). */
 struct alert_engine *alert_new(const struct alert_cfg *cfg, const struct alert_persist *restored);
+/* Frees the engine; NULL is fine. */
 void alert_free(struct alert_engine *a);
 
 /* Replaces the thresholds (config reload); counters and any open episode
@@ -89,11 +91,21 @@ int alert_reconfigure(struct alert_engine *a, const struct alert_cfg *cfg);
 int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares /* (C) */,
 	       int C, struct alert_event *ev);
 
+/* Copies the engine's state into *p (to store with the event). */
 void alert_get_persist(const struct alert_engine *a, struct alert_persist *p);
 
 /* Current severity (enum alert_severity): the daemon's state is "normal",
  * "warning" or "critical" from it. */
 int alert_severity(const struct alert_engine *a);
+
+/*
+ * The asset's published state (docs/alerts.md section 2), first match wins:
+ * "no_data" (window_no_data), "off" (the last window was WINDOW_OFF),
+ * "learning" (no model yet), "critical" / "warning" (open episode's
+ * severity), else "normal". Daemon and replay both use it so they agree.
+ * Returns a static string.
+ */
+const char *alert_asset_state(bool no_data, bool off, bool has_model, int severity);
 
 /* "none", "warning", "critical". */
 const char *alert_severity_name(int severity);

@@ -73,6 +73,7 @@ struct window;
  * invalid cfg (logged, naming the bad field) or out of memory. The caller
  * frees it with window_free(). */
 struct window *window_new(const struct window_cfg *cfg);
+/* Frees the window; NULL is fine. */
 void window_free(struct window *w);
 
 /*
@@ -139,6 +140,7 @@ struct window_stats {
 	uint64_t silent_windows;  /* hop points skipped during a silence */
 };
 
+/* Copies the counters (cumulative since window_new) into *st. */
 void window_get_stats(const struct window *w, struct window_stats *st);
 
 #endif

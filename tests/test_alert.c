@@ -463,6 +463,14 @@ static void test_state_payload(void **state)
 		free(s);
 	}
 	assert_null(alert_format_state_json("pump-a", "broken", 0.5, 1, T0));
+
+	/* The state follows the documented precedence. */
+	assert_string_equal(alert_asset_state(true, true, true, ALERT_SEV_CRITICAL), "no_data");
+	assert_string_equal(alert_asset_state(false, true, true, ALERT_SEV_CRITICAL), "off");
+	assert_string_equal(alert_asset_state(false, false, false, ALERT_SEV_NONE), "learning");
+	assert_string_equal(alert_asset_state(false, false, true, ALERT_SEV_CRITICAL), "critical");
+	assert_string_equal(alert_asset_state(false, false, true, ALERT_SEV_WARNING), "warning");
+	assert_string_equal(alert_asset_state(false, false, true, ALERT_SEV_NONE), "normal");
 	assert_null(alert_format_state_json(NULL, "normal", 0.5, 1, T0));
 }
 
