@@ -507,6 +507,20 @@ static void test_bad_input(void **state)
 	assert_int_equal(st.future_samples, 2);
 	window_free(w);
 
+	/* Memory is bounded: a channel running far ahead of a silent one, with
+	 * nobody calling window_advance, is cut off at 65536 pending points. */
+	w = window_new(&ok);
+	for (int i = 0; i < 65536; i++)
+		assert_int_equal(window_push(w, 0, 100LL * i, 1.0, true), 0);
+	assert_int_equal(window_push(w, 0, 100LL * 65536, 1.0, true), -ERANGE);
+	assert_int_equal(window_push(w, 0, 100LL * 65537, 1.0, false), 0); /* no value: no cell */
+	assert_int_equal(window_advance(w, 100LL * 70000, NULL, NULL), 0);
+	assert_int_equal(window_push(w, 0, 100LL * 70001, 1.0, true), 0);
+	window_get_stats(w, &st);
+	assert_int_equal(st.future_samples, 1);
+	assert_int_equal(st.points, 70000 - 3);
+	window_free(w);
+
 	enum window_op op;
 	const char *ops[] = { ">", ">=", "<", "<=", "==", "!=" };
 	for (int i = 0; i < 6; i++) {
