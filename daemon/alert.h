@@ -34,8 +34,10 @@ struct alert_contrib {
 
 #define ALERT_TOP 3
 
-/* Everything that must survive a restart; the daemon stores it (as JSON)
- * in the same transaction as the event it goes with. */
+/* Everything that must survive a restart. The daemon stores it (as JSON)
+ * in the same transaction as each event it goes with; that keeps episode
+ * numbers and open episodes right. Storing it after every scored window as
+ * well also carries the raise/clear counters across a restart. */
 struct alert_persist {
 	uint64_t episode_seq; /* number of the last episode raised (0: none yet) */
 	int severity;         /* enum alert_severity of the open episode; 0: none open */
