@@ -1,0 +1,549 @@
+/*
+ * window.c - per-asset resampling onto a fixed grid and sliding windows.
+ *
+ * Design: samples are not kept. Each channel keeps, per grid cell
+ * (t(k-1), t(k)] beyond the finalization frontier (next_k), only the last
+ * good sample in it, in a small FIFO; when point k is finalized the cell's
+ * sample becomes the channel's held value, whose age decides value or gap.
+ * That makes push O(1), finalization O(C) per point, and memory bounded: the
+ * FIFOs stay a few cells long in normal operation and are capped, plus a
+ * ring of the last W finalized rows. Windows are built from the row ring
+ * channels-first only when one is emitted. Silences (every channel a gap)
+ * are skipped in one step, so a week-long hole in the data costs nothing.
+ *
+ * Everything is a function of sample timestamps and the caller's now_ms;
+ * nothing reads a clock, so replay and training reproduce the daemon's
+ * windows exactly.
+ */
+#include "window.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define TS_NONE INT64_MIN
+
+/* Pending cells per channel: the FIFO starts small and doubles up to this
+ * cap (a channel that many grid points ahead of the others is broken). */
+#define QUEUE_MIN 16
+#define QUEUE_MAX 65536
+
+struct wcell {
+	int64_t k;  /* grid point whose cell (t(k-1), t(k)] holds ts */
+	int64_t ts; /* last good sample in that cell */
+	double val;
+};
+
+struct wchan {
+	int64_t last_ts; /* newest sample of any quality */
+	int64_t held_ts; /* last good sample at or before the last final point */
+	double held_val;
+	struct wcell *q; /* FIFO of cells with a good sample, k >= next_k, k ascending */
+	uint32_t cap, head, n;
+};
+
+struct window {
+	struct window_cfg cfg;
+	int64_t hold_ms;
+	struct wchan *ch;    /* (C) */
+	float *rows;         /* (W, C) ring of final points, slot = k mod W */
+	float *x;            /* (C, W) emission buffer */
+
+	bool started;
+	int64_t next_k;      /* first grid point not yet final */
+	int64_t epoch_ms;    /* first sample or first advance; TS_NONE before */
+	int64_t newest_ts;   /* newest accepted sample, any channel, any quality */
+	int64_t newest_good; /* newest good sample on any channel */
+	int64_t n_final;     /* points finalized since the first sample */
+	int64_t last_gap_k;  /* newest final point with a gap on some channel */
+	int64_t last_off_k;  /* newest final point where the machine was off */
+	int64_t silent_run;  /* consecutive final points that were gaps on every channel */
+	struct window_stats st;
+};
+
+static const char *const op_names[] = {
+	[WINDOW_OP_GT] = ">", [WINDOW_OP_GE] = ">=", [WINDOW_OP_LT] = "<",
+	[WINDOW_OP_LE] = "<=", [WINDOW_OP_EQ] = "==", [WINDOW_OP_NE] = "!=",
+};
+
+int window_op_parse(const char *s, enum window_op *op)
+{
+	if (!s || !op)
+		return -EINVAL;
+	for (int i = 0; i < (int)(sizeof(op_names) / sizeof(op_names[0])); i++) {
+		if (strcmp(s, op_names[i]) == 0) {
+			*op = (enum window_op)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *window_op_name(enum window_op op)
+{
+	if ((int)op < 0 || (int)op >= (int)(sizeof(op_names) / sizeof(op_names[0])))
+		return "?";
+	return op_names[op];
+}
+
+const char *window_status_name(enum window_status st)
+{
+	switch (st) {
+	case WINDOW_OK:
+		return "ok";
+	case WINDOW_GAP:
+		return "gap";
+	case WINDOW_OFF:
+		return "off";
+	case WINDOW_WARMUP:
+		return "warmup";
+	}
+	return "?";
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+
+	if ((a % b != 0) && ((a < 0) != (b < 0)))
+		q--;
+	return q;
+}
+
+static int64_t floor_mod(int64_t a, int64_t b)
+{
+	int64_t r = a % b;
+
+	return r < 0 ? r + b : r;
+}
+
+/* Index of the cell (t(k-1), t(k)] that holds ts: the first grid point at
+ * or after ts. */
+static int64_t cell_of(const struct window *w, int64_t ts)
+{
+	return -floor_div(-ts, w->cfg.interval_ms);
+}
+
+static bool run_ok(enum window_op op, double v, double ref)
+{
+	switch (op) {
+	case WINDOW_OP_GT:
+		return v > ref;
+	case WINDOW_OP_GE:
+		return v >= ref;
+	case WINDOW_OP_LT:
+		return v < ref;
+	case WINDOW_OP_LE:
+		return v <= ref;
+	case WINDOW_OP_EQ:
+		return v == ref;
+	case WINDOW_OP_NE:
+		return v != ref;
+	}
+	return false;
+}
+
+static int cfg_check(const struct window_cfg *c)
+{
+	if (c->C < 1 || c->C > WINDOW_MAX_C) {
+		LOG_E("window: %d channels, expected 1..%d", c->C, WINDOW_MAX_C);
+		return -EINVAL;
+	}
+	/* Bounded so that hold * interval and grid arithmetic on epoch
+	 * milliseconds cannot overflow. */
+	if (c->interval_ms < 1 || c->interval_ms > 86400000LL * 365) {
+		LOG_E("window: sample interval %lld ms, expected 1 ms..1 year",
+		      (long long)c->interval_ms);
+		return -EINVAL;
+	}
+	if (c->W < 1 || c->W > WINDOW_MAX_W) {
+		LOG_E("window: window of %d points, expected 1..%d", c->W, WINDOW_MAX_W);
+		return -EINVAL;
+	}
+	if (c->hop < 1 || c->hop > WINDOW_MAX_W) {
+		LOG_E("window: hop of %d points, expected 1..%d", c->hop, WINDOW_MAX_W);
+		return -EINVAL;
+	}
+	if (c->hold < 0 || c->hold > 1000000 || (int64_t)c->hold * c->interval_ms > INT64_MAX / 4) {
+		LOG_E("window: hold of %d intervals out of range", c->hold);
+		return -EINVAL;
+	}
+	if (c->run_channel < -1 || c->run_channel >= c->C) {
+		LOG_E("window: run channel %d, expected -1..%d", c->run_channel, c->C - 1);
+		return -EINVAL;
+	}
+	if (c->run_channel >= 0) {
+		if (strcmp(window_op_name(c->run_op), "?") == 0) {
+			LOG_E("window: unknown run_when operator %d", (int)c->run_op);
+			return -EINVAL;
+		}
+		if (!isfinite(c->run_value)) {
+			LOG_E("window: run_when value must be a finite number");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+struct window *window_new(const struct window_cfg *cfg)
+{
+	struct window *w = NULL;
+
+	if (!cfg || cfg_check(cfg) < 0)
+		return NULL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		goto fail;
+	w->cfg = *cfg;
+	w->hold_ms = (int64_t)cfg->hold * cfg->interval_ms;
+
+	size_t C = (size_t)cfg->C, W = (size_t)cfg->W;
+	w->ch = calloc(C, sizeof(*w->ch));
+	w->rows = calloc(W * C, sizeof(*w->rows));
+	w->x = calloc(W * C, sizeof(*w->x));
+	if (!w->ch || !w->rows || !w->x)
+		goto fail;
+
+	for (size_t c = 0; c < C; c++) {
+		w->ch[c].last_ts = TS_NONE;
+		w->ch[c].held_ts = TS_NONE;
+		w->ch[c].q = calloc(QUEUE_MIN, sizeof(*w->ch[c].q));
+		if (!w->ch[c].q)
+			goto fail;
+		w->ch[c].cap = QUEUE_MIN;
+	}
+	for (size_t i = 0; i < W * C; i++)
+		w->rows[i] = NAN;
+	w->epoch_ms = TS_NONE;
+	w->newest_ts = TS_NONE;
+	w->newest_good = TS_NONE;
+	w->last_gap_k = INT64_MIN;
+	w->last_off_k = INT64_MIN;
+	return w;
+
+fail:
+	LOG_E("window: out of memory for %d channels x %d points", cfg->C, cfg->W);
+	window_free(w);
+	return NULL;
+}
+
+void window_free(struct window *w)
+{
+	if (!w)
+		return;
+	for (int c = 0; w->ch && c < w->cfg.C; c++)
+		free(w->ch[c].q);
+	free(w->ch);
+	free(w->rows);
+	free(w->x);
+	free(w);
+}
+
+static struct wcell *q_at(const struct wchan *ch, uint32_t i)
+{
+	return &ch->q[(ch->head + i) & (ch->cap - 1)];
+}
+
+/* Makes room for one more cell; false if the channel is at the cap. */
+static bool q_reserve(struct wchan *ch)
+{
+	if (ch->n < ch->cap)
+		return true;
+	if (ch->cap >= QUEUE_MAX)
+		return false;
+	struct wcell *nq = malloc(2 * (size_t)ch->cap * sizeof(*nq));
+
+	if (!nq)
+		return false;
+	for (uint32_t i = 0; i < ch->n; i++)
+		nq[i] = *q_at(ch, i);
+	free(ch->q);
+	ch->q = nq;
+	ch->head = 0;
+	ch->cap *= 2;
+	return true;
+}
+
+int window_push(struct window *w, int channel, int64_t ts_ms, double value, bool good)
+{
+	if (!w || channel < 0 || channel >= w->cfg.C)
+		return -EINVAL;
+	/* Timestamps this far out are garbage, and would overflow grid math. */
+	if (ts_ms < -(INT64_C(1) << 61) || ts_ms > (INT64_C(1) << 61)) {
+		w->st.future_samples++;
+		return -ERANGE;
+	}
+	struct wchan *ch = &w->ch[channel];
+
+	if (ts_ms < ch->last_ts) {
+		w->st.late_samples++;
+		return -ESTALE;
+	}
+	if (good && !(isfinite(value) && fabs(value) <= FLT_MAX))
+		good = false;
+
+	int64_t k = cell_of(w, ts_ms);
+	bool append = false;
+
+	if (!w->started) {
+		w->started = true;
+		w->next_k = k;
+		if (w->epoch_ms == TS_NONE)
+			w->epoch_ms = ts_ms;
+	}
+	if (good && k >= w->next_k) {
+		append = ch->n == 0 || q_at(ch, ch->n - 1)->k != k;
+		if (append && !q_reserve(ch)) {
+			w->st.future_samples++;
+			return -ERANGE;
+		}
+	}
+
+	ch->last_ts = ts_ms;
+	if (ts_ms > w->newest_ts)
+		w->newest_ts = ts_ms;
+	if (k < w->next_k)
+		w->st.overdue_samples++;
+	if (!good)
+		return 0;
+
+	if (ts_ms > w->newest_good)
+		w->newest_good = ts_ms;
+	if (k < w->next_k) {
+		/* Its point is final already; it can still be held for later
+		 * ones. Nothing of this channel is pending: that would be a
+		 * newer sample, and this one would have been dropped as late. */
+		ch->held_ts = ts_ms;
+		ch->held_val = value;
+		return 0;
+	}
+	/* A later sample in the same cell replaces the earlier one: only the
+	 * last value at or before a grid point matters. */
+	if (append)
+		ch->n++;
+	struct wcell *cell = q_at(ch, ch->n - 1);
+
+	cell->k = k;
+	cell->ts = ts_ms;
+	cell->val = value;
+	return 0;
+}
+
+/* Number of multiples of hop in [a, b]. */
+static int64_t hop_points(int64_t a, int64_t b, int64_t hop)
+{
+	if (b < a)
+		return 0;
+	return floor_div(b, hop) - floor_div(a - 1, hop);
+}
+
+/* Last point of the run from k on where every channel is surely a gap: its
+ * held value is too old at k and its next pending cell (if any) comes later.
+ * Returns k - 1 if point k itself may have a value. */
+static int64_t silent_until(const struct window *w, int64_t k)
+{
+	int64_t t = k * w->cfg.interval_ms, end = INT64_MAX;
+
+	for (int c = 0; c < w->cfg.C; c++) {
+		const struct wchan *ch = &w->ch[c];
+
+		if (ch->held_ts != TS_NONE && t - ch->held_ts <= w->hold_ms)
+			return k - 1;
+		if (ch->n > 0) {
+			int64_t hk = q_at(ch, 0)->k;
+
+			if (hk - 1 < end)
+				end = hk - 1;
+		}
+	}
+	return end;
+}
+
+static enum window_status status_at(const struct window *w, int64_t k, bool off)
+{
+	int64_t first = k - w->cfg.W + 1;
+
+	if (off)
+		return WINDOW_OFF;
+	if (w->last_gap_k >= first)
+		return WINDOW_GAP;
+	if (w->last_off_k >= first)
+		return WINDOW_WARMUP;
+	return WINDOW_OK;
+}
+
+static void build_x(struct window *w, int64_t k)
+{
+	const int C = w->cfg.C, W = w->cfg.W;
+	int64_t slot = floor_mod(k - W + 1, W);
+
+	for (int j = 0; j < W; j++) {
+		const float *row = w->rows + slot * C;
+
+		for (int c = 0; c < C; c++)
+			w->x[(size_t)c * (size_t)W + (size_t)j] = row[c];
+		if (++slot == W)
+			slot = 0;
+	}
+}
+
+/* Finalizes point k = next_k into the row ring. Returns whether the point
+ * is a gap on every channel; *off says whether the machine was off. */
+static bool finalize_point(struct window *w, bool *off)
+{
+	const int C = w->cfg.C, run = w->cfg.run_channel;
+	const int64_t k = w->next_k, t = k * w->cfg.interval_ms;
+	float *row = w->rows + floor_mod(k, w->cfg.W) * C;
+	bool any_gap = false, all_gap = true;
+
+	*off = false;
+	for (int c = 0; c < C; c++) {
+		struct wchan *ch = &w->ch[c];
+
+		if (ch->n > 0 && ch->q[ch->head].k == k) {
+			const struct wcell *cell = &ch->q[ch->head];
+
+			ch->held_ts = cell->ts;
+			ch->held_val = cell->val;
+			ch->head = (ch->head + 1) & (ch->cap - 1);
+			ch->n--;
+		}
+		if (ch->held_ts != TS_NONE && t - ch->held_ts <= w->hold_ms) {
+			row[c] = (float)ch->held_val;
+			all_gap = false;
+			if (c == run)
+				*off = !run_ok(w->cfg.run_op, ch->held_val, w->cfg.run_value);
+		} else {
+			row[c] = NAN;
+			any_gap = true;
+			if (c == run)
+				*off = true;
+		}
+	}
+	if (any_gap)
+		w->last_gap_k = k;
+	if (*off)
+		w->last_off_k = k;
+	w->n_final++;
+	w->st.points++;
+	w->next_k = k + 1;
+	return all_gap;
+}
+
+int window_advance(struct window *w, int64_t now_ms, window_emit_fn emit, void *user)
+{
+	if (!w)
+		return -EINVAL;
+	/* Keeps t - ts arithmetic far from overflow whatever the caller's
+	 * clock says; samples are limited to +-2^61 by window_push. */
+	if (now_ms > (INT64_C(1) << 62))
+		now_ms = INT64_C(1) << 62;
+	if (now_ms < -(INT64_C(1) << 62))
+		now_ms = -(INT64_C(1) << 62);
+	if (w->epoch_ms == TS_NONE)
+		w->epoch_ms = now_ms;
+	if (!w->started)
+		return 0;
+
+	const int64_t I = w->cfg.interval_ms, W = w->cfg.W, hop = w->cfg.hop;
+
+	/* Point t is final if t < the newest sample of every channel, or
+	 * t < now - hold: so every k <= k_max is. */
+	int64_t frontier = INT64_MAX;
+	for (int c = 0; c < w->cfg.C; c++)
+		if (w->ch[c].last_ts < frontier)
+			frontier = w->ch[c].last_ts;
+	int64_t limit = now_ms - w->hold_ms;
+	if (frontier > limit)
+		limit = frontier;
+	int64_t k_max = floor_div(limit - 1, I);
+
+	while (w->next_k <= k_max) {
+		const int64_t k = w->next_k;
+
+		if (w->silent_run >= W) {
+			int64_t end = silent_until(w, k);
+
+			if (end > k_max)
+				end = k_max;
+			if (end >= k) {
+				/* Every window ending in [k, end] holds only
+				 * gaps, like the one before it: skip them. The
+				 * row ring is all gaps already. */
+				int64_t n = end - k + 1;
+
+				w->st.silent_windows += (uint64_t)hop_points(k, end, hop);
+				w->st.points += (uint64_t)n;
+				w->n_final += n;
+				w->silent_run += n;
+				w->last_gap_k = end;
+				if (w->cfg.run_channel >= 0)
+					w->last_off_k = end;
+				w->next_k = end + 1;
+				continue;
+			}
+		}
+
+		bool off;
+		bool was_silent = w->silent_run >= W;
+		bool all_gap = finalize_point(w, &off);
+
+		w->silent_run = all_gap ? w->silent_run + 1 : 0;
+		if (w->n_final < W || floor_mod(k, hop) != 0)
+			continue;
+		if (all_gap && was_silent) {
+			w->st.silent_windows++;
+			continue;
+		}
+		enum window_status st = status_at(w, k, off);
+
+		w->st.windows++;
+		switch (st) {
+		case WINDOW_GAP:
+			w->st.gaps++;
+			break;
+		case WINDOW_OFF:
+			w->st.off++;
+			break;
+		case WINDOW_WARMUP:
+			w->st.warmup++;
+			break;
+		case WINDOW_OK:
+			break;
+		}
+		if (!emit)
+			continue;
+		build_x(w, k);
+		int rc = emit(w->x, k * I, st, user);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+bool window_no_data(const struct window *w, int64_t now_ms)
+{
+	if (!w || w->cfg.no_data_ms <= 0)
+		return false;
+	int64_t ref = w->newest_good > w->epoch_ms ? w->newest_good : w->epoch_ms;
+
+	if (ref == TS_NONE)
+		return false;
+	return now_ms - ref > w->cfg.no_data_ms;
+}
+
+int64_t window_newest_ts(const struct window *w)
+{
+	return w ? w->newest_ts : TS_NONE;
+}
+
+void window_get_stats(const struct window *w, struct window_stats *st)
+{
+	if (!w || !st)
+		return;
+	*st = w->st;
+}

@@ -1,0 +1,146 @@
+/*
+ * window.h - resampling of an asset's channels onto a fixed time grid, and
+ * the sliding windows that the detector scores and the trainer learns from.
+ *
+ * Pure logic: no threads, no I/O, no clock. Everything depends only on the
+ * sample timestamps and the `now_ms` values the caller passes in, so the
+ * daemon's main loop, `pdmd replay` and the trainer cut identical windows
+ * from identical data.
+ *
+ * Grid: points at t = k * interval_ms (k an integer). A channel's value at a
+ * point is its last good sample at or before t, if that sample is at most
+ * hold * interval_ms old; otherwise the channel has a gap there. Windows are
+ * W consecutive points; one is emitted at every point whose index k is a
+ * multiple of hop, so window boundaries do not depend on when the daemon
+ * started.
+ *
+ * Training: there is no separate batch cutter. The trainer feeds stored
+ * samples, merged in time order, through a fresh window object with
+ * window_push() and calls window_advance() with the newest timestamp pushed
+ * (every sample or every few hundred samples); that cuts exactly the windows
+ * scoring would have cut. Several million samples per second on one core.
+ */
+#ifndef PDM_WINDOW_H
+#define PDM_WINDOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Comparison of run_when ("speed > 100"). */
+enum window_op {
+	WINDOW_OP_GT, /* >  */
+	WINDOW_OP_GE, /* >= */
+	WINDOW_OP_LT, /* <  */
+	WINDOW_OP_LE, /* <= */
+	WINDOW_OP_EQ, /* == */
+	WINDOW_OP_NE, /* != */
+};
+
+/* Parses the operator token (">", ">=", "<", "<=", "==", "!=") into *op.
+ * Returns 0 or -EINVAL. */
+int window_op_parse(const char *s, enum window_op *op);
+/* The operator's text (">=" ...), or "?" for an unknown value. */
+const char *window_op_name(enum window_op op);
+
+struct window_cfg {
+	int C;               /* channels (the asset's sensors, in order), 1..WINDOW_MAX_C */
+	int64_t interval_ms; /* grid step (sample_interval), > 0 */
+	int W;               /* window length in grid points, 1..WINDOW_MAX_W */
+	int hop;             /* points between emitted windows, 1..WINDOW_MAX_W */
+	int hold;            /* a value is held for at most hold intervals, >= 0 */
+	int run_channel;     /* -1, or the channel whose value decides running / off */
+	enum window_op run_op;
+	double run_value;    /* running iff value(run_channel) run_op run_value */
+	int64_t no_data_ms;  /* no good sample on any channel for longer -> no data; <= 0: never */
+};
+
+#define WINDOW_MAX_C 1024
+#define WINDOW_MAX_W 65536
+
+enum window_status {
+	WINDOW_OK,     /* every point running, no gap: score it, train on it */
+	WINDOW_GAP,    /* some channel has a gap at some point (last point running) */
+	WINDOW_OFF,    /* the machine is off at the window's last point */
+	WINDOW_WARMUP, /* running at the end, but off somewhere inside (just restarted) */
+};
+
+/* "ok", "gap", "off", "warmup". */
+const char *window_status_name(enum window_status st);
+
+struct window;
+
+/* Validates cfg and creates a window with no data. Returns NULL on an
+ * invalid cfg (logged, naming the bad field) or out of memory. The caller
+ * frees it with window_free(). */
+struct window *window_new(const struct window_cfg *cfg);
+/* Frees the window; NULL is fine. */
+void window_free(struct window *w);
+
+/*
+ * Adds one sample of `channel` (0..C-1) taken at ts_ms. good = false (bad or
+ * stale quality, a non-finite value or one beyond float range) means "no value": it moves the
+ * channel's time forward but is never held, so it can create a gap.
+ * Samples of one channel must come in time order; one older than the
+ * channel's newest sample is dropped. Returns
+ *   0          accepted;
+ *   -ESTALE    dropped: older than the channel's newest sample (stats.late_samples);
+ *   -ERANGE    dropped: its time is absurd (beyond +-2^61 ms), or its channel
+ *              already has 65536 grid points pending beyond the finalized grid
+ *              (stats.future_samples; its clock is wrong, or window_advance is
+ *              not being called);
+ *   -EINVAL    channel out of range.
+ * A sample whose grid point is already final (it came after the allowance)
+ * is still used as the held value for later points (stats.overdue_samples).
+ */
+int window_push(struct window *w, int channel, int64_t ts_ms, double value, bool good);
+
+/*
+ * Called for each emitted window. x is (C, W) channels-first: x[c * W + j]
+ * is channel c at point j, oldest first; a gap is NaN. ts_ms is the time of
+ * the window's last grid point. x is only valid during the call. A non-zero
+ * return stops window_advance, which returns that value; the window is
+ * counted as emitted and the next call continues after it.
+ */
+typedef int (*window_emit_fn)(const float *x /* (C, W) */, int64_t ts_ms,
+			      enum window_status st, void *user);
+
+/*
+ * Finalizes grid points and emits every complete, hop-aligned window among
+ * them, oldest first. now_ms is data time: the newest sample time pushed
+ * (replay, training) or the wall clock minus a latency allowance (daemon).
+ * A point t is final once every channel has a sample newer than t, or once
+ * now_ms - t > hold * interval_ms (channels without a value then have a
+ * gap). A window is complete once all its W points are final and came after
+ * the first sample. While every channel is a gap (a silence), windows are
+ * emitted until one holds only gaps; after that nothing is emitted until data
+ * resumes (stats.silent_windows counts what was skipped), so a week without
+ * data costs nothing. Returns 0 or the emit callback's non-zero value.
+ */
+int window_advance(struct window *w, int64_t now_ms, window_emit_fn emit, void *user);
+
+/* True if no good sample on any channel has been seen for longer than
+ * no_data_ms before now_ms (counting from the first sample or the first
+ * window_advance call, whichever came first). False before either, or when
+ * no_data_ms <= 0. */
+bool window_no_data(const struct window *w, int64_t now_ms);
+
+/* Newest sample timestamp pushed on any channel (accepted samples only), or
+ * INT64_MIN before the first one. Replay uses it as now_ms. */
+int64_t window_newest_ts(const struct window *w);
+
+struct window_stats {
+	uint64_t windows;         /* windows emitted, any status */
+	uint64_t gaps;            /* of which WINDOW_GAP */
+	uint64_t off;             /* of which WINDOW_OFF */
+	uint64_t warmup;          /* of which WINDOW_WARMUP */
+	uint64_t late_samples;    /* dropped: older than the channel's newest sample */
+	uint64_t future_samples;  /* dropped: too far ahead of the finalized grid */
+	uint64_t overdue_samples; /* arrived after their grid point was final */
+	uint64_t points;          /* grid points finalized */
+	uint64_t silent_windows;  /* hop points skipped during a silence */
+};
+
+/* Copies the counters (cumulative since window_new) into *st. */
+void window_get_stats(const struct window *w, struct window_stats *st);
+
+#endif
