@@ -32,15 +32,16 @@ static const char *const migrations[] = {
 	"  name TEXT NOT NULL UNIQUE,"
 	"  asset TEXT NOT NULL,"
 	"  created_ms INTEGER NOT NULL);"
-	/* One row per sample, clustered by (sensor, ts): the newest-N and
-	 * range reads of one sensor are a single b-tree range, and eviction
-	 * of a sensor's oldest rows is a range delete. quality is only
-	 * written when not GOOD: see store_write.c. */
+	/* One row per sample in a rowid table keyed by
+	 * k = sensor << 42 | ts_ms (store_int.h): the key lives in the cell
+	 * header as a varint instead of two record columns, which is what
+	 * keeps a sample at about 23 bytes on disk. Rows cluster by (sensor,
+	 * ts): the newest-N and range reads of a sensor are one key range, and
+	 * evicting its oldest rows is a range delete. quality is stored only
+	 * when not GOOD, in sample_quality (see store_write.c). */
 	"CREATE TABLE samples("
-	"  sensor INTEGER NOT NULL,"
-	"  ts INTEGER NOT NULL,"
-	"  value REAL,"
-	"  PRIMARY KEY(sensor, ts)) WITHOUT ROWID;"
+	"  k INTEGER PRIMARY KEY,"
+	"  value REAL);"
 	"CREATE TABLE sample_quality("
 	"  sensor INTEGER NOT NULL,"
 	"  ts INTEGER NOT NULL,"
@@ -76,7 +77,8 @@ static const char *const migrations[] = {
 	"CREATE VIEW samples_v AS SELECT s.sensor, n.name, s.ts,"
 	"  strftime('%Y-%m-%dT%H:%M:%fZ', s.ts / 1000.0, 'unixepoch') AS time,"
 	"  s.value, coalesce(q.quality, 0) AS quality"
-	"  FROM samples s LEFT JOIN sensors n ON n.id = s.sensor"
+	"  FROM (SELECT k >> 42 AS sensor, k & 4398046511103 AS ts, value FROM samples) s"
+	"  LEFT JOIN sensors n ON n.id = s.sensor"
 	"  LEFT JOIN sample_quality q ON q.sensor = s.sensor AND q.ts = s.ts;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -89,7 +91,7 @@ static const char *const main_sql[ST__COUNT] = {
 	[ST_SENSOR_GET] = "SELECT id FROM sensors WHERE name = ?1",
 	[ST_SENSOR_INS] = "INSERT INTO sensors(name, asset, created_ms) VALUES(?1, ?2, ?3)",
 	[ST_SENSOR_NAME] = "SELECT name FROM sensors WHERE id = ?1",
-	[ST_LATEST] = "SELECT ts, value FROM samples WHERE sensor = ?1 ORDER BY ts DESC LIMIT ?2",
+	[ST_LATEST] = "SELECT k, value FROM samples WHERE k >= ?1 AND k < ?2 ORDER BY k DESC LIMIT ?3",
 	[ST_QUALITY_RANGE] = "SELECT ts, quality FROM sample_quality WHERE sensor = ?1 AND ts >= ?2 "
 			     "AND ts <= ?3 ORDER BY ts",
 	[ST_KV_GET] = "SELECT value FROM kv WHERE key = ?1",

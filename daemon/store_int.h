@@ -16,6 +16,19 @@
  * table and are small and dense. */
 #define STORE_MAX_SENSOR_ID (1u << 20)
 
+/* Sample key: sensor << 42 | ts_ms. 42 bits of milliseconds reach the
+ * year 2109; 20 bits of sensor id keep the key below 2^62. */
+#define STORE_TS_BITS 42
+#define STORE_TS_LIMIT ((int64_t)1 << STORE_TS_BITS)
+static inline int64_t store_key(uint32_t sensor, int64_t ts)
+{
+	return ((int64_t)sensor << STORE_TS_BITS) | ts;
+}
+static inline int64_t store_key_ts(int64_t k)
+{
+	return k & (STORE_TS_LIMIT - 1);
+}
+
 enum store_stmt {
 	ST_BEGIN,
 	ST_BEGIN_READ,

@@ -56,12 +56,13 @@ int store_read_latest(struct store *s, uint32_t sensor, size_t n, int64_t *ts, d
 	/* The quality lookup is a second statement: read both in one
 	 * snapshot. */
 	bool began = q ? read_begin(s) : false;
-	sqlite3_bind_int64(st, 1, sensor);
-	sqlite3_bind_int64(st, 2, n < INT64_MAX ? (int64_t)n : INT64_MAX);
+	sqlite3_bind_int64(st, 1, store_key(sensor, 0));
+	sqlite3_bind_int64(st, 2, store_key(sensor + 1, 0));
+	sqlite3_bind_int64(st, 3, n < INT64_MAX ? (int64_t)n : INT64_MAX);
 	size_t k = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < n) {
-		ts[k] = sqlite3_column_int64(st, 0);
+		ts[k] = store_key_ts(sqlite3_column_int64(st, 0));
 		val[k] = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN
 								   : sqlite3_column_double(st, 1);
 		k++;
@@ -121,17 +122,18 @@ struct cursor {
 /* Row callback with the sensor's position in the caller's list. */
 typedef int (*range_cb)(size_t idx, uint32_t sensor, int64_t ts, double v, uint8_t q, void *u);
 
+/* ?1 sensor, ?2/?3 the key range of [t0, t1). */
 static const char range_sql[] =
-	"SELECT s.ts, s.value, coalesce(q.quality, 0) FROM samples s "
-	"LEFT JOIN sample_quality q ON q.sensor = s.sensor AND q.ts = s.ts "
-	"WHERE s.sensor = ?1 AND s.ts >= ?2 AND s.ts < ?3 ORDER BY s.ts";
+	"SELECT s.k, s.value, coalesce(q.quality, 0) FROM samples s "
+	"LEFT JOIN sample_quality q ON q.sensor = ?1 AND q.ts = (s.k & 4398046511103) "
+	"WHERE s.k >= ?2 AND s.k < ?3 ORDER BY s.k";
 
 /* Advances cursor c; returns SQLITE_ROW, SQLITE_DONE or an error. */
 static int cursor_next(struct cursor *c)
 {
 	int rc = sqlite3_step(c->st);
 	if (rc == SQLITE_ROW) {
-		c->ts = sqlite3_column_int64(c->st, 0);
+		c->ts = store_key_ts(sqlite3_column_int64(c->st, 0));
 		c->v = sqlite3_column_type(c->st, 1) == SQLITE_NULL ? NAN
 								    : sqlite3_column_double(c->st, 1);
 		c->q = (uint8_t)sqlite3_column_int(c->st, 2);
@@ -166,6 +168,10 @@ static int range_merge(struct store *s, const uint32_t *sensors, size_t ns, int6
 {
 	if (!s || (!sensors && ns) || !cb)
 		return -EINVAL;
+	if (t0 < 0)
+		t0 = 0;
+	if (t1 > STORE_TS_LIMIT)
+		t1 = STORE_TS_LIMIT;
 	if (ns == 0 || t0 >= t1)
 		return 0;
 	struct cursor *c = calloc(ns, sizeof(*c));
@@ -182,9 +188,11 @@ static int range_merge(struct store *s, const uint32_t *sensors, size_t ns, int6
 		rc = sqlite3_prepare_v2(s->db, range_sql, -1, &c[i].st, NULL);
 		if (rc != SQLITE_OK)
 			goto sqlfail;
+		if (sensors[i] >= STORE_MAX_SENSOR_ID)
+			continue;
 		sqlite3_bind_int64(c[i].st, 1, sensors[i]);
-		sqlite3_bind_int64(c[i].st, 2, t0);
-		sqlite3_bind_int64(c[i].st, 3, t1);
+		sqlite3_bind_int64(c[i].st, 2, store_key(sensors[i], t0));
+		sqlite3_bind_int64(c[i].st, 3, store_key(sensors[i], t1));
 		rc = cursor_next(&c[i]);
 		if (rc == SQLITE_ROW)
 			h[nh++] = i;

@@ -39,13 +39,13 @@ static const char *const writer_sql[WS__COUNT] = {
 	[WS_BEGIN] = "BEGIN IMMEDIATE",
 	[WS_COMMIT] = "COMMIT",
 	[WS_ROLLBACK] = "ROLLBACK",
-	[WS_INSERT] = "INSERT OR REPLACE INTO samples(sensor, ts, value) VALUES(?1, ?2, ?3)",
-	[WS_EXISTS] = "SELECT 1 FROM samples WHERE sensor = ?1 AND ts = ?2",
+	[WS_INSERT] = "INSERT OR REPLACE INTO samples(k, value) VALUES(?1, ?2)",
+	[WS_EXISTS] = "SELECT 1 FROM samples WHERE k = ?1",
 	[WS_Q_SET] = "INSERT OR REPLACE INTO sample_quality(sensor, ts, quality) VALUES(?1, ?2, ?3)",
 	[WS_Q_DEL] = "DELETE FROM sample_quality WHERE sensor = ?1 AND ts = ?2",
-	[WS_DEL_RANGE] = "DELETE FROM samples WHERE sensor = ?1 AND ts < ?2",
+	[WS_DEL_RANGE] = "DELETE FROM samples WHERE k >= ?1 AND k < ?2",
 	[WS_Q_DEL_RANGE] = "DELETE FROM sample_quality WHERE sensor = ?1 AND ts < ?2",
-	[WS_MIN_TS] = "SELECT min(ts) FROM samples WHERE sensor = ?1",
+	[WS_MIN_TS] = "SELECT k FROM samples WHERE k >= ?1 AND k < ?2 ORDER BY k LIMIT 1",
 };
 
 struct batch_result {
@@ -85,7 +85,8 @@ int store_writer_init(struct store *s)
 	/* One scan at open; afterwards the writer keeps these up to date. */
 	sqlite3_stmt *st = NULL;
 	rc = sqlite3_prepare_v2(s->wdb,
-				"SELECT sensor, count(*), min(ts), max(ts) FROM samples GROUP BY sensor",
+				"SELECT k >> 42, count(*), min(k & 4398046511103), max(k & 4398046511103) "
+				"FROM samples GROUP BY 1",
 				-1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
@@ -183,8 +184,8 @@ static int delete_before(struct store *s, uint32_t id, int64_t cutoff, uint64_t 
 {
 	struct store_sensor_state *ss = &s->sens[id];
 	sqlite3_stmt *st = s->ws[WS_DEL_RANGE];
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, cutoff);
+	sqlite3_bind_int64(st, 1, store_key(id, 0));
+	sqlite3_bind_int64(st, 2, store_key(id, cutoff < 0 ? 0 : cutoff));
 	int rc = wstep(s, WS_DEL_RANGE);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -207,10 +208,11 @@ static int delete_before(struct store *s, uint32_t id, int64_t cutoff, uint64_t 
 		return SQLITE_OK;
 	}
 	st = s->ws[WS_MIN_TS];
-	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 1, store_key(id, 0));
+	sqlite3_bind_int64(st, 2, store_key(id + 1, 0));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		ss->min_ts = sqlite3_column_int64(st, 0);
+		ss->min_ts = store_key_ts(sqlite3_column_int64(st, 0));
 		rc = SQLITE_OK;
 	}
 	sqlite3_reset(st);
@@ -301,8 +303,7 @@ static int insert_one(struct store *s, const struct pdm_sample *p)
 		/* Out of order or a repeat: the only case that can replace a
 		 * row, so the only case that pays for the lookup. */
 		sqlite3_stmt *st = s->ws[WS_EXISTS];
-		sqlite3_bind_int64(st, 1, p->sensor);
-		sqlite3_bind_int64(st, 2, p->ts_ms);
+		sqlite3_bind_int64(st, 1, store_key(p->sensor, p->ts_ms));
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -310,12 +311,11 @@ static int insert_one(struct store *s, const struct pdm_sample *p)
 		existed = rc == SQLITE_ROW;
 	}
 	sqlite3_stmt *st = s->ws[WS_INSERT];
-	sqlite3_bind_int64(st, 1, p->sensor);
-	sqlite3_bind_int64(st, 2, p->ts_ms);
+	sqlite3_bind_int64(st, 1, store_key(p->sensor, p->ts_ms));
 	if (isfinite(p->value))
-		sqlite3_bind_double(st, 3, p->value);
+		sqlite3_bind_double(st, 2, p->value);
 	else
-		sqlite3_bind_null(st, 3);
+		sqlite3_bind_null(st, 2);
 	if ((rc = wstep(s, WS_INSERT)) != SQLITE_OK)
 		return rc;
 	if (p->quality != PDM_Q_GOOD) {
@@ -422,7 +422,8 @@ static void account(struct store *s, const struct batch_result *r, size_t n)
 static int validate(const struct pdm_sample *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i].sensor == 0 || v[i].sensor >= STORE_MAX_SENSOR_ID || v[i].quality > 2)
+		if (v[i].sensor == 0 || v[i].sensor >= STORE_MAX_SENSOR_ID || v[i].quality > 2 ||
+		    v[i].ts_ms < 0 || v[i].ts_ms >= STORE_TS_LIMIT)
 			return -EINVAL;
 	return 0;
 }

@@ -225,6 +225,8 @@ static void test_append_read_latest(void **state)
 	/* Invalid samples are refused whole. */
 	struct pdm_sample badid = smp(0, 1, 1, 0);
 	assert_int_equal(store_append(s, &badid, 1), -EINVAL);
+	struct pdm_sample badts = smp(1, -1, 1, 0);
+	assert_int_equal(store_append(s, &badts, 1), -EINVAL);
 	store_close(s);
 }
 
@@ -371,9 +373,9 @@ static void test_evict_count(void **state)
 	int64_t newest = t - 100;
 	for (uint32_t sn = 1; sn <= 4; sn++) {
 		char sql[96];
-		snprintf(sql, sizeof(sql), "SELECT min(ts) FROM samples WHERE sensor=%u", sn);
+		snprintf(sql, sizeof(sql), "SELECT min(ts) FROM samples_v WHERE sensor=%u", sn);
 		int64_t mn = sql_int(f->path, sql);
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM samples WHERE sensor=%u", sn);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM samples_v WHERE sensor=%u", sn);
 		int64_t c = sql_int(f->path, sql);
 		/* 1.3 samples per 100 ms overall: ~770 ticks of 100 ms kept. */
 		assert_true(newest - mn > 70000 && newest - mn < 80000);
@@ -407,10 +409,10 @@ static void test_evict_age(void **state)
 	}
 	assert_int_equal(store_append(s, v, 240), 0);
 	char sql[128];
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM samples WHERE ts < %lld",
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM samples_v WHERE ts < %lld",
 		 (long long)(now - 60000));
 	assert_int_equal(sql_int(f->path, sql), 0);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM samples WHERE ts >= %lld",
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM samples_v WHERE ts >= %lld",
 		 (long long)(now - 59000));
 	assert_int_equal(sql_int(f->path, sql), 2 * 59);
 	/* Quality rows go with their samples. */
@@ -427,11 +429,11 @@ static void test_evict_age(void **state)
 	struct pdm_sample w[] = { smp(3, now - 1000, 1, 0), smp(3, now + 60000, 2, 0) };
 	assert_int_equal(store_submit(s, w, 2), 0);
 	assert_int_equal(store_flush(s, 5000), 0);
-	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM samples WHERE sensor=3"), 2);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM samples_v WHERE sensor=3"), 2);
 	int64_t cnt = 2;
 	for (int i = 0; i < 60 && cnt == 2; i++) {
 		test_sleep_ms(100);
-		cnt = sql_int(f->path, "SELECT count(*) FROM samples WHERE sensor=3");
+		cnt = sql_int(f->path, "SELECT count(*) FROM samples_v WHERE sensor=3");
 	}
 	assert_int_equal(cnt, 1);
 	store_close(s);

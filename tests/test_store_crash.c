@@ -217,7 +217,7 @@ static void test_kill9(void **state)
 		if (n_batches > 0) {
 			char sql[160];
 			snprintf(sql, sizeof(sql),
-				 "SELECT count(*) FROM samples WHERE ts >= %lld AND ts < %lld",
+				 "SELECT count(*) FROM samples_v WHERE ts >= %lld AND ts < %lld",
 				 (long long)batch_ts(round, 0, 0),
 				 (long long)batch_ts(round, max_batch + 1, 0));
 			assert_int_equal(q1(db, sql), (max_batch + 1) * BATCH);
