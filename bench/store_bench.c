@@ -9,6 +9,8 @@
  *   store_read_latest64_us    median newest-64 read of a random sensor
  *   store_bytes_per_sample    database size after close / samples kept
  *   store_size_growth_10x     file size after 10 x cap / size after 1 x cap
+ *   store_paced_10k_*         1,000 sensors x 10 Hz into a full ring: rate
+ *                             kept up, samples dropped, largest queue
  * bench/store.sh runs this and the raw-SQLite peer in the same run.
  */
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +33,15 @@ static double now_s(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* CPU time of the whole process (writer thread included). */
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+	       (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 static long fsize(const char *p)
@@ -94,6 +106,7 @@ static struct store *open_fresh(const char *path, long keep, uint32_t *ids)
 int main(int argc, char **argv)
 {
 	long rows = 1000000, keep = 200000, batch = 1000, reads = 20000;
+	double paced_s = 3;
 	const char *dir = "/var/tmp";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--rows") && i + 1 < argc)
@@ -102,10 +115,12 @@ int main(int argc, char **argv)
 			keep = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
 			batch = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--paced-s") && i + 1 < argc)
+			paced_s = strtod(argv[++i], NULL);
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--rows N] [--keep N] [--batch N] [--dir DIR]\n",
+			fprintf(stderr, "usage: %s [--rows N] [--keep N] [--batch N] [--paced-s S] [--dir DIR]\n",
 				argv[0]);
 			return 2;
 		}
@@ -211,6 +226,67 @@ int main(int argc, char **argv)
 	printf("store_db_bytes_1x_cap %ld bytes\n", size1);
 	printf("store_db_bytes_10x_cap %ld bytes\n", size10);
 	printf("store_size_growth_10x %.3f ratio\n", size1 ? (double)size10 / (double)size1 : 0.0);
+
+	/* 4. the daemon's load: 1,000 sensors at 10 Hz (10k samples/s) for
+	 * --paced-s seconds into a full ring, submitted every 10 ms. */
+	{
+		enum { PSENS = 1000 };
+		uint32_t *pids = malloc(PSENS * sizeof(*pids));
+		struct pdm_sample *pv = malloc(PSENS * sizeof(*pv));
+		s = open_fresh(NULL, keep, ids);
+		for (int i = 0; i < PSENS; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "paced.s%04d", i);
+			if (store_sensor_id(s, name, &pids[i]) < 0)
+				return 1;
+		}
+		int64_t tick = 0;
+		for (long i = 0; i < keep + keep / 4; i += PSENS, tick++) {
+			for (int k = 0; k < PSENS; k++)
+				pv[k] = (struct pdm_sample){ pids[k], T0 + 100 * tick, (double)k, 0 };
+			if (store_append(s, pv, PSENS) < 0)
+				return 1;
+		}
+		if (store_writer_start(s) < 0)
+			return 1;
+		struct store_stats before, after;
+		store_stats(s, &before);
+		size_t maxq = 0;
+		double tp = now_s(), next = tp, cpu0 = cpu_s();
+		long ticks = (long)(paced_s * 10);
+		for (long k = 0; k < ticks; k++, tick++) {
+			/* each 100 ms tick delivered as ten 10 ms slices */
+			for (int sl = 0; sl < 10; sl++) {
+				for (int j = 0; j < PSENS / 10; j++) {
+					int sn = sl * (PSENS / 10) + j;
+					pv[j] = (struct pdm_sample){ pids[sn], T0 + 100 * tick, (double)sn, 0 };
+				}
+				store_submit(s, pv, PSENS / 10);
+				store_stats(s, &after);
+				if (after.queue_len > maxq)
+					maxq = after.queue_len;
+				next += 0.010;
+				double d = next - now_s();
+				if (d > 0)
+					usleep((useconds_t)(d * 1e6));
+			}
+		}
+		store_flush(s, 60000);
+		double el = now_s() - tp, cpu = cpu_s() - cpu0;
+		store_stats(s, &after);
+		store_close(s);
+		printf("store_paced_10k_rows_per_s %.0f rows/s\n",
+		       (double)(after.appended - before.appended) / el);
+		printf("store_paced_10k_dropped %llu samples\n",
+		       (unsigned long long)(after.dropped_full - before.dropped_full +
+					    after.dropped_error - before.dropped_error));
+		printf("store_paced_10k_max_queue %zu samples\n", maxq);
+		printf("store_paced_10k_cpu %.1f %%\n", 100.0 * cpu / el);
+		printf("store_paced_10k_commits_per_s %.1f commits/s\n",
+		       (double)(after.commits - before.commits) / el);
+		free(pids);
+		free(pv);
+	}
 
 	char aux[600];
 	unlink(path);
