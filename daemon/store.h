@@ -18,6 +18,11 @@
  * database's consistency. synchronous=FULL also survives a power cut
  * without losing a commit. Samples still in the queue are not committed:
  * store_flush() waits for them.
+ *
+ * Errors: calls return 0 or a negative errno-style code (-ENOSPC disk or
+ * max_db_bytes full, -EBUSY locked beyond busy_timeout, -EROFS read-only
+ * handle, -PDM_ECORRUPT, -EIO). SQLite's own message is logged here, once;
+ * callers decide what to do and need not log the detail again.
  */
 #ifndef PDM_STORE_H
 #define PDM_STORE_H
@@ -169,7 +174,9 @@ int store_episode_next(struct store *s, const char *asset, uint64_t *seq);
 int store_outbox_add(struct store *s, const char *topic, const char *payload, int64_t *id);
 
 /* One transaction: kv[asset "/" state_key] = state_value (skipped when
- * state_key is NULL) and the outbox row. */
+ * state_key is NULL) and the outbox row. Inside a transaction opened with
+ * store_txn_begin it joins that one; on failure the caller then rolls
+ * back. */
 int store_alert_commit(struct store *s, const char *asset, const char *state_key,
 		       const char *state_value, const char *topic, const char *payload,
 		       int64_t *outbox_id);
@@ -180,8 +187,9 @@ struct store_outbox_row {
 	const char *payload;
 	int64_t created_ms;
 };
-/* Calls cb for up to `limit` undelivered rows with id > after_id, in id
- * order. A non-zero cb return stops and is returned. */
+/* Calls cb for up to `limit` (0 = all) undelivered rows with id >
+ * after_id, in id order. cb may call store_outbox_mark_delivered. A
+ * non-zero cb return stops and is returned. */
 int store_outbox_pending(struct store *s, int64_t after_id, size_t limit,
 			 int (*cb)(const struct store_outbox_row *r, void *user), void *user);
 /* Marks a row delivered (idempotent); -ENOENT if no such row. Old

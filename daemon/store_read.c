@@ -48,7 +48,7 @@ int store_read_latest(struct store *s, uint32_t sensor, size_t n, int64_t *ts, d
 	if (!s || !got || (n && (!ts || !val)))
 		return -EINVAL;
 	*got = 0;
-	if (n == 0)
+	if (n == 0 || sensor >= STORE_MAX_SENSOR_ID)
 		return 0;
 	sqlite3_stmt *st = store_stmt(s, ST_LATEST);
 	if (!st)

@@ -294,6 +294,18 @@ static bool age_due(const struct store *s, int64_t now)
 	return s->o.retention_ms > 0 && now >= s->next_age_ms;
 }
 
+/* Whether an idle pass would delete anything; if not, it skips the empty
+ * transaction and looks again in a second. */
+static bool age_work(struct store *s, int64_t now)
+{
+	int64_t cutoff = now - s->o.retention_ms;
+	for (size_t i = 0; i < s->nsens; i++)
+		if (s->sens[i].count > 0 && s->sens[i].min_ts < cutoff)
+			return true;
+	s->next_age_ms = now + AGE_EVICT_EVERY_MS;
+	return false;
+}
+
 static int insert_one(struct store *s, const struct pdm_sample *p)
 {
 	struct store_sensor_state *ss = &s->sens[p->sensor];
@@ -507,7 +519,8 @@ static void *writer_main(void *arg)
 		bool wrote = false;
 		pthread_mutex_lock(&s->wmu);
 		/* An idle store still ages out old samples. */
-		if (n > 0 || age_due(s, pdm_wall_ms())) {
+		int64_t now = pdm_wall_ms();
+		if (n > 0 || (age_due(s, now) && age_work(s, now))) {
 			r = write_locked(s, s->batch, s->tmp, n);
 			wrote = true;
 		}

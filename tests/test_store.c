@@ -220,6 +220,8 @@ static void test_append_read_latest(void **state)
 
 	assert_int_equal(store_read_latest(s, 77, 8, ts, val, NULL, &got), 0);
 	assert_int_equal(got, 0);
+	assert_int_equal(store_read_latest(s, UINT32_MAX, 8, ts, val, NULL, &got), 0);
+	assert_int_equal(got, 0);
 	struct store_stats st;
 	store_stats(s, &st);
 	assert_int_equal(st.samples_kept, 201);
@@ -481,6 +483,12 @@ static int outbox_collect(const struct store_outbox_row *r, void *user)
 	return 0;
 }
 
+static int deliver_cb(const struct store_outbox_row *r, void *user)
+{
+	struct store **s = user;
+	return store_outbox_mark_delivered(*s, r->id);
+}
+
 /* Outbox: in order, mark delivered (idempotent), after_id/limit, and it
  * survives a reopen. */
 static void test_outbox(void **state)
@@ -522,6 +530,12 @@ static void test_outbox(void **state)
 	int64_t nid;
 	assert_int_equal(store_outbox_add(s, "pdm/alerts/pump1", "9", &nid), 0);
 	assert_true(nid > id[3]);
+	/* The publisher's loop: deliver from inside the iteration. */
+	assert_int_equal(store_outbox_add(s, "pdm/alerts/pump1", "10", NULL), 0);
+	struct store *sp = s;
+	assert_int_equal(store_outbox_pending(s, 0, 0, deliver_cb, &sp), 0);
+	assert_int_equal(store_outbox_count(s, &pending), 0);
+	assert_int_equal(pending, 0);
 	store_close(s);
 }
 
