@@ -11,6 +11,7 @@
  *   store_size_growth_10x     file size after 10 x cap / size after 1 x cap
  *   store_paced_10k_*         1,000 sensors x 10 Hz into a full ring: rate
  *                             kept up, samples dropped, largest queue
+ * --no-extra skips the last two (for repeated runs).
  * bench/store.sh runs this and the raw-SQLite peer in the same run.
  */
 #include <errno.h>
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
 {
 	long rows = 1000000, keep = 200000, batch = 1000, reads = 20000;
 	double paced_s = 3;
+	int extra = 1;
 	const char *dir = "/var/tmp";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--rows") && i + 1 < argc)
@@ -115,12 +117,14 @@ int main(int argc, char **argv)
 			keep = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
 			batch = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--no-extra"))
+			extra = 0;
 		else if (!strcmp(argv[i], "--paced-s") && i + 1 < argc)
 			paced_s = strtod(argv[++i], NULL);
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--rows N] [--keep N] [--batch N] [--paced-s S] [--dir DIR]\n",
+			fprintf(stderr, "usage: %s [--rows N] [--keep N] [--batch N] [--paced-s S] [--no-extra] [--dir DIR]\n",
 				argv[0]);
 			return 2;
 		}
@@ -203,6 +207,9 @@ int main(int argc, char **argv)
 	long closed = fsize(path);
 	printf("store_db_bytes_closed %ld bytes\n", closed);
 	printf("store_bytes_per_sample %.2f bytes\n", kept ? (double)closed / (double)kept : 0.0);
+
+	if (!extra)
+		goto done;
 
 	/* 3. growth: 1 x cap, close (checkpoint), then 9 x cap more: the file
 	 * must not keep growing. */
@@ -288,6 +295,7 @@ int main(int argc, char **argv)
 		free(pv);
 	}
 
+done:;
 	char aux[600];
 	unlink(path);
 	snprintf(aux, sizeof(aux), "%s-wal", path);
