@@ -130,6 +130,21 @@ static void test_open_schema(void **state)
 	store_close(NULL);
 }
 
+/* Unusable paths and arguments give NULL and a message, not a crash. */
+static void test_open_errors(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+	char path[400];
+	snprintf(path, sizeof(path), "%s/no/such/dir/samples.db", f->dir);
+	assert_null(store_open(path, &f->o, err, sizeof(err)));
+	assert_non_null(strstr(err, path));
+	assert_null(store_open("", NULL, err, sizeof(err)));
+	assert_null(store_open(NULL, NULL, NULL, 0));
+	/* Nothing was moved aside or created next to the missing dir. */
+	assert_int_equal(file_size(f->path), -1);
+}
+
 /* A database from a newer pdmd is refused with a clear message, and left
  * alone (not moved aside: it is not corrupt). */
 static void test_open_newer_schema(void **state)
@@ -918,6 +933,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sensor_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_read_latest, setup, teardown),
