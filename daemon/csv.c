@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pdm_time.h"
@@ -1058,16 +1059,19 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 /* ------------------------------------------------------------------ */
 /* public */
 
-static struct csv_reader *open_common(struct csv_reader *r, const char *time_column,
-				      const char *const *columns, size_t n_columns, char *err,
-				      size_t errlen)
+static struct csv_reader *open_common(struct csv_reader *r, size_t size_hint,
+				      const char *time_column, const char *const *columns,
+				      size_t n_columns, char *err, size_t errlen)
 {
 	if (n_columns && !columns) {
 		msg_at(r, err, errlen, 1, 1, "no column names given");
 		goto fail;
 	}
 	r->c_loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+	/* Small inputs get a small buffer; fill() grows it up to the line cap. */
 	r->cap = CSV_INITIAL_BUF < r->max_line + 3 ? CSV_INITIAL_BUF : r->max_line + 3;
+	if (size_hint + 4 < r->cap)
+		r->cap = size_hint + 4 < 64 ? 64 : size_hint + 4;
 	r->buf = malloc(r->cap);
 	if (!r->c_loc || !r->buf) {
 		msg_at(r, err, errlen, 1, 1, "out of memory");
@@ -1128,7 +1132,11 @@ struct csv_reader *csv_open(const char *path, const char *time_column,
 		}
 		r->own_fd = true;
 	}
-	return open_common(r, time_column, columns, n_columns, err, errlen);
+	struct stat st;
+	size_t hint = SIZE_MAX - 8;
+	if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size < hint)
+		hint = (size_t)st.st_size;
+	return open_common(r, hint, time_column, columns, n_columns, err, errlen);
 }
 
 struct csv_reader *csv_open_mem(const char *name, const char *data, size_t len,
@@ -1144,7 +1152,7 @@ struct csv_reader *csv_open_mem(const char *name, const char *data, size_t len,
 	}
 	r->mem = data ? data : "";
 	r->mem_len = data ? len : 0;
-	return open_common(r, time_column, columns, n_columns, err, errlen);
+	return open_common(r, r->mem_len, time_column, columns, n_columns, err, errlen);
 }
 
 static int set_fatal(struct csv_reader *r, int rc, const char *err)
