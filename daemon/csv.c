@@ -1169,11 +1169,13 @@ int csv_next(struct csv_reader *r, int64_t *ts_ms, double *values, char *err, si
 	struct rec rec;
 	char cell[200];
 
-	if (!r || !ts_ms || (r->n_slots > 1 && !values))
-		return -EINVAL;
 	if (!err || errlen == 0) {
 		err = localerr;
 		errlen = sizeof(localerr);
+	}
+	if (!r || !ts_ms || (r->n_slots > 1 && !values)) {
+		snprintf(err, errlen, "csv_next: no reader, time or value array given");
+		return -EINVAL;
 	}
 	if (r->fatal) {
 		snprintf(err, errlen, "%s", r->fatal_msg ? r->fatal_msg : "");

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "csv.h"
 #include "test_util.h"
@@ -549,6 +551,23 @@ static void test_file_streaming(void **state)
 	r = csv_open(dir, NULL, NULL, 0, err, sizeof(err));
 	assert_null(r);
 	assert_string_equal(err + strlen(dir), ":1:1: read failed: Is a directory");
+
+	/* "-" reads standard input. */
+	assert_int_equal(test_write_file(dir, "in.csv", "time;v\n1;2,5\n2;x\n"), 0);
+	snprintf(path, sizeof(path), "%s/in.csv", dir);
+	int saved = dup(STDIN_FILENO), fd = open(path, O_RDONLY);
+	assert_true(saved >= 0 && fd >= 0);
+	assert_int_equal(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+	close(fd);
+	r = csv_open("-", NULL, (const char *const[]){ "v" }, 1, err, sizeof(err));
+	if (!r)
+		fail_msg("%s", err);
+	expect_row(r, 1000, 1, 2.5);
+	expect_error(r, -EINVAL, "<stdin>:3:3: column 'v': not a number: 'x'");
+	expect_end(r);
+	csv_close(r);
+	assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+	close(saved);
 
 	test_rmtree(dir);
 	free(text);
