@@ -63,7 +63,8 @@ struct rec {
 	bool nonblank;
 	bool bad_quote;      /* text after a closing quote */
 	struct where bad_at; /* where that text is, or the unterminated quote */
-	struct where extra;  /* first field beyond the header's count */
+	struct where extra;  /* first (non-empty) field beyond the header's count */
+	bool extra_nonblank; /* a field beyond the header's count holds something */
 	struct where end;    /* end of the record's content */
 };
 
@@ -93,6 +94,7 @@ struct csv_reader {
 	char **names;
 	int32_t *slot; /* per header field: -1 ignored, 0 time, 1 + i column i */
 	bool header_mode;
+	bool last_unnamed; /* header ends with a delimiter: rows may omit that field */
 	struct field *fields; /* n_slots in data mode; grown in header mode */
 	size_t n_slots, fields_cap;
 	size_t time_field;
@@ -234,8 +236,11 @@ static int store_field(struct csv_reader *r, struct rec *rec, size_t f, const st
 		int32_t s = r->slot[f];
 		if (s >= 0)
 			r->fields[s] = *fl;
-	} else if (f == r->n_header) {
-		rec->extra = fl->at;
+	} else if (!rec->extra_nonblank) {
+		bool blank = !fl->quoted && fl->e == fl->s;
+		if (f == r->n_header || !blank)
+			rec->extra = fl->at;
+		rec->extra_nonblank = !blank;
 	}
 	return 0;
 }
@@ -678,6 +683,10 @@ static int parse_time(struct csv_reader *r, const struct field *fl, int64_t *ts,
 		msg_at(r, err, errlen, line, col, "time column '%s' is empty", tname);
 		return -EINVAL;
 	}
+	if (strcmp(s, tname) == 0) {
+		msg_at(r, err, errlen, line, col, "the header again (files joined together?)");
+		return -EINVAL;
+	}
 	if (r->tfmt != TF_ISO) {
 		double v = 0;
 		char sep;
@@ -973,8 +982,14 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 		r->slot[i] = -1;
 	}
 
+	r->last_unnamed = r->n_header > 1 && r->names[r->n_header - 1][0] == '\0';
+
 	/* time column */
 	long tf = -1;
+	if (time_column && !time_column[strspn(time_column, " \t")]) {
+		msg_at(r, err, errlen, r->line, 1, "the time column's name is empty");
+		return -EINVAL;
+	}
 	if (time_column) {
 		tf = find_name(r, time_column);
 		if (tf < 0) {
@@ -1011,7 +1026,7 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 		return -ENOMEM;
 	}
 	for (size_t c = 0; c < n_columns; c++) {
-		if (!columns[c]) {
+		if (!columns[c] || !columns[c][strspn(columns[c], " \t")]) {
 			msg_at(r, err, errlen, r->line, 1, "column %zu has no name", c + 1);
 			return -EINVAL;
 		}
@@ -1196,7 +1211,12 @@ int csv_next(struct csv_reader *r, int64_t *ts_ms, double *values, char *err, si
 			       "unexpected text after a closing quote");
 			return -EINVAL;
 		}
-		if (rec.n_fields != r->n_header) {
+		/* Tolerated: empty fields after the last column (trailing
+		 * delimiters), and rows without the header's unnamed last field. */
+		bool fields_ok = rec.n_fields == r->n_header ||
+				 (rec.n_fields > r->n_header && !rec.extra_nonblank) ||
+				 (rec.n_fields + 1 == r->n_header && r->last_unnamed);
+		if (!fields_ok) {
 			const struct where *w = rec.n_fields > r->n_header ? &rec.extra : &rec.end;
 			msg_at(r, err, errlen, where_line(r, w), where_col(w),
 			       "%zu fields where the header has %zu", rec.n_fields, r->n_header);

@@ -484,6 +484,35 @@ static void test_framing_errors(void **state)
 	csv_close(r);
 }
 
+/* Trailing delimiters, and a header repeated by joining two exports. */
+static void test_ragged_ends(void **state)
+{
+	const char *cols[] = { "a", "b" };
+	struct csv_reader *r = open_text("time,a,b\n1,2,3,\n2,4,5,,\n3,6,7,8\n4,8,9, \"\"\n", NULL,
+					 cols, 2);
+	expect_row(r, 1000, 2, 2.0, 3.0);
+	expect_row(r, 2000, 2, 4.0, 5.0);
+	expect_error(r, -EINVAL, "t.csv:4:7: 4 fields where the header has 3");
+	expect_error(r, -EINVAL, "t.csv:5:7: 4 fields where the header has 3");
+	expect_end(r);
+	csv_close(r);
+
+	r = open_text("time;a;b;\n1;2;3\n2;4;5;\n3;6\n", NULL, cols, 2);
+	expect_row(r, 1000, 2, 2.0, 3.0);
+	expect_row(r, 2000, 2, 4.0, 5.0);
+	expect_error(r, -EINVAL, "t.csv:4:4: 2 fields where the header has 4");
+	csv_close(r);
+
+	r = open_text("datetime,a,b\n2026-01-01 00:00:00,1,2\ndatetime,a,b\n", NULL, cols, 2);
+	expect_row(r, 1767225600000, 2, 1.0, 2.0);
+	expect_error(r, -EINVAL, "t.csv:3:1: the header again (files joined together?)");
+	csv_close(r);
+
+	const char *empty[] = { " " };
+	expect_open_error("time,a,\n", NULL, empty, 1, "t.csv:1:1: column 1 has no name");
+	expect_open_error("time,a,\n", "", cols, 1, "t.csv:1:1: the time column's name is empty");
+}
+
 static void test_truncated_last_line(void **state)
 {
 	const char *cols[] = { "a", "b" };
@@ -750,6 +779,7 @@ int main(void)
 		cmocka_unit_test(test_cell_errors),
 		cmocka_unit_test(test_time_backwards),
 		cmocka_unit_test(test_framing_errors),
+		cmocka_unit_test(test_ragged_ends),
 		cmocka_unit_test(test_truncated_last_line),
 		cmocka_unit_test(test_file_streaming),
 		cmocka_unit_test(test_garbage),
