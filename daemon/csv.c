@@ -448,8 +448,9 @@ static bool is_gap_word(const char *s, size_t n)
 /*
  * Parses a decimal number: [+-] digits [sep digits] [e [+-] digits], sep '.'
  * or (when the delimiter is not ',') ','. *sep_out gets the separator seen or
- * 0; *int_out gets the value when it is an integer of at most 18 digits
- * (*is_int true). s is NUL-terminated at s[n] and may be modified.
+ * 0; *int_out gets the exact value when it is an integer that fits int64
+ * (*is_int true), so epoch times in ns lose nothing to rounding. s is
+ * NUL-terminated at s[n]; a decimal comma is swapped for strtod_l and back.
  */
 static enum num_rc parse_number(const struct csv_reader *r, char *s, size_t n, double *out,
 				char *sep_out, bool *is_int, int64_t *int_out)
@@ -549,7 +550,7 @@ not_number:
 		return NUM_GAP;
 	{
 		size_t k = (s[0] == '+' || s[0] == '-') ? 1 : 0;
-		if (n - k >= 3 && strncasecmp(s + k, "inf", 3) == 0)
+		if (strcasecmp(s + k, "inf") == 0 || strcasecmp(s + k, "infinity") == 0)
 			return NUM_INF;
 	}
 	return NUM_BAD;

@@ -405,6 +405,14 @@ static void test_cell_errors(void **state)
 		     "ISO-8601 like 2026-01-31T12:00:00Z or 2026-01-31 12:00:00)");
 	csv_close(r);
 
+	r = open_text("time,v\n1,-Infinity\n2,1e400\n3,information\n4,0x10\n", NULL,
+		      (const char *const[]){ "v" }, 1);
+	expect_error(r, -EINVAL, "t.csv:2:3: column 'v': not a finite number: '-Infinity'");
+	expect_error(r, -EINVAL, "t.csv:3:3: column 'v': not a finite number: '1e400'");
+	expect_error(r, -EINVAL, "t.csv:4:3: column 'v': not a number: 'information'");
+	expect_error(r, -EINVAL, "t.csv:5:3: column 'v': not a number: '0x10'");
+	csv_close(r);
+
 	/* Control bytes are escaped in messages. */
 	r = open_text("time,v\n1,\x1b[31m\n", NULL, (const char *const[]){ "v" }, 1);
 	expect_error(r, -EINVAL, "t.csv:2:3: column 'v': not a number: '\\x1b[31m'");
@@ -535,10 +543,30 @@ static void test_truncated_last_line(void **state)
 	csv_close(r);
 }
 
+static int tmpdir_setup(void **state)
+{
+	char *dir = malloc(256);
+
+	if (!dir || test_mkdtemp(dir, 256) != 0) {
+		free(dir);
+		return -1;
+	}
+	*state = dir;
+	return 0;
+}
+
+static int tmpdir_teardown(void **state)
+{
+	test_rmtree(*state);
+	free(*state);
+	return 0;
+}
+
 /* Rows that straddle many buffer refills, with quotes and CRLF, from a file. */
 static void test_file_streaming(void **state)
 {
-	char dir[256], path[300], err[ERRLEN];
+	const char *dir = *state;
+	char path[300], err[ERRLEN];
 	const int rows = 40000;
 	size_t cap = (size_t)rows * 64 + 64, o = 0;
 	char *text = malloc(cap);
@@ -548,7 +576,6 @@ static void test_file_streaming(void **state)
 	for (int i = 0; i < rows; i++)
 		o += (size_t)snprintf(text + o, cap - o, "%d;\"%d,%d\";\"a\"\"b\r\nc\"\r\n", i * 10,
 				      i, i % 100);
-	assert_int_equal(test_mkdtemp(dir, sizeof(dir)), 0);
 	assert_int_equal(test_write_file(dir, "big.csv", text), 0);
 	snprintf(path, sizeof(path), "%s/big.csv", dir);
 
@@ -598,7 +625,6 @@ static void test_file_streaming(void **state)
 	assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
 	close(saved);
 
-	test_rmtree(dir);
 	free(text);
 }
 
@@ -781,7 +807,7 @@ int main(void)
 		cmocka_unit_test(test_framing_errors),
 		cmocka_unit_test(test_ragged_ends),
 		cmocka_unit_test(test_truncated_last_line),
-		cmocka_unit_test(test_file_streaming),
+		cmocka_unit_test_setup_teardown(test_file_streaming, tmpdir_setup, tmpdir_teardown),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_datasets),
 	};
