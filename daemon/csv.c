@@ -36,6 +36,8 @@
 
 #define CSV_INITIAL_BUF ((size_t)256 << 10)
 #define CSV_MIN_MAX_LINE 16
+/* Far beyond any export, and keeps the header's bookkeeping under 5 MB. */
+#define CSV_MAX_COLUMNS 100000
 /* Epoch times are accepted from year 1 to year 9999. */
 #define CSV_TS_MIN (-62135596800000LL)
 #define CSV_TS_MAX (253402300799999LL)
@@ -223,6 +225,8 @@ static inline bool is_blank(unsigned char c, unsigned char delim)
 static int store_field(struct csv_reader *r, struct rec *rec, size_t f, const struct field *fl)
 {
 	if (r->header_mode) {
+		if (f >= CSV_MAX_COLUMNS)
+			return -EMSGSIZE;
 		if (f >= r->fields_cap) {
 			size_t ncap = r->fields_cap ? r->fields_cap * 2 : 16;
 			struct field *nf = realloc(r->fields, ncap * sizeof(*nf));
@@ -248,8 +252,8 @@ static int store_field(struct csv_reader *r, struct rec *rec, size_t f, const st
 /*
  * Frames one record starting at r->pos without modifying it. Returns
  * SCAN_REC (r->pos moved past it), SCAN_END, SCAN_NEED (more input needed),
- * -E2BIG, -EPROTO (quote open at end of input, rec->bad_at says where) or
- * -ENOMEM.
+ * -E2BIG, -EPROTO (quote open at end of input, rec->bad_at says where),
+ * -EMSGSIZE (too many columns in the header) or -ENOMEM.
  */
 static int scan(struct csv_reader *r, struct rec *rec)
 {
@@ -371,6 +375,10 @@ static int next_record(struct csv_reader *r, struct rec *rec, char *err, size_t 
 			msg_at(r, err, errlen, r->line, 1,
 			       "line longer than %zu bytes (wrong file, or a missing line end?)",
 			       r->max_line);
+			return rc;
+		}
+		if (rc == -EMSGSIZE) {
+			msg_at(r, err, errlen, r->line, 1, "more than %d columns", CSV_MAX_COLUMNS);
 			return rc;
 		}
 		if (rc == -EPROTO) {

@@ -486,6 +486,15 @@ static void test_framing_errors(void **state)
 			  "end?)");
 	free(text);
 
+	/* Too many columns for a header. */
+	text = malloc(2 * 100001 + 8);
+	assert_non_null(text);
+	strcpy(text, "time");
+	for (size_t i = 0; i < 100001; i++)
+		memcpy(text + 4 + 2 * i, ",x", 3);
+	expect_open_error(text, NULL, NULL, 0, "t.csv:1:1: more than 100000 columns");
+	free(text);
+
 	/* Header only. */
 	r = open_text("time,v\n", NULL, cols, 1);
 	expect_end(r);
