@@ -837,18 +837,25 @@ static int detect_delimiter(struct csv_reader *r, char *err, size_t errlen)
 	return 0;
 }
 
-static const char *header_list(const struct csv_reader *r, char *out, size_t outlen)
+/* Appends the header's names to the message in err; what does not fit is
+ * summed up as "and N more" rather than cut mid-name. */
+static void append_header_list(const struct csv_reader *r, char *err, size_t errlen)
 {
-	size_t o = 0;
+	const size_t reserve = 32; /* room for " and 99999 more" */
+	size_t used = err && errlen ? strlen(err) : 0;
+	if (!err || used + reserve >= errlen)
+		return;
+	char *out = err + used;
+	size_t outlen = errlen - used, o = 0, i;
 
-	out[0] = '\0';
-	for (size_t i = 0; i < r->n_header && o + 1 < outlen; i++) {
-		int n = snprintf(out + o, outlen - o, "%s'%s'", i ? ", " : "", r->names[i]);
-		if (n < 0)
+	for (i = 0; i < r->n_header; i++) {
+		size_t need = strlen(r->names[i]) + 4;
+		if (o + need + reserve >= outlen)
 			break;
-		o += (size_t)n;
+		o += (size_t)snprintf(out + o, outlen - o, "%s'%s'", i ? ", " : "", r->names[i]);
 	}
-	return out;
+	if (i < r->n_header)
+		snprintf(out + o, outlen - o, "%sand %zu more", i ? " " : "", r->n_header - i);
 }
 
 static bool trimmed_equal(const char *name, const char *want)
@@ -883,7 +890,6 @@ static long find_name(const struct csv_reader *r, const char *want)
 static void missing_column(const struct csv_reader *r, const char *what, const char *want,
 			   char *err, size_t errlen)
 {
-	char list[1024];
 	char hint[300] = "";
 
 	for (size_t i = 0; i < r->n_header; i++) {
@@ -892,8 +898,8 @@ static void missing_column(const struct csv_reader *r, const char *what, const c
 			break;
 		}
 	}
-	msg_at(r, err, errlen, r->line, 1, "no %s '%s'%s; the columns are: %s", what, want, hint,
-	       header_list(r, list, sizeof(list)));
+	msg_at(r, err, errlen, r->line, 1, "no %s '%s'%s; the columns are: ", what, want, hint);
+	append_header_list(r, err, errlen);
 }
 
 /* Reads the header record, stores the names and maps the columns. */
@@ -1012,11 +1018,10 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 				if (strcasecmp(r->names[i], auto_names[k]) == 0)
 					tf = (long)i;
 		if (tf < 0) {
-			char list[1024];
 			msg_at(r, err, errlen, r->line, 1,
 			       "no time column (none of ts_ms, timestamp, datetime, time); "
-			       "the columns are: %s",
-			       header_list(r, list, sizeof(list)));
+			       "the columns are: ");
+			append_header_list(r, err, errlen);
 			return -EINVAL;
 		}
 	}

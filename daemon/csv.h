@@ -27,9 +27,10 @@ struct csv_reader;
  *   header names after trimming blanks; their values come back from
  *   csv_next() in this order. Other columns are ignored. n_columns may be 0.
  * The reader copies what it needs; the caller keeps ownership of all arguments.
- * Returns a reader to close with csv_close(), or NULL with a
- * "file:line:col: reason" message in err (no such file, empty file, no time
- * column, a missing column naming the columns that exist, ...).
+ * Returns a reader to close with csv_close(), or NULL with a message in err
+ * (cut to errlen; 1024 bytes hold it all but for very wide files): "file: cannot open: reason",
+ * or "file:line:col: reason" for an empty file, no time column, a missing
+ * column (naming the columns that exist), a line over the cap, ...
  */
 struct csv_reader *csv_open(const char *path, const char *time_column,
 			    const char *const *columns, size_t n_columns, char *err,

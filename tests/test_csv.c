@@ -314,6 +314,18 @@ static void test_column_mapping(void **state)
 	expect_open_error("datetime;Current;Volume Flow RateRMS\n", NULL, missing, 2,
 			  "t.csv:1:1: no column 'Volume Flow Rate'; the columns are: 'datetime', "
 			  "'Current', 'Volume Flow RateRMS'");
+	/* A wide header is listed as far as it fits, then counted. */
+	char wide[4096] = "time";
+	for (int i = 0; i < 200; i++)
+		snprintf(wide + strlen(wide), sizeof(wide) - strlen(wide), ",column%03d", i);
+	strcat(wide, "\n");
+	char err[ERRLEN];
+	assert_null(csv_open_mem("t.csv", wide, strlen(wide), NULL, missing, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, ", 'column000', 'column001', "));
+	assert_non_null(strstr(err, ", 'column071' and 128 more"));
+	assert_string_equal(err + strlen(err) - 5, " more");
+	assert_true(strlen(err) < ERRLEN - 1);
+
 	const char *lower[] = { "current" };
 	expect_open_error("datetime;Current\n", NULL, lower, 1,
 			  "t.csv:1:1: no column 'current' (did you mean 'Current'?); the columns "
