@@ -902,9 +902,10 @@ static void missing_column(const struct csv_reader *r, const char *what, const c
 	append_header_list(r, err, errlen);
 }
 
-/* Reads the header record, stores the names and maps the columns. */
-static int read_header(struct csv_reader *r, const char *time_column, const char *const *columns,
-		       size_t n_columns, char *err, size_t errlen)
+/* Gets past what may precede the header (a byte order mark, blank lines,
+ * Excel's "sep=;" line) and settles the delimiter; r->pos is then at the
+ * header. */
+static int read_preamble(struct csv_reader *r, char *err, size_t errlen)
 {
 	struct rec rec;
 	int rc;
@@ -928,7 +929,6 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 	}
 
 	/* Blank lines before the header, and Excel's "sep=;" line. */
-	r->header_mode = true;
 	r->delim = ',';
 	bool sep_line = false;
 	for (;;) {
@@ -955,12 +955,14 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 		}
 		r->line += rec.n_lines;
 	}
-	if (!sep_line) {
-		rc = detect_delimiter(r, err, errlen);
-		if (rc < 0)
-			return rc;
-	}
-	rc = next_record(r, &rec, err, errlen);
+	return sep_line ? 0 : detect_delimiter(r, err, errlen);
+}
+
+/* Frames the header record and keeps its names (unquoted, trimmed). */
+static int store_names(struct csv_reader *r, struct rec *hdr, char *err, size_t errlen)
+{
+	struct rec rec;
+	int rc = next_record(r, &rec, err, errlen);
 	if (rc < 0)
 		return rc;
 	r->row_line = r->line;
@@ -996,10 +998,14 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 		p += n + 1;
 		r->slot[i] = -1;
 	}
-
 	r->last_unnamed = r->n_header > 1 && r->names[r->n_header - 1][0] == '\0';
+	*hdr = rec;
+	return 0;
+}
 
-	/* time column */
+/* Finds the time column, by the caller's name or the usual ones. */
+static int map_time_column(struct csv_reader *r, const char *time_column, char *err, size_t errlen)
+{
 	long tf = -1;
 	if (time_column && !time_column[strspn(time_column, " \t")]) {
 		msg_at(r, err, errlen, r->line, 1, "the time column's name is empty");
@@ -1032,8 +1038,15 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 		r->tfmt = by_name;
 		r->unit_by_name = true;
 	}
+	return 0;
+}
 
-	/* data columns */
+/* Maps the asked columns to header fields. */
+static int map_columns(struct csv_reader *r, const char *const *columns, size_t n_columns,
+		       char *err, size_t errlen)
+{
+	size_t tf = r->time_field;
+
 	r->col_field = calloc(n_columns ? n_columns : 1, sizeof(*r->col_field));
 	if (!r->col_field) {
 		msg_at(r, err, errlen, r->line, 1, "out of memory");
@@ -1057,7 +1070,7 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 				return -EINVAL;
 			}
 		}
-		if (fi == tf) {
+		if ((size_t)fi == tf) {
 			msg_at(r, err, errlen, r->line, where_col(&r->fields[fi].at),
 			       "column '%s' is the time column", r->names[fi]);
 			return -EINVAL;
@@ -1070,7 +1083,22 @@ static int read_header(struct csv_reader *r, const char *time_column, const char
 		r->slot[fi] = (int32_t)(c + 1);
 		r->col_field[c] = (size_t)fi;
 	}
-	r->line += rec.n_lines;
+	return 0;
+}
+
+/* Reads the header, stores the names and maps the columns. */
+static int read_header(struct csv_reader *r, const char *time_column, const char *const *columns,
+		       size_t n_columns, char *err, size_t errlen)
+{
+	struct rec hdr;
+	int rc;
+
+	r->header_mode = true;
+	if ((rc = read_preamble(r, err, errlen)) < 0 || (rc = store_names(r, &hdr, err, errlen)) < 0 ||
+	    (rc = map_time_column(r, time_column, err, errlen)) < 0 ||
+	    (rc = map_columns(r, columns, n_columns, err, errlen)) < 0)
+		return rc;
+	r->line += hdr.n_lines;
 
 	/* From here on only the time field and the asked columns are kept. */
 	r->header_mode = false;
