@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -61,6 +62,14 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
+static int days_in_month(int y, int m)
+{
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
 static int parse_digits(const char **p, int n, int *out)
 {
 	int v = 0;
@@ -85,7 +94,7 @@ int pdm_parse_iso8601(const char *s, int64_t *epoch_ms)
 	if (parse_digits(&p, 4, &Y) || *p++ != '-' || parse_digits(&p, 2, &M) || *p++ != '-' ||
 	    parse_digits(&p, 2, &D))
 		return -EINVAL;
-	if (M < 1 || M > 12 || D < 1 || D > 31)
+	if (M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M))
 		return -EINVAL;
 	if (*p == 'T' || *p == 't' || *p == ' ') {
 		p++;
@@ -122,6 +131,8 @@ int pdm_parse_iso8601(const char *s, int64_t *epoch_ms)
 		if (*p == ':')
 			p++;
 		if (isdigit((unsigned char)*p) && parse_digits(&p, 2, &om))
+			return -EINVAL;
+		if (oh > 23 || om > 59)
 			return -EINVAL;
 		offset_min = sign * (oh * 60 + om);
 	}

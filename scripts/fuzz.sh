@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# scripts/fuzz.sh - builds the libFuzzer harnesses listed in tests/fuzz/targets
+# with clang (-fsanitize=fuzzer,address,undefined) into a temporary directory
+# and runs each for a bounded time from its seed corpus. Exits non-zero on any
+# crash, leak, undefined behaviour or timeout, keeping the failing input.
+#
+#   ./scripts/fuzz.sh [SECONDS] [NAME...]
+#
+#   SECONDS  run time per harness (default 60); 0 only replays the seed corpus
+#   NAME     harnesses to run (default: all in tests/fuzz/targets)
+#
+# Environment: CLANG (default clang), FUZZ_KEEP=1 keeps the work directory,
+# FUZZ_ARTIFACTS=DIR where failing inputs are copied (default: ./fuzz-artifacts).
+# Exits 77 (skipped) when clang or its fuzzer runtime is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGETS="$ROOT/tests/fuzz/targets"
+CLANG="${CLANG:-clang}"
+SECS="${1:-60}"
+shift || true
+
+case "$SECS" in
+'' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$SECS'" >&2; exit 64 ;;
+esac
+if ! command -v "$CLANG" >/dev/null; then
+	echo "fuzz.sh: $CLANG not found; install clang and libclang-rt-14-dev" >&2
+	exit 77
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/pdm-fuzz-XXXXXX")"
+cleanup() { [ "${FUZZ_KEEP:-0}" = 1 ] || rm -rf "$work"; }
+trap cleanup EXIT
+
+cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+	-Wall -Wextra -Werror -Wno-unused-parameter)
+
+# Probe the runtime once so a machine without it skips instead of failing.
+printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' >"$work/probe.c"
+if ! "$CLANG" "${cflags[@]}" "$work/probe.c" -o "$work/probe" 2>"$work/probe.log"; then
+	echo "fuzz.sh: $CLANG cannot build fuzzers (libclang-rt-14-dev missing?):" >&2
+	cat "$work/probe.log" >&2
+	exit 77
+fi
+
+# Reads tests/fuzz/targets: "NAME SOURCES..." per line, '#' comments.
+declare -A sources=()
+order=()
+while read -r name srcs; do
+	case "$name" in '' | '#'*) continue ;; esac
+	sources[$name]="$srcs"
+	order+=("$name")
+done <"$TARGETS"
+
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=("${order[@]}")
+
+status=0
+for name in "${wanted[@]}"; do
+	if [ -z "${sources[$name]+x}" ]; then
+		echo "fuzz.sh: no harness '$name' in $TARGETS" >&2
+		exit 64
+	fi
+	harness="$ROOT/tests/fuzz/fuzz_$name.c"
+	seeds="$ROOT/tests/fuzz/corpus/$name"
+	src=()
+	incs=()
+	for s in ${sources[$name]}; do
+		src+=("$ROOT/$s")
+		incs+=(-I "$ROOT/$(dirname "$s")")
+	done
+	bin="$work/fuzz_$name"
+	echo "==> fuzz_$name: building"
+	"$CLANG" "${cflags[@]}" -I "$ROOT/common" "${incs[@]}" "$harness" "${src[@]}" -lm -o "$bin"
+
+	# New inputs go to a scratch corpus; the seed corpus in the tree is only read.
+	mkdir -p "$work/corpus_$name" "$work/art_$name"
+	args=(-timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+		-artifact_prefix="$work/art_$name/")
+	if [ "$SECS" -eq 0 ]; then
+		args+=(-runs=0)
+	else
+		args+=(-max_total_time="$SECS")
+	fi
+	echo "==> fuzz_$name: running ${SECS}s from $(find "$seeds" -type f | wc -l) seeds"
+	if "$bin" "${args[@]}" "$work/corpus_$name" "$seeds" >"$work/log_$name" 2>&1; then
+		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log_$name")
+		corp=$(find "$work/corpus_$name" "$seeds" -type f | wc -l)
+		echo "fuzz_${name}_execs ${execs:-0} runs"
+		echo "fuzz_${name}_corpus $corp files"
+		echo "fuzz_${name}_time $SECS s"
+	else
+		status=1
+		echo "==> fuzz_$name: FAILED" >&2
+		tail -n 60 "$work/log_$name" >&2
+		dest="${FUZZ_ARTIFACTS:-$PWD/fuzz-artifacts}"
+		mkdir -p "$dest"
+		for a in "$work/art_$name"/*; do
+			[ -e "$a" ] || continue
+			cp "$a" "$dest/${name}-$(basename "$a")"
+			echo "==> failing input kept: $dest/${name}-$(basename "$a")" >&2
+		done
+	fi
+done
+exit $status
