@@ -727,7 +727,8 @@ static void run_group(struct mb_conn *c, struct grp *g)
 	}
 	g->next_ms += g->poll_ms;
 	if (g->next_ms < now) {
-		if (!blocked_until)
+		/* A few ms of lateness on a shared bus is not worth a warning. */
+		if (!blocked_until && now - g->next_ms > g->poll_ms / 4)
 			LOG_RL(&g->rl_overrun, LOG_WARNING,
 			       "modbus[%s]: poll overran its %" PRId64 " ms interval by %" PRId64
 			       " ms; raise poll or timeout, or split the source",
