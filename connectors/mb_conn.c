@@ -531,8 +531,9 @@ static void try_connect(struct mb_conn *c)
 	}
 	if (c->transport == MB_RTU)
 		modbus_flush(c->ctx);
+	/* The backoff is reset by the first answer, not here: a frozen device
+	 * still accepts TCP connections and must not be hammered. */
 	c->connected = true;
-	c->backoff_ms = c->backoff_min_ms;
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->n_g; i++) {
 		c->g[i].st.connected = true;
@@ -629,6 +630,7 @@ static void poll_group(struct mb_conn *c, struct grp *g)
 		int64_t ts = pdm_wall_ms();
 
 		if (rc == r->count) {
+			c->backoff_ms = c->backoff_min_ms;
 			fill_values(c, g, r, ts);
 			pthread_mutex_lock(&c->lock);
 			g->st.requests++;
@@ -653,6 +655,7 @@ static void poll_group(struct mb_conn *c, struct grp *g)
 		pthread_mutex_unlock(&c->lock);
 
 		if (exc) {
+			c->backoff_ms = c->backoff_min_ms; /* the device answered */
 			LOG_RL(&g->rl_err, LOG_WARNING,
 			       "modbus[%s]: unit %d read %s %u..%u: exception %d (%s); "
 			       "its sensors are stale",
