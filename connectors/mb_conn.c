@@ -36,6 +36,7 @@
 
 #include "log.h"
 #include "pdm_error.h"
+#include "pdm_parse.h"
 #include "pdm_time.h"
 
 #define MB_DEF_MAX_REGS 125
@@ -117,6 +118,37 @@ int mb_kind_parse(const char *s, enum mb_kind *k)
 		}
 	}
 	return -EINVAL;
+}
+
+int mb_register_parse(const char *s, enum mb_kind *k, uint16_t *addr)
+{
+	char kind[8];
+	const char *colon = s ? strchr(s, ':') : NULL;
+	int64_t a;
+
+	if (!colon || !k || !addr || (size_t)(colon - s) >= sizeof(kind))
+		return -EINVAL;
+	memcpy(kind, s, (size_t)(colon - s));
+	kind[colon - s] = '\0';
+	if (mb_kind_parse(kind, k) < 0)
+		return -EINVAL;
+	const char *num = colon + 1;
+	if (num[0] == '0' && (num[1] == 'x' || num[1] == 'X')) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(num + 2, &end, 16);
+		if (!num[2] || *end || errno || num[2] == '-' || num[2] == '+')
+			return -EINVAL;
+		if (v > 65535)
+			return -ERANGE;
+		a = (int64_t)v;
+	} else {
+		int rc = pdm_parse_i64(num, 0, 65535, &a);
+		if (rc < 0)
+			return rc;
+	}
+	*addr = (uint16_t)a;
+	return 0;
 }
 
 const char *mb_kind_name(enum mb_kind k)

@@ -34,6 +34,11 @@ enum mb_kind {
 
 /* "hr" "ir" "coil" "di" -> kind; returns 0 or -EINVAL. */
 int mb_kind_parse(const char *s, enum mb_kind *k);
+/* Parses a sensor's "register" setting, KIND:ADDRESS with a 0-based
+ * decimal or 0x-hex address ("hr:100", "coil:0x10"). Returns 0, or -EINVAL
+ * (no kind, unknown kind, bad number) or -ERANGE (address above 65535). */
+int mb_register_parse(const char *s, enum mb_kind *k, uint16_t *addr);
+
 /* Static name of a kind ("hr", ...), "?" if out of range. */
 const char *mb_kind_name(enum mb_kind k);
 

@@ -82,6 +82,23 @@ static void test_names(void **state)
 	assert_int_equal(mb_kind_parse("ir", &k), 0);
 	assert_int_equal(k, MB_K_IR);
 	assert_int_equal(mb_kind_parse("40001", &k), -EINVAL);
+	uint16_t a;
+	assert_int_equal(mb_register_parse("hr:100", &k, &a), 0);
+	assert_int_equal(k, MB_K_HR);
+	assert_int_equal(a, 100);
+	assert_int_equal(mb_register_parse("di:0x1F", &k, &a), 0);
+	assert_int_equal(k, MB_K_DI);
+	assert_int_equal(a, 31);
+	assert_int_equal(mb_register_parse("ir:65535", &k, &a), 0);
+	assert_int_equal(a, 65535);
+	assert_int_equal(mb_register_parse("ir:65536", &k, &a), -ERANGE);
+	assert_int_equal(mb_register_parse("hr:0x10000", &k, &a), -ERANGE);
+	assert_int_equal(mb_register_parse("hr:-1", &k, &a), -ERANGE);
+	assert_int_equal(mb_register_parse("40001", &k, &a), -EINVAL);
+	assert_int_equal(mb_register_parse("xx:1", &k, &a), -EINVAL);
+	assert_int_equal(mb_register_parse("hr:", &k, &a), -EINVAL);
+	assert_int_equal(mb_register_parse("hr:0x", &k, &a), -EINVAL);
+	assert_int_equal(mb_register_parse("hr:12abc", &k, &a), -EINVAL);
 	assert_string_equal(mb_exception_name(2), "illegal data address");
 	assert_string_equal(mb_exception_name(1), "illegal function");
 	assert_string_equal(mb_exception_name(11), "gateway target device failed to respond");
@@ -330,6 +347,7 @@ static void test_exception_isolated(void **state)
 	mb_server_set_value(f->srv, 1, MB_K_HR, 0, 11, MB_T_UINT16, MB_O_ABCD);
 	mb_server_set_value(f->srv, 1, MB_K_HR, 100, 33, MB_T_UINT16, MB_O_ABCD);
 	assert_int_equal(mb_server_set_exception(f->srv, 1, MB_K_HR, 50, 2), 0);
+	mb_logcap_start();
 	f->conn = mb_conn_new(&cfg, mb_collect_cb, &f->col);
 	assert_non_null(f->conn);
 	assert_int_equal(mb_conn_start(f->conn), 0);
@@ -349,6 +367,10 @@ static void test_exception_isolated(void **state)
 	assert_int_equal(mb_collect_count(&f->col, 3, PDM_Q_STALE), 0);
 	assert_true(isnan(mb_collect_last(&f->col, 1).value));
 	assert_true(mb_collect_last(&f->col, 0).value == 11.0);
+	/* Logged by name, and only a few times however often it happens. */
+	assert_true(mb_logcap_has("modbus[u]: unit 1 read hr 50..50: exception 2 "
+				  "(illegal data address)"));
+	mb_logcap_stop();
 
 	/* The device is fixed: the sensor comes back without a reconnect. */
 	assert_int_equal(mb_server_set_exception(f->srv, 1, MB_K_HR, 50, 0), 0);

@@ -179,6 +179,7 @@ static void test_hung_server(void **state)
 	assert_true(mb_collect_last(&col, 1).value == 1.0);
 
 	/* Freeze the device: the kernel still accepts connections, nobody answers. */
+	mb_logcap_start();
 	kill(child, SIGSTOP);
 	assert_true(wait_stats(c, timed_out_twice, 10000));
 	assert_true(mb_collect_wait(&col, 0, PDM_Q_STALE, 2, 5000));
@@ -186,6 +187,10 @@ static void test_hung_server(void **state)
 	struct mb_stats st;
 	assert_int_equal(mb_conn_stats(c, 0, &st), 0);
 	assert_true(st.errors >= st.timeouts);
+	/* The slow poll is reported as an overrun of its interval. */
+	assert_true(mb_logcap_has("modbus[h]: poll overran its 50 ms interval"));
+	assert_true(mb_logcap_has("timed out"));
+	mb_logcap_stop();
 
 	/* Not stuck: stop returns in about one request timeout. */
 	int64_t t0 = pdm_mono_ms();

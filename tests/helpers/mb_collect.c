@@ -3,6 +3,8 @@
  */
 #include "mb_collect.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -159,4 +161,41 @@ void mb_kill_wait(pid_t pid, int sig)
 		return;
 	kill(pid, sig);
 	waitpid(pid, NULL, 0);
+}
+
+static pthread_mutex_t logcap_mu = PTHREAD_MUTEX_INITIALIZER;
+static char logcap_buf[65536];
+static size_t logcap_len;
+
+static void logcap_sink(int prio, const char *msg, void *user)
+{
+	(void)prio;
+	(void)user;
+	pthread_mutex_lock(&logcap_mu);
+	int n = snprintf(logcap_buf + logcap_len, sizeof(logcap_buf) - logcap_len, "%s\n", msg);
+	if (n > 0 && logcap_len + (size_t)n < sizeof(logcap_buf))
+		logcap_len += (size_t)n;
+	pthread_mutex_unlock(&logcap_mu);
+}
+
+void mb_logcap_start(void)
+{
+	pthread_mutex_lock(&logcap_mu);
+	logcap_len = 0;
+	logcap_buf[0] = '\0';
+	pthread_mutex_unlock(&logcap_mu);
+	pdm_log_set_sink(logcap_sink, NULL);
+}
+
+bool mb_logcap_has(const char *needle)
+{
+	pthread_mutex_lock(&logcap_mu);
+	bool found = strstr(logcap_buf, needle) != NULL;
+	pthread_mutex_unlock(&logcap_mu);
+	return found;
+}
+
+void mb_logcap_stop(void)
+{
+	pdm_log_set_sink(NULL, NULL);
 }

@@ -44,4 +44,11 @@ pid_t mb_spawn(char *const argv[]);
 /* Sends sig to the child, then reaps it. */
 void mb_kill_wait(pid_t pid, int sig);
 
+/* Captures log messages (through pdm_log_set_sink) so tests can check that
+ * a failure was reported by name. */
+void mb_logcap_start(void);
+/* True if a captured message contains `needle`. */
+bool mb_logcap_has(const char *needle);
+void mb_logcap_stop(void);
+
 #endif
