@@ -888,14 +888,32 @@ static void probe_fmt(char *buf, size_t len, const uint16_t *regs, enum mb_type 
 		      enum mb_order o)
 {
 	double v;
+	uint64_t u = mb_decode_bits(regs, t, o);
 
 	mb_decode(regs, t, o, &v);
-	if (t == MB_T_FLOAT32)
+	switch (t) {
+	case MB_T_FLOAT32:
 		snprintf(buf, len, "%.9g", v);
-	else if (t == MB_T_FLOAT64)
+		break;
+	case MB_T_FLOAT64:
 		snprintf(buf, len, "%.17g", v);
-	else
-		snprintf(buf, len, "%.0f", v);
+		break;
+	case MB_T_INT16:
+		snprintf(buf, len, "%d", (int16_t)(uint16_t)u);
+		break;
+	case MB_T_INT32:
+		snprintf(buf, len, "%" PRId32, (int32_t)(uint32_t)u);
+		break;
+	case MB_T_INT64:
+		snprintf(buf, len, "%" PRId64, (int64_t)u);
+		break;
+	case MB_T_UINT16:
+	case MB_T_UINT32:
+	case MB_T_UINT64:
+	case MB_T_BOOL:
+		snprintf(buf, len, "%" PRIu64, u);
+		break;
+	}
 }
 
 /* The same registers as every type of their width, in every word order. */

@@ -99,7 +99,7 @@ static uint64_t be_to_u64(const uint8_t *b, int n)
 	return v;
 }
 
-int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out)
+uint64_t mb_decode_bits(const uint16_t *regs, enum mb_type t, enum mb_order o)
 {
 	int nwords = mb_type_words(t);
 	uint8_t wire[8] = { 0 }, be[8] = { 0 };
@@ -112,7 +112,12 @@ int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out
 		memcpy(be, wire, 2);
 	else
 		permute(be, wire, nwords * 2, o);
-	uint64_t u = be_to_u64(be, nwords * 2);
+	return be_to_u64(be, nwords * 2);
+}
+
+int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out)
+{
+	uint64_t u = mb_decode_bits(regs, t, o);
 
 	switch (t) {
 	case MB_T_INT16:

@@ -416,17 +416,21 @@ static void test_probe(void **state)
 		pt(2, MB_K_IR, 3, MB_T_INT16, MB_O_ABCD),
 		pt(3, MB_K_HR, 50, MB_T_UINT16, MB_O_ABCD),
 		pt(4, MB_K_COIL, 1, MB_T_BOOL, MB_O_ABCD),
+		pt(5, MB_K_HR, 10, MB_T_UINT64, MB_O_ABCD),
 	};
 	p[0].name = "pump.vibration";
 	p[3].name = "pump.missing";
 	struct mb_group g = { .name = "plc1", .unit_id = 1, .poll_ms = 100, .points = p,
-			      .n_points = 5 };
+			      .n_points = 6 };
 	struct mb_conn_cfg cfg = tcp_cfg(mb_server_port(f->srv), &g, 1);
 	char *buf = NULL;
 	size_t len = 0;
 
 	mb_server_set_value(f->srv, 1, MB_K_HR, 0, 123.456, MB_T_FLOAT32, MB_O_ABCD);
 	mb_server_set_value(f->srv, 1, MB_K_HR, 4, 2.5, MB_T_FLOAT64, MB_O_CDAB);
+	/* uint64 0x0102030405060708 at hr 10: printed exactly, not rounded */
+	uint16_t big[4] = { 0x0102, 0x0304, 0x0506, 0x0708 };
+	mb_server_set_regs(f->srv, 1, MB_K_HR, 10, big, 4);
 	mb_server_set_value(f->srv, 1, MB_K_IR, 3, -2, MB_T_INT16, MB_O_ABCD);
 	uint8_t one = 1;
 	mb_server_set_bits(f->srv, 1, MB_K_COIL, 1, &one, 1);
@@ -451,6 +455,8 @@ static void test_probe(void **state)
 	assert_non_null(strstr(buf, "fffe"));
 	assert_non_null(strstr(buf, "65534"));
 	assert_non_null(strstr(buf, "exception 2 (illegal data address)"));
+	assert_non_null(strstr(buf, "0102 0304 0506 0708"));
+	assert_non_null(strstr(buf, "72623859790382856")); /* exact 0x0102030405060708 */
 	free(buf);
 
 	/* A peer that is not there: an error, not a hang. */

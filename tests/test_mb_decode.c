@@ -106,6 +106,11 @@ static void test_64bit_and_extremes(void **state)
 	mb_encode((double)0x0001020304050607ULL, MB_T_UINT64, MB_O_BADC, enc);
 	assert_memory_equal(enc, badc2, sizeof(badc2));
 
+	/* Exact bits where a double would round. */
+	uint16_t big[4] = { 0x0708, 0x0506, 0x0304, 0x0102 };
+	assert_true(mb_decode_bits(big, MB_T_UINT64, MB_O_CDAB) == 0x0102030405060708ULL);
+	assert_true(mb_decode_bits(badc, MB_T_INT64, MB_O_BADC) == 0x0102030405060708ULL);
+
 	uint16_t i64min[4] = { 0x8000, 0, 0, 0 };
 	mb_decode(i64min, MB_T_INT64, MB_O_ABCD, &v);
 	assert_true(v == -0x1p63);

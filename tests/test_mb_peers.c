@@ -208,11 +208,87 @@ static void test_rtu_two_units(void **state)
 	test_rmtree(dir);
 }
 
+static bool disconnected(struct mb_conn *c, int ms)
+{
+	struct mb_stats st;
+
+	for (int i = 0; i < ms / 10; i++) {
+		if (mb_conn_stats(c, 0, &st) == 0 && !st.connected && st.errors > 0)
+			return true;
+		test_sleep_ms(10);
+	}
+	return false;
+}
+
+/* The serial line goes away (a USB adapter unplugged: socat killed) and
+ * comes back under the same name: stale, then recovery by reopening. */
+static void test_rtu_unplugged(void **state)
+{
+	char dir[256], a[300], b[300], la[320], lb[320];
+	(void)state;
+
+	assert_int_equal(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(a, sizeof(a), "%s/srv", dir);
+	snprintf(b, sizeof(b), "%s/cli", dir);
+	snprintf(la, sizeof(la), "pty,raw,echo=0,link=%s", a);
+	snprintf(lb, sizeof(lb), "pty,raw,echo=0,link=%s", b);
+	char *argv[] = { "/usr/bin/socat", la, lb, NULL };
+	pid_t socat = mb_spawn(argv);
+	assert_true(socat > 0);
+	assert_true(wait_file(a, 5000));
+	assert_true(wait_file(b, 5000));
+	struct mb_server *srv = mb_server_start_rtu(a, 38400);
+	assert_non_null(srv);
+	mb_server_set_value(srv, 5, MB_K_HR, 2, 4321, MB_T_UINT32, MB_O_CDAB);
+
+	struct mb_point p = pt(0, MB_K_HR, 2, MB_T_UINT32, MB_O_CDAB);
+	struct mb_group g = { .name = "u5", .unit_id = 5, .poll_ms = 50, .timeout_ms = 200,
+			      .points = &p, .n_points = 1 };
+	struct mb_conn_cfg cfg = { .name = "usb0", .transport = MB_RTU, .device = b,
+				   .baud = 38400, .parity = 'N', .data_bits = 8,
+				   .stop_bits = 1, .backoff_min_ms = 100, .backoff_max_ms = 300,
+				   .groups = &g, .n_groups = 1 };
+	struct mb_collect col;
+	mb_collect_init(&col);
+	struct mb_conn *c = mb_conn_new(&cfg, mb_collect_cb, &col);
+	assert_non_null(c);
+	assert_int_equal(mb_conn_start(c), 0);
+	assert_true(mb_collect_wait(&col, 0, PDM_Q_GOOD, 3, 10000));
+	assert_true(mb_collect_last(&col, 0).value == 4321.0);
+
+	mb_kill_wait(socat, SIGTERM);
+	mb_server_stop(srv);
+	assert_true(mb_collect_wait(&col, 0, PDM_Q_STALE, 3, 10000));
+	assert_true(disconnected(c, 10000));
+
+	socat = mb_spawn(argv);
+	assert_true(socat > 0);
+	test_sleep_ms(100);
+	assert_true(wait_file(a, 5000));
+	srv = mb_server_start_rtu(a, 38400);
+	assert_non_null(srv);
+	mb_server_set_value(srv, 5, MB_K_HR, 2, 8765, MB_T_UINT32, MB_O_CDAB);
+	uint64_t good = mb_collect_count(&col, 0, PDM_Q_GOOD);
+	assert_true(mb_collect_wait(&col, 0, PDM_Q_GOOD, good + 2, 10000));
+	assert_true(mb_collect_last(&col, 0).value == 8765.0);
+	struct mb_stats st;
+	assert_int_equal(mb_conn_stats(c, 0, &st), 0);
+	assert_true(st.reconnects >= 1);
+	assert_true(st.connected);
+
+	mb_conn_free(c);
+	mb_collect_cleanup(&col);
+	mb_server_stop(srv);
+	mb_kill_wait(socat, SIGTERM);
+	test_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pymodbus),
 		cmocka_unit_test(test_rtu_two_units),
+		cmocka_unit_test(test_rtu_unplugged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

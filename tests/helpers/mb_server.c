@@ -297,7 +297,11 @@ static void *rtu_loop(void *arg)
 		}
 		ssize_t got = read(fd, buf + have, sizeof(buf) - (size_t)have);
 		if (got <= 0) {
+			/* The other end of the line is gone (EIO on a pty): wait
+			 * for stop instead of spinning on POLLHUP. */
 			have = 0;
+			if (got == 0 || (errno != EINTR && errno != EAGAIN))
+				usleep(20000);
 			continue;
 		}
 		have += (int)got;
