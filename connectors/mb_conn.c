@@ -20,7 +20,9 @@
  *   per missed poll, so the daemon can tell "no data" from "old data".
  * - Requests are planned once at construction: points sorted by kind and
  *   address, merged while the span stays within max_regs/max_bits and the
- *   hole between two points is at most max_gap registers.
+ *   hole between two points is at most max_gap registers. A merged read
+ *   refused with "illegal data address" (an unmapped hole) is split into
+ *   one read per point for the rest of the run.
  */
 #include "mb_conn.h"
 
@@ -51,6 +53,7 @@ struct mb_req {
 	uint16_t addr;
 	uint16_t count;  /* registers or bits */
 	size_t first, n; /* slice of grp.idx */
+	bool split;      /* refused as a whole: read point by point */
 };
 
 struct grp {
@@ -647,78 +650,123 @@ static bool unit_level_failure(int e)
 	       e == EMBMDATA;
 }
 
+/* A transport failure during a read: the unit (serial) or the link (TCP,
+ * or a serial port that failed) backs off. */
+static void read_failed(struct mb_conn *c, struct grp *g, const char *why, int e)
+{
+	if (c->transport == MB_RTU && unit_level_failure(e)) {
+		int64_t delay = jittered(c, g->backoff_ms);
+
+		/* Drop the rest of a garbled or late frame before the next unit. */
+		modbus_flush(c->ctx);
+		g->retry_ms = pdm_mono_ms() + delay;
+		g->backoff_ms = next_backoff(c, g->backoff_ms);
+		LOG_RL(&g->rl_err, LOG_WARNING,
+		       "modbus[%s]: %s; unit stale, retrying in %" PRId64 " ms", g->name, why, delay);
+	} else {
+		disconnect(c, why);
+	}
+}
+
+/*
+ * One request on the wire for points [first, first + n) (idx order) of g.
+ * Fills their samples and the counters. Returns 0 for data, the exception
+ * code (> 0) for an exception answer, or -1 after a transport failure, in
+ * which case every point from `first` on is stale and the failure handled.
+ */
+static int read_span(struct mb_conn *c, struct grp *g, enum mb_kind kind, uint16_t addr,
+		     uint16_t count, size_t first, size_t n, bool log_exc)
+{
+	struct mb_req r = { .kind = kind, .addr = addr, .count = count, .first = first, .n = n };
+	int rc = do_read(c->ctx, &r, c->regs, c->bits);
+	int e = errno;
+	int64_t ts = pdm_wall_ms();
+
+	if (rc == count) {
+		c->backoff_ms = c->backoff_min_ms;
+		fill_values(c, g, &r, ts);
+		pthread_mutex_lock(&c->lock);
+		g->st.requests++;
+		g->st.last_success_ms = ts;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	if (rc >= 0)
+		e = EMBBADDATA;
+	int exc = errno_exception(e);
+
+	pthread_mutex_lock(&c->lock);
+	g->st.requests++;
+	g->st.errors++;
+	if (exc) {
+		g->st.exceptions++;
+		g->st.exc_by_code[exc > 0 && exc < 12 ? exc : 0]++;
+	}
+	if (e == ETIMEDOUT)
+		g->st.timeouts++;
+	pthread_mutex_unlock(&c->lock);
+
+	if (exc) {
+		fill_stale(g, first, n, ts);
+		c->backoff_ms = c->backoff_min_ms; /* the device answered */
+		if (log_exc)
+			LOG_RL(&g->rl_err, LOG_WARNING,
+			       "modbus[%s]: unit %d read %s %u..%u: exception %d (%s); "
+			       "its sensors are stale",
+			       g->name, g->unit_id, mb_kind_name(kind), addr, addr + count - 1u, exc,
+			       mb_exception_name(exc));
+		return exc > 0 ? exc : 0xff;
+	}
+
+	char why[200];
+	snprintf(why, sizeof(why), "unit %d read %s %u..%u failed: %s", g->unit_id,
+		 mb_kind_name(kind), addr, addr + count - 1u, modbus_strerror(e));
+	fill_stale(g, first, g->n_points - first, ts);
+	read_failed(c, g, why, e);
+	return -1;
+}
+
+/* Reads the points of a split request one request each. */
+static int read_points(struct mb_conn *c, struct grp *g, const struct mb_req *r)
+{
+	for (size_t j = r->first; j < r->first + r->n; j++) {
+		const struct mb_point *p = &g->points[g->idx[j]];
+
+		if (read_span(c, g, p->kind, p->address, (uint16_t)point_width(p), j, 1, true) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Reads one group once and emits one batch. */
 static void poll_group(struct mb_conn *c, struct grp *g)
 {
 	int64_t t0 = pdm_mono_us();
-	size_t i;
+	int rc = 0;
 
 	modbus_set_slave(c->ctx, g->unit_id);
 	set_timeout(c->ctx, g->timeout_ms);
-	for (i = 0; i < g->n_reqs; i++) {
-		const struct mb_req *r = &g->reqs[i];
-		int rc = do_read(c->ctx, r, c->regs, c->bits);
-		int e = errno;
-		int64_t ts = pdm_wall_ms();
+	for (size_t i = 0; i < g->n_reqs && rc >= 0; i++) {
+		struct mb_req *r = &g->reqs[i];
 
-		if (rc == r->count) {
-			c->backoff_ms = c->backoff_min_ms;
-			fill_values(c, g, r, ts);
-			pthread_mutex_lock(&c->lock);
-			g->st.requests++;
-			g->st.last_success_ms = ts;
-			pthread_mutex_unlock(&c->lock);
+		if (r->split) {
+			rc = read_points(c, g, r);
 			continue;
 		}
-		if (rc >= 0)
-			e = EMBBADDATA;
-		fill_stale(g, r->first, r->n, ts);
-		int exc = errno_exception(e);
-
-		pthread_mutex_lock(&c->lock);
-		g->st.requests++;
-		g->st.errors++;
-		if (exc) {
-			g->st.exceptions++;
-			g->st.exc_by_code[exc > 0 && exc < 12 ? exc : 0]++;
+		rc = read_span(c, g, r->kind, r->addr, r->count, r->first, r->n, r->n == 1);
+		if (rc == MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS && r->n > 1) {
+			/* Many devices refuse reads that touch an unmapped
+			 * register between two sensors. Read these one by one
+			 * from now on, so only a truly bad address stays stale. */
+			LOG_I("modbus[%s]: unit %d refused the merged read of %s %u..%u (illegal "
+			      "data address); reading its %zu sensors one by one",
+			      g->name, g->unit_id, mb_kind_name(r->kind), r->addr,
+			      r->addr + r->count - 1u, r->n);
+			r->split = true;
+			rc = read_points(c, g, r);
 		}
-		if (e == ETIMEDOUT)
-			g->st.timeouts++;
-		pthread_mutex_unlock(&c->lock);
-
-		if (exc) {
-			c->backoff_ms = c->backoff_min_ms; /* the device answered */
-			LOG_RL(&g->rl_err, LOG_WARNING,
-			       "modbus[%s]: unit %d read %s %u..%u: exception %d (%s); "
-			       "its sensors are stale",
-			       g->name, g->unit_id, mb_kind_name(r->kind), r->addr,
-			       r->addr + r->count - 1u, exc, mb_exception_name(exc));
-			continue;
-		}
-
-		char why[200];
-		snprintf(why, sizeof(why), "unit %d read %s %u..%u failed: %s", g->unit_id,
-			 mb_kind_name(r->kind), r->addr, r->addr + r->count - 1u,
-			 modbus_strerror(e));
-		fill_stale(g, i + 1 < g->n_reqs ? g->reqs[i + 1].first : g->n_points,
-			   g->n_points - (i + 1 < g->n_reqs ? g->reqs[i + 1].first : g->n_points),
-			   ts);
-		if (c->transport == MB_RTU && unit_level_failure(e)) {
-			int64_t delay = jittered(c, g->backoff_ms);
-
-			/* Drop the rest of a garbled or late frame before the next unit. */
-			modbus_flush(c->ctx);
-			g->retry_ms = pdm_mono_ms() + delay;
-			g->backoff_ms = next_backoff(c, g->backoff_ms);
-			LOG_RL(&g->rl_err, LOG_WARNING,
-			       "modbus[%s]: %s; unit stale, retrying in %" PRId64 " ms", g->name, why,
-			       delay);
-		} else {
-			disconnect(c, why);
-		}
-		break;
 	}
-	if (i == g->n_reqs) {
+	if (rc >= 0) {
 		g->retry_ms = 0;
 		g->backoff_ms = c->backoff_min_ms;
 	}

@@ -134,8 +134,10 @@ struct mb_stats {
 /* Thread-safe snapshot of group `group`'s counters. Returns 0 or -EINVAL. */
 int mb_conn_stats(struct mb_conn *c, size_t group, struct mb_stats *out);
 
-/* Number of Modbus requests one poll of group `group` sends (after
- * merging), or -EINVAL. */
+/* Number of Modbus requests one poll of group `group` sends as planned at
+ * construction (after merging), or -EINVAL. A merged read that the device
+ * refuses with "illegal data address" is split into one request per sensor
+ * from then on, so the actual number can grow. */
 int mb_conn_requests_per_poll(const struct mb_conn *c, size_t group);
 
 /*

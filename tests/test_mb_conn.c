@@ -382,6 +382,53 @@ static void test_exception_isolated(void **state)
 	assert_true(st.latency_avg_ms > 0);
 }
 
+/* A device that refuses reads touching an unmapped register between two
+ * sensors: the merged read is split, the sensors around the hole are good,
+ * and a sensor on a bad address itself stays stale. */
+static void test_split_on_hole(void **state)
+{
+	struct fx *f = *state;
+	struct mb_point p[] = {
+		pt(0, MB_K_HR, 0, MB_T_UINT16, MB_O_ABCD),
+		pt(1, MB_K_HR, 2, MB_T_UINT16, MB_O_ABCD),
+		pt(2, MB_K_HR, 4, MB_T_INT32, MB_O_CDAB),
+		pt(3, MB_K_HR, 8, MB_T_UINT16, MB_O_ABCD),
+	};
+	struct mb_group g = { .name = "u", .unit_id = 1, .poll_ms = 20, .points = p,
+			      .n_points = 4 };
+	struct mb_conn_cfg cfg = tcp_cfg(mb_server_port(f->srv), &g, 1);
+
+	mb_server_set_value(f->srv, 1, MB_K_HR, 0, 10, MB_T_UINT16, MB_O_ABCD);
+	mb_server_set_value(f->srv, 1, MB_K_HR, 2, 12, MB_T_UINT16, MB_O_ABCD);
+	mb_server_set_value(f->srv, 1, MB_K_HR, 4, -70000, MB_T_INT32, MB_O_CDAB);
+	mb_server_set_value(f->srv, 1, MB_K_HR, 8, 18, MB_T_UINT16, MB_O_ABCD);
+	mb_server_set_exception(f->srv, 1, MB_K_HR, 3, 2); /* the hole */
+	mb_server_set_exception(f->srv, 1, MB_K_HR, 8, 2); /* a wrong address */
+	f->conn = mb_conn_new(&cfg, mb_collect_cb, &f->col);
+	assert_non_null(f->conn);
+	assert_int_equal(mb_conn_requests_per_poll(f->conn, 0), 1);
+	assert_int_equal(mb_conn_start(f->conn), 0);
+	assert_true(mb_collect_wait(&f->col, 3, PDM_Q_STALE, 3, 5000));
+	assert_true(mb_collect_wait(&f->col, 2, PDM_Q_GOOD, 3, 5000));
+	mb_conn_stop(f->conn);
+
+	assert_int_equal(mb_collect_count(&f->col, 0, PDM_Q_STALE), 0);
+	assert_int_equal(mb_collect_count(&f->col, 1, PDM_Q_STALE), 0);
+	assert_int_equal(mb_collect_count(&f->col, 2, PDM_Q_STALE), 0);
+	assert_int_equal(mb_collect_count(&f->col, 3, PDM_Q_GOOD), 0);
+	assert_true(mb_collect_last(&f->col, 0).value == 10.0);
+	assert_true(mb_collect_last(&f->col, 1).value == 12.0);
+	assert_true(mb_collect_last(&f->col, 2).value == -70000.0);
+	struct mb_stats st;
+	assert_int_equal(mb_conn_stats(f->conn, 0, &st), 0);
+	assert_true(st.connected == false); /* stopped */
+	assert_int_equal(st.exc_by_code[2], st.exceptions);
+	/* the refused merged read once, then one per poll for the bad address */
+	uint64_t polls = mb_collect_count(&f->col, 3, PDM_Q_STALE);
+	assert_int_equal(st.exceptions, polls + 1);
+	assert_int_equal(st.requests, 1 + polls * 4);
+}
+
 /* An unknown unit behind a TCP gateway answers exception 11. */
 static void test_gateway_unit(void **state)
 {
@@ -479,6 +526,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decode_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exception_isolated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_on_hole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_unit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probe, setup, teardown),
 	};
