@@ -206,8 +206,7 @@ static char *xstrdup(const char *s)
 
 /* ---- configuration ---------------------------------------------------- */
 
-static int check_point(const char *conn, const struct mb_group *g, const struct mb_point *p,
-		       int max_regs)
+static int check_point(const char *conn, const struct mb_point *p, int max_regs)
 {
 	const char *pn = p->name ? p->name : "?";
 
@@ -240,7 +239,6 @@ static int check_point(const char *conn, const struct mb_group *g, const struct 
 		LOG_E("modbus[%s]: sensor %s: valid_min is above valid_max", conn, pn);
 		return -EINVAL;
 	}
-	(void)g;
 	return 0;
 }
 
@@ -304,28 +302,17 @@ static int check_cfg(const struct mb_conn_cfg *cfg, int max_regs)
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < g->n_points; j++) {
-			if (check_point(n, g, &g->points[j], max_regs) < 0)
+			if (check_point(n, &g->points[j], max_regs) < 0)
 				return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-static const struct mb_point *sort_pts;
-
-static int cmp_idx(const void *a, const void *b)
+static bool point_before(const struct mb_point *x, const struct mb_point *y)
 {
-	const struct mb_point *x = &sort_pts[*(const size_t *)a];
-	const struct mb_point *y = &sort_pts[*(const size_t *)b];
-
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	if (x->address != y->address)
-		return x->address < y->address ? -1 : 1;
-	return 0;
+	return x->kind != y->kind ? x->kind < y->kind : x->address < y->address;
 }
-
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Sorts the points and merges neighbours into requests. Bits are cheap
  * (2000 fit in one reply), so the allowed hole for them is 16 bits per
@@ -336,14 +323,16 @@ static int plan_group(struct grp *g, int max_regs, int max_bits, int max_gap)
 	g->reqs = calloc(g->n_points, sizeof(*g->reqs));
 	if (!g->idx || !g->reqs)
 		return -ENOMEM;
-	for (size_t i = 0; i < g->n_points; i++)
-		g->idx[i] = i;
-	/* qsort has no context argument in C11; the sort is short and rare. */
-	pthread_mutex_lock(&sort_lock);
-	sort_pts = g->points;
-	qsort(g->idx, g->n_points, sizeof(*g->idx), cmp_idx);
-	sort_pts = NULL;
-	pthread_mutex_unlock(&sort_lock);
+	/* Stable insertion sort: runs once per configuration, and C11 qsort
+	 * has no context argument to reach the points. */
+	for (size_t i = 0; i < g->n_points; i++) {
+		size_t j = i;
+		while (j > 0 && point_before(&g->points[i], &g->points[g->idx[j - 1]])) {
+			g->idx[j] = g->idx[j - 1];
+			j--;
+		}
+		g->idx[j] = i;
+	}
 
 	struct mb_req *cur = NULL;
 	long cur_hi = 0;
