@@ -201,6 +201,22 @@ static void test_rtu_two_units(void **state)
 	assert_int_equal(st.errors, 0);
 	assert_true(st.requests >= 10);
 
+	/* The probe on the same bus: both units decoded, the silent one named. */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	assert_non_null(out);
+	assert_int_equal(mb_probe(&cfg, out), -ETIMEDOUT);
+	fclose(out);
+	assert_non_null(strstr(buf, "modbus-rtu"));
+	assert_non_null(strstr(buf, "unit 1 (unit1)"));
+	assert_non_null(strstr(buf, "unit 2 (unit2)"));
+	assert_non_null(strstr(buf, "21.5"));
+	assert_non_null(strstr(buf, "99.25"));
+	assert_non_null(strstr(buf, "unit 3 (unit3)"));
+	assert_non_null(strstr(buf, "error: Connection timed out"));
+	free(buf);
+
 	mb_conn_free(c);
 	mb_collect_cleanup(&col);
 	mb_server_stop(srv);
