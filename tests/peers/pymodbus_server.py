@@ -75,6 +75,7 @@ def main():
     # pymodbus 3.0 logs every client disconnect as an ERROR ("Handler for
     # stream ... has been canceled"); only real failures should show.
     logging.basicConfig(level=logging.CRITICAL)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
     ir = [0] * 200
     ir[0] = 2500
