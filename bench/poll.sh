@@ -22,10 +22,16 @@ ours=$build/bench/bench_poll
 tmp=$(mktemp -d)
 srv_pid=
 cleanup() {
-	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
+	rc=$?
+	if [ -n "$srv_pid" ]; then
+		kill "$srv_pid" 2>/dev/null || true
+		wait "$srv_pid" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
+	exit "$rc"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 flags=$(pkg-config --cflags --libs libmodbus)
 # shellcheck disable=SC2086
