@@ -104,7 +104,8 @@ struct mb_conn *mb_conn_new(const struct mb_conn_cfg *cfg, pdm_sample_cb cb, voi
 int mb_conn_start(struct mb_conn *c);
 
 /* Asks the thread to stop and joins it: returns within about one request
- * timeout even if the peer hangs. Idempotent; no callbacks after return. */
+ * timeout even if the peer hangs. Idempotent; no callbacks after return.
+ * Must not be called from the sample callback (it runs on that thread). */
 void mb_conn_stop(struct mb_conn *c);
 
 /* Stops if needed and frees. Accepts NULL. */
