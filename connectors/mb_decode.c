@@ -8,6 +8,7 @@
 #include "mb_decode.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -98,7 +99,7 @@ static uint64_t be_to_u64(const uint8_t *b, int n)
 	return v;
 }
 
-int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out)
+uint64_t mb_decode_bits(const uint16_t *regs, enum mb_type t, enum mb_order o)
 {
 	int nwords = mb_type_words(t);
 	uint8_t wire[8] = { 0 }, be[8] = { 0 };
@@ -111,7 +112,12 @@ int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out
 		memcpy(be, wire, 2);
 	else
 		permute(be, wire, nwords * 2, o);
-	uint64_t u = be_to_u64(be, nwords * 2);
+	return be_to_u64(be, nwords * 2);
+}
+
+int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out)
+{
+	uint64_t u = mb_decode_bits(regs, t, o);
 
 	switch (t) {
 	case MB_T_INT16:
@@ -152,6 +158,15 @@ int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out
 	return 0;
 }
 
+/* Integer encodings saturate (NaN encodes as 0): converting an
+ * out-of-range double to an integer type is undefined behaviour in C. */
+static double clamp(double v, double lo, double hi)
+{
+	if (isnan(v))
+		return 0.0;
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 void mb_encode(double value, enum mb_type t, enum mb_order o, uint16_t *regs)
 {
 	int nwords = mb_type_words(t);
@@ -160,25 +175,32 @@ void mb_encode(double value, enum mb_type t, enum mb_order o, uint16_t *regs)
 
 	switch (t) {
 	case MB_T_INT16:
-		u = (uint16_t)(int16_t)value;
+		u = (uint16_t)(int16_t)clamp(value, INT16_MIN, INT16_MAX);
 		break;
 	case MB_T_UINT16:
-		u = (uint16_t)value;
+		u = (uint16_t)clamp(value, 0, UINT16_MAX);
 		break;
 	case MB_T_BOOL:
-		u = value != 0.0;
+		u = value != 0.0 && !isnan(value);
 		break;
 	case MB_T_INT32:
-		u = (uint32_t)(int32_t)value;
+		u = (uint32_t)(int32_t)clamp(value, INT32_MIN, INT32_MAX);
 		break;
 	case MB_T_UINT32:
-		u = (uint32_t)value;
+		u = (uint32_t)clamp(value, 0, UINT32_MAX);
 		break;
 	case MB_T_INT64:
-		u = (uint64_t)(int64_t)value;
+		/* 2^63 is the first double above INT64_MAX. */
+		if (value >= 0x1p63)
+			u = (uint64_t)INT64_MAX;
+		else
+			u = (uint64_t)(int64_t)clamp(value, -0x1p63, 0x1p63);
 		break;
 	case MB_T_UINT64:
-		u = (uint64_t)value;
+		if (value >= 0x1p64)
+			u = UINT64_MAX;
+		else
+			u = (uint64_t)clamp(value, 0, 0x1p64);
 		break;
 	case MB_T_FLOAT32: {
 		float f = (float)value;

@@ -47,6 +47,11 @@ int mb_type_words(enum mb_type t);
  * Bool reads a register as nonzero. Returns 0. */
 int mb_decode(const uint16_t *regs, enum mb_type t, enum mb_order o, double *out);
 
+/* The value's bits as an unsigned integer, most significant byte first,
+ * after undoing the word order: exact for every 64-bit value, where a
+ * double is not (used to print raw integers). */
+uint64_t mb_decode_bits(const uint16_t *regs, enum mb_type t, enum mb_order o);
+
 /* Encodes a value into registers in the given order (the inverse of
  * mb_decode; used by servers, simulators and tests). */
 void mb_encode(double value, enum mb_type t, enum mb_order o, uint16_t *regs);

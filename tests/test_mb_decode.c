@@ -89,6 +89,57 @@ static void test_float64_roundtrip(void **state)
 	assert_int_equal(one[3], 0);
 }
 
+/* The byte-swapped orders for 64-bit values and the integer extremes,
+ * against register images written out by hand. */
+static void test_64bit_and_extremes(void **state)
+{
+	double v;
+	uint16_t enc[4];
+	(void)state;
+
+	/* 0x0102030405060708 with bytes swapped inside each word */
+	uint16_t badc[4] = { 0x0201, 0x0403, 0x0605, 0x0807 };
+	mb_decode(badc, MB_T_UINT64, MB_O_BADC, &v);
+	assert_true(v == (double)0x0102030405060708ULL);
+	/* 0x0001020304050607 fits a double's 53-bit mantissa exactly. */
+	uint16_t badc2[4] = { 0x0100, 0x0302, 0x0504, 0x0706 };
+	mb_encode((double)0x0001020304050607ULL, MB_T_UINT64, MB_O_BADC, enc);
+	assert_memory_equal(enc, badc2, sizeof(badc2));
+
+	/* Exact bits where a double would round. */
+	uint16_t big[4] = { 0x0708, 0x0506, 0x0304, 0x0102 };
+	assert_true(mb_decode_bits(big, MB_T_UINT64, MB_O_CDAB) == 0x0102030405060708ULL);
+	assert_true(mb_decode_bits(badc, MB_T_INT64, MB_O_BADC) == 0x0102030405060708ULL);
+
+	uint16_t i64min[4] = { 0x8000, 0, 0, 0 };
+	mb_decode(i64min, MB_T_INT64, MB_O_ABCD, &v);
+	assert_true(v == -0x1p63);
+	uint16_t i32min[2] = { 0x0000, 0x8000 };
+	mb_decode(i32min, MB_T_INT32, MB_O_CDAB, &v);
+	assert_true(v == -2147483648.0);
+	uint16_t u32max[2] = { 0xFFFF, 0xFFFF };
+	mb_decode(u32max, MB_T_UINT32, MB_O_DCBA, &v);
+	assert_true(v == 4294967295.0);
+	mb_decode(u32max, MB_T_INT32, MB_O_BADC, &v);
+	assert_true(v == -1.0);
+
+	/* Encoding saturates instead of wrapping (and NaN encodes as 0). */
+	mb_encode(70000, MB_T_INT16, MB_O_ABCD, enc);
+	assert_int_equal(enc[0], 0x7FFF);
+	mb_encode(-5, MB_T_UINT16, MB_O_ABCD, enc);
+	assert_int_equal(enc[0], 0);
+	mb_encode(NAN, MB_T_INT32, MB_O_ABCD, enc);
+	assert_int_equal(enc[0], 0);
+	assert_int_equal(enc[1], 0);
+	mb_encode(1e30, MB_T_INT64, MB_O_ABCD, enc);
+	assert_int_equal(enc[0], 0x7FFF);
+	assert_int_equal(enc[3], 0xFFFF);
+	mb_encode(1e30, MB_T_UINT64, MB_O_ABCD, enc);
+	assert_int_equal(enc[0], 0xFFFF);
+	mb_encode(NAN, MB_T_BOOL, MB_O_ABCD, enc);
+	assert_int_equal(enc[0], 0);
+}
+
 static void test_names(void **state)
 {
 	enum mb_type t;
@@ -110,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_float32_orders),
 		cmocka_unit_test(test_int_types),
 		cmocka_unit_test(test_float64_roundtrip),
+		cmocka_unit_test(test_64bit_and_extremes),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
