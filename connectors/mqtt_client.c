@@ -1015,7 +1015,7 @@ int mqtt_read_password_file(const char *path, char *buf, size_t len)
 			ssize_t more = read(fd, &extra, 1);
 			/* a single trailing newline still fits once stripped */
 			if (more > 0 && !(extra == '\n' && read(fd, &extra, 1) == 0)) {
-				LOG_E("mqtt: password in %s is longer than %zu bytes", path, len - 2);
+				LOG_E("mqtt: password in %s is longer than %zu bytes", path, len - 1);
 				ret = -ENAMETOOLONG;
 				goto out;
 			}
