@@ -172,7 +172,8 @@ static const char *connack_reason(int code)
 	case 4:
 		return "bad user name or password (check username and password_file)";
 	case 5:
-		return "not authorized (check the broker's ACL and credentials)";
+		/* mosquitto answers a wrong password with this code too */
+		return "not authorized (check username and password_file, and the broker's ACL)";
 	default:
 		return NULL;
 	}
@@ -873,7 +874,8 @@ int mqtt_client_stop(struct mqtt_client *c, int timeout_ms)
 		pthread_join(c->thread, NULL);
 		c->thread_started = false;
 	}
-	if (c->h && connected) {
+	/* a connect issued just before stop may have completed meanwhile */
+	if (c->h && (connected || MQTTAsync_isConnected(c->h))) {
 		MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
 		int64_t left = deadline - pdm_mono_ms();
 		d.timeout = (int)(left > 0 ? left : 0);
