@@ -338,6 +338,95 @@ static void test_utf8(void **state)
 	assert_false(mqtt_utf8_valid("\xC3", 1));             /* truncated */
 }
 
+/* Deterministic mutation of valid payloads (flips, inserts, deletes,
+ * truncation, splices of JSON tokens): the parser must return a known code
+ * or a sample count within bounds, never crash or read out of bounds (the
+ * payload lives in an exactly-sized heap buffer so ASan sees overreads). */
+static void test_mutated_payloads(void **state)
+{
+	(void)state;
+	static const char *seeds[] = {
+		"{\"ts\": 1795000000123, \"temp\": 41.5, \"process\": {\"flow\": 12.25}, \"axes\": [1, 2, 3], \"running\": true}",
+		"{\"ts\": \"2026-11-18T11:06:40.5+01:00\", \"temp\": \"17.5\"}",
+		"{\"process\": {\"flow\": -1e308}, \"s\": \"\\u00e9\\\"\\\\\", \"n\": null}",
+		"-12.5e-3",
+	};
+	static const char *tokens[] = { "{", "}", "[", "]", "\"", "\\", ":", ",", "1e999", "\xC3\xA9", "\xF0\x9F\x94",
+					"\x00", "nan", "true", "\"ts\":", "{\"a\":" };
+	struct mqtt_sub_cfg js = json_sub("ts");
+	struct mqtt_sub_cfg jn = json_sub(NULL);
+	const struct mqtt_field any = { .path = NULL, .sensor = 12 };
+	struct mqtt_sub_cfg vs = { .name = "v", .filter = "#", .format = MQTT_FMT_VALUE, .fields = &any, .n_fields = 1 };
+	const struct mqtt_sub_cfg *subs[] = { &js, &jn, &vs };
+	struct pdm_sample o[4];
+	char why[64];
+	char work[512];
+	uint64_t rng = 0x9E3779B97F4A7C15u;
+	unsigned counts[6] = { 0 };
+
+	for (int iter = 0; iter < 60000; iter++) {
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		const char *seed = seeds[rng % 4];
+		size_t len = strlen(seed);
+		memcpy(work, seed, len);
+		int edits = 1 + (int)((rng >> 8) % 4);
+		for (int e = 0; e < edits; e++) {
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			size_t at = len ? (size_t)((rng >> 16) % len) : 0;
+			switch ((rng >> 40) % 4) {
+			case 0: /* flip a byte */
+				if (len)
+					work[at] = (char)(rng >> 48);
+				break;
+			case 1: /* delete a byte */
+				if (len) {
+					memmove(work + at, work + at + 1, len - at - 1);
+					len--;
+				}
+				break;
+			case 2: { /* insert a token */
+				const char *t = tokens[(rng >> 52) % 16];
+				size_t tl = strlen(t) ? strlen(t) : 1;
+				if (len + tl < sizeof(work)) {
+					memmove(work + at + tl, work + at, len - at);
+					memcpy(work + at, t, tl);
+					len += tl;
+				}
+				break;
+			}
+			default: /* truncate */
+				len = at;
+				break;
+			}
+		}
+		char *heap = malloc(len ? len : 1);
+		assert_non_null(heap);
+		memcpy(heap, work, len);
+		const struct mqtt_sub_cfg *sub = subs[iter % 3];
+		int rc = mqtt_parse_payload(sub, "plant/p/temp", heap, len, RECV_MS, o, 4, why, sizeof(why));
+		free(heap);
+		assert_true(strlen(why) < sizeof(why));
+		switch (rc) {
+		case -EBADMSG: counts[0]++; break;
+		case -EPROTOTYPE: counts[1]++; break;
+		case -EILSEQ: counts[2]++; break;
+		case -ERANGE: counts[3]++; break;
+		default:
+			assert_true(rc >= 0 && rc <= 4);
+			counts[rc > 0 ? 4 : 5]++;
+			for (int k = 0; k < rc; k++)
+				assert_true(o[k].quality == PDM_Q_GOOD || o[k].quality == PDM_Q_BAD);
+		}
+	}
+	/* the mutations reached every outcome, so the loop tested something */
+	for (int k = 0; k < 6; k++)
+		assert_true(counts[k] > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_value_format),
 		cmocka_unit_test(test_topic_match),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_mutated_payloads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
