@@ -53,7 +53,8 @@ struct mqtt_callbacks {
 	 * and the pending outbox. May be NULL. */
 	void (*on_connection)(bool up, void *user);
 	/* A publish finished: rc 0 = acknowledged by the broker (QoS 1/2) or
-	 * written (QoS 0); -ECANCELED = dropped by mqtt_client_stop(); other
+	 * written (QoS 0); -ECANCELED = dropped by mqtt_client_stop() or, with
+	 * clean_session, discarded by paho when the connection was lost; other
 	 * negative codes = refused. Exactly once per mqtt_publish() that
 	 * returned 0. Called on a paho thread, or within mqtt_client_stop().
 	 * May be NULL. */

@@ -429,6 +429,65 @@ static void test_publish_1000_acked(void **state)
 	collector_free(rx);
 }
 
+static unsigned acks_total(struct collector *c, int *bad)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&c->lock);
+	for (int t = 1; t <= N_PUBLISH; t++)
+		n += c->acks[t];
+	*bad = c->ack_rc_bad;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* The broker dies with publishes in flight and comes back: every tag gets
+ * exactly one outcome, no in-flight slot leaks, and publishing resumes.
+ * With a persistent session paho resends and the broker acknowledges; with
+ * a clean session the lost ones may be reported as failed instead. */
+static void publish_across_restart(struct fixture *f, bool clean)
+{
+	struct mqtt_client_cfg cfg = base_cfg(f, clean ? "pdm-pub-clean" : "pdm-pub-persist");
+	cfg.clean_session = clean;
+	cfg.max_inflight = 50;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+
+	int sent = 0;
+	for (uint64_t tag = 1; tag <= 300; tag++) {
+		if (mqtt_publish(f->c, "pdm/alerts/r", "x", 1, 1, false, tag) != 0)
+			break;
+		sent++;
+	}
+	test_broker_kill(&f->b);
+	assert_int_equal(test_broker_restart(&f->b), 0);
+	WAIT_UNTIL(ups(f->col) == 2, 10000);
+	int bad;
+	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent, 10000);
+	pthread_mutex_lock(&f->col->lock);
+	for (int t = 1; t <= sent; t++)
+		assert_true(f->col->acks[t] <= 1);
+	pthread_mutex_unlock(&f->col->lock);
+	if (!clean)
+		assert_int_equal(bad, 0);
+	/* every slot is free again: a full window can be published */
+	for (uint64_t tag = 301; tag < 351; tag++)
+		assert_int_equal(mqtt_publish(f->c, "pdm/alerts/r", "y", 1, 1, false, tag), 0);
+	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent + 50, 10000);
+	print_message("# %d sent before the restart, %d reported failed\n", sent, bad);
+}
+
+static void test_publish_across_restart_persistent(void **state)
+{
+	publish_across_restart(*state, false);
+}
+
+static void test_publish_across_restart_clean(void **state)
+{
+	publish_across_restart(*state, true);
+}
+
 /* Child mode: connect with a retained will, publish "online" retained,
  * say "ready" on stdout and wait to be killed. */
 static int will_child(const char *uri, const char *topic)
@@ -634,6 +693,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_ingest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_restart_keeps_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_1000_acked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_across_restart_persistent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_across_restart_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_no_will, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_backoff, setup, teardown),
