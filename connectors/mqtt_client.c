@@ -289,7 +289,7 @@ static void on_subscribed(void *ctx, MQTTAsync_successData *resp)
 {
 	struct mqtt_client *c = ctx;
 
-	for (size_t i = 0; i < c->n_subs; i++) {
+	for (size_t i = 0; i < c->n_subs && resp; i++) {
 		int granted = c->n_subs == 1 ? resp->alt.qos
 					     : (resp->alt.qosList ? resp->alt.qosList[i] : c->sub_qos[i]);
 		if (granted == 0x80)
@@ -408,7 +408,9 @@ static int ssl_error(const char *str, size_t len, void *u)
 	/* OpenSSL's text never holds our secrets: it describes certificates */
 	while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
 		len--;
-	LOG_W("mqtt[%s]: TLS: %.*s", c->client_id, (int)len, str);
+	pthread_mutex_lock(&c->lock);
+	LOG_RL(&c->conn_rl, LOG_WARNING, "mqtt[%s]: TLS: %.*s", c->client_id, (int)len, str);
+	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
