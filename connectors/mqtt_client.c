@@ -377,8 +377,13 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *resp)
 		LOG_RL(&c->conn_rl, LOG_ERR, "mqtt[%s]: %s refused the connection: %s; retrying in %lld ms",
 		       c->client_id, c->uri, reason, (long long)d);
 	else
-		LOG_RL(&c->conn_rl, LOG_WARNING, "mqtt[%s]: cannot connect to %s: %s (code %d); retrying in %lld ms",
-		       c->client_id, c->uri, msg ? msg : "connection failed", code, (long long)d);
+		LOG_RL(&c->conn_rl, LOG_WARNING, "mqtt[%s]: cannot connect to %s: %s (code %d)%s; retrying in %lld ms",
+		       c->client_id, c->uri, msg ? msg : "connection failed", code,
+		       /* paho reports host name mismatches and handshake alerts no better */
+		       c->tls ? " - if the broker is up, check ca_file, that the broker's certificate names this host, "
+				"and whether it requires a client certificate"
+			      : "",
+		       (long long)d);
 	pthread_mutex_unlock(&c->lock);
 }
 

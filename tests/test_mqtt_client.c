@@ -362,6 +362,36 @@ static void test_broker_restart_keeps_session(void **state)
 	assert_true(f->col->s[5].value == 6);
 }
 
+/* pdmd restarts (clean stop, new client with the same id): the QoS 1
+ * messages published meanwhile were kept by the broker for our session. */
+static void test_daemon_restart_keeps_session(void **state)
+{
+	struct fixture *f = *state;
+	const struct mqtt_field vf = { .path = NULL, .sensor = 9 };
+	const struct mqtt_sub_cfg vs = { .name = "v", .filter = "restart/#", .qos = 1, .format = MQTT_FMT_VALUE,
+					 .fields = &vf, .n_fields = 1 };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-daemon");
+
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+	assert_int_equal(mqtt_client_stop(f->c, 1000), 0);
+	mqtt_client_free(f->c);
+	f->c = NULL;
+
+	pub(f, "restart/a", "11");
+	pub(f, "restart/b", "12");
+
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(n_samples(f->col) == 2, 5000);
+	assert_true(f->col->s[0].value + f->col->s[1].value == 23);
+}
+
 /* 1,000 QoS 1 publishes with up to 20 in flight: every tag acknowledged
  * exactly once, and a subscriber (our own ingestion) sees all of them. */
 static void test_publish_1000_acked(void **state)
@@ -692,6 +722,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ingest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_restart_keeps_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_restart_keeps_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_1000_acked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_persistent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_clean, setup, teardown),

@@ -73,8 +73,8 @@ static void logs_clear(void)
 struct env {
 	struct test_broker b;
 	char pki[256];
-	int tls_port, mtls_port;
-	char tls_uri[64], mtls_uri[64], tls_uri_name[64];
+	int tls_port, mtls_port, wrong_port;
+	char tls_uri[64], mtls_uri[64], tls_uri_name[64], wrong_uri[64];
 	char ca[300], other_ca[300], cert[300], key[300], pwfile[300];
 };
 
@@ -154,6 +154,10 @@ static int make_pki(const char *d)
 		"openssl req " EC " -keyout srv.key -out srv.csr -subj /CN=localhost",
 		"openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 "
 		"-extfile srv.ext",
+		"printf 'subjectAltName=DNS:other.example\\n' > wrong.ext",
+		"openssl req " EC " -keyout wrong.key -out wrong.csr -subj /CN=other.example",
+		"openssl x509 -req -in wrong.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out wrong.crt -days 2 "
+		"-extfile wrong.ext",
 		"openssl req " EC " -keyout cli.key -out cli.csr -subj /CN=pdm-client",
 		"openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out cli.crt -days 2",
 		"touch passwd && chmod 0600 passwd && mosquitto_passwd -b passwd " USER " '" PASSWORD "'",
@@ -184,10 +188,11 @@ static int group_setup(void **state)
 	for (int attempt = 0; attempt < 5; attempt++) {
 		E->tls_port = test_free_port();
 		E->mtls_port = test_free_port();
-		if (E->tls_port == E->mtls_port)
+		E->wrong_port = test_free_port();
+		if (E->tls_port == E->mtls_port || E->wrong_port == E->tls_port || E->wrong_port == E->mtls_port)
 			continue;
 		const char *d = E->pki;
-		snprintf(E->b.extra, sizeof(E->b.extra),
+		int len = snprintf(E->b.extra, sizeof(E->b.extra),
 			 "%s"
 			 "per_listener_settings false\n"
 			 "allow_anonymous false\n"
@@ -196,10 +201,15 @@ static int group_setup(void **state)
 			 "cafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n"
 			 "listener %d 127.0.0.1\n"
 			 "cafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n"
-			 "require_certificate true\n",
-			 geteuid() == 0 ? "user root\n" : "", d, E->tls_port, d, d, d, E->mtls_port, d, d, d);
+			 "require_certificate true\n"
+			 "listener %d 127.0.0.1\n"
+			 "cafile %s/ca.crt\ncertfile %s/wrong.crt\nkeyfile %s/wrong.key\n",
+			 geteuid() == 0 ? "user root\n" : "", d, E->tls_port, d, d, d, E->mtls_port, d, d, d,
+			 E->wrong_port, d, d, d);
+		if (len < 0 || (size_t)len >= sizeof(E->b.extra))
+			return -1; /* TMPDIR too long for the broker config */
 		if (test_broker_start(&E->b) == 0 && test_wait_port(E->tls_port, 2000) == 0 &&
-		    test_wait_port(E->mtls_port, 2000) == 0)
+		    test_wait_port(E->mtls_port, 2000) == 0 && test_wait_port(E->wrong_port, 2000) == 0)
 			break;
 		test_broker_stop(&E->b);
 		E->b.pid = 0;
@@ -209,6 +219,7 @@ static int group_setup(void **state)
 	snprintf(E->tls_uri, sizeof(E->tls_uri), "ssl://127.0.0.1:%d", E->tls_port);
 	snprintf(E->tls_uri_name, sizeof(E->tls_uri_name), "mqtts://localhost:%d", E->tls_port);
 	snprintf(E->mtls_uri, sizeof(E->mtls_uri), "ssl://127.0.0.1:%d", E->mtls_port);
+	snprintf(E->wrong_uri, sizeof(E->wrong_uri), "ssl://127.0.0.1:%d", E->wrong_port);
 	pdm_log_level = LOG_DEBUG;
 	pdm_log_set_sink(log_sink, NULL);
 	return 0;
@@ -324,6 +335,26 @@ static void test_tls_untrusted_server(void **state)
 	assert_false(logs_contain(PASSWORD));
 }
 
+/* A certificate from our CA but for another host name: refused, so a
+ * stolen certificate of another machine cannot impersonate the broker. */
+static void test_tls_wrong_host_name(void **state)
+{
+	(void)state;
+	struct state st = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	logs_clear();
+	struct mqtt_client_cfg cfg = tls_cfg(E->wrong_uri, "pdm-tls-wrongname", PASSWORD);
+	struct mqtt_client *c = mqtt_client_new(&cfg, &cbs, &st);
+	assert_non_null(c);
+	assert_int_equal(mqtt_client_start(c), 0);
+	WAIT_UNTIL(logs_contain("mqtt[pdm-tls-wrongname]: cannot connect"), 10000);
+	assert_true(logs_contain("certificate names this host"));
+	test_sleep_ms(300);
+	assert_int_equal(get(&st, &st.ups), 0);
+	mqtt_client_stop(c, 1000);
+	mqtt_client_free(c);
+	assert_false(logs_contain(PASSWORD));
+}
+
 /* A listener requiring client certificates: works with cert + key, is
  * refused without. */
 static void test_tls_client_cert(void **state)
@@ -353,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_tls_password_ok),
 		cmocka_unit_test(test_tls_wrong_password),
 		cmocka_unit_test(test_tls_untrusted_server),
+		cmocka_unit_test(test_tls_wrong_host_name),
 		cmocka_unit_test(test_tls_client_cert),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
