@@ -14,8 +14,10 @@
  * resends them, so a slot stays taken until a real answer arrives.
  *
  * Locking: one mutex per client guards state, slots and counters. It is
- * never held while calling user callbacks or paho functions that could
- * call back synchronously.
+ * never held while calling user callbacks, paho functions that could call
+ * back synchronously, or the logger (the daemon's log sink may publish on
+ * this very client). Publishers in the middle of MQTTAsync_sendMessage are
+ * counted so that stop never destroys the paho handle under them.
  */
 #include "mqtt_client.h"
 
@@ -96,6 +98,7 @@ struct mqtt_client {
 	struct slot *slots;
 	int *free_slots; /* stack of free slot indices */
 	int n_free;
+	int publishing; /* threads inside MQTTAsync_sendMessage */
 	struct mqtt_stats st;
 	struct pdm_ratelimit conn_rl;
 };
@@ -158,6 +161,14 @@ static int64_t schedule_retry(struct mqtt_client *c)
 	c->state = ST_WAIT;
 	pthread_cond_broadcast(&c->cond);
 	return d;
+}
+
+/* Called with the lock held: may a connection message be printed now?
+ * The message itself is printed after unlocking, because the daemon's log
+ * sink may publish on this very client (status topic). */
+static bool conn_log_ok(struct mqtt_client *c, int prio)
+{
+	return prio <= pdm_log_level && pdm_ratelimit_ok(&c->conn_rl);
 }
 
 static const char *connack_reason(int code)
@@ -373,24 +384,29 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *resp)
 		return;
 	}
 	int64_t d = schedule_retry(c);
-	if (reason)
-		LOG_RL(&c->conn_rl, LOG_ERR, "mqtt[%s]: %s refused the connection: %s; retrying in %lld ms",
-		       c->client_id, c->uri, reason, (long long)d);
-	else
-		LOG_RL(&c->conn_rl, LOG_WARNING, "mqtt[%s]: cannot connect to %s: %s (code %d)%s; retrying in %lld ms",
-		       c->client_id, c->uri, msg ? msg : "connection failed", code,
-		       /* paho reports host name mismatches and handshake alerts no better */
-		       c->tls ? " - if the broker is up, check ca_file, that the broker's certificate names this host, "
-				"and whether it requires a client certificate"
-			      : "",
-		       (long long)d);
+	int prio = reason ? LOG_ERR : LOG_WARNING;
+	bool say = conn_log_ok(c, prio);
 	pthread_mutex_unlock(&c->lock);
+	if (!say)
+		return;
+	if (reason)
+		pdm_log(prio, "mqtt[%s]: %s refused the connection: %s; retrying in %lld ms", c->client_id, c->uri,
+			reason, (long long)d);
+	else
+		pdm_log(prio, "mqtt[%s]: cannot connect to %s: %s (code %d)%s; retrying in %lld ms", c->client_id,
+			c->uri, msg ? msg : "connection failed", code,
+			/* paho reports host name mismatches and handshake alerts no better */
+			c->tls ? " - if the broker is up, check ca_file, that the broker's certificate names this "
+				 "host, and whether it requires a client certificate"
+			       : "",
+			(long long)d);
 }
 
 static void on_connection_lost(void *ctx, char *cause)
 {
 	struct mqtt_client *c = ctx;
-	bool was_up;
+	bool was_up, say = false;
+	int64_t d = 0;
 
 	pthread_mutex_lock(&c->lock);
 	was_up = c->up_reported;
@@ -398,11 +414,13 @@ static void on_connection_lost(void *ctx, char *cause)
 	c->st.connected = false;
 	if (!c->stopping) {
 		c->attempt = 0;
-		int64_t d = schedule_retry(c);
-		LOG_RL(&c->conn_rl, LOG_WARNING, "mqtt[%s]: connection to %s lost%s%s; reconnecting in %lld ms",
-		       c->client_id, c->uri, cause ? ": " : "", cause ? cause : "", (long long)d);
+		d = schedule_retry(c);
+		say = conn_log_ok(c, LOG_WARNING);
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (say)
+		pdm_log(LOG_WARNING, "mqtt[%s]: connection to %s lost%s%s; reconnecting in %lld ms", c->client_id,
+			c->uri, cause ? ": " : "", cause ? cause : "", (long long)d);
 	if (was_up && c->cb.on_connection)
 		c->cb.on_connection(false, c->user);
 }
@@ -414,8 +432,10 @@ static int ssl_error(const char *str, size_t len, void *u)
 	while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
 		len--;
 	pthread_mutex_lock(&c->lock);
-	LOG_RL(&c->conn_rl, LOG_WARNING, "mqtt[%s]: TLS: %.*s", c->client_id, (int)len, str);
+	bool say = conn_log_ok(c, LOG_WARNING);
 	pthread_mutex_unlock(&c->lock);
+	if (say)
+		pdm_log(LOG_WARNING, "mqtt[%s]: TLS: %.*s", c->client_id, (int)len, str);
 	return 0;
 }
 
@@ -459,13 +479,17 @@ static void issue_connect(struct mqtt_client *c)
 	}
 	int rc = MQTTAsync_connect(c->h, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
+		bool say = false;
+		int64_t d = 0;
 		pthread_mutex_lock(&c->lock);
 		if (!c->stopping) {
-			int64_t d = schedule_retry(c);
-			LOG_RL(&c->conn_rl, LOG_WARNING, "mqtt[%s]: connect to %s not started (paho error %d); retrying in %lld ms",
-			       c->client_id, c->uri, rc, (long long)d);
+			d = schedule_retry(c);
+			say = conn_log_ok(c, LOG_WARNING);
 		}
 		pthread_mutex_unlock(&c->lock);
+		if (say)
+			pdm_log(LOG_WARNING, "mqtt[%s]: connect to %s not started (paho error %d); retrying in %lld ms",
+				c->client_id, c->uri, rc, (long long)d);
 	}
 }
 
@@ -568,6 +592,7 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 	sl->used = true;
 	sl->tag = tag;
 	c->st.published++;
+	c->publishing++;
 	pthread_mutex_unlock(&c->lock);
 
 	m.payload = (void *)(uintptr_t)payload;
@@ -578,11 +603,13 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 	ro.onFailure = on_publish_failed;
 	ro.context = sl;
 	rc = MQTTAsync_sendMessage(c->h, topic, &m, &ro);
-	if (rc == MQTTASYNC_SUCCESS)
-		return 0;
-
-	/* not queued: no callback will come, so give the slot back quietly */
 	pthread_mutex_lock(&c->lock);
+	c->publishing--;
+	if (rc == MQTTASYNC_SUCCESS) {
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	/* not queued: no callback will come, so give the slot back quietly */
 	if (sl->used) {
 		sl->used = false;
 		c->free_slots[c->n_free++] = (int)(sl - c->slots);
@@ -875,6 +902,12 @@ int mqtt_client_stop(struct mqtt_client *c, int timeout_ms)
 	was_up = c->up_reported;
 	c->up_reported = false;
 	pthread_cond_broadcast(&c->cond);
+	/* new publishes now fail with -ENOTCONN; let running ones finish */
+	while (c->publishing > 0) {
+		pthread_mutex_unlock(&c->lock);
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
 	pthread_mutex_unlock(&c->lock);
 
 	if (c->thread_started) {

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "mqtt_client.h"
 #include "pdm_time.h"
 #include "test_broker.h"
@@ -315,9 +316,9 @@ static void test_broker_restart_keeps_session(void **state)
 	const struct mqtt_sub_cfg vs = { .name = "v", .filter = "gap/+", .qos = 1, .format = MQTT_FMT_VALUE,
 					 .fields = &vf, .n_fields = 1 };
 	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-restart");
-	/* first retry after 1.5..3 s (jitter): the gap publishes happen before it */
-	cfg.backoff_min_ms = 3000;
-	cfg.backoff_max_ms = 3000;
+	/* first retry after 2..4 s (jitter): the gap publishes happen before it */
+	cfg.backoff_min_ms = 4000;
+	cfg.backoff_max_ms = 4000;
 
 	f->c = mqtt_client_new(&cfg, &cbs, f->col);
 	assert_non_null(f->c);
@@ -516,6 +517,38 @@ static void test_publish_across_restart_persistent(void **state)
 static void test_publish_across_restart_clean(void **state)
 {
 	publish_across_restart(*state, true);
+}
+
+static struct mqtt_client *sink_client;
+static int sink_calls;
+
+static void publishing_sink(int prio, const char *msg, void *user)
+{
+	(void)prio;
+	(void)user;
+	__atomic_add_fetch(&sink_calls, 1, __ATOMIC_SEQ_CST);
+	mqtt_publish(sink_client, "pdm/log", msg, strlen(msg), 0, false, 0);
+}
+
+/* The daemon forwards its log to a status topic through this very client:
+ * logging from inside the client (connection lost, reconnect, stop) must
+ * not deadlock on the client's own lock. */
+static void test_log_sink_publishes_on_client(void **state)
+{
+	struct fixture *f = *state;
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-logsink");
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	sink_client = f->c;
+	pdm_log_set_sink(publishing_sink, NULL);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+	test_broker_kill(&f->b);
+	assert_int_equal(test_broker_restart(&f->b), 0);
+	WAIT_UNTIL(ups(f->col) == 2, 10000);
+	assert_int_equal(mqtt_client_stop(f->c, 1000), 0);
+	pdm_log_set_sink(NULL, NULL);
+	assert_true(__atomic_load_n(&sink_calls, __ATOMIC_SEQ_CST) >= 3); /* connected, lost, connected */
 }
 
 /* Child mode: connect with a retained will, publish "online" retained,
@@ -726,6 +759,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_publish_1000_acked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_persistent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_sink_publishes_on_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_no_will, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_backoff, setup, teardown),
