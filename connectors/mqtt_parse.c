@@ -35,6 +35,30 @@ static void say(char *why, size_t whylen, const char *fmt, ...)
 	va_end(ap);
 }
 
+int mqtt_format_parse(const char *s, enum mqtt_format *f)
+{
+	if (s && !strcmp(s, "json")) {
+		*f = MQTT_FMT_JSON;
+		return 0;
+	}
+	if (s && !strcmp(s, "value")) {
+		*f = MQTT_FMT_VALUE;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *mqtt_format_name(enum mqtt_format f)
+{
+	switch (f) {
+	case MQTT_FMT_JSON:
+		return "json";
+	case MQTT_FMT_VALUE:
+		return "value";
+	}
+	return "?";
+}
+
 bool mqtt_utf8_valid(const void *buf, size_t len)
 {
 	const unsigned char *p = buf;

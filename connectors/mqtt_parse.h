@@ -64,6 +64,10 @@ struct mqtt_sub_cfg {
 	size_t max_payload; /* 0 = MQTT_DEFAULT_MAX_PAYLOAD */
 };
 
+/* Config names: "json" / "value". parse returns 0 or -EINVAL. */
+int mqtt_format_parse(const char *s, enum mqtt_format *f);
+const char *mqtt_format_name(enum mqtt_format f);
+
 /*
  * Error codes of mqtt_parse_payload(), one per counter in mqtt_stats:
  *   -E2BIG      oversized (longer than max_payload)

@@ -327,9 +327,19 @@ static void test_topic_match(void **state)
 	assert_int_equal(mqtt_filter_check(NULL), -EINVAL);
 }
 
-static void test_utf8(void **state)
+static void test_utf8_and_names(void **state)
 {
 	(void)state;
+	enum mqtt_format fmt = MQTT_FMT_VALUE;
+	assert_int_equal(mqtt_format_parse("json", &fmt), 0);
+	assert_int_equal(fmt, MQTT_FMT_JSON);
+	assert_int_equal(mqtt_format_parse("value", &fmt), 0);
+	assert_int_equal(fmt, MQTT_FMT_VALUE);
+	assert_int_equal(mqtt_format_parse("JSON ", &fmt), -EINVAL);
+	assert_int_equal(mqtt_format_parse(NULL, &fmt), -EINVAL);
+	assert_string_equal(mqtt_format_name(MQTT_FMT_JSON), "json");
+	assert_string_equal(mqtt_format_name(MQTT_FMT_VALUE), "value");
+
 	assert_true(mqtt_utf8_valid("plain", 5));
 	assert_true(mqtt_utf8_valid("\xF4\x8F\xBF\xBF", 4));  /* U+10FFFF */
 	assert_false(mqtt_utf8_valid("\xF4\x90\x80\x80", 4)); /* above U+10FFFF */
@@ -437,7 +447,7 @@ int main(void)
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_value_format),
 		cmocka_unit_test(test_topic_match),
-		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_utf8_and_names),
 		cmocka_unit_test(test_mutated_payloads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
