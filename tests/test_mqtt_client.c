@@ -643,8 +643,32 @@ static void test_clean_stop_no_will(void **state)
 	assert_string_equal(out, "online");
 }
 
-/* A broker that never answers: the client keeps retrying with growing
- * delays, never reports up, and stops promptly. */
+static pthread_mutex_t delay_lock = PTHREAD_MUTEX_INITIALIZER;
+static long delays[16];
+static int n_delays;
+
+static void delay_sink(int prio, const char *msg, void *user)
+{
+	(void)prio;
+	(void)user;
+	const char *p = strstr(msg, "retrying in ");
+	pthread_mutex_lock(&delay_lock);
+	if (p && n_delays < 16)
+		delays[n_delays++] = strtol(p + 12, NULL, 10);
+	pthread_mutex_unlock(&delay_lock);
+}
+
+static int delays_logged(void)
+{
+	pthread_mutex_lock(&delay_lock);
+	int n = n_delays;
+	pthread_mutex_unlock(&delay_lock);
+	return n;
+}
+
+/* A broker that never answers: the client keeps retrying with delays that
+ * grow from backoff_min (with jitter: between half and all of the step)
+ * up to backoff_max, never reports up, and stops promptly. */
 static void test_unreachable_backoff(void **state)
 {
 	struct fixture *f = *state;
@@ -656,9 +680,22 @@ static void test_unreachable_backoff(void **state)
 	cfg.backoff_max_ms = 200;
 	f->c = mqtt_client_new(&cfg, &cbs, f->col);
 	assert_non_null(f->c);
+	pdm_log_set_sink(delay_sink, NULL);
 	assert_int_equal(mqtt_client_start(f->c), 0);
 	assert_int_equal(mqtt_client_start(f->c), -EALREADY);
-	test_sleep_ms(700);
+	/* the first 5 failures are logged, then rate-limited */
+	WAIT_UNTIL(delays_logged() >= 4, 5000);
+	pdm_log_set_sink(NULL, NULL);
+	pthread_mutex_lock(&delay_lock);
+	assert_true(delays[0] >= 25 && delays[0] <= 50);
+	long longest = 0;
+	for (int i = 0; i < n_delays; i++) {
+		assert_true(delays[i] >= 25 && delays[i] <= 200);
+		if (delays[i] > longest)
+			longest = delays[i];
+	}
+	assert_true(longest >= 100);
+	pthread_mutex_unlock(&delay_lock);
 	assert_int_equal(ups(f->col), 0);
 	assert_int_equal(mqtt_publish(f->c, "a", "1", 1, 1, false, 1), -ENOTCONN);
 	int64_t t0 = pdm_mono_ms();
