@@ -10,6 +10,9 @@ PDM_BUILD_PKGS=(gcc libc6-dev meson ninja-build pkg-config
 	libinih-dev libcjson-dev libsystemd-dev)
 PDM_TEST_PKGS=(mosquitto mosquitto-clients python3 python3-pymodbus socat sqlite3)
 
+# The MQTT TLS tests make their own CA and certificates with openssl.
+PDM_TEST_PKGS+=(openssl)
+
 pdm_log() { printf '==> %s\n' "$*" >&2; }
 
 # pdm_install PKG... : apt-get install whatever of PKG is not installed yet.
