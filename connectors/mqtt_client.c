@@ -253,9 +253,16 @@ static void handle_message(struct mqtt_client *c, const char *topic, const void 
 		}
 		pthread_mutex_unlock(&c->lock);
 
-		if (rc < 0 || partial)
-			LOG_RL(&s->rl, LOG_WARNING, "mqtt[%s]: message on '%.128s' %s: %s", s->cfg.name, topic,
-			       rc < 0 ? "dropped" : "partly used", why);
+		if ((rc < 0 || partial) && LOG_WARNING <= pdm_log_level && pdm_ratelimit_ok(&s->rl)) {
+			char shown[129];
+			size_t k = 0;
+			/* topics may carry control characters: keep log lines whole */
+			for (; topic[k] && k < sizeof(shown) - 1; k++)
+				shown[k] = ((unsigned char)topic[k] < 0x20 || topic[k] == 0x7f) ? '?' : topic[k];
+			shown[k] = '\0';
+			pdm_log(LOG_WARNING, "mqtt[%s]: message on '%s' %s: %s", s->cfg.name, shown,
+				rc < 0 ? "dropped" : "partly used", why);
+		}
 		if (rc > 0 && s->cb)
 			s->cb(c->buf, (size_t)rc, s->user);
 	}

@@ -33,6 +33,10 @@ static void say(char *why, size_t whylen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, whylen, fmt, ap);
 	va_end(ap);
+	/* reasons quote payload bytes and end up in the journal: no forged lines */
+	for (char *p = why; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 int mqtt_format_parse(const char *s, enum mqtt_format *f)

@@ -279,6 +279,11 @@ static void test_value_format(void **state)
 	assert_non_null(strstr(why, "12 rpm"));
 	assert_int_equal(parse(&s, "plant/x/speed", "{\"v\": 1}", o, 2, why), -EPROTOTYPE);
 	assert_int_equal(parse(&s, "plant/x/speed", "1,5", o, 2, why), -EPROTOTYPE);
+	/* a reason quoting the payload cannot forge log lines */
+	assert_int_equal(parse(&s, "plant/x/speed", "1\n<3>fake: alarm\r", o, 2, why), -EPROTOTYPE);
+	assert_null(strchr(why, '\n'));
+	assert_null(strchr(why, '\r'));
+	assert_non_null(strstr(why, "1?<3>fake"));
 	const char nul_value[] = { '1', '2', 0, 'x' };
 	assert_int_equal(mqtt_parse_payload(&s, "plant/x/speed", nul_value, sizeof(nul_value), RECV_MS, o, 2, why,
 					    sizeof(why)),
