@@ -363,6 +363,40 @@ static void test_broker_restart_keeps_session(void **state)
 	assert_true(f->col->s[5].value == 6);
 }
 
+static int downs(struct collector *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int n = c->downs;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* A broker that hangs (SIGSTOP) without closing the connection: keepalive
+ * notices, the owner is told the connection is down, and after SIGCONT the
+ * client is back with its subscription. */
+static void test_hung_broker_keepalive(void **state)
+{
+	struct fixture *f = *state;
+	const struct mqtt_field vf = { .path = NULL, .sensor = 9 };
+	const struct mqtt_sub_cfg vs = { .name = "v", .filter = "hang/#", .qos = 1, .format = MQTT_FMT_VALUE,
+					 .fields = &vf, .n_fields = 1 };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-hang");
+	cfg.keepalive_s = 1;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+
+	assert_int_equal(kill(f->b.pid, SIGSTOP), 0);
+	WAIT_UNTIL(downs(f->col) == 1, 10000);
+	assert_false(is_connected(f->c));
+	assert_int_equal(kill(f->b.pid, SIGCONT), 0);
+	WAIT_UNTIL(ups(f->col) == 2, 10000);
+	pub(f, "hang/x", "3");
+	WAIT_UNTIL(n_samples(f->col) == 1, 5000);
+}
+
 /* pdmd restarts (clean stop, new client with the same id): the QoS 1
  * messages published meanwhile were kept by the broker for our session. */
 static void test_daemon_restart_keeps_session(void **state)
@@ -793,6 +827,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_ingest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_restart_keeps_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_restart_keeps_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hung_broker_keepalive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_1000_acked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_persistent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_clean, setup, teardown),
