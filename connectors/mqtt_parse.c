@@ -1,0 +1,469 @@
+/*
+ * mqtt_parse.c - topic matching and payload decoding for MQTT sources.
+ *
+ * Everything here runs on bytes an outside party controls, so the order of
+ * checks is deliberate: size first (cheap), then UTF-8 and nesting depth in
+ * one linear pass, and only then cJSON, whose own recursion limit (1000) is
+ * far too deep to be our only guard. Nothing here keeps state between calls.
+ */
+#include "mqtt_parse.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "pdm_time.h"
+
+/* Longest text accepted as one number (value payloads, numeric strings). */
+#define NUM_TEXT_MAX 64
+
+static void say(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	/* reasons quote payload bytes and end up in the journal: no forged lines */
+	for (char *p = why; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+int mqtt_format_parse(const char *s, enum mqtt_format *f)
+{
+	if (s && !strcmp(s, "json")) {
+		*f = MQTT_FMT_JSON;
+		return 0;
+	}
+	if (s && !strcmp(s, "value")) {
+		*f = MQTT_FMT_VALUE;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *mqtt_format_name(enum mqtt_format f)
+{
+	switch (f) {
+	case MQTT_FMT_JSON:
+		return "json";
+	case MQTT_FMT_VALUE:
+		return "value";
+	}
+	return "?";
+}
+
+bool mqtt_utf8_valid(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = p[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false; /* continuation byte first, C0/C1 overlong, or > F4 */
+		}
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* Deepest nesting of [ and { outside strings; stops counting past `limit`.
+ * Returns -1 on a control character (JSON allows none but white space, and
+ * cJSON would silently skip NUL and friends as if they were blanks). */
+static int json_depth(const char *p, size_t len, int limit)
+{
+	int depth = 0, deepest = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+		if ((unsigned char)c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			return -1;
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (c == '"') {
+			in_str = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > deepest)
+				deepest = depth;
+			if (deepest > limit)
+				return deepest;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return deepest;
+}
+
+bool mqtt_topic_matches(const char *filter, const char *topic)
+{
+	const char *f = filter, *t = topic;
+
+	if (!f || !t)
+		return false;
+	if (*t == '$' && (*f == '+' || *f == '#'))
+		return false;
+	for (;;) {
+		if (*f == '#')
+			return true; /* also matches the parent level: "a/#" matches "a" */
+		if (*f == '+') {
+			while (*t && *t != '/')
+				t++;
+			f++;
+		} else {
+			while (*f && *f != '/' && *f == *t) {
+				f++;
+				t++;
+			}
+			if ((*f && *f != '/') || (*t && *t != '/'))
+				return false;
+		}
+		/* both at end of a level */
+		if (!*f && !*t)
+			return true;
+		if (*f == '/' && *t == '/') {
+			f++;
+			t++;
+			continue;
+		}
+		/* topic ended where the filter goes on: only "/#" may follow */
+		if (!*t && f[0] == '/' && f[1] == '#' && f[2] == '\0')
+			return true;
+		return false;
+	}
+}
+
+int mqtt_filter_check(const char *filter)
+{
+	if (!filter || !*filter)
+		return -EINVAL;
+	for (const char *p = filter; *p; p++) {
+		bool level_start = p == filter || p[-1] == '/';
+		bool level_end = p[1] == '\0' || p[1] == '/';
+		if (*p == '#' && !(level_start && p[1] == '\0'))
+			return -EINVAL;
+		if (*p == '+' && !(level_start && level_end))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Parses a complete number from text of length len; NaN and Inf are
+ * accepted (the caller marks them bad). Returns 0 or -EINVAL. */
+static int parse_number_text(const char *s, size_t len, double *out)
+{
+	char buf[NUM_TEXT_MAX + 1];
+	char *end;
+
+	while (len > 0 && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+		s++;
+		len--;
+	}
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
+			   s[len - 1] == '\n'))
+		len--;
+	if (len == 0 || len > NUM_TEXT_MAX || memchr(s, '\0', len))
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	/* strtod would also take hex floats; devices never send them on purpose */
+	if (strchr(buf, 'x') || strchr(buf, 'X'))
+		return -EINVAL;
+	if (!strcmp(buf, "true")) {
+		*out = 1.0;
+		return 0;
+	}
+	if (!strcmp(buf, "false")) {
+		*out = 0.0;
+		return 0;
+	}
+	errno = 0;
+	*out = strtod(buf, &end);
+	if (end == buf || *end != '\0')
+		return -EINVAL;
+	return 0;
+}
+
+/* Follows a dot path through objects (and arrays by decimal index). */
+static const cJSON *json_path(const cJSON *root, const char *path)
+{
+	const cJSON *cur = root;
+	char key[256];
+
+	while (cur && *path) {
+		const char *dot = strchr(path, '.');
+		size_t n = dot ? (size_t)(dot - path) : strlen(path);
+		if (n == 0 || n >= sizeof(key))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		if (cJSON_IsObject(cur)) {
+			cur = cJSON_GetObjectItemCaseSensitive(cur, key);
+		} else if (cJSON_IsArray(cur)) {
+			char *end;
+			long idx = strtol(key, &end, 10);
+			if (*end || idx < 0 || key[0] < '0' || key[0] > '9')
+				return NULL;
+			cur = cJSON_GetArrayItem(cur, (int)idx);
+		} else {
+			return NULL;
+		}
+		path += n;
+		if (*path == '.')
+			path++;
+	}
+	return cur;
+}
+
+/* A JSON leaf as a number: number, numeric string or boolean. */
+static int json_number(const cJSON *v, double *out)
+{
+	if (cJSON_IsNumber(v)) {
+		*out = v->valuedouble;
+		return 0;
+	}
+	if (cJSON_IsBool(v)) {
+		*out = cJSON_IsTrue(v) ? 1.0 : 0.0;
+		return 0;
+	}
+	if (cJSON_IsString(v) && v->valuestring)
+		return parse_number_text(v->valuestring, strlen(v->valuestring), out);
+	return -EPROTOTYPE;
+}
+
+/* Epoch in s, ms, us or ns, told apart by magnitude: 1e11 s is the year
+ * 5138, 1e11 ms is 1973, so the bands do not overlap for plausible dates. */
+static int epoch_to_ms(double v, int64_t *ms)
+{
+	double a = fabs(v);
+
+	if (!isfinite(v))
+		return -ERANGE;
+	if (a < 1e11)
+		v *= 1000.0;
+	else if (a < 1e14)
+		; /* already ms */
+	else if (a < 1e17)
+		v /= 1000.0;
+	else
+		v /= 1e6;
+	if (v < (double)MQTT_TS_MIN_MS || v >= (double)MQTT_TS_MAX_MS)
+		return -ERANGE;
+	*ms = llround(v);
+	return 0;
+}
+
+static int json_timestamp(const cJSON *root, const char *field, int64_t *ms, char *why, size_t whylen)
+{
+	const cJSON *v = json_path(root, field);
+	double num;
+	int rc;
+
+	if (!v) {
+		say(why, whylen, "timestamp field '%s' missing", field);
+		return -EBADMSG;
+	}
+	if (cJSON_IsNumber(v)) {
+		rc = epoch_to_ms(v->valuedouble, ms);
+	} else if (cJSON_IsString(v) && v->valuestring) {
+		if (parse_number_text(v->valuestring, strlen(v->valuestring), &num) == 0)
+			rc = epoch_to_ms(num, ms);
+		else if (pdm_parse_iso8601(v->valuestring, ms) == 0)
+			rc = (*ms >= MQTT_TS_MIN_MS && *ms < MQTT_TS_MAX_MS) ? 0 : -ERANGE;
+		else {
+			say(why, whylen, "timestamp field '%s': '%.40s' is not epoch or ISO-8601", field,
+			    v->valuestring);
+			return -EPROTOTYPE;
+		}
+	} else {
+		say(why, whylen, "timestamp field '%s' is not a number or string", field);
+		return -EPROTOTYPE;
+	}
+	if (rc < 0)
+		say(why, whylen, "timestamp field '%s' outside 2000..2100", field);
+	return rc;
+}
+
+static void fill(struct pdm_sample *o, const struct mqtt_field *f, int64_t ts, double v)
+{
+	o->sensor = f->sensor;
+	o->ts_ms = ts;
+	o->value = v;
+	o->quality = PDM_Q_GOOD;
+	if (!isfinite(v) || (f->has_min && v < f->valid_min) || (f->has_max && v > f->valid_max))
+		o->quality = PDM_Q_BAD;
+}
+
+static int parse_json(const struct mqtt_sub_cfg *s, const char *payload, size_t len, int64_t recv_ms,
+		      struct pdm_sample *out, size_t max, char *why, size_t whylen)
+{
+	int depth = json_depth(payload, len, MQTT_JSON_MAX_DEPTH);
+	if (depth < 0) {
+		say(why, whylen, "control character in JSON");
+		return -EBADMSG;
+	}
+	if (depth > MQTT_JSON_MAX_DEPTH) {
+		say(why, whylen, "JSON nested deeper than %d", MQTT_JSON_MAX_DEPTH);
+		return -EBADMSG;
+	}
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(payload, len, &end, false);
+	if (!root) {
+		say(why, whylen, "not valid JSON");
+		return -EBADMSG;
+	}
+	int rc = 0;
+	/* cJSON stops after the first value; anything but white space after it
+	 * means the message is not the one JSON document we expect */
+	for (const char *p = end; p && p < payload + len; p++) {
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+			say(why, whylen, "trailing data after the JSON value");
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
+	if (!cJSON_IsObject(root)) {
+		say(why, whylen, "JSON payload is not an object");
+		rc = -EPROTOTYPE;
+		goto out;
+	}
+	int64_t ts = recv_ms;
+	if (s->ts_field) {
+		rc = json_timestamp(root, s->ts_field, &ts, why, whylen);
+		if (rc < 0)
+			goto out;
+	}
+	size_t n = 0, wrong = 0;
+	const char *first_wrong = NULL;
+	for (size_t i = 0; i < s->n_fields && n < max; i++) {
+		const struct mqtt_field *f = &s->fields[i];
+		const cJSON *v = f->path ? json_path(root, f->path) : NULL;
+		double num;
+		if (!v)
+			continue; /* messages on a wildcard filter often carry a subset */
+		if (json_number(v, &num) < 0) {
+			if (!wrong++)
+				first_wrong = f->path;
+			continue;
+		}
+		fill(&out[n++], f, ts, num);
+	}
+	rc = (int)n;
+	if (wrong) {
+		say(why, whylen, "field '%s'%s is not a number", first_wrong, wrong > 1 ? " and others" : "");
+		if (n == 0)
+			rc = -EPROTOTYPE;
+	}
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* The last level of a topic ("plant/pump/temp" -> "temp"). */
+static const char *last_level(const char *topic)
+{
+	const char *slash = strrchr(topic, '/');
+	return slash ? slash + 1 : topic;
+}
+
+static int parse_value(const struct mqtt_sub_cfg *s, const char *topic, const char *payload, size_t len,
+		       int64_t recv_ms, struct pdm_sample *out, size_t max, char *why, size_t whylen)
+{
+	const struct mqtt_field *f = NULL;
+
+	if (s->n_fields == 1 && !s->fields[0].path) {
+		f = &s->fields[0];
+	} else {
+		const char *last = last_level(topic);
+		for (size_t i = 0; i < s->n_fields && !f; i++)
+			if (s->fields[i].path && !strcmp(s->fields[i].path, topic))
+				f = &s->fields[i];
+		for (size_t i = 0; i < s->n_fields && !f; i++)
+			if (s->fields[i].path && !strcmp(s->fields[i].path, last))
+				f = &s->fields[i];
+	}
+	if (!f || max == 0)
+		return 0;
+	double v;
+	if (parse_number_text(payload, len, &v) < 0) {
+		say(why, whylen, "payload '%.*s%s' is not a number", (int)(len < 40 ? len : 40), payload,
+		    len > 40 ? "..." : "");
+		return -EPROTOTYPE;
+	}
+	fill(&out[0], f, recv_ms, v);
+	return 1;
+}
+
+int mqtt_parse_payload(const struct mqtt_sub_cfg *s, const char *topic, const void *payload, size_t len,
+		       int64_t recv_ms, struct pdm_sample *out, size_t max, char *why, size_t whylen)
+{
+	size_t limit;
+
+	if (why && whylen)
+		why[0] = '\0';
+	if (!s || !topic || (!payload && len) || (!out && max)) {
+		say(why, whylen, "invalid arguments");
+		return -EINVAL;
+	}
+	limit = s->max_payload ? s->max_payload : MQTT_DEFAULT_MAX_PAYLOAD;
+	if (len > limit) {
+		say(why, whylen, "payload of %zu bytes exceeds the limit of %zu", len, limit);
+		return -E2BIG;
+	}
+	if (len == 0)
+		return 0;
+	if (!mqtt_utf8_valid(payload, len)) {
+		say(why, whylen, "payload of %zu bytes is not UTF-8 text", len);
+		return -EILSEQ;
+	}
+	switch (s->format) {
+	case MQTT_FMT_JSON:
+		return parse_json(s, payload, len, recv_ms, out, max, why, whylen);
+	case MQTT_FMT_VALUE:
+		return parse_value(s, topic, payload, len, recv_ms, out, max, why, whylen);
+	}
+	say(why, whylen, "unknown format");
+	return -EINVAL;
+}

@@ -1,0 +1,842 @@
+/*
+ * test_mqtt_client.c - the MQTT client against a real mosquitto started by
+ * the test, with mosquitto_pub / mosquitto_sub as independent peers:
+ * ingestion of JSON and value payloads, counting of bad payloads, a broker
+ * restart with QoS 1 messages queued for our persistent session, 1,000
+ * QoS 1 publishes acknowledged by tag, the will on SIGKILL (and none on a
+ * clean stop), and the password file checks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "mqtt_client.h"
+#include "pdm_time.h"
+#include "test_broker.h"
+#include "test_util.h"
+
+#define MOSQ_PUB "/usr/bin/mosquitto_pub"
+#define MOSQ_SUB "/usr/bin/mosquitto_sub"
+#define MAX_SAMPLES 4096
+#define N_PUBLISH 1000
+
+struct collector {
+	pthread_mutex_t lock;
+	struct pdm_sample s[MAX_SAMPLES];
+	size_t n;
+	int ups, downs;
+	unsigned acks[N_PUBLISH + 1];
+	int ack_rc_bad;
+};
+
+static void on_samples(const struct pdm_sample *s, size_t n, void *user)
+{
+	struct collector *c = user;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < n && c->n < MAX_SAMPLES; i++)
+		c->s[c->n++] = s[i];
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void on_connection(bool up, void *user)
+{
+	struct collector *c = user;
+	pthread_mutex_lock(&c->lock);
+	if (up)
+		c->ups++;
+	else
+		c->downs++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void on_delivered(uint64_t tag, int rc, void *user)
+{
+	struct collector *c = user;
+	pthread_mutex_lock(&c->lock);
+	if (rc != 0)
+		c->ack_rc_bad++;
+	else if (tag <= N_PUBLISH)
+		c->acks[tag]++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static struct collector *collector_new(void)
+{
+	struct collector *c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static void collector_free(struct collector *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static size_t n_samples(struct collector *c)
+{
+	pthread_mutex_lock(&c->lock);
+	size_t n = c->n;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+static int ups(struct collector *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int n = c->ups;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+static bool is_connected(struct mqtt_client *c)
+{
+	struct mqtt_stats s;
+	mqtt_client_stats(c, SIZE_MAX, &s);
+	return s.connected;
+}
+
+static uint64_t n_acked(struct mqtt_client *c)
+{
+	struct mqtt_stats s;
+	mqtt_client_stats(c, SIZE_MAX, &s);
+	return s.acked;
+}
+
+/* Polls until cond holds, or fails the test after timeout_ms. */
+#define WAIT_UNTIL(cond, timeout_ms) \
+	do { \
+		int64_t until_ = pdm_mono_ms() + (timeout_ms); \
+		while (!(cond)) { \
+			if (pdm_mono_ms() > until_) \
+				fail_msg("timed out waiting for: %s", #cond); \
+			test_sleep_ms(10); \
+		} \
+	} while (0)
+
+struct fixture {
+	struct test_broker b;
+	struct collector *col;
+	struct mqtt_client *c;
+	char port[16];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	/* As root mosquitto drops to user "mosquitto", which cannot write the
+	 * private 0700 directory: no log, and no persistence across restarts. */
+	if (geteuid() == 0)
+		snprintf(f->b.extra, sizeof(f->b.extra), "user root\n");
+	if (test_broker_start(&f->b) != 0) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->port, sizeof(f->port), "%d", f->b.port);
+	f->col = collector_new();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	mqtt_client_free(f->c);
+	collector_free(f->col);
+	test_broker_stop(&f->b);
+	free(f);
+	return 0;
+}
+
+static void pub(struct fixture *f, const char *topic, const char *msg)
+{
+	char out[512];
+	char *argv[] = { MOSQ_PUB, "-h", "127.0.0.1", "-p", f->port, "-q", "1", "-t", (char *)topic,
+			 "-m", (char *)msg, NULL };
+	int rc = test_run(argv, out, sizeof(out));
+	if (rc != 0)
+		fail_msg("mosquitto_pub failed (%d): %s", rc, out);
+}
+
+static void pub_file(struct fixture *f, const char *topic, const void *data, size_t len)
+{
+	char path[600], out[512];
+	snprintf(path, sizeof(path), "%s/payload.bin", f->b.dir);
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	fclose(fp);
+	char *argv[] = { MOSQ_PUB, "-h", "127.0.0.1", "-p", f->port, "-q", "1", "-t", (char *)topic,
+			 "-f", path, NULL };
+	int rc = test_run(argv, out, sizeof(out));
+	if (rc != 0)
+		fail_msg("mosquitto_pub -f failed (%d): %s", rc, out);
+}
+
+/* Reads one (retained) message from topic with mosquitto_sub, or "" on timeout. */
+static void sub_one(struct fixture *f, const char *topic, char *out, size_t len)
+{
+	char *argv[] = { MOSQ_SUB, "-h", "127.0.0.1", "-p", f->port, "-t", (char *)topic, "-C", "1",
+			 "-W", "2", NULL };
+	test_run(argv, out, len);
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static struct mqtt_client_cfg base_cfg(struct fixture *f, const char *id)
+{
+	struct mqtt_client_cfg cfg = {
+		.uri = f->b.uri,
+		.client_id = id,
+		.keepalive_s = 5,
+		.clean_session = false,
+		.max_inflight = 20,
+		.backoff_min_ms = 100,
+		.backoff_max_ms = 1000,
+	};
+	return cfg;
+}
+
+static const struct mqtt_callbacks cbs = { .on_connection = on_connection, .on_delivered = on_delivered };
+
+/* JSON and value payloads land as samples with the right sensors and times;
+ * malformed, huge, binary and wrongly typed payloads are counted per reason
+ * and the client keeps working after them. */
+static void test_ingest(void **state)
+{
+	struct fixture *f = *state;
+	const struct mqtt_field jf[] = {
+		{ .path = "bearing_temp", .sensor = 1 },
+		{ .path = "process.flow", .sensor = 2, .has_max = true, .valid_max = 100 },
+	};
+	const struct mqtt_sub_cfg js = { .name = "pump-feed", .filter = "plant/+/telemetry", .qos = 1,
+					 .format = MQTT_FMT_JSON, .ts_field = "ts", .fields = jf, .n_fields = 2 };
+	const struct mqtt_field vf[] = { { .path = "speed", .sensor = 3 }, { .path = "temp", .sensor = 4 } };
+	const struct mqtt_sub_cfg vs = { .name = "values", .filter = "line/#", .qos = 1,
+					 .format = MQTT_FMT_VALUE, .fields = vf, .n_fields = 2, .max_payload = 1024 };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-ingest");
+
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &js, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), -EBUSY);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+
+	pub(f, "plant/pump-c/telemetry", "{\"ts\": 1795000000123, \"bearing_temp\": 61.5, \"process\": {\"flow\": 12}}");
+	pub(f, "plant/pump-d/telemetry", "{\"ts\": \"2026-11-18T11:06:41Z\", \"process\": {\"flow\": 250}}");
+	int64_t before = pdm_wall_ms();
+	pub(f, "line/3/speed", "1480.5");
+	WAIT_UNTIL(n_samples(f->col) == 4, 5000);
+	int64_t after = pdm_wall_ms();
+
+	struct collector *c = f->col;
+	assert_int_equal(c->s[0].sensor, 1);
+	assert_true(c->s[0].value == 61.5);
+	assert_int_equal(c->s[0].ts_ms, INT64_C(1795000000123));
+	assert_int_equal(c->s[1].sensor, 2);
+	assert_true(c->s[1].value == 12.0);
+	assert_int_equal(c->s[1].quality, PDM_Q_GOOD);
+	assert_int_equal(c->s[2].sensor, 2);
+	assert_int_equal(c->s[2].ts_ms, INT64_C(1795000001000));
+	assert_int_equal(c->s[2].quality, PDM_Q_BAD);
+	assert_int_equal(c->s[3].sensor, 3);
+	assert_true(c->s[3].value == 1480.5);
+	assert_true(c->s[3].ts_ms >= before && c->s[3].ts_ms <= after); /* receive time */
+
+	/* the bad ones, one reason each */
+	pub(f, "plant/pump-c/telemetry", "{\"bearing_temp\": 61.5");         /* malformed */
+	pub(f, "plant/pump-c/telemetry", "{\"ts\": 1795000000123, \"bearing_temp\": \"hot\"}"); /* wrong type */
+	pub(f, "line/3/temp", "warm");                                        /* wrong type */
+	static const unsigned char bin[] = { 0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46 };
+	pub_file(f, "line/3/temp", bin, sizeof(bin));                         /* non-UTF-8 */
+	char *huge = malloc(2048);
+	assert_non_null(huge);
+	memset(huge, '7', 2048);
+	pub_file(f, "line/3/temp", huge, 2048);                               /* oversized for 1 KiB */
+	free(huge);
+	char deep[200] = "";
+	for (int i = 0; i < 40; i++)
+		strcat(deep, "[");
+	pub(f, "plant/pump-c/telemetry", deep);                               /* malformed: too deep */
+	pub(f, "plant/pump-c/telemetry", "{\"ts\": 5, \"bearing_temp\": 1}"); /* absurd time */
+	pub(f, "line/3/temp", "21.5");                                        /* still working */
+	WAIT_UNTIL(n_samples(f->col) == 5, 5000);
+	assert_int_equal(c->s[4].sensor, 4);
+
+	struct mqtt_stats js_st, vs_st, all;
+	mqtt_client_stats(f->c, 0, &js_st);
+	mqtt_client_stats(f->c, 1, &vs_st);
+	mqtt_client_stats(f->c, SIZE_MAX, &all);
+	assert_int_equal(js_st.received, 6);
+	assert_int_equal(js_st.samples, 3);
+	assert_int_equal(js_st.malformed, 2);
+	assert_int_equal(js_st.wrong_type, 1);
+	assert_int_equal(js_st.out_of_range, 2); /* flow 250 (bad sample) + the absurd time */
+	assert_int_equal(vs_st.received, 5);
+	assert_int_equal(vs_st.samples, 2);
+	assert_int_equal(vs_st.wrong_type, 1);
+	assert_int_equal(vs_st.non_utf8, 1);
+	assert_int_equal(vs_st.oversized, 1);
+	assert_int_equal(all.received, 11);
+	assert_int_equal(all.samples, 5);
+	assert_true(all.connected);
+	assert_true(all.last_message_ms >= before);
+	mqtt_client_stats(f->c, 7, &all);
+	assert_int_equal(all.received, 0);
+}
+
+/* The broker goes away and comes back on the same port: the client
+ * reconnects with backoff, the subscription works again, and QoS 1
+ * messages published while we were still away were queued for our
+ * persistent session and arrive. */
+static void test_broker_restart_keeps_session(void **state)
+{
+	struct fixture *f = *state;
+	const struct mqtt_field vf = { .path = NULL, .sensor = 9 };
+	const struct mqtt_sub_cfg vs = { .name = "v", .filter = "gap/+", .qos = 1, .format = MQTT_FMT_VALUE,
+					 .fields = &vf, .n_fields = 1 };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-restart");
+	/* first retry after 2..4 s (jitter): the gap publishes happen before it */
+	cfg.backoff_min_ms = 4000;
+	cfg.backoff_max_ms = 4000;
+
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+	pub(f, "gap/a", "1");
+	WAIT_UNTIL(n_samples(f->col) == 1, 5000);
+
+	test_broker_kill(&f->b);
+	WAIT_UNTIL(!is_connected(f->c), 5000);
+	assert_int_equal(mqtt_publish(f->c, "x", "1", 1, 1, false, 1), -ENOTCONN);
+	assert_int_equal(test_broker_restart(&f->b), 0);
+
+	/* another persistent-session client publishes during our gap */
+	char out[256];
+	char *sh[] = { "/bin/sh", "-c", NULL, NULL };
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "printf '2\\n3\\n4\\n5\\n' | %s -h 127.0.0.1 -p %s -q 1 -c -i gap-publisher -t gap/b -l",
+		 MOSQ_PUB, f->port);
+	sh[2] = cmd;
+	assert_int_equal(test_run(sh, out, sizeof(out)), 0);
+	struct mqtt_stats st;
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_false(st.connected); /* really queued at the broker, not delivered live */
+
+	WAIT_UNTIL(n_samples(f->col) == 5, 10000);
+	WAIT_UNTIL(ups(f->col) == 2, 5000);
+	double sum = 0;
+	for (size_t i = 1; i < 5; i++)
+		sum += f->col->s[i].value;
+	assert_true(sum == 2 + 3 + 4 + 5);
+	pthread_mutex_lock(&f->col->lock);
+	assert_int_equal(f->col->downs, 1);
+	pthread_mutex_unlock(&f->col->lock);
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_int_equal(st.reconnects, 1);
+
+	/* and live traffic flows on the restored subscription */
+	pub(f, "gap/c", "6");
+	WAIT_UNTIL(n_samples(f->col) == 6, 5000);
+	assert_true(f->col->s[5].value == 6);
+}
+
+static int downs(struct collector *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int n = c->downs;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* A broker that hangs (SIGSTOP) without closing the connection: keepalive
+ * notices, the owner is told the connection is down, and after SIGCONT the
+ * client is back with its subscription. */
+static void test_hung_broker_keepalive(void **state)
+{
+	struct fixture *f = *state;
+	const struct mqtt_field vf = { .path = NULL, .sensor = 9 };
+	const struct mqtt_sub_cfg vs = { .name = "v", .filter = "hang/#", .qos = 1, .format = MQTT_FMT_VALUE,
+					 .fields = &vf, .n_fields = 1 };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-hang");
+	cfg.keepalive_s = 1;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+
+	assert_int_equal(kill(f->b.pid, SIGSTOP), 0);
+	WAIT_UNTIL(downs(f->col) == 1, 10000);
+	assert_false(is_connected(f->c));
+	assert_int_equal(kill(f->b.pid, SIGCONT), 0);
+	WAIT_UNTIL(ups(f->col) == 2, 10000);
+	pub(f, "hang/x", "3");
+	WAIT_UNTIL(n_samples(f->col) == 1, 5000);
+}
+
+/* pdmd restarts (clean stop, new client with the same id): the QoS 1
+ * messages published meanwhile were kept by the broker for our session. */
+static void test_daemon_restart_keeps_session(void **state)
+{
+	struct fixture *f = *state;
+	const struct mqtt_field vf = { .path = NULL, .sensor = 9 };
+	const struct mqtt_sub_cfg vs = { .name = "v", .filter = "restart/#", .qos = 1, .format = MQTT_FMT_VALUE,
+					 .fields = &vf, .n_fields = 1 };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-daemon");
+
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+	assert_int_equal(mqtt_client_stop(f->c, 1000), 0);
+	mqtt_client_free(f->c);
+	f->c = NULL;
+
+	pub(f, "restart/a", "11");
+	pub(f, "restart/b", "12");
+
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &vs, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(n_samples(f->col) == 2, 5000);
+	assert_true(f->col->s[0].value + f->col->s[1].value == 23);
+}
+
+/* 1,000 QoS 1 publishes with up to 20 in flight: every tag acknowledged
+ * exactly once, and a subscriber (our own ingestion) sees all of them. */
+static void test_publish_1000_acked(void **state)
+{
+	struct fixture *f = *state;
+	struct collector *rx = collector_new();
+	const struct mqtt_field vf = { .path = NULL, .sensor = 1 };
+	const struct mqtt_sub_cfg vs = { .name = "alerts-rx", .filter = "pdm/alerts/#", .qos = 1,
+					 .format = MQTT_FMT_VALUE, .fields = &vf, .n_fields = 1 };
+	struct mqtt_client_cfg rcfg = base_cfg(f, "pdm-rx");
+	struct mqtt_client *r = mqtt_client_new(&rcfg, &cbs, rx);
+	assert_non_null(r);
+	assert_int_equal(mqtt_client_add_sub(r, &vs, on_samples, rx), 0);
+	assert_int_equal(mqtt_client_start(r), 0);
+
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-pub");
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_publish(f->c, "pdm/alerts/a", "1", 1, 1, false, 1), -ENOTCONN);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1 && ups(rx) == 1, 5000);
+	assert_int_equal(mqtt_publish(f->c, "pdm/alerts/#", "1", 1, 1, false, 1), -EINVAL);
+	assert_int_equal(mqtt_publish(f->c, "pdm/alerts/a", "1", 1, 3, false, 1), -EINVAL);
+
+	int eagain = 0;
+	for (uint64_t tag = 1; tag <= N_PUBLISH; tag++) {
+		char msg[32];
+		int len = snprintf(msg, sizeof(msg), "%llu", (unsigned long long)tag);
+		int rc;
+		while ((rc = mqtt_publish(f->c, "pdm/alerts/pump-a", msg, (size_t)len, 1, false, tag)) == -EAGAIN) {
+			eagain++;
+			test_sleep_ms(1);
+		}
+		assert_int_equal(rc, 0);
+	}
+	WAIT_UNTIL(n_acked(f->c) == N_PUBLISH, 20000);
+	pthread_mutex_lock(&f->col->lock);
+	for (int t = 1; t <= N_PUBLISH; t++)
+		if (f->col->acks[t] != 1)
+			fail_msg("tag %d acknowledged %u times", t, f->col->acks[t]);
+	assert_int_equal(f->col->ack_rc_bad, 0);
+	pthread_mutex_unlock(&f->col->lock);
+	struct mqtt_stats st;
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_int_equal(st.published, N_PUBLISH);
+	assert_int_equal(st.publish_failed, 0);
+
+	WAIT_UNTIL(n_samples(rx) == N_PUBLISH, 20000);
+	double sum = 0;
+	for (size_t i = 0; i < N_PUBLISH; i++)
+		sum += rx->s[i].value;
+	assert_true(sum == (double)N_PUBLISH * (N_PUBLISH + 1) / 2);
+	print_message("# %d publishes met a full in-flight window\n", eagain);
+
+	/* retained flag honoured */
+	assert_int_equal(mqtt_publish(f->c, "pdm/status", "{\"status\":\"online\"}", 19, 1, true, 0), 0);
+	WAIT_UNTIL(n_acked(f->c) == N_PUBLISH + 1, 5000);
+	char out[256];
+	sub_one(f, "pdm/status", out, sizeof(out));
+	assert_string_equal(out, "{\"status\":\"online\"}");
+
+	assert_int_equal(mqtt_client_stop(f->c, 2000), 0);
+	assert_int_equal(mqtt_publish(f->c, "pdm/alerts/a", "1", 1, 1, false, 1), -ENOTCONN);
+	mqtt_client_free(r);
+	collector_free(rx);
+}
+
+static unsigned acks_total(struct collector *c, int *bad)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&c->lock);
+	for (int t = 1; t <= N_PUBLISH; t++)
+		n += c->acks[t];
+	*bad = c->ack_rc_bad;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* The broker dies with publishes in flight and comes back: every tag gets
+ * exactly one outcome, no in-flight slot leaks, and publishing resumes.
+ * With a persistent session paho resends and the broker acknowledges; with
+ * a clean session the lost ones may be reported as failed instead. */
+static void publish_across_restart(struct fixture *f, bool clean)
+{
+	struct mqtt_client_cfg cfg = base_cfg(f, clean ? "pdm-pub-clean" : "pdm-pub-persist");
+	cfg.clean_session = clean;
+	cfg.max_inflight = 50;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+
+	int sent = 0;
+	for (uint64_t tag = 1; tag <= 300; tag++) {
+		if (mqtt_publish(f->c, "pdm/alerts/r", "x", 1, 1, false, tag) != 0)
+			break;
+		sent++;
+	}
+	test_broker_kill(&f->b);
+	assert_int_equal(test_broker_restart(&f->b), 0);
+	WAIT_UNTIL(ups(f->col) == 2, 10000);
+	int bad;
+	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent, 10000);
+	pthread_mutex_lock(&f->col->lock);
+	for (int t = 1; t <= sent; t++)
+		assert_true(f->col->acks[t] <= 1);
+	pthread_mutex_unlock(&f->col->lock);
+	if (!clean)
+		assert_int_equal(bad, 0);
+	/* every slot is free again: a full window can be published */
+	for (uint64_t tag = 301; tag < 351; tag++)
+		assert_int_equal(mqtt_publish(f->c, "pdm/alerts/r", "y", 1, 1, false, tag), 0);
+	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent + 50, 10000);
+	print_message("# %d sent before the restart, %d reported failed\n", sent, bad);
+}
+
+static void test_publish_across_restart_persistent(void **state)
+{
+	publish_across_restart(*state, false);
+}
+
+static void test_publish_across_restart_clean(void **state)
+{
+	publish_across_restart(*state, true);
+}
+
+static struct mqtt_client *sink_client;
+static int sink_calls;
+
+static void publishing_sink(int prio, const char *msg, void *user)
+{
+	(void)prio;
+	(void)user;
+	__atomic_add_fetch(&sink_calls, 1, __ATOMIC_SEQ_CST);
+	mqtt_publish(sink_client, "pdm/log", msg, strlen(msg), 0, false, 0);
+}
+
+/* The daemon forwards its log to a status topic through this very client:
+ * logging from inside the client (connection lost, reconnect, stop) must
+ * not deadlock on the client's own lock. */
+static void test_log_sink_publishes_on_client(void **state)
+{
+	struct fixture *f = *state;
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-logsink");
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	sink_client = f->c;
+	pdm_log_set_sink(publishing_sink, NULL);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+	test_broker_kill(&f->b);
+	assert_int_equal(test_broker_restart(&f->b), 0);
+	WAIT_UNTIL(ups(f->col) == 2, 10000);
+	assert_int_equal(mqtt_client_stop(f->c, 1000), 0);
+	pdm_log_set_sink(NULL, NULL);
+	assert_true(__atomic_load_n(&sink_calls, __ATOMIC_SEQ_CST) >= 3); /* connected, lost, connected */
+}
+
+/* Child mode: connect with a retained will, publish "online" retained,
+ * say "ready" on stdout and wait to be killed. */
+static int will_child(const char *uri, const char *topic)
+{
+	struct collector *col = collector_new();
+	struct mqtt_client_cfg cfg = {
+		.uri = uri, .client_id = "pdm-will-child", .keepalive_s = 5, .max_inflight = 4,
+		.will_topic = topic, .will_payload = "{\"status\":\"offline\"}", .will_qos = 1,
+		.will_retained = true,
+	};
+	struct mqtt_client *c = mqtt_client_new(&cfg, &cbs, col);
+	if (!c || mqtt_client_start(c) != 0)
+		return 1;
+	for (int i = 0; i < 500 && ups(col) == 0; i++)
+		test_sleep_ms(10);
+	if (mqtt_publish(c, topic, "{\"status\":\"online\"}", 19, 1, true, 1) != 0)
+		return 2;
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&col->lock);
+		unsigned acked = col->acks[1];
+		pthread_mutex_unlock(&col->lock);
+		if (acked)
+			break;
+		test_sleep_ms(10);
+	}
+	if (write(STDOUT_FILENO, "ready\n", 6) != 6)
+		return 3;
+	for (;;)
+		pause();
+}
+
+/* A client killed with SIGKILL: the broker publishes its retained will. */
+static void test_will_on_kill(void **state)
+{
+	struct fixture *f = *state;
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], STDOUT_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
+		execl("/proc/self/exe", "test_mqtt_client", "--will-child", f->b.uri, "pdm/status", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	char buf[16] = "";
+	ssize_t n = read(pfd[0], buf, sizeof(buf) - 1);
+	close(pfd[0]);
+	if (n != 6) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		fail_msg("will child did not come up");
+	}
+	char out[256];
+	sub_one(f, "pdm/status", out, sizeof(out));
+	assert_string_equal(out, "{\"status\":\"online\"}");
+
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	int64_t until = pdm_mono_ms() + 5000;
+	do {
+		sub_one(f, "pdm/status", out, sizeof(out));
+	} while (strcmp(out, "{\"status\":\"offline\"}") != 0 && pdm_mono_ms() < until);
+	assert_string_equal(out, "{\"status\":\"offline\"}");
+}
+
+/* A clean stop disconnects properly: the broker does not publish the will. */
+static void test_clean_stop_no_will(void **state)
+{
+	struct fixture *f = *state;
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-clean");
+	cfg.will_topic = "pdm/status2";
+	cfg.will_payload = "offline";
+	cfg.will_qos = 1;
+	cfg.will_retained = true;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+	assert_int_equal(mqtt_publish(f->c, "pdm/status2", "online", 6, 1, true, 5), 0);
+	assert_int_equal(mqtt_client_stop(f->c, 2000), 0);
+	pthread_mutex_lock(&f->col->lock);
+	assert_int_equal(f->col->acks[5], 1); /* stop waited for the acknowledgement */
+	assert_int_equal(f->col->downs, 1);
+	pthread_mutex_unlock(&f->col->lock);
+	char out[256];
+	sub_one(f, "pdm/status2", out, sizeof(out));
+	assert_string_equal(out, "online");
+}
+
+static pthread_mutex_t delay_lock = PTHREAD_MUTEX_INITIALIZER;
+static long delays[16];
+static int n_delays;
+
+static void delay_sink(int prio, const char *msg, void *user)
+{
+	(void)prio;
+	(void)user;
+	const char *p = strstr(msg, "retrying in ");
+	pthread_mutex_lock(&delay_lock);
+	if (p && n_delays < 16)
+		delays[n_delays++] = strtol(p + 12, NULL, 10);
+	pthread_mutex_unlock(&delay_lock);
+}
+
+static int delays_logged(void)
+{
+	pthread_mutex_lock(&delay_lock);
+	int n = n_delays;
+	pthread_mutex_unlock(&delay_lock);
+	return n;
+}
+
+/* A broker that never answers: the client keeps retrying with delays that
+ * grow from backoff_min (with jitter: between half and all of the step)
+ * up to backoff_max, never reports up, and stops promptly. */
+static void test_unreachable_backoff(void **state)
+{
+	struct fixture *f = *state;
+	char uri[64];
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", test_free_port());
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-nobroker");
+	cfg.uri = uri;
+	cfg.backoff_min_ms = 50;
+	cfg.backoff_max_ms = 200;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	pdm_log_set_sink(delay_sink, NULL);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	assert_int_equal(mqtt_client_start(f->c), -EALREADY);
+	/* the first 5 failures are logged, then rate-limited */
+	WAIT_UNTIL(delays_logged() >= 4, 5000);
+	pdm_log_set_sink(NULL, NULL);
+	pthread_mutex_lock(&delay_lock);
+	assert_true(delays[0] >= 25 && delays[0] <= 50);
+	long longest = 0;
+	for (int i = 0; i < n_delays; i++) {
+		assert_true(delays[i] >= 25 && delays[i] <= 200);
+		if (delays[i] > longest)
+			longest = delays[i];
+	}
+	assert_true(longest >= 100);
+	pthread_mutex_unlock(&delay_lock);
+	assert_int_equal(ups(f->col), 0);
+	assert_int_equal(mqtt_publish(f->c, "a", "1", 1, 1, false, 1), -ENOTCONN);
+	int64_t t0 = pdm_mono_ms();
+	assert_int_equal(mqtt_client_stop(f->c, 500), 0);
+	assert_true(pdm_mono_ms() - t0 < 3000);
+}
+
+/* Configurations the client must refuse up front. */
+static void test_bad_config(void **state)
+{
+	struct fixture *f = *state;
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-bad");
+	cfg.uri = "http://127.0.0.1:1883";
+	assert_null(mqtt_client_new(&cfg, NULL, NULL));
+	cfg = base_cfg(f, "");
+	assert_null(mqtt_client_new(&cfg, NULL, NULL));
+	cfg = base_cfg(f, "pdm-bad");
+	cfg.ca_file = "/etc/hostname";
+	assert_null(mqtt_client_new(&cfg, NULL, NULL)); /* TLS file with tcp:// */
+	cfg = base_cfg(f, "pdm-bad");
+	cfg.uri = "ssl://127.0.0.1:8883";
+	cfg.cert_file = "/etc/hostname";
+	assert_null(mqtt_client_new(&cfg, NULL, NULL)); /* cert without key */
+	cfg = base_cfg(f, "pdm-bad");
+	cfg.uri = "ssl://127.0.0.1:8883";
+	cfg.ca_file = "/nonexistent/ca.crt";
+	assert_null(mqtt_client_new(&cfg, NULL, NULL));
+	cfg = base_cfg(f, "pdm-bad");
+	cfg.password = "x";
+	assert_null(mqtt_client_new(&cfg, NULL, NULL)); /* password without user */
+
+	cfg = base_cfg(f, "pdm-bad");
+	f->c = mqtt_client_new(&cfg, NULL, NULL);
+	assert_non_null(f->c);
+	const struct mqtt_field fl = { .path = "a", .sensor = 1 };
+	const struct mqtt_field nopath = { .path = NULL, .sensor = 1 };
+	struct mqtt_sub_cfg s = { .name = "s", .filter = "a/#/b", .qos = 1, .format = MQTT_FMT_JSON,
+				  .fields = &fl, .n_fields = 1 };
+	assert_int_equal(mqtt_client_add_sub(f->c, &s, on_samples, NULL), -EINVAL);
+	s.filter = "a/#";
+	s.qos = 3;
+	assert_int_equal(mqtt_client_add_sub(f->c, &s, on_samples, NULL), -EINVAL);
+	s.qos = 1;
+	s.fields = &nopath;
+	assert_int_equal(mqtt_client_add_sub(f->c, &s, on_samples, NULL), -EINVAL);
+	s.n_fields = 0;
+	assert_int_equal(mqtt_client_add_sub(f->c, &s, on_samples, NULL), -EINVAL);
+	s.fields = &fl;
+	s.n_fields = 1;
+	assert_int_equal(mqtt_client_add_sub(f->c, &s, on_samples, NULL), 0);
+}
+
+/* Password files: others' access refused, newline stripped, size bounded. */
+static void test_password_file(void **state)
+{
+	struct fixture *f = *state;
+	char path[600], buf[32];
+	snprintf(path, sizeof(path), "%s/pw", f->b.dir);
+
+	assert_int_equal(test_write_file(f->b.dir, "pw", "s3cret-Pa55\n"), 0);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), -EACCES);
+	assert_int_equal(chmod(path, 0602), 0);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), -EACCES);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "s3cret-Pa55");
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "s3cret-Pa55");
+
+	/* exactly fits once the newline is gone; one byte more does not */
+	assert_int_equal(test_write_file(f->b.dir, "pw", "0123456789012345678901234567890\n"), 0);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), 0);
+	assert_int_equal(strlen(buf), 31);
+	assert_int_equal(test_write_file(f->b.dir, "pw", "01234567890123456789012345678901\n"), 0);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), -ENAMETOOLONG);
+	assert_string_equal(buf, "");
+
+	assert_int_equal(test_write_file(f->b.dir, "pw", "no-newline"), 0);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "no-newline");
+
+	snprintf(path, sizeof(path), "%s/missing", f->b.dir);
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(mqtt_read_password_file(f->b.dir, buf, sizeof(buf)), -EINVAL); /* a directory */
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "--will-child"))
+		return will_child(argv[2], argv[3]);
+
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ingest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broker_restart_keeps_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_restart_keeps_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hung_broker_keepalive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_1000_acked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_across_restart_persistent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_across_restart_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_sink_publishes_on_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clean_stop_no_will, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreachable_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
