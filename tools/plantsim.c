@@ -19,6 +19,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,6 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-
-#include <cjson/cJSON.h>
 
 #include "log.h"
 #include "pdm_config.h"
@@ -323,55 +322,97 @@ static double round_to(double v, int decimals)
 	return round(v * f) / f;
 }
 
-static void add_values(cJSON *obj, const double *v, bool nest_process)
-{
-	cJSON *process = NULL;
+/*
+ * JSON text is written here rather than by a JSON library so that every
+ * number round-trips exactly: the shortest of %.15g, %.16g, %.17g that
+ * reads back as the same double. A reader comparing --print with the
+ * registers or the MQTT payload then sees identical values.
+ */
+struct jbuf {
+	char s[1024];
+	size_t n;
+};
 
-	if (nest_process)
-		process = cJSON_AddObjectToObject(obj, "process");
-	for (int k = 0; k < PS_NSENSORS; k++) {
-		cJSON *dst = obj;
-		if (process && (k == PS_FLOW || k == PS_PRESSURE))
-			dst = process;
-		cJSON_AddNumberToObject(dst, ps_sensor_name(k), v[k]);
+static void jb_put(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void jb_put(struct jbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (b->n >= sizeof(b->s))
+		return;
+	va_start(ap, fmt);
+	int w = vsnprintf(b->s + b->n, sizeof(b->s) - b->n, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		b->n += (size_t)w;
+}
+
+static void jb_num(struct jbuf *b, const char *key, double v)
+{
+	char num[40];
+
+	if (!isfinite(v)) {
+		jb_put(b, "\"%s\":null,", key);
+		return;
+	}
+	for (int digits = 15; digits <= 17; digits++) {
+		snprintf(num, sizeof(num), "%.*g", digits, v);
+		if (strtod(num, NULL) == v)
+			break;
+	}
+	jb_put(b, "\"%s\":%s,", key, num);
+}
+
+/* Closes the object: replaces the trailing comma. */
+static void jb_close(struct jbuf *b)
+{
+	if (b->n > 0 && b->n < sizeof(b->s) && b->s[b->n - 1] == ',')
+		b->n--;
+	jb_put(b, "}");
+}
+
+static void add_values(struct jbuf *b, const double *v, bool nest_process)
+{
+	for (int k = 0; k < PS_NSENSORS; k++)
+		if (!nest_process || (k != PS_FLOW && k != PS_PRESSURE))
+			jb_num(b, ps_sensor_name(k), v[k]);
+	if (nest_process) {
+		jb_put(b, "\"process\":{");
+		jb_num(b, ps_sensor_name(PS_FLOW), v[PS_FLOW]);
+		jb_num(b, ps_sensor_name(PS_PRESSURE), v[PS_PRESSURE]);
+		jb_close(b);
+		jb_put(b, ",");
 	}
 }
 
 static void print_line(struct sim *s, const struct ps_asset *a, int64_t ts, int64_t tick,
 		       const double *v)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "ts", (double)ts);
-	cJSON_AddStringToObject(o, "asset", a->name);
-	add_values(o, v, false);
-	cJSON_AddNumberToObject(o, "tick", (double)tick);
-	cJSON_AddBoolToObject(o, "running", a->running);
-	cJSON *faults = cJSON_AddArrayToObject(o, "faults");
+	struct jbuf b = { .n = 0 };
+
+	/* Asset names are checked at start to need no JSON escaping. */
+	jb_put(&b, "{\"ts\":%lld,\"asset\":\"%s\",", (long long)ts, a->name);
+	add_values(&b, v, false);
+	jb_put(&b, "\"tick\":%lld,\"running\":%s,\"faults\":[", (long long)tick,
+	       a->running ? "true" : "false");
 	for (int k = 0; k < a->nfaults; k++)
-		cJSON_AddItemToArray(faults, cJSON_CreateString(ps_fault_name(a->faults[k].kind)));
-	char *text = cJSON_PrintUnformatted(o);
-	if (text) {
-		if (puts(text) == EOF)
-			s->print_errors++;
-		cJSON_free(text);
-	}
-	cJSON_Delete(o);
+		jb_put(&b, "%s\"%s\"", k ? "," : "", ps_fault_name(a->faults[k].kind));
+	jb_put(&b, "]}");
+	if (puts(b.s) == EOF)
+		s->print_errors++;
 }
 
 static void publish(struct sim *s, const struct ps_asset *a, int64_t ts, const double *v)
 {
 	char topic[256];
-	cJSON *o = cJSON_CreateObject();
+	struct jbuf b = { .n = 0 };
 
-	cJSON_AddNumberToObject(o, "ts", (double)ts);
-	add_values(o, v, true);
-	char *text = cJSON_PrintUnformatted(o);
-	if (text) {
-		snprintf(topic, sizeof(topic), "%s/%s/telemetry", s->o.topic_prefix, a->name);
-		ps_mqtt_publish(s->mqtt, topic, text);
-		cJSON_free(text);
-	}
-	cJSON_Delete(o);
+	jb_put(&b, "{\"ts\":%lld,", (long long)ts);
+	add_values(&b, v, true);
+	jb_close(&b);
+	snprintf(topic, sizeof(topic), "%s/%s/telemetry", s->o.topic_prefix, a->name);
+	ps_mqtt_publish(s->mqtt, topic, b.s);
 }
 
 static void tick_once(struct sim *s)

@@ -234,9 +234,11 @@ static int parse_assets(struct ps_plant *p, const char *list)
 
 		if (colon)
 			*colon = '\0';
-		if (!tok[0] || strlen(tok) >= PS_NAME_MAX || strpbrk(tok, " \t+#/\"\\")) {
-			LOG_E("plantsim: --assets: bad asset name '%s' (1-%d characters, no "
-			      "spaces, quotes, '/', '+' or '#')", tok, PS_NAME_MAX - 1);
+		if (!tok[0] || strlen(tok) >= PS_NAME_MAX ||
+		    strspn(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+			    strlen(tok)) {
+			LOG_E("plantsim: --assets: bad asset name '%s' (1-%d letters, digits, "
+			      "'_', '.' or '-')", tok, PS_NAME_MAX - 1);
 			rc = -EINVAL;
 			break;
 		}
