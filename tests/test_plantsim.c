@@ -29,6 +29,8 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <ini.h>
 
 #include "mb_decode.h"
 #include "pdm_time.h"
@@ -796,6 +798,217 @@ static void test_bad_input_rejected(void **state)
 	test_rmtree(dir);
 }
 
+/* ---- the shipped scenarios and the demo configuration ---- */
+
+static const char *source_root(void)
+{
+	const char *r = getenv("PDM_SOURCE_ROOT");
+	return r ? r : "..";
+}
+
+static void test_shipped_scenarios_load(void **state)
+{
+	char dir[512], path[1024], out[4096];
+	struct dirent *e;
+	int n = 0;
+	(void)state;
+
+	snprintf(dir, sizeof(dir), "%s/tools/scenarios", source_root());
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l < 6 || strcmp(e->d_name + l - 5, ".scen") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		char *argv[] = { (char *)plantsim_path(), "--scenario", path, "--fast",
+				 "--duration", "0.1", "--modbus-port", "0", NULL };
+		int rc = test_run(argv, out, sizeof(out));
+		if (rc != 0)
+			fail_msg("%s does not load: %s", e->d_name, out);
+		n++;
+	}
+	closedir(d);
+	assert_true(n >= 3);
+}
+
+/* What etc/demo configures, collected with inih (as pdmd's parser does). */
+#define DEMO_MAX 64
+struct demo_cfg {
+	int nsensors;
+	struct {
+		char name[64];    /* asset.sensor */
+		char source[64];
+		char reg[32], type[16], order[16], scale[16], field[64];
+	} s[DEMO_MAX];
+	char plc_address[64];
+	char feed_topic[128];
+	int assets;
+	int run_when;
+};
+
+static int demo_handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct demo_cfg *c = user;
+
+	if (strncmp(section, "sensor ", 7) == 0) {
+		int i;
+		for (i = 0; i < c->nsensors; i++)
+			if (strcmp(c->s[i].name, section + 7) == 0)
+				break;
+		if (i == c->nsensors) {
+			if (c->nsensors == DEMO_MAX)
+				return 0;
+			c->nsensors++;
+			snprintf(c->s[i].name, sizeof(c->s[i].name), "%s", section + 7);
+			snprintf(c->s[i].order, sizeof(c->s[i].order), "abcd");
+			snprintf(c->s[i].scale, sizeof(c->s[i].scale), "1.0");
+		}
+		char *dst = NULL;
+		size_t len = 0;
+#define FIELD(k) if (strcmp(key, #k) == 0) { dst = c->s[i].k; len = sizeof(c->s[i].k); }
+		FIELD(source) FIELD(type) FIELD(order) FIELD(scale) FIELD(field)
+		if (strcmp(key, "register") == 0) {
+			dst = c->s[i].reg;
+			len = sizeof(c->s[i].reg);
+		}
+#undef FIELD
+		if (dst)
+			snprintf(dst, len, "%s", value);
+	} else if (strcmp(section, "source plant-plc") == 0 && strcmp(key, "address") == 0) {
+		snprintf(c->plc_address, sizeof(c->plc_address), "%s", value);
+	} else if (strcmp(section, "source pump-c-feed") == 0 && strcmp(key, "topic") == 0) {
+		snprintf(c->feed_topic, sizeof(c->feed_topic), "%s", value);
+	} else if (strncmp(section, "asset ", 6) == 0 && strcmp(key, "model") == 0) {
+		c->assets++;
+	} else if (strncmp(section, "asset ", 6) == 0 && strcmp(key, "run_when") == 0) {
+		c->run_when++;
+	}
+	return 1;
+}
+
+static void test_demo_config_matches_simulator(void **state)
+{
+	struct demo_cfg cfg;
+	char path[1024];
+	const char *files[] = { "pdmd.conf", "conf.d/10-sources.conf", "conf.d/20-pump-a.conf",
+				"conf.d/21-pump-b.conf", "conf.d/30-pump-c.conf" };
+	const char *sensors[] = { "vibration_rms", "flow", "pressure", "current", "speed",
+				  "bearing_temp", "motor_temp" };
+	(void)state;
+
+	memset(&cfg, 0, sizeof(cfg));
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		snprintf(path, sizeof(path), "%s/etc/demo/%s", source_root(), files[f]);
+		int rc = ini_parse(path, demo_handler, &cfg);
+		if (rc != 0)
+			fail_msg("%s: ini error at line %d", path, rc);
+	}
+	assert_string_equal(cfg.plc_address, "127.0.0.1:@MODBUS_PORT@");
+	assert_string_equal(cfg.feed_topic, "plant/pump-c/telemetry");
+	assert_int_equal(cfg.assets, 3);
+	assert_int_equal(cfg.run_when, 3);
+	/* Every sensor of every pump, and each decodes the way the simulator encodes. */
+	assert_int_equal(cfg.nsensors, 21);
+	const char *assets[] = { "pump-a", "pump-b", "pump-c" };
+	for (int a = 0; a < 3; a++) {
+		for (size_t k = 0; k < 7; k++) {
+			char name[64];
+			int i;
+			snprintf(name, sizeof(name), "%s.%s", assets[a], sensors[k]);
+			for (i = 0; i < cfg.nsensors && strcmp(cfg.s[i].name, name) != 0; i++)
+				;
+			if (i == cfg.nsensors)
+				fail_msg("etc/demo lacks sensor %s", name);
+			if (a == 2) {
+				assert_string_equal(cfg.s[i].source, "pump-c-feed");
+				const char *want = (strcmp(sensors[k], "flow") == 0 ||
+						    strcmp(sensors[k], "pressure") == 0)
+							   ? (strcmp(sensors[k], "flow") == 0 ?
+								      "process.flow" : "process.pressure")
+							   : sensors[k];
+				assert_string_equal(cfg.s[i].field, want);
+				continue;
+			}
+			size_t m;
+			for (m = 0; m < NREG && strcmp(regmap[m].sensor, sensors[k]) != 0; m++)
+				;
+			assert_true(m < NREG);
+			char reg[32];
+			snprintf(reg, sizeof(reg), "hr:%d", 100 * a + regmap[m].offset);
+			assert_string_equal(cfg.s[i].source, "plant-plc");
+			if (strcmp(cfg.s[i].reg, reg) != 0)
+				fail_msg("%s: register %s, simulator serves it at %s", name,
+					 cfg.s[i].reg, reg);
+			assert_string_equal(cfg.s[i].type, mb_type_name(regmap[m].type));
+			if (mb_type_words(regmap[m].type) > 1)
+				assert_string_equal(cfg.s[i].order, mb_order_name(regmap[m].order));
+			assert_true(strtod(cfg.s[i].scale, NULL) == regmap[m].scale);
+		}
+	}
+}
+
+/* Copies etc/demo with the placeholders filled in, as scripts/demo.sh does. */
+static void copy_substituted(const char *from, const char *to, const char *name,
+			     const char *state_dir)
+{
+	char path[2048], *text = NULL, *outp;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", from, name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	ssize_t n = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	assert_true(n > 0);
+	size_t outcap = (size_t)n * 2 + 4096, used = 0;
+	outp = malloc(outcap);
+	assert_non_null(outp);
+	const char *keys[][2] = { { "@MODBUS_PORT@", "1502" },
+				  { "@MQTT_URI@", "tcp://127.0.0.1:1883" },
+				  { "@STATE_DIR@", state_dir } };
+	for (const char *p = text; *p;) {
+		size_t k;
+		for (k = 0; k < 3; k++)
+			if (strncmp(p, keys[k][0], strlen(keys[k][0])) == 0)
+				break;
+		if (k < 3) {
+			used += (size_t)snprintf(outp + used, outcap - used, "%s", keys[k][1]);
+			p += strlen(keys[k][0]);
+		} else {
+			outp[used++] = *p++;
+		}
+	}
+	outp[used] = '\0';
+	assert_null(strchr(outp, '@'));
+	assert_int_equal(test_write_file(to, name, outp), 0);
+	free(outp);
+	free(text);
+}
+
+static void test_demo_config_accepted_by_pdmd(void **state)
+{
+	char dir[256], from[1024], out[65536];
+	const char *files[] = { "pdmd.conf", "conf.d/10-sources.conf", "conf.d/20-pump-a.conf",
+				"conf.d/21-pump-b.conf", "conf.d/30-pump-c.conf" };
+	const char *pdmd = getenv("PDMD");
+	(void)state;
+
+	if (!pdmd)
+		skip();
+	assert_int_equal(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(from, sizeof(from), "%s/etc/demo", source_root());
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		copy_substituted(from, dir, files[i], dir);
+	char *argv[] = { (char *)pdmd, "check", "-c", dir, NULL };
+	int rc = test_run(argv, out, sizeof(out));
+	if (rc != 0)
+		fail_msg("pdmd check rejects the demo configuration (exit %d):\n%s", rc, out);
+	assert_non_null(strstr(out, "pump-c"));
+	test_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +1018,9 @@ int main(void)
 		cmocka_unit_test(test_commands_and_sigusr1),
 		cmocka_unit_test(test_mqtt_telemetry),
 		cmocka_unit_test(test_bad_input_rejected),
+		cmocka_unit_test(test_shipped_scenarios_load),
+		cmocka_unit_test(test_demo_config_matches_simulator),
+		cmocka_unit_test(test_demo_config_accepted_by_pdmd),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

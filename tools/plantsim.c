@@ -61,6 +61,7 @@ struct options {
 	bool print;
 	bool fast;
 	bool stops;
+	double regime_min_s, regime_max_s;
 };
 
 struct sim {
@@ -100,6 +101,8 @@ static void usage(FILE *f)
 		"  --print              write every tick of every asset as a JSON line on stdout\n"
 		"  --fast               do not pace ticks in real time (needs --duration)\n"
 		"  --no-stops           no planned stops in the regime schedule\n"
+		"  --regime-time MIN[:MAX]  each operating regime lasts MIN..MAX of simulated\n"
+		"                       time (durations; default 120s:300s)\n"
 		"  --log-level L        error | warning | info | debug (default info)\n"
 		"  -h, --help           this text;  --version  the version\n\n"
 		"Commands on stdin: fault ASSET KIND [severity=X] [sensor=S] [for D] [ramp=D],\n"
@@ -107,10 +110,29 @@ static void usage(FILE *f)
 		"SIGUSR1 injects the scenario's next pending fault now; SIGTERM/SIGINT stop.\n");
 }
 
+static int parse_regime(const char *arg, struct options *o)
+{
+	char buf[64];
+	int64_t lo, hi;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	char *colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (pdm_parse_duration_ms(buf, 1000, &lo) < 0 || lo <= 0)
+		return -EINVAL;
+	hi = lo;
+	if (colon && (pdm_parse_duration_ms(colon + 1, 1000, &hi) < 0 || hi < lo))
+		return -EINVAL;
+	o->regime_min_s = (double)lo / 1000.0;
+	o->regime_max_s = (double)hi / 1000.0;
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_ASSETS = 256, O_MBPORT, O_MQTT, O_QOS, O_PREFIX, O_RATE, O_SEED, O_DURATION,
-	       O_START, O_SCENARIO, O_PRINT, O_FAST, O_NOSTOPS, O_LOGLEVEL, O_VERSION };
+	       O_START, O_SCENARIO, O_PRINT, O_FAST, O_NOSTOPS, O_REGIME, O_LOGLEVEL, O_VERSION };
 	static const struct option longopts[] = {
 		{ "assets", required_argument, NULL, O_ASSETS },
 		{ "modbus-port", required_argument, NULL, O_MBPORT },
@@ -125,6 +147,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "print", no_argument, NULL, O_PRINT },
 		{ "fast", no_argument, NULL, O_FAST },
 		{ "no-stops", no_argument, NULL, O_NOSTOPS },
+		{ "regime-time", required_argument, NULL, O_REGIME },
 		{ "log-level", required_argument, NULL, O_LOGLEVEL },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -134,7 +157,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int64_t v;
 
 	*o = (struct options){ .modbus_port = 1502, .topic_prefix = "plant", .rate = 10.0,
-			       .seed = 1, .stops = true };
+			       .seed = 1, .stops = true, .regime_min_s = 120.0,
+			       .regime_max_s = 300.0 };
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_ASSETS:
@@ -204,6 +228,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_NOSTOPS:
 			o->stops = false;
+			break;
+		case O_REGIME:
+			if (parse_regime(optarg, o) < 0) {
+				fprintf(stderr, "plantsim: --regime-time: expected MIN[:MAX] durations "
+						"like 20s:60s (MIN > 0, MAX >= MIN)\n");
+				return -EINVAL;
+			}
 			break;
 		case O_LOGLEVEL:
 			if (pdm_log_level_parse(optarg, &prio) < 0) {
@@ -639,7 +670,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	s.plant = ps_plant_new(s.o.assets, s.o.seed, s.o.rate, s.o.stops);
+	s.plant = ps_plant_new(s.o.assets, s.o.seed, s.o.rate, s.o.stops, s.o.regime_min_s,
+				 s.o.regime_max_s);
 	if (!s.plant)
 		goto out;
 	if (s.o.scenario && !(s.scenario = ps_scenario_load(s.o.scenario, s.plant)))

@@ -99,6 +99,7 @@ struct ps_plant {
 	double rate;
 	double dt;
 	bool stops;
+	double regime_min_s, regime_max_s;
 	int64_t tick;
 };
 
@@ -330,11 +331,13 @@ static void asset_init(struct ps_plant *p, struct asset_state *s, uint64_t seed,
 	s->t_motor = amb + s->motor_rise * (i / s->i_rated) * (i / s->i_rated);
 }
 
-struct ps_plant *ps_plant_new(const char *assets, uint64_t seed, double rate_hz, bool stops)
+struct ps_plant *ps_plant_new(const char *assets, uint64_t seed, double rate_hz, bool stops,
+			      double regime_min_s, double regime_max_s)
 {
 	struct ps_plant *p;
 
-	if (!(rate_hz > 0.0) || rate_hz > 1000.0)
+	if (!(rate_hz > 0.0) || rate_hz > 1000.0 || !(regime_min_s > 0.0) ||
+	    regime_max_s < regime_min_s)
 		return NULL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -342,6 +345,8 @@ struct ps_plant *ps_plant_new(const char *assets, uint64_t seed, double rate_hz,
 	p->rate = rate_hz;
 	p->dt = 1.0 / rate_hz;
 	p->stops = stops;
+	p->regime_min_s = regime_min_s;
+	p->regime_max_s = regime_max_s;
 	if (parse_assets(p, assets ? assets : "pump-a:modbus,pump-b:modbus,pump-c:mqtt") < 0) {
 		ps_plant_free(p);
 		return NULL;
@@ -406,7 +411,7 @@ static void schedule_next_regime(struct ps_plant *p, struct asset_state *s, bool
 		s->planned_stop = false;
 		s->level = level;
 		s->setpoint = regime_levels[level] * RATED_RPM;
-		length_s = rng_range(r, 120.0, 300.0);
+		length_s = rng_range(r, p->regime_min_s, p->regime_max_s);
 	}
 	s->regime_end = p->tick + (int64_t)ceil(length_s * p->rate);
 }
@@ -498,7 +503,8 @@ static void asset_step(struct ps_plant *p, struct asset_state *s)
 	v[PS_SPEED] = running ? fmax(0.0, s->speed + 1.5 * rng_normal(r)) : 0.0;
 	v[PS_FLOW] = q + 0.006 * s->q0 * rng_normal(r) + cav_q;
 	v[PS_PRESSURE] = (running ? pr : 0.25) + 0.02 * rng_normal(r) + cav_p;
-	v[PS_CURRENT] = i_true + (running ? 0.25 : 0.02) * rng_normal(r);
+	/* A current transducer reads no less than zero. */
+	v[PS_CURRENT] = fmax(0.0, i_true + (running ? 0.25 : 0.02) * rng_normal(r));
 	v[PS_VIBRATION] = fabs(v_true * (1.0 + 0.05 * rng_normal(r)) + 0.02 * rng_normal(r) + cav_v);
 	v[PS_BEARING_TEMP] = s->t_bearing + 0.08 * rng_normal(r);
 	v[PS_MOTOR_TEMP] = s->t_motor + 0.08 * rng_normal(r);

@@ -80,10 +80,12 @@ int ps_fault_parse(const char *s);           /* enum value or -EINVAL */
 /*
  * Creates a plant from a list like "pump-a:modbus,pump-b:modbus,pump-c:mqtt"
  * (NULL = that default), seeded with `seed`, stepping `rate_hz` times per
- * second of simulated time. With `stops` false no planned stops occur.
- * Returns NULL and logs why on a bad list.
+ * second of simulated time. Each operating regime lasts a random time in
+ * [regime_min_s, regime_max_s]; with `stops` false no planned stops occur.
+ * Returns NULL (and logs why on a bad list) on failure.
  */
-struct ps_plant *ps_plant_new(const char *assets, uint64_t seed, double rate_hz, bool stops);
+struct ps_plant *ps_plant_new(const char *assets, uint64_t seed, double rate_hz, bool stops,
+			      double regime_min_s, double regime_max_s);
 void ps_plant_free(struct ps_plant *p);
 
 int ps_plant_count(const struct ps_plant *p);
