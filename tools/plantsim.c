@@ -76,6 +76,7 @@ struct sim {
 	char inbuf[1024];
 	size_t inlen;
 	bool quit;
+	bool failed;           /* stop with a non-zero status */
 	int64_t ticks_total;   /* 0 = run until told to stop */
 	unsigned long print_errors;
 };
@@ -475,6 +476,8 @@ static void tick_once(struct sim *s)
 		if (s->o.print)
 			print_line(s, a, ts, tick, v);
 	}
+	if (s->mb && tick == 0 && ps_mbserver_start(s->mb) < 0)
+		s->quit = s->failed = true;
 	if (s->ticks_total > 0 && ps_plant_tick(s->plant) >= s->ticks_total)
 		s->quit = true;
 }
@@ -699,7 +702,7 @@ int main(int argc, char **argv)
 		run_fast(&s);
 	else if (run_realtime(&s) < 0)
 		goto out;
-	status = 0;
+	status = s.failed ? 1 : 0;
 out:
 	ps_mqtt_free(s.mqtt);
 	ps_mbserver_free(s.mb);

@@ -233,16 +233,23 @@ struct ps_mbserver *ps_mbserver_new(int port, int nassets)
 		LOG_E("plantsim: modbus: pipe: %s", strerror(errno));
 		goto fail;
 	}
-	int rc = pthread_create(&s->thread, NULL, server_main, s);
-	if (rc != 0) {
-		LOG_E("plantsim: modbus: cannot start thread: %s", strerror(rc));
-		goto fail;
-	}
-	s->thread_started = true;
 	return s;
 fail:
 	ps_mbserver_free(s);
 	return NULL;
+}
+
+int ps_mbserver_start(struct ps_mbserver *s)
+{
+	if (s->thread_started)
+		return 0;
+	int rc = pthread_create(&s->thread, NULL, server_main, s);
+	if (rc != 0) {
+		LOG_E("plantsim: modbus: cannot start thread: %s", strerror(rc));
+		return -rc;
+	}
+	s->thread_started = true;
+	return 0;
 }
 
 int ps_mbserver_port(const struct ps_mbserver *s)

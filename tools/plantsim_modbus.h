@@ -56,11 +56,17 @@ void ps_mb_encode(const struct ps_asset *a, uint32_t tick, uint16_t *regs,
 struct ps_mbserver;
 
 /*
- * Listens on 127.0.0.1:port (0 = a free port) for `nassets` asset blocks
- * and serves them from a thread of its own (select loop, up to 64 clients
- * at once). Returns NULL and logs why on failure.
+ * Listens on 127.0.0.1:port (0 = a free port) for `nassets` asset blocks.
+ * Returns NULL and logs why on failure.
  */
 struct ps_mbserver *ps_mbserver_new(int port, int nassets);
+/*
+ * Starts serving from a thread of its own (select loop, up to 64 clients at
+ * once). Call it once every block holds data: clients that connected
+ * earlier wait in the listen backlog rather than read zeros. Returns 0 or a
+ * negative errno.
+ */
+int ps_mbserver_start(struct ps_mbserver *s);
 /* The port actually listened on. */
 int ps_mbserver_port(const struct ps_mbserver *s);
 /* Replaces asset k's block atomically with respect to client requests. */
