@@ -59,6 +59,8 @@ struct options {
 	bool start_ts_set;
 	const char *scenario;
 	bool print;
+	const char *csv_asset;
+	int csv_index;
 	bool fast;
 	bool stops;
 	double regime_min_s, regime_max_s;
@@ -100,7 +102,10 @@ static void usage(FILE *f)
 		"  --start-ts MS        epoch ms of the first tick (default: now)\n"
 		"  --scenario FILE      timed faults ('at 90s fault pump-a bearing_wear ...')\n"
 		"  --print              write every tick of every asset as a JSON line on stdout\n"
-		"  --fast               do not pace ticks in real time (needs --duration)\n"
+		"  --csv ASSET          write ASSET's ticks as CSV on stdout (ts_ms, then one\n"
+		"                       column per sensor: what pdmd replay reads)\n"
+		"  --fast               do not pace ticks in real time (needs --duration); no\n"
+		"                       Modbus server\n"
 		"  --no-stops           no planned stops in the regime schedule\n"
 		"  --regime-time MIN[:MAX]  each operating regime lasts MIN..MAX of simulated\n"
 		"                       time (durations; default 120s:300s)\n"
@@ -133,7 +138,7 @@ static int parse_regime(const char *arg, struct options *o)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_ASSETS = 256, O_MBPORT, O_MQTT, O_QOS, O_PREFIX, O_RATE, O_SEED, O_DURATION,
-	       O_START, O_SCENARIO, O_PRINT, O_FAST, O_NOSTOPS, O_REGIME, O_LOGLEVEL, O_VERSION };
+	       O_START, O_SCENARIO, O_PRINT, O_CSV, O_FAST, O_NOSTOPS, O_REGIME, O_LOGLEVEL, O_VERSION };
 	static const struct option longopts[] = {
 		{ "assets", required_argument, NULL, O_ASSETS },
 		{ "modbus-port", required_argument, NULL, O_MBPORT },
@@ -146,6 +151,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "start-ts", required_argument, NULL, O_START },
 		{ "scenario", required_argument, NULL, O_SCENARIO },
 		{ "print", no_argument, NULL, O_PRINT },
+		{ "csv", required_argument, NULL, O_CSV },
 		{ "fast", no_argument, NULL, O_FAST },
 		{ "no-stops", no_argument, NULL, O_NOSTOPS },
 		{ "regime-time", required_argument, NULL, O_REGIME },
@@ -224,6 +230,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_PRINT:
 			o->print = true;
 			break;
+		case O_CSV:
+			o->csv_asset = optarg;
+			break;
 		case O_FAST:
 			o->fast = true;
 			break;
@@ -258,6 +267,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "plantsim: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->print && o->csv_asset) {
+		fprintf(stderr, "plantsim: --print and --csv both write stdout; choose one\n");
 		return -EINVAL;
 	}
 	if (o->fast && o->duration_s <= 0) {
@@ -380,20 +393,24 @@ static void jb_put(struct jbuf *b, const char *fmt, ...)
 		b->n += (size_t)w;
 }
 
+/* Shortest of %.15g..%.17g that reads back as v; "null" if not finite. */
+static const char *fmt_num(double v, char *num, size_t len)
+{
+	if (!isfinite(v))
+		return "null";
+	for (int digits = 15; digits <= 17; digits++) {
+		snprintf(num, len, "%.*g", digits, v);
+		if (strtod(num, NULL) == v)
+			break;
+	}
+	return num;
+}
+
 static void jb_num(struct jbuf *b, const char *key, double v)
 {
 	char num[40];
 
-	if (!isfinite(v)) {
-		jb_put(b, "\"%s\":null,", key);
-		return;
-	}
-	for (int digits = 15; digits <= 17; digits++) {
-		snprintf(num, sizeof(num), "%.*g", digits, v);
-		if (strtod(num, NULL) == v)
-			break;
-	}
-	jb_put(b, "\"%s\":%s,", key, num);
+	jb_put(b, "\"%s\":%s,", key, fmt_num(v, num, sizeof(num)));
 }
 
 /* Closes the object: replaces the trailing comma. */
@@ -431,6 +448,29 @@ static void print_line(struct sim *s, const struct ps_asset *a, int64_t ts, int6
 	for (int k = 0; k < a->nfaults; k++)
 		jb_put(&b, "%s\"%s\"", k ? "," : "", ps_fault_name(a->faults[k].kind));
 	jb_put(&b, "]}");
+	if (puts(b.s) == EOF)
+		s->print_errors++;
+}
+
+static void csv_header(void)
+{
+	printf("ts_ms");
+	for (int k = 0; k < PS_NSENSORS; k++)
+		printf(",%s", ps_sensor_name(k));
+	printf("\n");
+}
+
+static void csv_row(struct sim *s, int64_t ts, const double *v)
+{
+	struct jbuf b = { .n = 0 };
+
+	jb_put(&b, "%lld", (long long)ts);
+	for (int k = 0; k < PS_NSENSORS; k++) {
+		char num[40];
+		/* An empty field is what CSV readers take as missing. */
+		const char *text = fmt_num(v[k], num, sizeof(num));
+		jb_put(&b, ",%s", isfinite(v[k]) ? text : "");
+	}
 	if (puts(b.s) == EOF)
 		s->print_errors++;
 }
@@ -475,6 +515,8 @@ static void tick_once(struct sim *s)
 		}
 		if (s->o.print)
 			print_line(s, a, ts, tick, v);
+		else if (s->o.csv_asset && i == s->o.csv_index)
+			csv_row(s, ts, v);
 	}
 	if (s->mb && tick == 0 && ps_mbserver_start(s->mb) < 0)
 		s->quit = s->failed = true;
@@ -628,7 +670,7 @@ static int run_realtime(struct sim *s)
 			}
 			for (uint64_t k = 0; k < expired && !s->quit; k++)
 				tick_once(s);
-			if (s->o.print)
+			if (s->o.print || s->o.csv_asset)
 				flush_stdout(s);
 			if (s->mqtt)
 				ps_mqtt_poll(s->mqtt);
@@ -679,7 +721,15 @@ int main(int argc, char **argv)
 		goto out;
 	if (s.o.scenario && !(s.scenario = ps_scenario_load(s.o.scenario, s.plant)))
 		goto out;
-	int nmb = count_feed(s.plant, PS_FEED_MODBUS);
+	if (s.o.csv_asset) {
+		s.o.csv_index = ps_plant_find(s.plant, s.o.csv_asset);
+		if (s.o.csv_index < 0) {
+			LOG_E("plantsim: --csv: no asset called '%s'", s.o.csv_asset);
+			goto out;
+		}
+	}
+	/* In --fast runs the registers would change faster than anyone polls. */
+	int nmb = s.o.fast ? 0 : count_feed(s.plant, PS_FEED_MODBUS);
 	if (nmb > 0) {
 		s.mb = ps_mbserver_new(s.o.modbus_port, nmb);
 		if (!s.mb)
@@ -694,6 +744,8 @@ int main(int argc, char **argv)
 		if (!s.mqtt)
 			goto out;
 	}
+	if (s.o.csv_asset)
+		csv_header();
 	LOG_I("plantsim: %d assets, %.3g Hz, seed %llu%s%s", ps_plant_count(s.plant), s.o.rate,
 	      (unsigned long long)s.o.seed, s.o.fast ? ", fast" : "",
 	      s.o.mqtt_uri ? ", publishing over MQTT" : "");
