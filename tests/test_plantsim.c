@@ -75,6 +75,82 @@ struct child {
 	bool raw;      /* keep the text only, parse nothing */
 };
 
+/* Children and brokers still running when a test fails (cmocka leaves the
+ * test by longjmp, its stack gone) are stopped by the teardown from these
+ * copies, so nothing outlives the test program. */
+#define MAX_LIVE 8
+static pid_t live_pids[MAX_LIVE];
+static struct test_broker live_brokers[MAX_LIVE];
+
+static void track_pid(pid_t pid, bool add)
+{
+	for (int i = 0; i < MAX_LIVE; i++) {
+		if (live_pids[i] == (add ? 0 : pid)) {
+			live_pids[i] = add ? pid : 0;
+			return;
+		}
+	}
+}
+
+/* Remembers the broker's current state (add) or forgets it, by directory. */
+static void track_broker(const struct test_broker *b, const char *dir, bool add)
+{
+	for (int i = 0; i < MAX_LIVE; i++) {
+		if (strcmp(live_brokers[i].dir, add ? "" : dir) == 0 ||
+		    (add && strcmp(live_brokers[i].dir, dir) == 0)) {
+			if (add)
+				live_brokers[i] = *b;
+			else
+				memset(&live_brokers[i], 0, sizeof(live_brokers[i]));
+			return;
+		}
+	}
+}
+
+static int teardown_live(void **state)
+{
+	(void)state;
+	for (int i = 0; i < MAX_LIVE; i++) {
+		if (live_pids[i] > 0) {
+			kill(live_pids[i], SIGKILL);
+			waitpid(live_pids[i], NULL, 0);
+			live_pids[i] = 0;
+		}
+		if (live_brokers[i].dir[0]) {
+			test_broker_stop(&live_brokers[i]);
+			memset(&live_brokers[i], 0, sizeof(live_brokers[i]));
+		}
+	}
+	return 0;
+}
+
+static int broker_start(struct test_broker *b)
+{
+	int rc = test_broker_start(b);
+	if (b->dir[0])
+		track_broker(b, b->dir, true);
+	return rc;
+}
+
+static int broker_restart(struct test_broker *b)
+{
+	int rc = test_broker_restart(b);
+	track_broker(b, b->dir, true);
+	return rc;
+}
+
+static void broker_kill(struct test_broker *b)
+{
+	test_broker_kill(b);
+	track_broker(b, b->dir, true);
+}
+
+static void broker_stop(struct test_broker *b)
+{
+	track_broker(b, b->dir, false);
+	test_broker_stop(b);
+}
+
 static const char *plantsim_path(void)
 {
 	const char *p = getenv("PLANTSIM");
@@ -107,6 +183,7 @@ static int child_start(struct child *c, const char *const *args)
 	c->in_fd = in[1];
 	c->out_fd = out[0];
 	fcntl(c->out_fd, F_SETFL, O_NONBLOCK);
+	track_pid(c->pid, true);
 	return 0;
 }
 
@@ -191,6 +268,7 @@ static int child_wait(struct child *c, int timeout_ms)
 		child_pump(c, 0);
 		pid_t r = waitpid(c->pid, &status, WNOHANG);
 		if (r == c->pid) {
+			track_pid(c->pid, false);
 			c->pid = 0;
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		}
@@ -198,6 +276,7 @@ static int child_wait(struct child *c, int timeout_ms)
 	}
 	kill(c->pid, SIGKILL);
 	waitpid(c->pid, &status, 0);
+	track_pid(c->pid, false);
 	c->pid = 0;
 	return -ETIMEDOUT;
 }
@@ -205,6 +284,7 @@ static int child_wait(struct child *c, int timeout_ms)
 static void child_free(struct child *c)
 {
 	if (c->pid > 0) {
+		track_pid(c->pid, false);
 		kill(c->pid, SIGKILL);
 		waitpid(c->pid, NULL, 0);
 	}
@@ -292,14 +372,36 @@ static double diff_std(const double *v, size_t from, size_t to)
 
 /* ---- Modbus: registers decode to the printed values ---- */
 
+/* Decodes by hand rather than with connectors/mb_decode, so that a word
+ * order mistake made symmetrically in encoder and decoder still fails. */
+static double decode_reg(const uint16_t *r, enum mb_type type, enum mb_order order)
+{
+	uint32_t u;
+	float f;
+
+	switch (type) {
+	case MB_T_INT16:
+		return (double)(int16_t)r[0];
+	case MB_T_UINT16:
+		return (double)r[0];
+	case MB_T_FLOAT32:
+		assert_true(order == MB_O_ABCD || order == MB_O_CDAB);
+		u = order == MB_O_ABCD ? ((uint32_t)r[0] << 16 | r[1]) : ((uint32_t)r[1] << 16 | r[0]);
+		memcpy(&f, &u, sizeof(f));
+		return (double)f;
+	case MB_T_UINT32:
+		return (double)((uint32_t)r[0] << 16 | r[1]);
+	default:
+		fail_msg("the map uses no type %d", (int)type);
+	}
+	return NAN;
+}
+
 static void decode_block(const uint16_t *regs, double *out)
 {
-	for (size_t k = 0; k < NREG; k++) {
-		double raw;
-		assert_int_equal(mb_decode(regs + regmap[k].offset, regmap[k].type, regmap[k].order,
-					   &raw), 0);
-		out[k] = raw * regmap[k].scale;
-	}
+	for (size_t k = 0; k < NREG; k++)
+		out[k] = decode_reg(regs + regmap[k].offset, regmap[k].type, regmap[k].order) *
+			 regmap[k].scale;
 }
 
 static void check_block(struct child *c, const char *asset, const uint16_t *regs)
@@ -307,7 +409,7 @@ static void check_block(struct child *c, const char *asset, const uint16_t *regs
 	double v[NREG], tick;
 
 	decode_block(regs, v);
-	assert_int_equal(mb_decode(regs + HEARTBEAT_OFF, MB_T_UINT32, MB_O_ABCD, &tick), 0);
+	tick = decode_reg(regs + HEARTBEAT_OFF, MB_T_UINT32, MB_O_ABCD);
 	const cJSON *line = wait_line(c, asset, tick, 5000);
 	if (!line)
 		fail_msg("%s: no printed line for tick %.0f seen in the registers", asset, tick);
@@ -352,8 +454,7 @@ static void test_registers_match_print(void **state)
 				assert_int_equal(modbus_read_registers(mb[i], 100 * asset, BLOCK, regs),
 						 BLOCK);
 			check_block(&c, name, regs);
-			double tick;
-			mb_decode(regs + HEARTBEAT_OFF, MB_T_UINT32, MB_O_ABCD, &tick);
+			double tick = decode_reg(regs + HEARTBEAT_OFF, MB_T_UINT32, MB_O_ABCD);
 			assert_true(tick >= 0);
 			last_tick = tick;
 		}
@@ -669,6 +770,15 @@ static void test_commands_and_sigusr1(void **state)
 	assert_non_null(wait_fault(&c, "pump-b", "spikes", false));
 	assert_non_null(wait_fault(&c, "pump-a", "stuck", false));
 
+	/* An operator stops pump-a: its speed ramps down. */
+	const cJSON *before = newest(&c, "pump-a");
+	double t0 = num(before, "tick"), s0 = num(before, "speed");
+	child_send(&c, "speed pump-a 0\n");
+	const cJSON *after = wait_line(&c, "pump-a", t0 + 30, 5000);
+	assert_non_null(after);
+	assert_true(num(after, "speed") < s0 - 50);
+	child_send(&c, "speed pump-a auto\n");
+
 	/* The second SIGUSR1 takes the next one; a third finds none left. */
 	kill(c.pid, SIGUSR1);
 	assert_non_null(wait_fault(&c, "pump-b", "cavitation", true));
@@ -733,42 +843,69 @@ static int sub_get(struct sub *s, int *field)
 	return v;
 }
 
+/* A subscriber to plant/# on uri; fails the test if it cannot be set up. */
+static MQTTAsync sub_open(struct sub *s, const char *uri, const char *id)
+{
+	MQTTAsync h;
+
+	pthread_mutex_lock(&s->lock);
+	s->connected = s->subscribed = s->n = 0;
+	pthread_mutex_unlock(&s->lock);
+	assert_int_equal(MQTTAsync_create(&h, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL),
+			 MQTTASYNC_SUCCESS);
+	MQTTAsync_setCallbacks(h, s, NULL, sub_on_message, NULL);
+	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+	co.cleansession = 1;
+	co.onSuccess = sub_on_connect;
+	co.context = s;
+	assert_int_equal(MQTTAsync_connect(h, &co), MQTTASYNC_SUCCESS);
+	for (int t = 0; t < 500 && !sub_get(s, &s->connected); t++)
+		test_sleep_ms(10);
+	assert_true(sub_get(s, &s->connected));
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	ro.onSuccess = sub_on_subscribe;
+	ro.context = s;
+	assert_int_equal(MQTTAsync_subscribe(h, "plant/#", 1, &ro), MQTTASYNC_SUCCESS);
+	for (int t = 0; t < 500 && !sub_get(s, &s->subscribed); t++)
+		test_sleep_ms(10);
+	assert_true(sub_get(s, &s->subscribed));
+	return h;
+}
+
+static void sub_close(MQTTAsync h)
+{
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+	d.timeout = 1000;
+	MQTTAsync_disconnect(h, &d);
+	test_sleep_ms(50);
+	MQTTAsync_destroy(&h);
+}
+
+/* Waits (pumping the child's stdout) until `want` messages arrived. */
+static int sub_wait(struct sub *s, struct child *c, int want, int timeout_ms)
+{
+	int64_t end = pdm_mono_ms() + timeout_ms;
+	while (sub_get(s, &s->n) < want && pdm_mono_ms() < end)
+		child_pump(c, 10);
+	return sub_get(s, &s->n);
+}
+
 static void test_mqtt_telemetry(void **state)
 {
 	struct test_broker b = { 0 };
 	struct sub s = { .n = 0 };
 	struct child c;
-	MQTTAsync h;
 	(void)state;
 
 	pthread_mutex_init(&s.lock, NULL);
-	assert_int_equal(test_broker_start(&b), 0);
-	assert_int_equal(MQTTAsync_create(&h, b.uri, "plantsim-test", MQTTCLIENT_PERSISTENCE_NONE,
-					  NULL), MQTTASYNC_SUCCESS);
-	MQTTAsync_setCallbacks(h, &s, NULL, sub_on_message, NULL);
-	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-	co.cleansession = 1;
-	co.onSuccess = sub_on_connect;
-	co.context = &s;
-	assert_int_equal(MQTTAsync_connect(h, &co), MQTTASYNC_SUCCESS);
-	for (int t = 0; t < 500 && !sub_get(&s, &s.connected); t++)
-		test_sleep_ms(10);
-	assert_true(sub_get(&s, &s.connected));
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	ro.onSuccess = sub_on_subscribe;
-	ro.context = &s;
-	assert_int_equal(MQTTAsync_subscribe(h, "plant/#", 1, &ro), MQTTASYNC_SUCCESS);
-	for (int t = 0; t < 500 && !sub_get(&s, &s.subscribed); t++)
-		test_sleep_ms(10);
-	assert_true(sub_get(&s, &s.subscribed));
+	assert_int_equal(broker_start(&b), 0);
+	MQTTAsync h = sub_open(&s, b.uri, "plantsim-test");
 
 	const char *args[] = { "--modbus-port", "0", "--print", "--rate", "20", "--mqtt", b.uri,
 			       "--mqtt-qos", "1", "--log-level", "warning", NULL };
 	assert_int_equal(child_start(&c, args), 0);
-	for (int t = 0; t < 1000 && sub_get(&s, &s.n) < 16; t++)
-		child_pump(&c, 10);
-	assert_int_equal(sub_get(&s, &s.n), 16);
-	child_send(&c, "quit\n");
+	assert_int_equal(sub_wait(&s, &c, 16, 10000), 16);
+	kill(c.pid, SIGINT);
 	assert_int_equal(child_wait(&c, 5000), 0);
 
 	for (int i = 0; i < 16; i++) {
@@ -800,13 +937,45 @@ static void test_mqtt_telemetry(void **state)
 		assert_true(num(proc, "flow") > 50);
 		cJSON_Delete(j);
 	}
-	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-	d.timeout = 1000;
-	MQTTAsync_disconnect(h, &d);
-	test_sleep_ms(50);
-	MQTTAsync_destroy(&h);
+	sub_close(h);
 	child_free(&c);
-	test_broker_stop(&b);
+	broker_stop(&b);
+	pthread_mutex_destroy(&s.lock);
+}
+
+/* The broker is down when plantsim starts, and goes away again later:
+ * telemetry resumes each time without a restart of the simulator. */
+static void test_mqtt_broker_outages(void **state)
+{
+	struct test_broker b = { 0 };
+	struct sub s = { .n = 0 };
+	struct child c;
+	(void)state;
+
+	pthread_mutex_init(&s.lock, NULL);
+	assert_int_equal(broker_start(&b), 0);
+	broker_kill(&b);
+
+	const char *args[] = { "--modbus-port", "0", "--rate", "20", "--mqtt", b.uri,
+			       "--log-level", "error", NULL };
+	assert_int_equal(child_start(&c, args), 0);
+	test_sleep_ms(1500);
+	assert_int_equal(broker_restart(&b), 0);
+	MQTTAsync h = sub_open(&s, b.uri, "plantsim-outage-1");
+	assert_true(sub_wait(&s, &c, 5, 20000) >= 5);
+	sub_close(h);
+
+	broker_kill(&b);
+	test_sleep_ms(500);
+	assert_int_equal(broker_restart(&b), 0);
+	h = sub_open(&s, b.uri, "plantsim-outage-2");
+	assert_true(sub_wait(&s, &c, 5, 20000) >= 5);
+	sub_close(h);
+
+	kill(c.pid, SIGTERM);
+	assert_int_equal(child_wait(&c, 5000), 0);
+	child_free(&c);
+	broker_stop(&b);
 	pthread_mutex_destroy(&s.lock);
 }
 
@@ -1059,15 +1228,16 @@ static void test_demo_config_accepted_by_pdmd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_registers_match_print),
-		cmocka_unit_test(test_same_seed_same_output),
-		cmocka_unit_test(test_fault_statistics),
-		cmocka_unit_test(test_commands_and_sigusr1),
-		cmocka_unit_test(test_mqtt_telemetry),
-		cmocka_unit_test(test_bad_input_rejected),
-		cmocka_unit_test(test_shipped_scenarios_load),
-		cmocka_unit_test(test_demo_config_matches_simulator),
-		cmocka_unit_test(test_demo_config_accepted_by_pdmd),
+		cmocka_unit_test_teardown(test_registers_match_print, teardown_live),
+		cmocka_unit_test_teardown(test_same_seed_same_output, teardown_live),
+		cmocka_unit_test_teardown(test_fault_statistics, teardown_live),
+		cmocka_unit_test_teardown(test_commands_and_sigusr1, teardown_live),
+		cmocka_unit_test_teardown(test_mqtt_telemetry, teardown_live),
+		cmocka_unit_test_teardown(test_mqtt_broker_outages, teardown_live),
+		cmocka_unit_test_teardown(test_bad_input_rejected, teardown_live),
+		cmocka_unit_test_teardown(test_shipped_scenarios_load, teardown_live),
+		cmocka_unit_test_teardown(test_demo_config_matches_simulator, teardown_live),
+		cmocka_unit_test_teardown(test_demo_config_accepted_by_pdmd, teardown_live),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
