@@ -1011,6 +1011,21 @@ static void test_bad_input_rejected(void **state)
 	char *assets[] = { (char *)plantsim_path(), "--assets", "p1:modbus,p1:mqtt", NULL };
 	assert_int_equal(test_run(assets, out, sizeof(out)), 1);
 	assert_non_null(strstr(out, "p1"));
+
+	/* A port already taken: a clear error, not a simulator without its server. */
+	struct child c;
+	const char *first[] = { "--modbus-port", "0", "--log-level", "warning", NULL };
+	assert_int_equal(child_start(&c, first), 0);
+	int port = child_wait_port(&c);
+	assert_true(port > 0);
+	char portstr[16];
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	char *second[] = { (char *)plantsim_path(), "--modbus-port", portstr, NULL };
+	assert_int_equal(test_run(second, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "cannot listen"));
+	kill(c.pid, SIGHUP);
+	assert_int_equal(child_wait(&c, 5000), 0);
+	child_free(&c);
 	test_rmtree(dir);
 }
 

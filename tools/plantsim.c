@@ -113,7 +113,8 @@ static void usage(FILE *f)
 		"  -h, --help           this text;  --version  the version\n\n"
 		"Commands on stdin: fault ASSET KIND [severity=X] [sensor=S] [for D] [ramp=D],\n"
 		"clear ASSET|all [KIND], speed ASSET RPM|auto, next, status, quit.\n"
-		"SIGUSR1 injects the scenario's next pending fault now; SIGTERM/SIGINT stop.\n");
+		"SIGUSR1 injects the scenario's next pending fault now; SIGTERM, SIGINT and\n"
+		"SIGHUP stop.\n");
 }
 
 static int parse_regime(const char *arg, struct options *o)
@@ -707,6 +708,8 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGUSR1);
+	/* A closed terminal stops us cleanly too. */
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	s.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);

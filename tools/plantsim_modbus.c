@@ -131,7 +131,9 @@ static bool is_write(int function)
 	}
 }
 
-/* Serves one request from client idx; returns false if it hung up. */
+/* Serves one request from client idx; returns false if it hung up or sent
+ * garbage. select() said the client is readable, so modbus_receive() only
+ * waits for the rest of a request, bounded by libmodbus's byte timeout. */
 static bool serve_client(struct ps_mbserver *s, int idx)
 {
 	uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
