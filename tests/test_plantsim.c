@@ -623,6 +623,7 @@ static void test_fault_statistics(void **state)
 		"at 60s fault pump-b cavitation severity=0.8 for 120s\n"
 		"  at 60s  fault pump-c stuck sensor=motor_temp for 60s   # frozen transmitter\n"
 		"at 60s fault pump-c spikes sensor=current severity=1\n"
+		"at 60s fault pump-c bearing_wear severity=0.4 ramp=0\n"
 		"at 180s clear pump-c spikes\n"), 0);
 	snprintf(path, sizeof(path), "%s/s.scen", dir);
 	run_fast(&base, NULL);
@@ -685,6 +686,14 @@ static void test_fault_statistics(void **state)
 	/* The other sensors of the faulted pump are untouched. */
 	for (size_t i = 0; i < 2400; i++)
 		assert_true(sc0[i] == sc1[i]);
+	/* Early bearing wear (severity <= 0.4) shakes but does not yet heat. */
+	double *bc0 = series(&base, "pump-c", "bearing_temp", &n);
+	double *bc1 = series(&fault, "pump-c", "bearing_temp", &n);
+	double *vc0 = series(&base, "pump-c", "vibration_rms", &n);
+	double *vc1 = series(&fault, "pump-c", "vibration_rms", &n);
+	for (size_t i = 0; i < 2400; i++)
+		assert_true(bc0[i] == bc1[i]);
+	assert_true(mean(vc1, on, 2400) > mean(vc0, on, 2400) + 1.0);
 
 	/* The printed ground truth names the active faults. */
 	const cJSON *l = fault.lines[3 * 1000];
@@ -694,7 +703,7 @@ static void test_fault_statistics(void **state)
 	assert_string_equal(cJSON_GetArrayItem(faults, 0)->valuestring, "bearing_wear");
 
 	double *all[] = { va0, va1, ta0, ta1, pb0, pb1, qb0, qb1, vb0, vb1, mc0, mc1, ic0, ic1,
-			  sc0, sc1 };
+			  sc0, sc1, bc0, bc1, vc0, vc1 };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		free(all[i]);
 	child_free(&base);

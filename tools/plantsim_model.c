@@ -29,6 +29,7 @@
 #define MIN_RUN_N 0.05       /* below this speed ratio the pump counts as stopped */
 #define STOPS_AFTER_S 600.0  /* no planned stop in the first ten minutes */
 #define STOP_PROB 0.1        /* per regime change */
+#define WEAR_HEAT_FROM 0.4   /* bearing wear severity from which the bearing heats */
 
 static const char *const sensor_names[PS_NSENSORS] = {
 	[PS_SPEED] = "speed",
@@ -469,6 +470,9 @@ static void asset_step(struct ps_plant *p, struct asset_state *s)
 
 	double q = s->q0 * n * s->sysvar;
 	double pr = s->p0 * n * n * (2.0 - s->sysvar);
+	/* The shaft power before cavitation: the impeller keeps doing work on
+	 * the vapour, so the motor barely notices the lost head. */
+	double shaft_kw = hydraulic_kw(q, pr) / s->eta_pump;
 	double i_true;
 	double v_true = running ? s->v0 + s->v1 * n * n : 0.02;
 	double bearing_target = running ? steady_bearing(s, amb, n) : amb;
@@ -477,21 +481,25 @@ static void asset_step(struct ps_plant *p, struct asset_state *s)
 	 * erratic; their collapse excites broadband vibration. */
 	double cav_q = 0.0, cav_p = 0.0, cav_v = 0.0;
 	if (running && cav > 0.0) {
+		shaft_kw *= 1.0 - 0.04 * cav;
 		q *= 1.0 - 0.12 * cav;
 		pr *= 1.0 - 0.30 * cav;
 		cav_q = cav * 0.06 * s->q0 * n * rng_normal(fr);
 		cav_p = cav * 0.10 * s->p0 * n * n * rng_normal(fr);
 		cav_v = cav * (1.2 + 1.5 * fabs(rng_normal(fr))) * n;
 	}
-	/* Bearing wear: friction heat and growing vibration with impacts. */
+	/* Bearing wear: vibration with impacts from the first pitting on;
+	 * friction heat only once the damage is advanced (severity above
+	 * WEAR_HEAT_FROM), as on real rolling bearings, where temperature is a
+	 * late symptom. */
 	double wear_i = 0.0;
 	if (running && wear > 0.0) {
+		double heat = fmax(0.0, (wear - WEAR_HEAT_FROM) / (1.0 - WEAR_HEAT_FROM));
 		v_true += wear * (3.5 * n * n + 0.6) + wear * 1.5 * fabs(rng_normal(fr));
-		bearing_target += wear * 22.0 * (0.3 + 0.7 * n);
-		wear_i = wear * 0.8;
+		bearing_target += heat * 22.0 * (0.3 + 0.7 * n);
+		wear_i = heat * 0.8;
 	}
-	i_true = motor_current(s, hydraulic_kw(q, pr) / s->eta_pump, running) +
-		 (running ? wear_i : 0.0);
+	i_true = motor_current(s, shaft_kw, running) + (running ? wear_i : 0.0);
 	double i_frac = i_true / s->i_rated;
 	double motor_target = amb + (running ? s->motor_rise * i_frac * i_frac : 0.0);
 
