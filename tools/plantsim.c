@@ -712,6 +712,13 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Started in the background of an interactive shell, reading the
+	 * terminal would stop us (SIGTTIN): leave stdin alone then. */
+	signal(SIGTTIN, SIG_IGN);
+	if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) != getpgrp()) {
+		LOG_I("plantsim: running in the background: commands on stdin are not read");
+		s.stdin_open = false;
+	}
 	s.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s.sigfd < 0) {
 		LOG_E("plantsim: signalfd: %s", strerror(errno));
