@@ -711,6 +711,103 @@ static void test_fault_statistics(void **state)
 	test_rmtree(dir);
 }
 
+/* ---- the physics couples the sensors ---- */
+
+static double corr(const double *x, const double *y, size_t n)
+{
+	double mx = mean(x, 0, n), my = mean(y, 0, n), sxy = 0, sxx = 0, syy = 0;
+	for (size_t i = 0; i < n; i++) {
+		sxy += (x[i] - mx) * (y[i] - my);
+		sxx += (x[i] - mx) * (x[i] - mx);
+		syy += (y[i] - my) * (y[i] - my);
+	}
+	return sxy / sqrt(sxx * syy);
+}
+
+static void test_physics_coupled(void **state)
+{
+	/* Two hours of pump-a at 2 Hz with the default regime schedule. */
+	const char *args[] = { "--csv", "pump-a", "--rate", "2", "--duration", "7200", "--seed",
+			       "3", "--fast", "--log-level", "warning", NULL };
+	enum { SPEED, FLOW, PRESSURE, CURRENT, VIB, BEARING, MOTOR, NCOL };
+	(void)state;
+
+	char *text = run_capture(args);
+	size_t cap = 14400 + 16, n = 0;
+	double *col[NCOL];
+	for (int k = 0; k < NCOL; k++)
+		col[k] = calloc(cap, sizeof(double));
+	char *save = NULL;
+	char *row = strtok_r(text, "\n", &save); /* header */
+	assert_non_null(row);
+	while ((row = strtok_r(NULL, "\n", &save)) != NULL && n < cap) {
+		char *end;
+		strtod(row, &end);
+		for (int k = 0; k < NCOL; k++)
+			col[k][n] = strtod(end + 1, &end);
+		n++;
+	}
+	assert_int_equal(n, 14400);
+
+	/* Running samples only, for the affinity laws. */
+	double *sp = calloc(n, sizeof(double)), *sp2 = calloc(n, sizeof(double));
+	double *fl = calloc(n, sizeof(double)), *pr = calloc(n, sizeof(double));
+	double *cu = calloc(n, sizeof(double)), *vi = calloc(n, sizeof(double));
+	double *power = calloc(n, sizeof(double));
+	size_t m = 0;
+	int stopped = 0, levels = 0;
+	double last_level = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (col[SPEED][i] < 100) {
+			stopped++;
+			continue;
+		}
+		sp[m] = col[SPEED][i];
+		sp2[m] = sp[m] * sp[m];
+		fl[m] = col[FLOW][i];
+		pr[m] = col[PRESSURE][i];
+		cu[m] = col[CURRENT][i];
+		vi[m] = col[VIB][i];
+		power[m] = fl[m] * pr[m];
+		m++;
+		/* A level counts once the speed has settled away from the last one. */
+		if (i >= 20 && fabs(col[SPEED][i] - col[SPEED][i - 20]) < 10 &&
+		    fabs(col[SPEED][i] - last_level) > 60) {
+			levels++;
+			last_level = col[SPEED][i];
+		}
+	}
+	assert_true(corr(sp, fl, m) > 0.95);       /* flow ~ n */
+	assert_true(corr(sp2, pr, m) > 0.95);      /* head ~ n^2 */
+	assert_true(corr(power, cu, m) > 0.9);     /* current follows hydraulic power */
+	assert_true(corr(sp2, vi, m) > 0.8);       /* vibration ~ n^2, noisy */
+	assert_true(levels >= 8);                  /* regimes change every few minutes */
+	assert_true(stopped > 60 && stopped < (int)n / 4); /* a planned stop or two */
+
+	/* Temperatures lag: during a stop the bearing cools toward ambient,
+	 * slowly, and it never jumps from one sample to the next. */
+	for (size_t i = 1; i < n; i++)
+		assert_true(fabs(col[BEARING][i] - col[BEARING][i - 1]) < 1.0);
+	size_t stop_start = 0;
+	while (stop_start < n && col[SPEED][stop_start] != 0)
+		stop_start++;
+	assert_true(stop_start < n);
+	size_t stop_end = stop_start;
+	while (stop_end < n && col[SPEED][stop_end] == 0)
+		stop_end++;
+	assert_true(stop_end - stop_start >= 50);   /* 25 s or more at 2 Hz */
+	assert_true(col[BEARING][stop_end - 1] < col[BEARING][stop_start] - 1.0);
+	assert_true(col[MOTOR][stop_end - 1] < col[MOTOR][stop_start]);
+	assert_true(col[CURRENT][stop_start + 2] < 0.5);
+
+	for (int k = 0; k < NCOL; k++)
+		free(col[k]);
+	double *all[] = { sp, sp2, fl, pr, cu, vi, power };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		free(all[i]);
+	free(text);
+}
+
 /* ---- run-time commands and SIGUSR1 ---- */
 
 static bool has_fault(const cJSON *line, const char *name)
@@ -1255,6 +1352,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_registers_match_print, teardown_live),
 		cmocka_unit_test_teardown(test_same_seed_same_output, teardown_live),
 		cmocka_unit_test_teardown(test_fault_statistics, teardown_live),
+		cmocka_unit_test_teardown(test_physics_coupled, teardown_live),
 		cmocka_unit_test_teardown(test_commands_and_sigusr1, teardown_live),
 		cmocka_unit_test_teardown(test_mqtt_telemetry, teardown_live),
 		cmocka_unit_test_teardown(test_mqtt_broker_outages, teardown_live),
