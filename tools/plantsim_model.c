@@ -395,7 +395,8 @@ static void schedule_next_regime(struct ps_plant *p, struct asset_state *s, bool
 	struct rng *r = &s->proc;
 	double t_s = (double)p->tick * p->dt;
 	double length_s;
-	/* Always drawn, so the sequence of draws does not depend on --no-stops. */
+	/* Drawn even without stops, so that --no-stops leaves the schedule
+	 * alone up to the first stop it prevents. */
 	double stop_draw = rng_unit(r);
 	int level = (int)(rng_unit(r) * NLEVELS);
 
