@@ -60,6 +60,7 @@ struct asset_rt {
 	struct detector *det;
 	const char **channel_names;
 	uint32_t *store_ids;
+	uint32_t score_id; /* the score is kept as a pseudo-sensor "ASSET/score" */
 	char state_topic[512], alert_topic[512], model_topic[512];
 	char *state_json; /* retained: republished on every connect */
 	char *model_json;
@@ -370,6 +371,18 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 	LOG_I("alert[%s]: %s", a->cfg->name, payload);
 	pump_outbox(e);
 	return 0;
+}
+
+/* Scores are history too: pdmctl plots them beside the sensors. */
+static void hook_score(void *user, int64_t ts_ms, double score, const float *shares,
+		       enum det_state st)
+{
+	struct asset_rt *a = user;
+	struct pdm_sample s = { a->score_id, ts_ms, score, PDM_Q_GOOD };
+
+	(void)shares;
+	(void)st;
+	store_submit(a->e->store, &s, 1);
 }
 
 static void hook_state(void *user, enum det_state st, double score, int64_t ts_ms)
@@ -944,6 +957,11 @@ static int setup_assets(struct engine *e)
 			}
 			e->smap[ac->sensors[c]] = (struct sensor_map){ (int)i, (int)c, a->store_ids[c] };
 		}
+		char score_name[300];
+		snprintf(score_name, sizeof(score_name), "%s/score", ac->name);
+		int rc = store_sensor_id(e->store, score_name, &a->score_id);
+		if (rc < 0)
+			return rc;
 		snprintf(a->state_topic, sizeof(a->state_topic), "%s/state/%s", cfg->mqtt.topic_prefix,
 			 ac->name);
 		snprintf(a->alert_topic, sizeof(a->alert_topic), "%s/alerts/%s", cfg->mqtt.topic_prefix,
@@ -965,6 +983,7 @@ static int setup_assets(struct engine *e)
 		fill_window_cfg(cfg, ac, &dc.window);
 		dc.alert = (struct alert_cfg){ ac->raise_after, ac->clear_after, ac->critical };
 		struct detector_hooks hooks = {
+			.on_score = hook_score,
 			.on_alert = hook_alert,
 			.on_state = hook_state,
 		};
