@@ -1,0 +1,218 @@
+/*
+ * detector.c - per-asset scoring: windows in, scores, states and alerts out.
+ */
+#include "detector.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nn.h"
+#include "pdm_error.h"
+
+struct detector {
+	struct detector_cfg cfg;
+	struct detector_hooks hooks;
+	void *user;
+	struct window *win;
+	struct alert_engine *alert;
+	struct nn_model *model;
+	uint32_t model_version;
+	float *shares; /* (C) scratch for one window */
+	enum det_state state;
+	bool state_published;
+	double last_score;
+	uint64_t trainable;
+	int hook_rc;
+	struct pdm_ratelimit rl;
+};
+
+static const char *const state_names[] = {
+	[DET_LEARNING] = "learning", [DET_NORMAL] = "normal", [DET_WARNING] = "warning",
+	[DET_CRITICAL] = "critical", [DET_OFF] = "off",       [DET_NO_DATA] = "no_data",
+};
+
+const char *detector_state_name(enum det_state st)
+{
+	return (unsigned)st <= DET_NO_DATA ? state_names[st] : "?";
+}
+
+struct detector *detector_new(const struct detector_cfg *cfg, const struct detector_hooks *hooks,
+			      void *user, const struct alert_persist *restored)
+{
+	struct detector *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->cfg = *cfg;
+	d->hooks = *hooks;
+	d->user = user;
+	d->state = DET_LEARNING;
+	d->last_score = NAN;
+	d->rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(60000, 3);
+	d->win = window_new(&cfg->window);
+	d->alert = alert_new(&cfg->alert, restored);
+	d->shares = calloc((size_t)cfg->window.C, sizeof(float));
+	if (!d->win || !d->alert || !d->shares) {
+		detector_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void detector_free(struct detector *d)
+{
+	if (!d)
+		return;
+	window_free(d->win);
+	alert_free(d->alert);
+	nn_model_free(d->model);
+	free(d->shares);
+	free(d);
+}
+
+int detector_push(struct detector *d, int channel, int64_t ts_ms, double value, bool good)
+{
+	if (channel < 0 || channel >= d->cfg.window.C)
+		return -EINVAL;
+	return window_push(d->win, channel, ts_ms, value, good);
+}
+
+static void set_state(struct detector *d, enum det_state st, double score, int64_t ts_ms)
+{
+	if (st == d->state && d->state_published)
+		return;
+	d->state = st;
+	d->state_published = true;
+	if (d->hooks.on_state)
+		d->hooks.on_state(d->user, st, score, ts_ms);
+}
+
+static enum det_state severity_state(int severity)
+{
+	return severity >= 2 ? DET_CRITICAL : severity == 1 ? DET_WARNING : DET_NORMAL;
+}
+
+static int emit_alert(struct detector *d, const struct alert_event *ev)
+{
+	struct nn_model_info info;
+
+	nn_model_info(d->model, &info);
+	char *payload = alert_format_json(ev, d->cfg.asset, d->cfg.channel_names,
+					  nn_kind_name(info.kind), d->model_version, d->cfg.host);
+	if (!payload)
+		return -ENOMEM;
+	int rc = d->hooks.on_alert ? d->hooks.on_alert(d->user, ev, payload) : 0;
+	free(payload);
+	return rc;
+}
+
+static int on_window(const float *x, int64_t ts_ms, enum window_status st, void *user)
+{
+	struct detector *d = user;
+	bool in_episode = detector_in_episode(d);
+
+	if (d->hooks.on_window)
+		d->hooks.on_window(d->user, x, ts_ms, st, in_episode);
+	if (st == WINDOW_OK && !in_episode)
+		d->trainable++;
+	if (st == WINDOW_OFF || st == WINDOW_WARMUP) {
+		set_state(d, DET_OFF, NAN, ts_ms);
+		return 0;
+	}
+	if (st != WINDOW_OK)
+		return 0; /* a gap: neither scored nor counted toward raise/clear */
+	if (!d->model) {
+		set_state(d, DET_LEARNING, NAN, ts_ms);
+		return 0;
+	}
+
+	float score;
+	int rc = nn_score(d->model, x, 1, &score, d->shares, NULL);
+	if (rc < 0) {
+		/* NaN/Inf inputs never reach a model; the window is skipped. */
+		LOG_RL(&d->rl, LOG_WARNING, "detector[%s]: window at %lld not scored: %s",
+		       d->cfg.asset, (long long)ts_ms, pdm_strerror(rc));
+		return 0;
+	}
+	d->last_score = score;
+
+	struct alert_event ev;
+	alert_step(d->alert, ts_ms, score, d->shares, d->cfg.window.C, &ev);
+	if (ev.kind != ALERT_NONE) {
+		rc = emit_alert(d, &ev);
+		if (rc < 0 && d->hook_rc == 0)
+			d->hook_rc = rc;
+	}
+	struct alert_persist p;
+	alert_get_persist(d->alert, &p);
+	enum det_state st_now = severity_state(p.severity);
+	if (d->hooks.on_score)
+		d->hooks.on_score(d->user, ts_ms, score, d->shares, st_now);
+	set_state(d, st_now, score, ts_ms);
+	return 0;
+}
+
+int detector_advance(struct detector *d, int64_t now_ms)
+{
+	d->hook_rc = 0;
+	int rc = window_advance(d->win, now_ms, on_window, d);
+	if (rc < 0)
+		return rc;
+	if (window_no_data(d->win, now_ms))
+		set_state(d, DET_NO_DATA, NAN, now_ms);
+	return d->hook_rc;
+}
+
+void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version)
+{
+	nn_model_free(d->model);
+	d->model = m;
+	d->model_version = version;
+	if (m && d->state == DET_LEARNING) {
+		struct alert_persist p;
+		alert_get_persist(d->alert, &p);
+		d->state = severity_state(p.severity);
+		d->state_published = false;
+	}
+}
+
+uint32_t detector_model_version(const struct detector *d)
+{
+	return d->model_version;
+}
+
+bool detector_has_model(const struct detector *d)
+{
+	return d->model != NULL;
+}
+
+enum det_state detector_state(const struct detector *d)
+{
+	return d->state;
+}
+
+double detector_last_score(const struct detector *d)
+{
+	return d->last_score;
+}
+
+bool detector_in_episode(const struct detector *d)
+{
+	struct alert_persist p;
+
+	alert_get_persist(d->alert, &p);
+	return p.severity > 0;
+}
+
+uint64_t detector_trainable_windows(const struct detector *d)
+{
+	return d->trainable;
+}
+
+void detector_alert_persist(const struct detector *d, struct alert_persist *p)
+{
+	alert_get_persist(d->alert, p);
+}

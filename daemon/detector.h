@@ -1,0 +1,82 @@
+/*
+ * detector.h - one asset's scoring pipeline: window -> model -> alert engine.
+ *
+ * The daemon's main loop and `pdmd replay` both drive this module, so a
+ * backtest runs exactly the code the service runs. It is pure: no threads,
+ * no I/O; what happens to windows, scores, alerts and state changes is up
+ * to the caller's hooks. Time is whatever the caller says it is (wall
+ * clock in the daemon, data time in replay).
+ */
+#ifndef PDM_DETECTOR_H
+#define PDM_DETECTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alert.h"
+#include "window.h"
+
+struct nn_model;
+
+enum det_state {
+	DET_LEARNING,
+	DET_NORMAL,
+	DET_WARNING,
+	DET_CRITICAL,
+	DET_OFF,
+	DET_NO_DATA,
+};
+
+/* "learning", "normal", "warning", "critical", "off", "no_data" (SPEC section 3). */
+const char *detector_state_name(enum det_state st);
+
+struct detector_cfg {
+	const char *asset;
+	const char *host;                  /* for alert payloads */
+	const char *const *channel_names;  /* C short sensor names */
+	struct window_cfg window;
+	struct alert_cfg alert;
+};
+
+struct detector_hooks {
+	/* Every window cut, scored or not; in_episode says whether an alert
+	 * episode is open (training excludes those windows). May be NULL. */
+	void (*on_window)(void *user, const float *x, int64_t ts_ms, enum window_status st,
+			  bool in_episode);
+	/* Every scored window; shares has C entries. May be NULL. */
+	void (*on_score)(void *user, int64_t ts_ms, double score, const float *shares,
+			 enum det_state st);
+	/* An alert event and its JSON payload (SPEC section 3). The episode
+	 * counter has advanced already on `raised`; the hook persists it. */
+	int (*on_alert)(void *user, const struct alert_event *ev, const char *payload);
+	/* The asset's state changed (score is NaN when there is none). */
+	void (*on_state)(void *user, enum det_state st, double score, int64_t ts_ms);
+};
+
+/* Copies what it needs from cfg except channel_names/asset/host, which must
+ * outlive the detector. restored: alert state from a previous run or NULL. */
+struct detector *detector_new(const struct detector_cfg *cfg, const struct detector_hooks *hooks,
+			      void *user, const struct alert_persist *restored);
+void detector_free(struct detector *d);
+
+/* A sample for channel c (0-based, the asset's sensor order). */
+int detector_push(struct detector *d, int channel, int64_t ts_ms, double value, bool good);
+
+/* Cuts every window complete at now_ms, scores it when a model is set,
+ * runs the alert engine and the hooks. Returns 0 or the first hook error. */
+int detector_advance(struct detector *d, int64_t now_ms);
+
+/* Installs a model (the detector takes ownership; the previous one is freed).
+ * kind is the model's kind name for alert payloads. */
+void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version);
+uint32_t detector_model_version(const struct detector *d);
+bool detector_has_model(const struct detector *d);
+
+enum det_state detector_state(const struct detector *d);
+double detector_last_score(const struct detector *d);
+bool detector_in_episode(const struct detector *d);
+/* Windows cut so far that a model may train on (running, complete, no episode). */
+uint64_t detector_trainable_windows(const struct detector *d);
+void detector_alert_persist(const struct detector *d, struct alert_persist *p);
+
+#endif

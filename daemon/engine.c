@@ -1,0 +1,1334 @@
+/*
+ * engine.c - the service: connectors -> ingest queue -> store + detectors
+ * -> alert outbox -> MQTT publisher, and the trainer on its own thread.
+ *
+ * Everything here runs on the main thread; see engine.h for the threads
+ * around it. A reload (SIGHUP) parses the new configuration first and
+ * rebuilds the pipeline only if it is valid; otherwise the old one keeps
+ * running untouched.
+ */
+#include "engine.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "detector.h"
+#include "ingest.h"
+#include "log.h"
+#include "mb_conn.h"
+#include "models.h"
+#include "mqtt_client.h"
+#include "notify.h"
+#include "pdm_config.h"
+#include "pdm_error.h"
+#include "pdm_time.h"
+#include "store.h"
+#include "trainer.h"
+
+#define TICK_MS 50
+#define STATUS_FILE_MS 5000
+#define MAX_EPISODES 64
+#define EVENT_CAP 4096
+
+enum mq_event_kind { MQ_UP, MQ_DOWN, MQ_DELIVERED };
+
+struct mq_event {
+	enum mq_event_kind kind;
+	uint64_t tag;
+	int rc;
+};
+
+struct engine;
+
+struct asset_rt {
+	struct engine *e;
+	const struct cfg_asset *cfg;
+	size_t index;
+	struct detector *det;
+	const char **channel_names;
+	uint32_t *store_ids;
+	uint32_t score_id; /* the score is kept as a pseudo-sensor "ASSET/score" */
+	char state_topic[512], alert_topic[512], model_topic[512];
+	char *state_json; /* retained: republished on every connect */
+	char *model_json;
+	bool state_dirty, model_dirty;
+	int64_t trained_at_ms;
+	uint64_t trainable_mark; /* detector count when the last job was judged short */
+	size_t windows_needed;
+	bool retrain_requested;
+	struct train_episode episodes[MAX_EPISODES];
+	size_t n_episodes;
+	uint64_t alerts;
+	int64_t last_alert_ms;
+	char last_alert_id[128];
+};
+
+struct sensor_map {
+	int asset;   /* -1 if the sensor's asset is unknown (cannot happen after cfg) */
+	int channel;
+	uint32_t store_id;
+};
+
+struct engine {
+	struct pdm_config *cfg;
+	char store_path[4096];
+	struct store *store;
+	struct ingest *ingest;
+	struct mb_conn **mb;
+	size_t n_mb;
+	struct mqtt_client **mq; /* mq[0] is the [mqtt] broker: alerts and its sources */
+	char **mq_uri;
+	size_t n_mq;
+	struct asset_rt *assets;
+	size_t n_assets;
+	struct sensor_map *smap;
+	struct trainer *trainer;
+	char *password;
+	char status_topic[512];
+	char will_payload[256];
+
+	int epfd, sfd, tfd;
+	pthread_mutex_t ev_lock;
+	int ev_fd;
+	struct mq_event events[EVENT_CAP];
+	size_t n_events;
+	uint64_t events_lost;
+
+	bool connected;
+	int64_t outbox_after;
+	int inflight;
+	bool stop;
+	int exit_code;
+	int64_t started_ms;
+	uint64_t wd_usec;
+	int64_t last_wd_ms, last_status_ms, last_control_ms;
+	struct pdm_sample *pop_buf;
+	size_t pop_cap;
+};
+
+/* ---- MQTT callbacks (paho's thread): into the mailbox ------------------ */
+
+static void post_event(struct engine *e, enum mq_event_kind k, uint64_t tag, int rc)
+{
+	bool wake = false;
+
+	pthread_mutex_lock(&e->ev_lock);
+	if (e->n_events < EVENT_CAP) {
+		e->events[e->n_events++] = (struct mq_event){ k, tag, rc };
+		wake = e->n_events == 1;
+	} else {
+		/* Lost acknowledgements only delay delivery: undelivered rows are
+		 * sent again on the next connection. */
+		e->events_lost++;
+	}
+	pthread_mutex_unlock(&e->ev_lock);
+	if (wake) {
+		uint64_t one = 1;
+		ssize_t w = write(e->ev_fd, &one, sizeof(one));
+		(void)w;
+	}
+}
+
+static void on_connection(bool up, void *user)
+{
+	post_event(user, up ? MQ_UP : MQ_DOWN, 0, 0);
+}
+
+static void on_delivered(uint64_t tag, int rc, void *user)
+{
+	if (tag != 0)
+		post_event(user, MQ_DELIVERED, tag, rc);
+}
+
+/* ---- publishing ---------------------------------------------------------- */
+
+static void publish_retained(struct engine *e, const char *topic, const char *json)
+{
+	if (!e->connected || !json)
+		return;
+	int rc = mqtt_publish(e->mq[0], topic, json, strlen(json), 1, true, 0);
+	if (rc < 0)
+		LOG_D("publish: %s: %s", topic, pdm_strerror(rc));
+}
+
+struct pump_ctx {
+	struct engine *e;
+	int sent;
+	bool full;
+};
+
+static int pump_row(const struct store_outbox_row *r, void *user)
+{
+	struct pump_ctx *c = user;
+	struct engine *e = c->e;
+
+	int rc = mqtt_publish(e->mq[0], r->topic, r->payload, strlen(r->payload),
+			      e->cfg->mqtt.qos, false, (uint64_t)r->id);
+	if (rc < 0) {
+		c->full = true;
+		return 1; /* stop iterating */
+	}
+	e->outbox_after = r->id;
+	e->inflight++;
+	c->sent++;
+	return 0;
+}
+
+/* Sends undelivered alerts in order, keeping at most max_inflight unacknowledged. */
+static void pump_outbox(struct engine *e)
+{
+	int max = e->cfg->mqtt.max_inflight > 0 ? e->cfg->mqtt.max_inflight : 20;
+
+	while (e->connected && e->inflight < max) {
+		struct pump_ctx c = { .e = e };
+		int rc = store_outbox_pending(e->store, e->outbox_after, (size_t)(max - e->inflight),
+					      pump_row, &c);
+		if (rc < 0) {
+			LOG_E("outbox: cannot read pending alerts: %s", pdm_strerror(rc));
+			return;
+		}
+		if (c.sent == 0 || c.full)
+			return;
+	}
+}
+
+static void publish_status_online(struct engine *e)
+{
+	char ts[PDM_ISO8601_LEN];
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "status", "online");
+	cJSON_AddStringToObject(o, "host", e->cfg->daemon.host);
+	cJSON_AddStringToObject(o, "version", PDM_VERSION);
+	cJSON_AddStringToObject(o, "started", pdm_iso8601(e->started_ms, ts, sizeof(ts)));
+	cJSON_AddNumberToObject(o, "assets", (double)e->n_assets);
+	char *s = cJSON_PrintUnformatted(o);
+	publish_retained(e, e->status_topic, s);
+	free(s);
+	cJSON_Delete(o);
+}
+
+static void on_connected(struct engine *e)
+{
+	e->connected = true;
+	/* Acknowledgements of the old session are gone: resend from the first
+	 * undelivered alert, in order (same ids, so SCADA can de-duplicate). */
+	e->outbox_after = 0;
+	e->inflight = 0;
+	LOG_I("mqtt: connected to %s", e->cfg->mqtt.uri);
+	publish_status_online(e);
+	for (size_t i = 0; i < e->n_assets; i++) {
+		publish_retained(e, e->assets[i].state_topic, e->assets[i].state_json);
+		publish_retained(e, e->assets[i].model_topic, e->assets[i].model_json);
+		e->assets[i].state_dirty = e->assets[i].model_dirty = false;
+	}
+	pump_outbox(e);
+}
+
+static void drain_events(struct engine *e)
+{
+	struct mq_event ev[256];
+	size_t n;
+
+	do {
+		pthread_mutex_lock(&e->ev_lock);
+		n = e->n_events < 256 ? e->n_events : 256;
+		memcpy(ev, e->events, n * sizeof(*ev));
+		memmove(e->events, e->events + n, (e->n_events - n) * sizeof(*ev));
+		e->n_events -= n;
+		if (e->n_events == 0) {
+			uint64_t v;
+			ssize_t r = read(e->ev_fd, &v, sizeof(v));
+			(void)r;
+		}
+		pthread_mutex_unlock(&e->ev_lock);
+		for (size_t i = 0; i < n; i++) {
+			switch (ev[i].kind) {
+			case MQ_UP:
+				on_connected(e);
+				break;
+			case MQ_DOWN:
+				if (e->connected)
+					LOG_W("mqtt: lost the broker %s; alerts wait in the outbox",
+					      e->cfg->mqtt.uri);
+				e->connected = false;
+				e->inflight = 0;
+				break;
+			case MQ_DELIVERED:
+				if (e->inflight > 0)
+					e->inflight--;
+				if (ev[i].rc == 0) {
+					int rc = store_outbox_mark_delivered(e->store, (int64_t)ev[i].tag);
+					if (rc < 0)
+						LOG_E("outbox: cannot mark alert %llu delivered: %s",
+						      (unsigned long long)ev[i].tag, pdm_strerror(rc));
+				} else if ((int64_t)ev[i].tag <= e->outbox_after) {
+					/* Not acknowledged: send it (and what follows) again. */
+					e->outbox_after = (int64_t)ev[i].tag - 1;
+				}
+				break;
+			}
+		}
+	} while (n == 256);
+	pump_outbox(e);
+}
+
+/* ---- detector hooks ------------------------------------------------------ */
+
+static void save_episodes(struct asset_rt *a)
+{
+	char key[300];
+	cJSON *arr = cJSON_CreateArray();
+
+	for (size_t i = 0; i < a->n_episodes; i++) {
+		cJSON *p = cJSON_CreateArray();
+		cJSON_AddItemToArray(p, cJSON_CreateNumber((double)a->episodes[i].start_ms));
+		cJSON_AddItemToArray(p, cJSON_CreateNumber(a->episodes[i].end_ms == INT64_MAX
+								   ? -1.0
+								   : (double)a->episodes[i].end_ms));
+		cJSON_AddItemToArray(arr, p);
+	}
+	char *s = cJSON_PrintUnformatted(arr);
+	snprintf(key, sizeof(key), "episodes/%s", a->cfg->name);
+	if (s && store_kv_set(a->e->store, key, s) < 0)
+		LOG_W("detector[%s]: cannot save the episode list", a->cfg->name);
+	free(s);
+	cJSON_Delete(arr);
+}
+
+static void load_episodes(struct asset_rt *a)
+{
+	char key[300], *s = NULL;
+
+	snprintf(key, sizeof(key), "episodes/%s", a->cfg->name);
+	if (store_kv_get(a->e->store, key, &s) < 0)
+		return;
+	cJSON *arr = cJSON_Parse(s);
+	cJSON *p;
+	cJSON_ArrayForEach(p, arr)
+	{
+		if (a->n_episodes == MAX_EPISODES || cJSON_GetArraySize(p) != 2)
+			break;
+		double st = cJSON_GetArrayItem(p, 0)->valuedouble;
+		double en = cJSON_GetArrayItem(p, 1)->valuedouble;
+		a->episodes[a->n_episodes++] =
+			(struct train_episode){ (int64_t)st, en < 0 ? INT64_MAX : (int64_t)en };
+	}
+	cJSON_Delete(arr);
+	free(s);
+}
+
+static int hook_alert(void *user, const struct alert_event *ev, const char *payload)
+{
+	struct asset_rt *a = user;
+	struct engine *e = a->e;
+	struct alert_persist p;
+	int64_t id;
+
+	detector_alert_persist(a->det, &p);
+	char *persist = alert_persist_to_json(&p);
+	if (!persist)
+		return -ENOMEM;
+	/* The episode counter, the engine state and the outbox row commit
+	 * together: after a crash either all of them are there or none. */
+	int rc = store_alert_commit(e->store, a->cfg->name, "alert", persist, a->alert_topic,
+				    payload, &id);
+	free(persist);
+	if (rc < 0) {
+		LOG_E("alert[%s]: cannot store the %s event: %s", a->cfg->name,
+		      ev->kind == ALERT_RAISED ? "raised" : ev->kind == ALERT_CLEARED ? "cleared" : "escalated",
+		      pdm_strerror(rc));
+		return rc;
+	}
+	a->alerts++;
+	a->last_alert_ms = ev->ts_ms;
+	snprintf(a->last_alert_id, sizeof(a->last_alert_id), "%s-%llu", a->cfg->name,
+		 (unsigned long long)ev->episode_seq);
+	if (ev->kind == ALERT_RAISED) {
+		if (a->n_episodes == MAX_EPISODES) {
+			memmove(a->episodes, a->episodes + 1, (MAX_EPISODES - 1) * sizeof(a->episodes[0]));
+			a->n_episodes--;
+		}
+		a->episodes[a->n_episodes++] = (struct train_episode){ ev->started_ms, INT64_MAX };
+		save_episodes(a);
+	} else if (ev->kind == ALERT_CLEARED && a->n_episodes > 0) {
+		a->episodes[a->n_episodes - 1].end_ms = ev->ts_ms;
+		save_episodes(a);
+	}
+	LOG_I("alert[%s]: %s", a->cfg->name, payload);
+	pump_outbox(e);
+	return 0;
+}
+
+/* Scores are history too: pdmctl plots them beside the sensors. */
+static void hook_score(void *user, int64_t ts_ms, double score, const float *shares,
+		       enum det_state st)
+{
+	struct asset_rt *a = user;
+	struct pdm_sample s = { a->score_id, ts_ms, score, PDM_Q_GOOD };
+
+	(void)shares;
+	(void)st;
+	store_submit(a->e->store, &s, 1);
+}
+
+static void hook_state(void *user, enum det_state st, double score, int64_t ts_ms)
+{
+	struct asset_rt *a = user;
+
+	free(a->state_json);
+	a->state_json = alert_format_state_json(a->cfg->name, detector_state_name(st), score,
+						detector_model_version(a->det), ts_ms);
+	LOG_I("asset[%s]: state %s", a->cfg->name, detector_state_name(st));
+	if (a->e->connected)
+		publish_retained(a->e, a->state_topic, a->state_json);
+	else
+		a->state_dirty = true;
+}
+
+static void set_model_json(struct asset_rt *a, struct nn_model *m)
+{
+	struct nn_model_info info;
+	char ts[PDM_ISO8601_LEN];
+
+	nn_model_info(m, &info);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "asset", a->cfg->name);
+	cJSON_AddStringToObject(o, "kind", nn_kind_name(info.kind));
+	cJSON_AddNumberToObject(o, "version", info.version);
+	cJSON_AddStringToObject(o, "trained_at", pdm_iso8601(info.trained_at_ms, ts, sizeof(ts)));
+	cJSON_AddNumberToObject(o, "windows", (double)info.train_windows);
+	cJSON_AddNumberToObject(o, "validation_loss", info.val_loss);
+	cJSON_AddNumberToObject(o, "threshold", info.threshold);
+	cJSON_AddNumberToObject(o, "channels", info.C);
+	cJSON_AddNumberToObject(o, "window", info.W);
+	free(a->model_json);
+	a->model_json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	a->trained_at_ms = info.trained_at_ms;
+}
+
+static void install_model(struct asset_rt *a, struct nn_model *m, uint32_t version)
+{
+	set_model_json(a, m);
+	detector_set_model(a->det, m, version);
+	publish_retained(a->e, a->model_topic, a->model_json);
+	if (!a->e->connected)
+		a->model_dirty = true;
+}
+
+/* ---- training ------------------------------------------------------------- */
+
+static void fill_train_params(const struct cfg_asset *ac, int C, struct train_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = (enum nn_kind)ac->model;
+	p->C = C;
+	p->W = ac->window;
+	nn_train_opts_default(&p->opts);
+	p->opts.epochs = ac->epochs;
+	p->opts.batch = ac->batch;
+	p->opts.lr = (float)ac->learning_rate;
+	p->opts.seed = ac->seed;
+	p->opts.val_frac = (float)ac->validation;
+	p->opts.patience = ac->patience;
+	p->opts.max_seconds = (double)ac->train_timeout_ms / 1000.0;
+	p->opts.threshold_quantile = (float)ac->threshold_quantile;
+	p->opts.threshold_margin = (float)ac->threshold_margin;
+	p->promote_margin = ac->promote_margin;
+	p->max_windows = (size_t)ac->train_max_windows;
+	p->min_windows = (size_t)ac->train_after;
+}
+
+static void fill_window_cfg(const struct pdm_config *cfg, const struct cfg_asset *ac,
+			    struct window_cfg *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->C = (int)ac->n_sensors;
+	w->interval_ms = ac->sample_interval_ms;
+	w->W = ac->window;
+	w->hop = ac->hop;
+	w->hold = ac->hold;
+	w->run_channel = -1;
+	if (ac->has_run_when) {
+		for (size_t c = 0; c < ac->n_sensors; c++)
+			if (ac->sensors[c] == ac->run_sensor)
+				w->run_channel = (int)c;
+		w->run_op = (int)ac->run_op;
+		w->run_value = ac->run_value;
+	}
+	w->no_data_ms = ac->no_data_after_ms;
+	(void)cfg;
+}
+
+static void submit_training(struct engine *e, struct asset_rt *a, const char *why)
+{
+	struct train_job *j = calloc(1, sizeof(*j));
+	int64_t now = pdm_wall_ms();
+
+	if (!j)
+		return;
+	j->asset_index = a->index;
+	j->asset = strdup(a->cfg->name);
+	j->store_path = strdup(e->store_path);
+	j->state_dir = strdup(e->cfg->daemon.state_dir);
+	j->sensor_ids = malloc(a->cfg->n_sensors * sizeof(uint32_t));
+	j->episodes = malloc(MAX_EPISODES * sizeof(struct train_episode));
+	if (!j->asset || !j->store_path || !j->state_dir || !j->sensor_ids || !j->episodes) {
+		train_job_free(j);
+		return;
+	}
+	memcpy(j->sensor_ids, a->store_ids, a->cfg->n_sensors * sizeof(uint32_t));
+	memcpy(j->episodes, a->episodes, a->n_episodes * sizeof(struct train_episode));
+	j->n_episodes = a->n_episodes;
+	fill_window_cfg(e->cfg, a->cfg, &j->window);
+	fill_train_params(a->cfg, (int)a->cfg->n_sensors, &j->params);
+	j->t0_ms = now - a->cfg->train_history_ms;
+	j->t1_ms = now;
+	j->current_version = detector_model_version(a->det);
+	j->new_version = j->current_version + 1;
+	uint32_t versions[1];
+	if (models_list(e->cfg->daemon.state_dir, a->cfg->name, versions, 1) == 1 &&
+	    versions[0] >= j->new_version)
+		j->new_version = versions[0] + 1;
+	j->keep_models = e->cfg->daemon.keep_models;
+	/* Make sure what the detector has seen is in the store before reading it. */
+	store_flush(e->store, 2000);
+	if (trainer_submit(e->trainer, j) == 0) {
+		LOG_I("trainer[%s]: training started (%s)", a->cfg->name, why);
+		notify_status("training %s", a->cfg->name);
+	}
+}
+
+static void schedule_training(struct engine *e, int64_t now)
+{
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		if (trainer_busy(e->trainer, i))
+			continue;
+		uint64_t seen = detector_trainable_windows(a->det) - a->trainable_mark;
+		if (a->retrain_requested) {
+			a->retrain_requested = false;
+			submit_training(e, a, "requested");
+		} else if (!detector_has_model(a->det)) {
+			if (seen >= a->windows_needed)
+				submit_training(e, a, "first model");
+		} else if (a->cfg->retrain_ms > 0 && now - a->trained_at_ms >= a->cfg->retrain_ms) {
+			submit_training(e, a, "scheduled retrain");
+		}
+	}
+}
+
+static void handle_train_results(struct engine *e)
+{
+	struct train_result *r;
+
+	while ((r = trainer_poll(e->trainer)) != NULL) {
+		struct asset_rt *a = &e->assets[r->asset_index];
+		const struct train_outcome *o = &r->outcome;
+		if (r->asset_index >= e->n_assets) {
+			free(r);
+			continue;
+		}
+		switch (o->status) {
+		case TRAIN_PROMOTED: {
+			char path[4096], err[256] = "";
+			struct nn_model *m = NULL;
+			models_path(e->cfg->daemon.state_dir, a->cfg->name, r->version, path,
+				    sizeof(path));
+			if (nn_model_load(path, &m, err, sizeof(err)) < 0) {
+				LOG_E("trainer[%s]: new model %s does not load back (%s); keeping "
+				      "the current one", a->cfg->name, path, err);
+				break;
+			}
+			struct nn_model_info info;
+			nn_model_info(m, &info);
+			store_model_add(e->store, a->cfg->name, r->version, nn_kind_name(info.kind),
+					path, info.trained_at_ms, o->windows, info.val_loss,
+					info.threshold);
+			install_model(a, m, r->version);
+			LOG_I("trainer[%s]: model v%u in use (%s, %.1f s)", a->cfg->name, r->version,
+			      o->reason, o->seconds);
+			break;
+		}
+		case TRAIN_REFUSED:
+			a->trained_at_ms = pdm_wall_ms();
+			LOG_W("trainer[%s]: new model refused: %s; the current model stays",
+			      a->cfg->name, o->reason);
+			break;
+		case TRAIN_NOT_ENOUGH:
+			/* Wait for what is missing rather than retrying every tick. */
+			a->trainable_mark = detector_trainable_windows(a->det);
+			a->windows_needed = (size_t)a->cfg->train_after > o->windows
+						    ? (size_t)a->cfg->train_after - o->windows
+						    : 1;
+			LOG_I("trainer[%s]: not trained yet: %s", a->cfg->name, o->reason);
+			break;
+		case TRAIN_FAILED:
+			a->trained_at_ms = pdm_wall_ms();
+			a->trainable_mark = detector_trainable_windows(a->det);
+			a->windows_needed = (size_t)a->cfg->train_after;
+			LOG_E("trainer[%s]: %s", a->cfg->name, o->reason);
+			break;
+		}
+		if (!detector_has_model(a->det) && o->status != TRAIN_NOT_ENOUGH)
+			a->trained_at_ms = 0;
+		notify_status("running: %zu assets", e->n_assets);
+		free(r);
+	}
+}
+
+/* ---- samples ---------------------------------------------------------------- */
+
+static void drain_ingest(struct engine *e)
+{
+	size_t n;
+
+	while ((n = ingest_pop(e->ingest, e->pop_buf, e->pop_cap)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct pdm_sample *s = &e->pop_buf[i];
+			if (s->sensor >= e->cfg->n_sensors)
+				continue;
+			const struct sensor_map *m = &e->smap[s->sensor];
+			struct asset_rt *a = &e->assets[m->asset];
+			detector_push(a->det, m->channel, s->ts_ms, s->value, s->quality == PDM_Q_GOOD);
+			s->sensor = m->store_id;
+		}
+		/* Stale markers carry no value; they are not history. */
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (e->pop_buf[i].quality != PDM_Q_STALE)
+				e->pop_buf[k++] = e->pop_buf[i];
+		if (k > 0)
+			store_submit(e->store, e->pop_buf, k);
+	}
+}
+
+/* ---- status file for pdmctl -------------------------------------------------- */
+
+static void write_status_file(struct engine *e, int64_t now)
+{
+	char path[4096], tmp[4200], ts[PDM_ISO8601_LEN];
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "host", e->cfg->daemon.host);
+	cJSON_AddNumberToObject(o, "pid", getpid());
+	cJSON_AddStringToObject(o, "version", PDM_VERSION);
+	cJSON_AddStringToObject(o, "started", pdm_iso8601(e->started_ms, ts, sizeof(ts)));
+	cJSON_AddStringToObject(o, "updated", pdm_iso8601(now, ts, sizeof(ts)));
+	cJSON_AddBoolToObject(o, "mqtt_connected", e->connected);
+	cJSON *assets = cJSON_AddArrayToObject(o, "assets");
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "asset", a->cfg->name);
+		cJSON_AddStringToObject(j, "state", detector_state_name(detector_state(a->det)));
+		double sc = detector_last_score(a->det);
+		if (isfinite(sc))
+			cJSON_AddNumberToObject(j, "score", sc);
+		cJSON_AddNumberToObject(j, "model_version", detector_model_version(a->det));
+		if (a->trained_at_ms > 0)
+			cJSON_AddStringToObject(j, "trained_at",
+						pdm_iso8601(a->trained_at_ms, ts, sizeof(ts)));
+		cJSON_AddNumberToObject(j, "windows", (double)detector_trainable_windows(a->det));
+		cJSON_AddBoolToObject(j, "training", trainer_busy(e->trainer, i));
+		if (a->last_alert_id[0]) {
+			cJSON_AddStringToObject(j, "last_alert", a->last_alert_id);
+			cJSON_AddStringToObject(j, "last_alert_ts",
+						pdm_iso8601(a->last_alert_ms, ts, sizeof(ts)));
+		}
+		cJSON_AddItemToArray(assets, j);
+	}
+	cJSON *sources = cJSON_AddArrayToObject(o, "sources");
+	for (size_t i = 0; i < e->n_mb; i++) {
+		struct mb_stats st;
+		for (size_t g = 0; mb_conn_stats(e->mb[i], g, &st) == 0; g++) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "source", mb_conn_group_name(e->mb[i], g));
+			cJSON_AddStringToObject(j, "type", "modbus");
+			cJSON_AddBoolToObject(j, "connected", st.connected);
+			cJSON_AddNumberToObject(j, "requests", (double)st.requests);
+			cJSON_AddNumberToObject(j, "errors", (double)st.errors);
+			cJSON_AddNumberToObject(j, "timeouts", (double)st.timeouts);
+			cJSON_AddNumberToObject(j, "exceptions", (double)st.exceptions);
+			cJSON_AddNumberToObject(j, "reconnects", (double)st.reconnects);
+			if (st.last_success_ms > 0)
+				cJSON_AddStringToObject(j, "last_success",
+							pdm_iso8601(st.last_success_ms, ts, sizeof(ts)));
+			cJSON_AddNumberToObject(j, "latency_avg_ms", st.latency_avg_ms);
+			cJSON_AddItemToArray(sources, j);
+		}
+	}
+	for (size_t i = 0; i < e->n_mq; i++) {
+		struct mqtt_stats st;
+		mqtt_client_stats(e->mq[i], SIZE_MAX, &st);
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "source", e->mq_uri[i]);
+		cJSON_AddStringToObject(j, "type", "mqtt");
+		cJSON_AddBoolToObject(j, "connected", st.connected);
+		cJSON_AddNumberToObject(j, "received", (double)st.received);
+		cJSON_AddNumberToObject(j, "samples", (double)st.samples);
+		cJSON_AddNumberToObject(j, "malformed", (double)(st.malformed + st.oversized +
+								 st.non_utf8 + st.wrong_type));
+		cJSON_AddNumberToObject(j, "reconnects", (double)st.reconnects);
+		cJSON_AddNumberToObject(j, "published", (double)st.published);
+		cJSON_AddNumberToObject(j, "acked", (double)st.acked);
+		cJSON_AddItemToArray(sources, j);
+	}
+	struct store_stats ss;
+	store_stats(e->store, &ss);
+	cJSON *sj = cJSON_AddObjectToObject(o, "store");
+	cJSON_AddNumberToObject(sj, "appended", (double)ss.appended);
+	cJSON_AddNumberToObject(sj, "dropped_full", (double)ss.dropped_full);
+	cJSON_AddNumberToObject(sj, "evicted", (double)ss.evicted);
+	cJSON_AddNumberToObject(sj, "write_errors", (double)ss.write_errors);
+	struct ingest_stats is;
+	ingest_stats(e->ingest, &is);
+	cJSON_AddNumberToObject(sj, "ingest_dropped", (double)is.dropped);
+
+	char *s = cJSON_Print(o);
+	cJSON_Delete(o);
+	if (!s)
+		return;
+	snprintf(path, sizeof(path), "%s/status.json", e->cfg->daemon.state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f) {
+		bool ok = fputs(s, f) >= 0;
+		ok = fclose(f) == 0 && ok;
+		if (!ok || rename(tmp, path) < 0)
+			unlink(tmp);
+	}
+	free(s);
+}
+
+/* pdmctl asks for a retrain by creating STATE_DIR/control/retrain.ASSET. */
+static void check_control(struct engine *e)
+{
+	char path[4096];
+
+	for (size_t i = 0; i < e->n_assets; i++) {
+		snprintf(path, sizeof(path), "%s/control/retrain.%s", e->cfg->daemon.state_dir,
+			 e->assets[i].cfg->name);
+		if (unlink(path) == 0) {
+			LOG_I("control: retrain of %s requested", e->assets[i].cfg->name);
+			e->assets[i].retrain_requested = true;
+		}
+	}
+}
+
+/* ---- building and tearing down -------------------------------------------------- */
+
+static int start_modbus(struct engine *e)
+{
+	const struct pdm_config *cfg = e->cfg;
+	size_t ns = cfg->n_sources;
+	bool *done = calloc(ns ? ns : 1, sizeof(bool));
+	struct mb_point *points = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*points));
+	struct mb_group *groups = calloc(ns ? ns : 1, sizeof(*groups));
+	int rc = 0;
+
+	e->mb = calloc(ns ? ns : 1, sizeof(*e->mb));
+	if (!done || !points || !groups || !e->mb) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ns; i++) {
+		const struct cfg_source *s = &cfg->sources[i];
+		if (done[i] || s->type == CFG_SRC_MQTT)
+			continue;
+		/* One connection per TCP source; one per serial device, shared by
+		 * every unit id on that bus. */
+		size_t ng = 0, np = 0;
+		for (size_t k = i; k < ns; k++) {
+			const struct cfg_source *t = &cfg->sources[k];
+			if (done[k] || t->type != s->type)
+				continue;
+			if (k != i && (s->type == CFG_SRC_MODBUS_TCP || strcmp(t->device, s->device) != 0))
+				continue;
+			done[k] = true;
+			size_t first = np;
+			for (size_t q = 0; q < cfg->n_sensors; q++) {
+				const struct cfg_sensor *se = &cfg->sensors[q];
+				if (se->source != k)
+					continue;
+				points[np++] = (struct mb_point){
+					.sensor = (uint32_t)q,
+					.name = se->name,
+					.kind = (enum mb_kind)se->reg_kind,
+					.address = (uint16_t)se->address,
+					.type = (enum mb_type)se->type,
+					.order = (enum mb_order)se->order,
+					.scale = se->scale,
+					.offset = se->offset,
+					.has_min = se->has_min,
+					.has_max = se->has_max,
+					.valid_min = se->valid_min,
+					.valid_max = se->valid_max,
+				};
+			}
+			groups[ng++] = (struct mb_group){
+				.name = t->name,
+				.unit_id = t->unit,
+				.poll_ms = t->poll_ms,
+				.timeout_ms = t->timeout_ms,
+				.points = points + first,
+				.n_points = np - first,
+			};
+		}
+		struct mb_conn_cfg cc = {
+			.name = s->type == CFG_SRC_MODBUS_RTU ? s->device : s->name,
+			.transport = s->type == CFG_SRC_MODBUS_RTU ? MB_RTU : MB_TCP,
+			.host = s->host,
+			.port = s->port,
+			.device = s->device,
+			.baud = s->baud,
+			.parity = s->parity,
+			.data_bits = s->data_bits,
+			.stop_bits = s->stop_bits,
+			.max_regs = s->max_registers,
+			.max_bits = s->max_bits,
+			.max_gap = s->max_gap,
+			.backoff_min_ms = 500,
+			.backoff_max_ms = s->backoff_max_ms,
+			.groups = groups,
+			.n_groups = ng,
+		};
+		struct mb_conn *c = mb_conn_new(&cc, ingest_sample_cb, e->ingest);
+		if (!c || mb_conn_start(c) < 0) {
+			LOG_E("modbus[%s]: cannot start the poller", cc.name);
+			mb_conn_free(c);
+			rc = -EIO;
+			goto out;
+		}
+		e->mb[e->n_mb++] = c;
+	}
+out:
+	free(done);
+	free(points);
+	free(groups);
+	return rc;
+}
+
+static struct mqtt_client *get_mqtt(struct engine *e, const char *uri, const char *suffix)
+{
+	for (size_t i = 0; i < e->n_mq; i++)
+		if (strcmp(e->mq_uri[i], uri) == 0)
+			return e->mq[i];
+	char id[256];
+	bool main_client = e->n_mq == 0;
+	snprintf(id, sizeof(id), "%s%s%s", e->cfg->mqtt.client_id, main_client ? "" : "-",
+		 main_client ? "" : suffix);
+	struct mqtt_client_cfg cc = {
+		.uri = uri,
+		.client_id = id,
+		.username = e->cfg->mqtt.username && e->cfg->mqtt.username[0] ? e->cfg->mqtt.username : NULL,
+		.password = e->password,
+		.ca_file = e->cfg->mqtt.ca_file && e->cfg->mqtt.ca_file[0] ? e->cfg->mqtt.ca_file : NULL,
+		.cert_file = e->cfg->mqtt.cert_file && e->cfg->mqtt.cert_file[0] ? e->cfg->mqtt.cert_file : NULL,
+		.key_file = e->cfg->mqtt.key_file && e->cfg->mqtt.key_file[0] ? e->cfg->mqtt.key_file : NULL,
+		.keepalive_s = (int)(e->cfg->mqtt.keepalive_ms / 1000),
+		.clean_session = false,
+		.max_inflight = e->cfg->mqtt.max_inflight,
+		.backoff_min_ms = 500,
+		.backoff_max_ms = 30000,
+		.will_topic = main_client ? e->status_topic : NULL,
+		.will_payload = main_client ? e->will_payload : NULL,
+		.will_qos = 1,
+		.will_retained = true,
+	};
+	struct mqtt_callbacks cb = {
+		.on_connection = main_client ? on_connection : NULL,
+		.on_delivered = main_client ? on_delivered : NULL,
+	};
+	struct mqtt_client *c = mqtt_client_new(&cc, &cb, e);
+	if (!c)
+		return NULL;
+	e->mq = realloc(e->mq, (e->n_mq + 1) * sizeof(*e->mq));
+	e->mq_uri = realloc(e->mq_uri, (e->n_mq + 1) * sizeof(*e->mq_uri));
+	if (!e->mq || !e->mq_uri)
+		abort();
+	e->mq[e->n_mq] = c;
+	e->mq_uri[e->n_mq] = strdup(uri);
+	e->n_mq++;
+	return c;
+}
+
+static int start_mqtt(struct engine *e)
+{
+	const struct pdm_config *cfg = e->cfg;
+
+	if (!get_mqtt(e, cfg->mqtt.uri, ""))
+		return -EIO;
+	for (size_t i = 0; i < cfg->n_sources; i++) {
+		const struct cfg_source *s = &cfg->sources[i];
+		if (s->type != CFG_SRC_MQTT)
+			continue;
+		const char *uri = s->uri && s->uri[0] ? s->uri : cfg->mqtt.uri;
+		struct mqtt_client *c = get_mqtt(e, uri, s->name);
+		if (!c)
+			return -EIO;
+		size_t nf = 0;
+		struct mqtt_field *fields = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*fields));
+		if (!fields)
+			return -ENOMEM;
+		for (size_t q = 0; q < cfg->n_sensors; q++) {
+			const struct cfg_sensor *se = &cfg->sensors[q];
+			if (se->source != i)
+				continue;
+			fields[nf++] = (struct mqtt_field){
+				.path = se->field && se->field[0] ? se->field : se->short_name,
+				.sensor = (uint32_t)q,
+				.has_min = se->has_min,
+				.has_max = se->has_max,
+				.valid_min = se->valid_min,
+				.valid_max = se->valid_max,
+			};
+		}
+		struct mqtt_sub_cfg sc = {
+			.name = s->name,
+			.filter = s->topic,
+			.qos = s->qos,
+			.format = s->format == 1 ? MQTT_FMT_VALUE : MQTT_FMT_JSON,
+			.ts_field = s->timestamp && s->timestamp[0] ? s->timestamp : NULL,
+			.fields = fields,
+			.n_fields = nf,
+			.max_payload = (size_t)cfg->mqtt.max_payload,
+		};
+		int rc = mqtt_client_add_sub(c, &sc, ingest_sample_cb, e->ingest);
+		free(fields);
+		if (rc < 0) {
+			LOG_E("mqtt[%s]: cannot subscribe to %s: %s", s->name, s->topic, pdm_strerror(rc));
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < e->n_mq; i++) {
+		int rc = mqtt_client_start(e->mq[i]);
+		if (rc < 0) {
+			LOG_E("mqtt: cannot start the client for %s: %s", e->mq_uri[i], pdm_strerror(rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int setup_assets(struct engine *e)
+{
+	const struct pdm_config *cfg = e->cfg;
+
+	e->n_assets = cfg->n_assets;
+	e->assets = calloc(cfg->n_assets ? cfg->n_assets : 1, sizeof(*e->assets));
+	e->smap = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*e->smap));
+	if (!e->assets || !e->smap)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_sensors; i++)
+		e->smap[i].asset = -1;
+	for (size_t i = 0; i < cfg->n_assets; i++) {
+		const struct cfg_asset *ac = &cfg->assets[i];
+		struct asset_rt *a = &e->assets[i];
+		a->e = e;
+		a->cfg = ac;
+		a->index = i;
+		a->windows_needed = (size_t)ac->train_after;
+		a->channel_names = calloc(ac->n_sensors, sizeof(char *));
+		a->store_ids = calloc(ac->n_sensors, sizeof(uint32_t));
+		if (!a->channel_names || !a->store_ids)
+			return -ENOMEM;
+		for (size_t c = 0; c < ac->n_sensors; c++) {
+			const struct cfg_sensor *se = &cfg->sensors[ac->sensors[c]];
+			a->channel_names[c] = se->short_name;
+			int rc = store_sensor_id(e->store, se->name, &a->store_ids[c]);
+			if (rc < 0) {
+				LOG_E("store: cannot register sensor %s: %s", se->name, pdm_strerror(rc));
+				return rc;
+			}
+			e->smap[ac->sensors[c]] = (struct sensor_map){ (int)i, (int)c, a->store_ids[c] };
+		}
+		char score_name[300];
+		snprintf(score_name, sizeof(score_name), "%s/score", ac->name);
+		int rc = store_sensor_id(e->store, score_name, &a->score_id);
+		if (rc < 0)
+			return rc;
+		snprintf(a->state_topic, sizeof(a->state_topic), "%s/state/%s", cfg->mqtt.topic_prefix,
+			 ac->name);
+		snprintf(a->alert_topic, sizeof(a->alert_topic), "%s/alerts/%s", cfg->mqtt.topic_prefix,
+			 ac->name);
+		snprintf(a->model_topic, sizeof(a->model_topic), "%s/models/%s", cfg->mqtt.topic_prefix,
+			 ac->name);
+
+		struct alert_persist restored, *rp = NULL;
+		char key[300], *val = NULL;
+		snprintf(key, sizeof(key), "%s/alert", ac->name);
+		if (store_kv_get(e->store, key, &val) == 0 && alert_persist_from_json(val, &restored) == 0)
+			rp = &restored;
+		free(val);
+		struct detector_cfg dc = {
+			.asset = ac->name,
+			.host = cfg->daemon.host,
+			.channel_names = a->channel_names,
+		};
+		fill_window_cfg(cfg, ac, &dc.window);
+		dc.alert = (struct alert_cfg){ ac->raise_after, ac->clear_after, ac->critical };
+		struct detector_hooks hooks = {
+			.on_score = hook_score,
+			.on_alert = hook_alert,
+			.on_state = hook_state,
+		};
+		a->det = detector_new(&dc, &hooks, a, rp);
+		if (!a->det)
+			return -ENOMEM;
+		load_episodes(a);
+
+		struct nn_model *m = NULL;
+		uint32_t version = 0;
+		if (models_load_newest(cfg->daemon.state_dir, ac->name, &m, &version) == 0) {
+			struct nn_model_info info;
+			nn_model_info(m, &info);
+			if (info.C != (int)ac->n_sensors || info.W != ac->window ||
+			    (int)info.kind != ac->model) {
+				LOG_W("models[%s]: v%u was trained for another shape (%s C=%d W=%d); "
+				      "training a new one", ac->name, version, nn_kind_name(info.kind),
+				      info.C, info.W);
+				nn_model_free(m);
+				/* Keep numbering: the next model gets a higher version. */
+				detector_set_model(a->det, NULL, version);
+			} else {
+				LOG_I("models[%s]: loaded v%u", ac->name, version);
+				install_model(a, m, version);
+			}
+		}
+		/* Initial retained state: learning until a model exists. */
+		hook_state(a, detector_has_model(a->det) ? DET_NORMAL : DET_LEARNING, NAN,
+			   pdm_wall_ms());
+	}
+	return 0;
+}
+
+static void teardown(struct engine *e)
+{
+	/* Order: stop producers, drain what they produced into the store,
+	 * then say goodbye on MQTT and close the store last. */
+	for (size_t i = 0; i < e->n_mb; i++)
+		mb_conn_stop(e->mb[i]);
+	for (size_t i = 1; i < e->n_mq; i++)
+		mqtt_client_stop(e->mq[i], 1000);
+	if (e->ingest && e->store)
+		drain_ingest(e);
+	if (e->n_mq > 0) {
+		if (e->connected) {
+			char payload[256];
+			snprintf(payload, sizeof(payload), "{\"status\":\"offline\",\"host\":\"%s\"}",
+				 e->cfg->daemon.host);
+			mqtt_publish(e->mq[0], e->status_topic, payload, strlen(payload), 1, true, 0);
+		}
+		mqtt_client_stop(e->mq[0], 2000);
+	}
+	for (size_t i = 0; i < e->n_mb; i++)
+		mb_conn_free(e->mb[i]);
+	free(e->mb);
+	e->mb = NULL;
+	e->n_mb = 0;
+	for (size_t i = 0; i < e->n_mq; i++) {
+		mqtt_client_free(e->mq[i]);
+		free(e->mq_uri[i]);
+	}
+	free(e->mq);
+	free(e->mq_uri);
+	e->mq = NULL;
+	e->mq_uri = NULL;
+	e->n_mq = 0;
+	e->connected = false;
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		detector_free(a->det);
+		free(a->channel_names);
+		free(a->store_ids);
+		free(a->state_json);
+		free(a->model_json);
+	}
+	free(e->assets);
+	e->assets = NULL;
+	e->n_assets = 0;
+	free(e->smap);
+	e->smap = NULL;
+	if (e->store) {
+		store_flush(e->store, 3000);
+		store_close(e->store);
+		e->store = NULL;
+	}
+	ingest_free(e->ingest);
+	e->ingest = NULL;
+	if (e->password) {
+		explicit_bzero(e->password, strlen(e->password));
+		free(e->password);
+		e->password = NULL;
+	}
+}
+
+static int setup(struct engine *e)
+{
+	struct pdm_config *cfg = e->cfg;
+	char err[512] = "";
+	int rc;
+
+	pdm_log_level = cfg->daemon.log_level;
+	if (mkdir(cfg->daemon.state_dir, 0750) < 0 && errno != EEXIST) {
+		LOG_E("daemon: cannot create state_dir %s: %s", cfg->daemon.state_dir, strerror(errno));
+		return -errno;
+	}
+	snprintf(e->status_topic, sizeof(e->status_topic), "%s/status", cfg->mqtt.topic_prefix);
+	snprintf(e->will_payload, sizeof(e->will_payload), "{\"status\":\"offline\",\"host\":\"%s\"}",
+		 cfg->daemon.host);
+	if (cfg->mqtt.password_file && cfg->mqtt.password_file[0]) {
+		char pw[512];
+		rc = mqtt_read_password_file(cfg->mqtt.password_file, pw, sizeof(pw));
+		if (rc < 0) {
+			LOG_E("mqtt: password_file %s: %s", cfg->mqtt.password_file, pdm_strerror(rc));
+			return rc;
+		}
+		e->password = strdup(pw);
+		explicit_bzero(pw, sizeof(pw));
+	}
+	if (cfg->storage.file && cfg->storage.file[0])
+		snprintf(e->store_path, sizeof(e->store_path), "%s", cfg->storage.file);
+	else
+		snprintf(e->store_path, sizeof(e->store_path), "%s/samples.db", cfg->daemon.state_dir);
+	struct store_opts so;
+	store_opts_default(&so);
+	so.retention_ms = cfg->storage.retention_ms;
+	so.max_samples = cfg->storage.max_samples;
+	so.synchronous = cfg->storage.synchronous;
+	e->store = store_open(e->store_path, &so, err, sizeof(err));
+	if (!e->store) {
+		LOG_E("store: %s: %s", e->store_path, err);
+		return -EIO;
+	}
+	rc = store_writer_start(e->store);
+	if (rc < 0) {
+		LOG_E("store: cannot start the writer: %s", pdm_strerror(rc));
+		return rc;
+	}
+	e->ingest = ingest_new((size_t)cfg->storage.queue);
+	if (!e->ingest)
+		return -ENOMEM;
+	rc = setup_assets(e);
+	if (rc < 0)
+		return rc;
+	rc = start_mqtt(e);
+	if (rc < 0)
+		return rc;
+	rc = start_modbus(e);
+	if (rc < 0)
+		return rc;
+	return 0;
+}
+
+struct engine *engine_new(struct pdm_config *cfg)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+
+	if (!e) {
+		cfg_free(cfg);
+		return NULL;
+	}
+	e->cfg = cfg;
+	e->epfd = e->sfd = e->tfd = e->ev_fd = -1;
+	e->started_ms = pdm_wall_ms();
+	pthread_mutex_init(&e->ev_lock, NULL);
+	e->pop_cap = 4096;
+	e->pop_buf = malloc(e->pop_cap * sizeof(*e->pop_buf));
+	e->ev_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	/* Training never competes with itself: one BLAS thread on a small box. */
+	nn_set_threads(1);
+	e->trainer = trainer_new();
+	if (!e->pop_buf || e->ev_fd < 0 || !e->trainer || setup(e) < 0) {
+		engine_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	trainer_free(e->trainer);
+	teardown(e);
+	if (e->epfd >= 0)
+		close(e->epfd);
+	if (e->sfd >= 0)
+		close(e->sfd);
+	if (e->tfd >= 0)
+		close(e->tfd);
+	if (e->ev_fd >= 0)
+		close(e->ev_fd);
+	pthread_mutex_destroy(&e->ev_lock);
+	free(e->pop_buf);
+	cfg_free(e->cfg);
+	free(e);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static int epoll_add(int epfd, int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+enum { FD_SIGNAL, FD_TIMER, FD_INGEST, FD_MQTT, FD_TRAINER };
+
+static void reload(struct engine *e)
+{
+	notify_reloading();
+	LOG_I("daemon: reloading the configuration from %s", e->cfg->dir);
+	struct pdm_config *fresh = cfg_load(e->cfg->dir, stderr);
+	if (!fresh) {
+		LOG_E("daemon: new configuration in %s is invalid; keeping the running one",
+		      e->cfg->dir);
+		notify_ready();
+		return;
+	}
+	epoll_ctl(e->epfd, EPOLL_CTL_DEL, ingest_fd(e->ingest), NULL);
+	trainer_free(e->trainer);
+	teardown(e);
+	cfg_free(e->cfg);
+	e->cfg = fresh;
+	e->trainer = trainer_new();
+	if (!e->trainer || setup(e) < 0) {
+		LOG_E("daemon: the new configuration could not be started; stopping");
+		e->stop = true;
+		e->exit_code = 1;
+		return;
+	}
+	epoll_ctl(e->epfd, EPOLL_CTL_DEL, trainer_fd(e->trainer), NULL);
+	epoll_add(e->epfd, ingest_fd(e->ingest), FD_INGEST);
+	epoll_add(e->epfd, trainer_fd(e->trainer), FD_TRAINER);
+	LOG_I("daemon: configuration reloaded");
+	notify_ready();
+}
+
+static void on_signal(struct engine *e)
+{
+	struct signalfd_siginfo si;
+
+	while (read(e->sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			LOG_I("daemon: %s received, stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			e->stop = true;
+			break;
+		case SIGHUP:
+			reload(e);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void on_tick(struct engine *e)
+{
+	uint64_t expirations;
+	ssize_t r = read(e->tfd, &expirations, sizeof(expirations));
+	(void)r;
+	int64_t now = pdm_wall_ms(), mono = pdm_mono_ms();
+
+	drain_ingest(e);
+	for (size_t i = 0; i < e->n_assets; i++)
+		detector_advance(e->assets[i].det, now);
+	if (mono - e->last_control_ms >= 1000) {
+		e->last_control_ms = mono;
+		check_control(e);
+		schedule_training(e, now);
+		pump_outbox(e);
+	}
+	if (mono - e->last_status_ms >= STATUS_FILE_MS) {
+		e->last_status_ms = mono;
+		write_status_file(e, now);
+	}
+	/* The watchdog is fed only while the worker threads are alive. */
+	if (e->wd_usec > 0 && mono - e->last_wd_ms >= (int64_t)(e->wd_usec / 2000) &&
+	    trainer_alive(e->trainer) && store_writer_alive(e->store)) {
+		e->last_wd_ms = mono;
+		notify_watchdog();
+	}
+}
+
+int engine_run(struct engine *e)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	e->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	e->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (e->sfd < 0 || e->tfd < 0 || e->epfd < 0) {
+		LOG_E("daemon: cannot set up the main loop: %s", strerror(errno));
+		return 1;
+	}
+	struct itimerspec its = { .it_interval = { 0, TICK_MS * 1000000L },
+				  .it_value = { 0, TICK_MS * 1000000L } };
+	timerfd_settime(e->tfd, 0, &its, NULL);
+	if (epoll_add(e->epfd, e->sfd, FD_SIGNAL) < 0 || epoll_add(e->epfd, e->tfd, FD_TIMER) < 0 ||
+	    epoll_add(e->epfd, ingest_fd(e->ingest), FD_INGEST) < 0 ||
+	    epoll_add(e->epfd, e->ev_fd, FD_MQTT) < 0 ||
+	    epoll_add(e->epfd, trainer_fd(e->trainer), FD_TRAINER) < 0) {
+		LOG_E("daemon: cannot set up the main loop: %s", strerror(errno));
+		return 1;
+	}
+	e->wd_usec = notify_watchdog_usec();
+	notify_ready();
+	notify_status("running: %zu assets", e->n_assets);
+	LOG_I("daemon: running with %zu assets, %zu sensors, state in %s", e->n_assets,
+	      e->cfg->n_sensors, e->cfg->daemon.state_dir);
+
+	while (!e->stop) {
+		struct epoll_event evs[8];
+		int n = epoll_wait(e->epfd, evs, 8, 1000);
+		if (n < 0 && errno != EINTR) {
+			LOG_E("daemon: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n && !e->stop; i++) {
+			switch (evs[i].data.u32) {
+			case FD_SIGNAL:
+				on_signal(e);
+				break;
+			case FD_TIMER:
+				on_tick(e);
+				break;
+			case FD_INGEST:
+				drain_ingest(e);
+				break;
+			case FD_MQTT:
+				drain_events(e);
+				break;
+			case FD_TRAINER:
+				handle_train_results(e);
+				break;
+			}
+		}
+	}
+	notify_stopping();
+	LOG_I("daemon: stopping");
+	return e->exit_code;
+}

@@ -1,0 +1,351 @@
+/*
+ * replay.c - backtest an asset over a CSV file with the daemon's own code.
+ *
+ * Two training modes, as an engineer would use them:
+ *  - schedule (default): the asset's train_after / retrain / train_history
+ *    applied in data time, so the output is what the service would really
+ *    have published had it run over that period;
+ *  - --train-rows N / --train-until T: train once on the rows before that
+ *    point, then only score ("train on January, test on February").
+ * Memory is bounded: usable windows are kept in a ring of twice
+ * train_max_windows and thinned evenly at training time, like the service.
+ */
+#include "replay.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "csv.h"
+#include "detector.h"
+#include "log.h"
+#include "nn.h"
+#include "pdm_error.h"
+#include "pdm_time.h"
+#include "trainer.h"
+
+struct replay {
+	const struct pdm_config *cfg;
+	const struct cfg_asset *ac;
+	const struct replay_opts *o;
+	struct detector *det;
+	int C, W;
+	size_t wf;
+	/* ring of usable windows (time order) */
+	float *ring;
+	int64_t *ring_ts;
+	size_t ring_cap, ring_head, ring_len;
+	bool frozen;            /* train-once mode: collection over */
+	uint64_t usable_total;
+	int64_t last_train_ts;
+	uint32_t version;
+	struct nn_model *current; /* borrowed from the detector for comparisons */
+	FILE *alerts, *scores;
+	uint64_t n_alerts, n_windows, n_scored, trainings;
+	double train_seconds;
+	int hook_err;
+};
+
+static void ring_add(struct replay *r, const float *x, int64_t ts)
+{
+	size_t slot = (r->ring_head + r->ring_len) % r->ring_cap;
+
+	if (r->ring_len == r->ring_cap) {
+		slot = r->ring_head;
+		r->ring_head = (r->ring_head + 1) % r->ring_cap;
+	} else {
+		r->ring_len++;
+	}
+	memcpy(r->ring + slot * r->wf, x, r->wf * sizeof(float));
+	r->ring_ts[slot] = ts;
+}
+
+static void hook_window(void *user, const float *x, int64_t ts_ms, enum window_status st,
+			bool in_episode)
+{
+	struct replay *r = user;
+
+	r->n_windows++;
+	if (st == WINDOW_OK && !in_episode && !r->frozen) {
+		ring_add(r, x, ts_ms);
+		r->usable_total++;
+	}
+	if (r->scores && (st != WINDOW_OK || !detector_has_model(r->det))) {
+		const char *state = st == WINDOW_OFF || st == WINDOW_WARMUP ? "off"
+				    : st == WINDOW_GAP			    ? "gap"
+				    : detector_has_model(r->det)
+					    ? detector_state_name(detector_state(r->det))
+					    : "learning";
+		fprintf(r->scores, "%lld,,%s", (long long)ts_ms, state);
+		for (int c = 0; c < r->C; c++)
+			fputc(',', r->scores);
+		fputc('\n', r->scores);
+	}
+}
+
+static void hook_score(void *user, int64_t ts_ms, double score, const float *shares,
+		       enum det_state st)
+{
+	struct replay *r = user;
+
+	r->n_scored++;
+	if (!r->scores)
+		return;
+	fprintf(r->scores, "%lld,%.6g,%s", (long long)ts_ms, score, detector_state_name(st));
+	for (int c = 0; c < r->C; c++)
+		fprintf(r->scores, ",%.4f", shares[c]);
+	fputc('\n', r->scores);
+}
+
+static int hook_alert(void *user, const struct alert_event *ev, const char *payload)
+{
+	struct replay *r = user;
+
+	(void)ev;
+	r->n_alerts++;
+	if (r->alerts && fprintf(r->alerts, "%s\n", payload) < 0)
+		return -EIO;
+	return 0;
+}
+
+/* Trains on the usable windows within train_history before `now`. */
+static int train_now(struct replay *r, int64_t now)
+{
+	size_t n = 0;
+	int64_t from = r->frozen ? INT64_MIN : now - r->ac->train_history_ms;
+	float *x = malloc((r->ring_len ? r->ring_len : 1) * r->wf * sizeof(float));
+
+	if (!x)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->ring_len; i++) {
+		size_t slot = (r->ring_head + i) % r->ring_cap;
+		if (r->ring_ts[slot] < from)
+			continue;
+		memcpy(x + n * r->wf, r->ring + slot * r->wf, r->wf * sizeof(float));
+		n++;
+	}
+	/* Even thinning down to train_max_windows, time order kept. */
+	size_t max = (size_t)r->ac->train_max_windows;
+	size_t seen = n;
+	if (n > max) {
+		for (size_t i = 0; i < max; i++) {
+			size_t src = (size_t)((double)i * (double)n / (double)max);
+			memmove(x + i * r->wf, x + src * r->wf, r->wf * sizeof(float));
+		}
+		n = max;
+	}
+	struct train_params p;
+	memset(&p, 0, sizeof(p));
+	p.kind = (enum nn_kind)r->ac->model;
+	p.C = r->C;
+	p.W = r->W;
+	nn_train_opts_default(&p.opts);
+	p.opts.epochs = r->ac->epochs;
+	p.opts.batch = r->ac->batch;
+	p.opts.lr = (float)r->ac->learning_rate;
+	p.opts.seed = r->ac->seed;
+	p.opts.val_frac = (float)r->ac->validation;
+	p.opts.patience = r->ac->patience;
+	p.opts.max_seconds = (double)r->ac->train_timeout_ms / 1000.0;
+	p.opts.threshold_quantile = (float)r->ac->threshold_quantile;
+	p.opts.threshold_margin = (float)r->ac->threshold_margin;
+	p.promote_margin = r->ac->promote_margin;
+	p.max_windows = max;
+	p.min_windows = r->frozen ? 10 : (size_t)r->ac->train_after;
+
+	struct nn_model *fresh = NULL;
+	struct train_outcome out;
+	int rc = trainer_fit(&p, x, n, seen, r->current, &fresh, &out);
+	free(x);
+	r->train_seconds += out.seconds;
+	r->last_train_ts = now;
+	r->trainings++;
+	char ts[PDM_ISO8601_LEN];
+	pdm_iso8601(now, ts, sizeof(ts));
+	if (out.status == TRAIN_PROMOTED) {
+		r->version++;
+		nn_model_set_meta(fresh, r->version, now);
+		r->current = fresh;
+		detector_set_model(r->det, fresh, r->version);
+		fprintf(stderr, "replay: %s: model v%u trained (%s, %.2f s)\n", ts, r->version,
+			out.reason, out.seconds);
+	} else {
+		fprintf(stderr, "replay: %s: training %s: %s\n", ts,
+			trainer_status_name(out.status), out.reason);
+	}
+	return rc;
+}
+
+static void maybe_train(struct replay *r, int64_t now, int64_t row)
+{
+	const struct replay_opts *o = r->o;
+
+	if (o->train_rows > 0 || o->train_until_ms != INT64_MIN) {
+		if (r->frozen)
+			return;
+		bool cut = (o->train_rows > 0 && row >= o->train_rows) ||
+			   (o->train_until_ms != INT64_MIN && now >= o->train_until_ms);
+		if (cut) {
+			r->frozen = true;
+			train_now(r, now);
+		}
+		return;
+	}
+	if (!detector_has_model(r->det)) {
+		if (r->usable_total >= (uint64_t)r->ac->train_after &&
+		    (r->last_train_ts == INT64_MIN ||
+		     now - r->last_train_ts >= r->ac->sample_interval_ms * r->ac->hop * 100))
+			train_now(r, now);
+	} else if (r->ac->retrain_ms > 0 && now - r->last_train_ts >= r->ac->retrain_ms) {
+		train_now(r, now);
+	}
+}
+
+int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
+{
+	struct replay r = { .cfg = cfg, .o = o, .last_train_ts = INT64_MIN };
+	char err[1024] = "";
+	const char **columns = NULL, **names = NULL;
+	struct csv_reader *csv = NULL;
+	double *vals = NULL;
+	int ret = EX_SOFTWARE;
+
+	r.ac = cfg_find_asset(cfg, o->asset);
+	if (!r.ac) {
+		fprintf(stderr, "pdmd replay: no asset '%s' in the configuration\n", o->asset);
+		return EX_USAGE;
+	}
+	r.C = (int)r.ac->n_sensors;
+	r.W = r.ac->window;
+	r.wf = (size_t)r.C * (size_t)r.W;
+	columns = calloc((size_t)r.C, sizeof(char *));
+	names = calloc((size_t)r.C, sizeof(char *));
+	vals = calloc((size_t)r.C, sizeof(double));
+	r.ring_cap = (size_t)r.ac->train_max_windows * 2;
+	r.ring = malloc(r.ring_cap * r.wf * sizeof(float));
+	r.ring_ts = malloc(r.ring_cap * sizeof(int64_t));
+	if (!columns || !names || !vals || !r.ring || !r.ring_ts) {
+		fprintf(stderr, "pdmd replay: out of memory\n");
+		goto out;
+	}
+	for (int c = 0; c < r.C; c++) {
+		const struct cfg_sensor *se = &cfg->sensors[r.ac->sensors[c]];
+		columns[c] = se->column && se->column[0] ? se->column : se->short_name;
+		names[c] = se->short_name;
+	}
+	csv = csv_open(o->csv, o->time_column, columns, (size_t)r.C, err, sizeof(err));
+	if (!csv) {
+		fprintf(stderr, "%s\n", err);
+		ret = EX_DATAERR;
+		goto out;
+	}
+	if (o->alerts_path && !(r.alerts = fopen(o->alerts_path, "w"))) {
+		fprintf(stderr, "pdmd replay: %s: %s\n", o->alerts_path, strerror(errno));
+		ret = EX_CANTCREAT;
+		goto out;
+	}
+	if (o->scores_path) {
+		if (!(r.scores = fopen(o->scores_path, "w"))) {
+			fprintf(stderr, "pdmd replay: %s: %s\n", o->scores_path, strerror(errno));
+			ret = EX_CANTCREAT;
+			goto out;
+		}
+		fputs("ts_ms,score,state", r.scores);
+		for (int c = 0; c < r.C; c++)
+			fprintf(r.scores, ",%s", names[c]);
+		fputc('\n', r.scores);
+	}
+
+	struct detector_cfg dc = {
+		.asset = r.ac->name,
+		.host = cfg->daemon.host,
+		.channel_names = names,
+		.window = {
+			.C = r.C,
+			.interval_ms = r.ac->sample_interval_ms,
+			.W = r.ac->window,
+			.hop = r.ac->hop,
+			.hold = r.ac->hold,
+			.run_channel = -1,
+			.no_data_ms = r.ac->no_data_after_ms,
+		},
+		.alert = { r.ac->raise_after, r.ac->clear_after, r.ac->critical },
+	};
+	if (r.ac->has_run_when) {
+		for (int c = 0; c < r.C; c++)
+			if (r.ac->sensors[c] == r.ac->run_sensor)
+				dc.window.run_channel = c;
+		dc.window.run_op = (int)r.ac->run_op;
+		dc.window.run_value = r.ac->run_value;
+	}
+	struct detector_hooks hooks = {
+		.on_window = hook_window,
+		.on_score = hook_score,
+		.on_alert = hook_alert,
+	};
+	r.det = detector_new(&dc, &hooks, &r, NULL);
+	if (!r.det)
+		goto out;
+
+	bool progress = o->progress > 0 || (o->progress < 0 && isatty(STDERR_FILENO));
+	int64_t t_start = pdm_mono_ms(), last_progress = t_start, row = 0, ts = 0, last_ts = 0;
+	int rc;
+	while ((rc = csv_next(csv, &ts, vals, err, sizeof(err))) > 0) {
+		maybe_train(&r, ts, row);
+		for (int c = 0; c < r.C; c++)
+			if (!isnan(vals[c]))
+				detector_push(r.det, c, ts, vals[c], isfinite(vals[c]));
+		detector_advance(r.det, ts);
+		last_ts = ts;
+		row++;
+		if (progress && (row & 1023) == 0 && pdm_mono_ms() - last_progress > 500) {
+			last_progress = pdm_mono_ms();
+			fprintf(stderr, "\rreplay: %lld rows, %llu alerts", (long long)row,
+				(unsigned long long)r.n_alerts);
+		}
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s%s\n", progress ? "\n" : "", err);
+		ret = EX_DATAERR;
+		goto out;
+	}
+	/* Flush the last grid points. */
+	detector_advance(r.det, last_ts + r.ac->sample_interval_ms * (r.ac->hold + 1));
+	if (!detector_has_model(r.det) && (o->train_rows > 0 || o->train_until_ms != INT64_MIN) &&
+	    !r.frozen) {
+		r.frozen = true;
+		train_now(&r, last_ts);
+	}
+	if (o->model_out && r.current) {
+		rc = nn_model_save(r.current, o->model_out);
+		if (rc < 0)
+			fprintf(stderr, "pdmd replay: %s: %s\n", o->model_out, pdm_strerror(rc));
+	}
+	double secs = (double)(pdm_mono_ms() - t_start) / 1000.0;
+	fprintf(stderr,
+		"%sreplay: %s: %lld rows, %llu windows (%llu scored), %llu alerts, %llu trainings "
+		"(%.2f s), %.2f s total, %.0f rows/s\n",
+		progress ? "\n" : "", r.ac->name, (long long)row, (unsigned long long)r.n_windows,
+		(unsigned long long)r.n_scored, (unsigned long long)r.n_alerts,
+		(unsigned long long)r.trainings, r.train_seconds, secs,
+		secs > 0 ? (double)row / secs : 0.0);
+	ret = EX_OK;
+out:
+	if (r.alerts && fclose(r.alerts) != 0 && ret == EX_OK)
+		ret = EX_IOERR;
+	if (r.scores && fclose(r.scores) != 0 && ret == EX_OK)
+		ret = EX_IOERR;
+	detector_free(r.det);
+	csv_close(csv);
+	free(columns);
+	free(names);
+	free(vals);
+	free(r.ring);
+	free(r.ring_ts);
+	return ret;
+}
