@@ -31,6 +31,7 @@
 #include "mb_conn.h"
 #include "models.h"
 #include "mqtt_client.h"
+#include "nn.h"
 #include "notify.h"
 #include "pdm_config.h"
 #include "pdm_error.h"
@@ -89,6 +90,9 @@ struct engine {
 	struct ingest *ingest;
 	struct mb_conn **mb;
 	size_t n_mb;
+	/* Source names of connection i's groups: mb_gname[mb_gstart[i] + g]. */
+	const char **mb_gname;
+	size_t *mb_gstart;
 	struct mqtt_client **mq; /* mq[0] is the [mqtt] broker: alerts and its sources */
 	char **mq_uri;
 	size_t n_mq;
@@ -556,9 +560,17 @@ static void handle_train_results(struct engine *e)
 			}
 			struct nn_model_info info;
 			nn_model_info(m, &info);
-			store_model_add(e->store, a->cfg->name, r->version, nn_kind_name(info.kind),
-					path, info.trained_at_ms, o->windows, info.val_loss,
-					info.threshold);
+			struct store_model sm = {
+				.asset = a->cfg->name,
+				.version = r->version,
+				.kind = nn_kind_name(info.kind),
+				.path = path,
+				.trained_at_ms = info.trained_at_ms,
+				.windows = o->windows,
+				.val_loss = info.val_loss,
+				.threshold = info.threshold,
+			};
+			store_model_add(e->store, &sm);
 			install_model(a, m, r->version);
 			LOG_I("trainer[%s]: model v%u in use (%s, %.1f s)", a->cfg->name, r->version,
 			      o->reason, o->seconds);
@@ -657,7 +669,7 @@ static void write_status_file(struct engine *e, int64_t now)
 		struct mb_stats st;
 		for (size_t g = 0; mb_conn_stats(e->mb[i], g, &st) == 0; g++) {
 			cJSON *j = cJSON_CreateObject();
-			cJSON_AddStringToObject(j, "source", mb_conn_group_name(e->mb[i], g));
+			cJSON_AddStringToObject(j, "source", e->mb_gname[e->mb_gstart[i] + g]);
 			cJSON_AddStringToObject(j, "type", "modbus");
 			cJSON_AddBoolToObject(j, "connected", st.connected);
 			cJSON_AddNumberToObject(j, "requests", (double)st.requests);
@@ -732,6 +744,51 @@ static void check_control(struct engine *e)
 
 /* ---- building and tearing down -------------------------------------------------- */
 
+int engine_check_dims(int kind, int C, int W, char *err, size_t len)
+{
+	return nn_check_dims((enum nn_kind)kind, C, W, err, len);
+}
+
+void engine_mb_point(const struct pdm_config *cfg, size_t q, struct mb_point *p)
+{
+	const struct cfg_sensor *se = &cfg->sensors[q];
+
+	*p = (struct mb_point){
+		.sensor = (uint32_t)q,
+		.name = se->name,
+		.kind = (enum mb_kind)se->reg_kind,
+		.address = (uint16_t)se->address,
+		.type = (enum mb_type)se->type,
+		.order = (enum mb_order)se->order,
+		.scale = se->scale,
+		.offset = se->offset,
+		.has_min = se->has_min,
+		.has_max = se->has_max,
+		.valid_min = se->valid_min,
+		.valid_max = se->valid_max,
+	};
+}
+
+void engine_mb_conn_cfg(const struct cfg_source *s, struct mb_conn_cfg *cc)
+{
+	*cc = (struct mb_conn_cfg){
+		.name = s->type == CFG_SRC_MODBUS_RTU ? s->device : s->name,
+		.transport = s->type == CFG_SRC_MODBUS_RTU ? MB_RTU : MB_TCP,
+		.host = s->host,
+		.port = s->port,
+		.device = s->device,
+		.baud = s->baud,
+		.parity = s->parity,
+		.data_bits = s->data_bits,
+		.stop_bits = s->stop_bits,
+		.max_regs = s->max_registers,
+		.max_bits = s->max_bits,
+		.max_gap = s->max_gap,
+		.backoff_min_ms = 500,
+		.backoff_max_ms = s->backoff_max_ms,
+	};
+}
+
 static int start_modbus(struct engine *e)
 {
 	const struct pdm_config *cfg = e->cfg;
@@ -742,7 +799,10 @@ static int start_modbus(struct engine *e)
 	int rc = 0;
 
 	e->mb = calloc(ns ? ns : 1, sizeof(*e->mb));
-	if (!done || !points || !groups || !e->mb) {
+	e->mb_gname = calloc(ns ? ns : 1, sizeof(*e->mb_gname));
+	e->mb_gstart = calloc(ns ? ns : 1, sizeof(*e->mb_gstart));
+	size_t n_gname = 0;
+	if (!done || !points || !groups || !e->mb || !e->mb_gname || !e->mb_gstart) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -765,20 +825,7 @@ static int start_modbus(struct engine *e)
 				const struct cfg_sensor *se = &cfg->sensors[q];
 				if (se->source != k)
 					continue;
-				points[np++] = (struct mb_point){
-					.sensor = (uint32_t)q,
-					.name = se->name,
-					.kind = (enum mb_kind)se->reg_kind,
-					.address = (uint16_t)se->address,
-					.type = (enum mb_type)se->type,
-					.order = (enum mb_order)se->order,
-					.scale = se->scale,
-					.offset = se->offset,
-					.has_min = se->has_min,
-					.has_max = se->has_max,
-					.valid_min = se->valid_min,
-					.valid_max = se->valid_max,
-				};
+				engine_mb_point(cfg, q, &points[np++]);
 			}
 			groups[ng++] = (struct mb_group){
 				.name = t->name,
@@ -789,24 +836,10 @@ static int start_modbus(struct engine *e)
 				.n_points = np - first,
 			};
 		}
-		struct mb_conn_cfg cc = {
-			.name = s->type == CFG_SRC_MODBUS_RTU ? s->device : s->name,
-			.transport = s->type == CFG_SRC_MODBUS_RTU ? MB_RTU : MB_TCP,
-			.host = s->host,
-			.port = s->port,
-			.device = s->device,
-			.baud = s->baud,
-			.parity = s->parity,
-			.data_bits = s->data_bits,
-			.stop_bits = s->stop_bits,
-			.max_regs = s->max_registers,
-			.max_bits = s->max_bits,
-			.max_gap = s->max_gap,
-			.backoff_min_ms = 500,
-			.backoff_max_ms = s->backoff_max_ms,
-			.groups = groups,
-			.n_groups = ng,
-		};
+		struct mb_conn_cfg cc;
+		engine_mb_conn_cfg(s, &cc);
+		cc.groups = groups;
+		cc.n_groups = ng;
 		struct mb_conn *c = mb_conn_new(&cc, ingest_sample_cb, e->ingest);
 		if (!c || mb_conn_start(c) < 0) {
 			LOG_E("modbus[%s]: cannot start the poller", cc.name);
@@ -814,6 +847,9 @@ static int start_modbus(struct engine *e)
 			rc = -EIO;
 			goto out;
 		}
+		e->mb_gstart[e->n_mb] = n_gname;
+		for (size_t g = 0; g < ng; g++)
+			e->mb_gname[n_gname++] = groups[g].name;
 		e->mb[e->n_mb++] = c;
 	}
 out:
@@ -1040,6 +1076,10 @@ static void teardown(struct engine *e)
 		mb_conn_free(e->mb[i]);
 	free(e->mb);
 	e->mb = NULL;
+	free(e->mb_gname);
+	e->mb_gname = NULL;
+	free(e->mb_gstart);
+	e->mb_gstart = NULL;
 	e->n_mb = 0;
 	for (size_t i = 0; i < e->n_mq; i++) {
 		mqtt_client_free(e->mq[i]);
@@ -1263,7 +1303,7 @@ static void on_tick(struct engine *e)
 	}
 	/* The watchdog is fed only while the worker threads are alive. */
 	if (e->wd_usec > 0 && mono - e->last_wd_ms >= (int64_t)(e->wd_usec / 2000) &&
-	    trainer_alive(e->trainer) && store_writer_alive(e->store)) {
+	    trainer_alive(e->trainer)) {
 		e->last_wd_ms = mono;
 		notify_watchdog();
 	}

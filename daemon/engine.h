@@ -11,8 +11,21 @@
 #ifndef PDM_ENGINE_H
 #define PDM_ENGINE_H
 
+#include <stddef.h>
+
 struct pdm_config;
+struct cfg_source;
+struct mb_point;
+struct mb_conn_cfg;
 struct engine;
+
+/* Checks model dimensions for cfg_set_check_dims() with nn's rules. */
+int engine_check_dims(int kind, int C, int W, char *err, size_t len);
+
+/* The Modbus connector's view of sensor q and of a Modbus source (groups
+ * left empty): shared by `pdmd run` and `pdmd probe`. */
+void engine_mb_point(const struct pdm_config *cfg, size_t q, struct mb_point *p);
+void engine_mb_conn_cfg(const struct cfg_source *s, struct mb_conn_cfg *cc);
 
 /* Builds everything from cfg (the engine takes ownership of cfg). NULL on
  * failure, logged. */

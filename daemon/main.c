@@ -4,15 +4,23 @@
  * Exit codes follow sysexits.h so that systemd and scripts can tell a
  * usage mistake (64) and a bad configuration (78) from a runtime failure.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
 #include "cfg.h"
+#include "engine.h"
 #include "log.h"
+#include "mb_conn.h"
+#include "nn.h"
 #include "pdm_config.h"
+#include "pdm_parse.h"
+#include "pdm_time.h"
+#include "replay.h"
 
 #define DEFAULT_CONFIG_DIR PDM_SYSCONFDIR
 
@@ -58,6 +66,11 @@ static const struct subcommand subcommands[] = {
 	  "      --scores FILE     write one score row per hop\n"
 	  "      --train-until T   train once on rows before time T, then only score\n"
 	  "      --train-rows N    train once on the first N rows, then only score\n"
+	  "      --time-column C   name of the time column (default: ts_ms, timestamp,\n"
+	  "                        datetime or time, whichever the header has)\n"
+	  "      --model-out FILE  save the last model trained\n"
+	  "      --progress | --no-progress\n"
+	  "                        progress on stderr (default: when it is a terminal)\n"
 	  "  -h, --help            show this help\n",
 	  cmd_replay },
 	{ "probe", "poll a Modbus source once and decode its sensors every way",
@@ -191,9 +204,26 @@ static int cmd_run(int argc, char **argv)
 		LOG_E("config: %s: configuration invalid, not starting", dir);
 		return EX_CONFIG;
 	}
-	cfg_free(cfg);
-	LOG_E("run: the detection pipeline is not built yet");
-	return EX_SOFTWARE;
+	struct engine *e = engine_new(cfg);
+	if (!e)
+		return EX_SOFTWARE;
+	rc = engine_run(e);
+	engine_free(e);
+	return rc == 0 ? EX_OK : EX_SOFTWARE;
+}
+
+/* A time on the command line: ISO-8601 (no zone means UTC), or an epoch
+ * number, taken as seconds below 1e11 (before the year 5138) and as
+ * milliseconds above, the same rule the CSV reader applies to its cells. */
+static int parse_time_arg(const char *s, int64_t *ms)
+{
+	int64_t v;
+
+	if (pdm_parse_i64(s, 0, INT64_MAX / 1000, &v) == 0) {
+		*ms = v < INT64_C(100000000000) ? v * 1000 : v;
+		return 0;
+	}
+	return pdm_parse_iso8601(s, ms);
 }
 
 static int cmd_replay(int argc, char **argv)
@@ -206,11 +236,16 @@ static int cmd_replay(int argc, char **argv)
 		{ "scores", required_argument, NULL, 'S' },
 		{ "train-until", required_argument, NULL, 'U' },
 		{ "train-rows", required_argument, NULL, 'R' },
+		{ "time-column", required_argument, NULL, 'T' },
+		{ "model-out", required_argument, NULL, 'M' },
+		{ "progress", no_argument, NULL, 'P' },
+		{ "no-progress", no_argument, NULL, 'Q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = DEFAULT_CONFIG_DIR, *asset = NULL, *csv = NULL;
-	int c;
+	const char *dir = DEFAULT_CONFIG_DIR;
+	struct replay_opts ro = { .train_until_ms = INT64_MIN, .progress = -1 };
+	int c, rc;
 
 	opterr = 0;
 	optind = 1;
@@ -220,16 +255,48 @@ static int cmd_replay(int argc, char **argv)
 			dir = optarg;
 			break;
 		case 'a':
-			asset = optarg;
+			ro.asset = optarg;
 			break;
 		case 'f':
-			csv = optarg;
+			ro.csv = optarg;
 			break;
 		case 'A':
-		case 'S':
-		case 'U':
-		case 'R':
+			ro.alerts_path = optarg;
 			break;
+		case 'S':
+			ro.scores_path = optarg;
+			break;
+		case 'T':
+			ro.time_column = optarg;
+			break;
+		case 'M':
+			ro.model_out = optarg;
+			break;
+		case 'P':
+			ro.progress = 1;
+			break;
+		case 'Q':
+			ro.progress = 0;
+			break;
+		case 'U': {
+			int64_t t;
+			if (parse_time_arg(optarg, &t) < 0)
+				return bad_usage("replay",
+						 "--train-until: expected epoch ms or ISO-8601 time",
+						 optarg);
+			ro.train_until_ms = t;
+			break;
+		}
+		case 'R': {
+			char *end;
+			errno = 0;
+			long long n = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end || n <= 0)
+				return bad_usage("replay", "--train-rows: expected a positive count",
+						 optarg);
+			ro.train_rows = n;
+			break;
+		}
 		case 'h':
 			fputs(find_subcommand("replay")->usage, stdout);
 			return EX_OK;
@@ -241,14 +308,17 @@ static int cmd_replay(int argc, char **argv)
 	}
 	if (optind < argc)
 		return bad_usage("replay", "unexpected argument", argv[optind]);
-	if (!asset || !csv)
+	if (!ro.asset || !ro.csv)
 		return bad_usage("replay", "--asset and --csv are required", NULL);
+	if (ro.train_rows > 0 && ro.train_until_ms != INT64_MIN)
+		return bad_usage("replay", "--train-until and --train-rows exclude each other",
+				 NULL);
 	struct pdm_config *cfg = cfg_load(dir, stderr);
 	if (!cfg)
 		return EX_CONFIG;
+	rc = replay_run(cfg, &ro);
 	cfg_free(cfg);
-	fprintf(stderr, "pdmd replay: not built yet\n");
-	return EX_SOFTWARE;
+	return rc;
 }
 
 static int cmd_probe(int argc, char **argv)
@@ -264,9 +334,44 @@ static int cmd_probe(int argc, char **argv)
 	struct pdm_config *cfg = cfg_load(dir, stderr);
 	if (!cfg)
 		return EX_CONFIG;
+	const char *name = argv[first];
+	const struct cfg_source *src = cfg_find_source(cfg, name);
+	if (!src || src->type == CFG_SRC_MQTT) {
+		fprintf(stderr, "pdmd probe: %s: %s\n", name,
+			src ? "an MQTT source; probe reads Modbus sources"
+			    : "no such [source] in the configuration");
+		cfg_free(cfg);
+		return EX_USAGE;
+	}
+	size_t si = (size_t)(src - cfg->sources), np = 0;
+	struct mb_point *points = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*points));
+	if (!points) {
+		cfg_free(cfg);
+		return EX_OSERR;
+	}
+	for (size_t q = 0; q < cfg->n_sensors; q++)
+		if (cfg->sensors[q].source == si)
+			engine_mb_point(cfg, q, &points[np++]);
+	struct mb_group group = {
+		.name = src->name,
+		.unit_id = src->unit,
+		.poll_ms = src->poll_ms,
+		.timeout_ms = src->timeout_ms,
+		.points = points,
+		.n_points = np,
+	};
+	struct mb_conn_cfg cc;
+	engine_mb_conn_cfg(src, &cc);
+	cc.groups = &group;
+	cc.n_groups = 1;
+	rc = mb_probe(&cc, stdout);
+	free(points);
 	cfg_free(cfg);
-	fprintf(stderr, "pdmd probe: not built yet\n");
-	return EX_SOFTWARE;
+	if (rc < 0) {
+		fprintf(stderr, "pdmd probe: %s: not every sensor could be read\n", name);
+		return EX_UNAVAILABLE;
+	}
+	return EX_OK;
 }
 
 int main(int argc, char **argv)
@@ -287,6 +392,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pdmd: unknown option: %s\nTry 'pdmd --help'.\n", argv[1]);
 		return EX_USAGE;
 	}
+	cfg_set_check_dims(engine_check_dims);
 	const struct subcommand *sc = find_subcommand(argv[1]);
 	if (!sc) {
 		fprintf(stderr, "pdmd: unknown command: %s\nTry 'pdmd --help'.\n", argv[1]);
