@@ -72,8 +72,12 @@ static int write_config(struct test_broker *b)
 		"persistence_location %s/\n"
 		"log_dest file %s/mosquitto.log\n"
 		"log_type error\nlog_type warning\nlog_type notice\n"
+		"%s"
 		"%s\n",
-		b->port, b->dir, b->dir, b->extra);
+		b->port, b->dir, b->dir,
+		/* As root mosquitto would switch to its own user, which cannot
+		 * write our 0700 directory (persistence, log). */
+		geteuid() == 0 && !strstr(b->extra, "user ") ? "user root\n" : "", b->extra);
 	fclose(f);
 	return 0;
 }
