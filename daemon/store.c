@@ -109,6 +109,8 @@ static const char *const main_sql[ST__COUNT] = {
 			    "(SELECT id FROM outbox WHERE delivered_ms IS NOT NULL "
 			    "ORDER BY id DESC LIMIT 1 OFFSET ?1)",
 	[ST_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE delivered_ms IS NULL",
+	[ST_OUTBOX_LIST] = "SELECT id, topic, payload, created_ms, delivered_ms FROM outbox "
+			   "WHERE created_ms >= ?1 ORDER BY id",
 	[ST_MODEL_ADD] = "INSERT OR REPLACE INTO models(asset, version, kind, path, trained_at_ms, "
 			 "windows, val_loss, threshold) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_MODEL_LIST] = "SELECT asset, version, kind, path, trained_at_ms, windows, val_loss, "

@@ -186,6 +186,7 @@ struct store_outbox_row {
 	const char *topic;   /* valid during the callback only */
 	const char *payload;
 	int64_t created_ms;
+	int64_t delivered_ms; /* 0 = not delivered yet (store_outbox_list only) */
 };
 /* Calls cb for up to `limit` (0 = all) undelivered rows with id >
  * after_id, in id order. cb may call store_outbox_mark_delivered. A
@@ -195,6 +196,12 @@ int store_outbox_pending(struct store *s, int64_t after_id, size_t limit,
 /* Marks a row delivered (idempotent); -ENOENT if no such row. Old
  * delivered rows are pruned (the newest 10,000 are kept for inspection). */
 int store_outbox_mark_delivered(struct store *s, int64_t id);
+/* Calls cb for every row, delivered or pending, created at or after
+ * since_ms, in id order (for pdmctl: what was sent and what SCADA is still
+ * owed). A non-zero cb return stops and is returned. Runs in one read
+ * snapshot. */
+int store_outbox_list(struct store *s, int64_t since_ms,
+		      int (*cb)(const struct store_outbox_row *r, void *user), void *user);
 /* Number of undelivered rows. */
 int store_outbox_count(struct store *s, int64_t *pending);
 

@@ -341,3 +341,33 @@ out:
 	free(cs.vals);
 	return e;
 }
+
+int store_outbox_list(struct store *s, int64_t since_ms,
+		      int (*cb)(const struct store_outbox_row *r, void *user), void *user)
+{
+	if (!s || !cb)
+		return -EINVAL;
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_LIST);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, since_ms);
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_outbox_row r = {
+			.id = sqlite3_column_int64(st, 0),
+			.topic = (const char *)sqlite3_column_text(st, 1),
+			.payload = (const char *)sqlite3_column_text(st, 2),
+			.created_ms = sqlite3_column_int64(st, 3),
+			.delivered_ms = sqlite3_column_type(st, 4) == SQLITE_NULL
+						? 0
+						: sqlite3_column_int64(st, 4),
+		};
+		if ((ret = cb(&r, user)) != 0)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		return store_fail(s, st, rc, "outbox list");
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
