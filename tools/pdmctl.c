@@ -1,0 +1,1307 @@
+/*
+ * pdmctl.c - the operator's tool: what is pdmd doing, what did it send,
+ * which models does it have, and a few requests (retrain) to the running
+ * daemon.
+ *
+ * Everything here reads the state directory the daemon's configuration
+ * names: status.json (rewritten by pdmd every 5 s), the store through a
+ * read-only SQLite handle (WAL lets it read beside the daemon's writes) and
+ * models/. Requests are files under control/ that the daemon polls, so
+ * pdmctl needs no socket and works the same with the daemon stopped.
+ *
+ * Exit codes follow sysexits.h, like pdmd's.
+ */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pdm_config.h"
+#include "pdm_error.h"
+#include "pdm_parse.h"
+#include "pdm_time.h"
+#include "pdmctl.h"
+
+/* pdmd rewrites status.json every 5 s; three missed updates mean it is
+ * not running (or hung). */
+#define STATUS_STALE_MS 15000
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q) {
+		fputs("pdmctl: out of memory\n", stderr);
+		abort();
+	}
+	return q;
+}
+
+static char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	return memcpy(xrealloc(NULL, n), s, n);
+}
+
+int pdmctl_usage_error(const char *cmd, const char *msg, const char *arg)
+{
+	fprintf(stderr, "pdmctl %s: %s%s%s\nTry 'pdmctl %s --help'.\n", cmd, msg, arg ? ": " : "",
+		arg ? arg : "", cmd);
+	return EX_USAGE;
+}
+
+void pdmctl_fmt_age(int64_t ms, char *buf, size_t len)
+{
+	if (ms < 0)
+		ms = 0;
+	int64_t s = ms / 1000;
+	if (s < 60)
+		snprintf(buf, len, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+	else
+		snprintf(buf, len, "%lldd%02lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
+}
+
+int pdmctl_parse_when(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+	int64_t d;
+
+	if (!s || !out_ms)
+		return -EINVAL;
+	if (strcmp(s, "now") == 0) {
+		*out_ms = now_ms;
+		return 0;
+	}
+	if (pdm_parse_iso8601(s, out_ms) == 0)
+		return 0;
+	if (pdm_parse_duration_ms(s, 1000, &d) == 0 && d >= 0) {
+		*out_ms = now_ms - d;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* "2026-11-28T04:25:42.123Z" -> "2026-11-28 04:25:42" (UTC) for tables. */
+static void fmt_time(int64_t ms, char *buf, size_t len)
+{
+	char iso[PDM_ISO8601_LEN];
+	pdm_iso8601(ms, iso, sizeof(iso));
+	iso[10] = ' ';
+	iso[19] = '\0';
+	snprintf(buf, len, "%s", iso);
+}
+
+/* Reads a whole small file; NULL (errno set) if it cannot. */
+static char *read_file(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = xrealloc(NULL, max + 1);
+	size_t n = fread(buf, 1, max, f);
+	int err = ferror(f) ? EIO : 0;
+	fclose(f);
+	if (err) {
+		free(buf);
+		errno = err;
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* ---- tables --------------------------------------------------------------------- */
+
+/* Rows of strings printed with every column as wide as its widest cell;
+ * numeric columns are right-aligned so digits line up. */
+struct table {
+	size_t ncol, nrow;
+	char **cell; /* (nrow + 1) * ncol, row 0 is the header */
+	unsigned right; /* bit i: column i is right-aligned */
+};
+
+static void table_init(struct table *t, unsigned right, size_t ncol, ...)
+{
+	va_list ap;
+	t->ncol = ncol;
+	t->nrow = 0;
+	t->right = right;
+	t->cell = xrealloc(NULL, ncol * sizeof(char *));
+	va_start(ap, ncol);
+	for (size_t i = 0; i < ncol; i++)
+		t->cell[i] = xstrdup(va_arg(ap, const char *));
+	va_end(ap);
+}
+
+static void table_add(struct table *t, ...)
+{
+	va_list ap;
+	t->nrow++;
+	t->cell = xrealloc(t->cell, (t->nrow + 1) * t->ncol * sizeof(char *));
+	va_start(ap, t);
+	for (size_t i = 0; i < t->ncol; i++) {
+		const char *v = va_arg(ap, const char *);
+		t->cell[t->nrow * t->ncol + i] = xstrdup(v ? v : "-");
+	}
+	va_end(ap);
+}
+
+static void table_print(const struct table *t, FILE *out)
+{
+	size_t w[32] = { 0 };
+	for (size_t r = 0; r <= t->nrow; r++)
+		for (size_t i = 0; i < t->ncol && i < 32; i++) {
+			size_t n = strlen(t->cell[r * t->ncol + i]);
+			if (n > w[i])
+				w[i] = n;
+		}
+	for (size_t r = 0; r <= t->nrow; r++) {
+		for (size_t i = 0; i < t->ncol && i < 32; i++) {
+			const char *v = t->cell[r * t->ncol + i];
+			bool last = i + 1 == t->ncol;
+			if (t->right & (1u << i))
+				fprintf(out, "%*s", (int)w[i], v);
+			else if (last)
+				fputs(v, out);
+			else
+				fprintf(out, "%-*s", (int)w[i], v);
+			fputs(last ? "\n" : "  ", out);
+		}
+	}
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; t->cell && i < (t->nrow + 1) * t->ncol; i++)
+		free(t->cell[i]);
+	free(t->cell);
+	t->cell = NULL;
+}
+
+static int print_json(cJSON *j)
+{
+	char *s = cJSON_Print(j);
+	if (!s) {
+		fputs("pdmctl: out of memory\n", stderr);
+		return EX_SOFTWARE;
+	}
+	puts(s);
+	free(s);
+	return 0;
+}
+
+/* ---- config and store --------------------------------------------------------- */
+
+int pdmctl_load_cfg(struct pdmctl *c)
+{
+	char *msg = NULL;
+	size_t msglen = 0;
+	FILE *err = open_memstream(&msg, &msglen);
+
+	if (c->cfg)
+		return 0;
+	if (!err) {
+		fprintf(stderr, "pdmctl: %s\n", strerror(errno));
+		return EX_OSERR;
+	}
+	c->cfg = cfg_load(c->config_dir, err);
+	fclose(err);
+	if (!c->cfg) {
+		fprintf(stderr, "pdmctl: cannot load the configuration in %s:\n%s", c->config_dir,
+			msg && msg[0] ? msg : "(no detail)\n");
+		free(msg);
+		return EX_CONFIG;
+	}
+	/* Warnings are pdmd check's business, not every pdmctl call's. */
+	free(msg);
+	return 0;
+}
+
+struct store *pdmctl_open_store(struct pdmctl *c, int *ex)
+{
+	char err[512];
+	struct stat st;
+
+	if ((*ex = pdmctl_load_cfg(c)) != 0)
+		return NULL;
+	if (stat(c->cfg->storage.file, &st) < 0) {
+		fprintf(stderr, "pdmctl: no store at %s (%s): has pdmd run with this configuration?\n",
+			c->cfg->storage.file, strerror(errno));
+		*ex = EX_NOINPUT;
+		return NULL;
+	}
+	struct store *s = store_open_reader(c->cfg->storage.file, err, sizeof(err));
+	if (!s) {
+		fprintf(stderr, "pdmctl: %s\n", err);
+		*ex = EX_NOINPUT;
+	}
+	return s;
+}
+
+static const struct cfg_asset *find_asset_or_complain(struct pdmctl *c, const char *cmd,
+						      const char *name)
+{
+	const struct cfg_asset *a = cfg_find_asset(c->cfg, name);
+	if (a)
+		return a;
+	fprintf(stderr, "pdmctl %s: no asset '%s' in %s; configured:", cmd, name, c->config_dir);
+	for (size_t i = 0; i < c->cfg->n_assets; i++)
+		fprintf(stderr, " %s", c->cfg->assets[i].name);
+	fputc('\n', stderr);
+	return NULL;
+}
+
+/* ---- daemon liveness (status.json) ---------------------------------------------- */
+
+enum daemon_state { DAEMON_NO_STATUS, DAEMON_STALE, DAEMON_GONE, DAEMON_RUNNING };
+
+struct daemon_info {
+	enum daemon_state state;
+	cJSON *status;  /* parsed status.json, or NULL */
+	int64_t age_ms; /* since its "updated" */
+	char path[4200];
+};
+
+static void daemon_probe(const struct pdm_config *cfg, int64_t now, struct daemon_info *d)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->path, sizeof(d->path), "%s/status.json", cfg->daemon.state_dir);
+	char *text = read_file(d->path, 1 << 20);
+	if (!text) {
+		d->state = DAEMON_NO_STATUS;
+		return;
+	}
+	d->status = cJSON_Parse(text);
+	free(text);
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(d->status, "updated");
+	int64_t updated;
+	if (!cJSON_IsString(u) || pdm_parse_iso8601(u->valuestring, &updated) < 0) {
+		d->state = DAEMON_STALE;
+		d->age_ms = INT64_MAX;
+		return;
+	}
+	d->age_ms = now - updated;
+	d->state = d->age_ms > STATUS_STALE_MS ? DAEMON_STALE : DAEMON_RUNNING;
+	/* A fresh file from a process that has just died: on this host the
+	 * pid tells. */
+	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(d->status, "pid");
+	const cJSON *host = cJSON_GetObjectItemCaseSensitive(d->status, "host");
+	char me[256] = "";
+	gethostname(me, sizeof(me) - 1);
+	if (d->state == DAEMON_RUNNING && cJSON_IsNumber(pid) && cJSON_IsString(host) &&
+	    strcmp(host->valuestring, cfg->daemon.host) == 0 && strcmp(me, cfg->daemon.host) == 0 &&
+	    kill((pid_t)pid->valuedouble, 0) < 0 && errno == ESRCH)
+		d->state = DAEMON_GONE;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool jnum(const cJSON *o, const char *k, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	if (!cJSON_IsNumber(v))
+		return false;
+	*out = v->valuedouble;
+	return true;
+}
+
+/* ---- status ------------------------------------------------------------------------ */
+
+struct asset_row {
+	const char *asset;
+	const char *state;
+	double score;            /* NaN = none */
+	uint32_t model_version;  /* 0 = none */
+	int64_t trained_at_ms;   /* 0 = unknown */
+	double windows;          /* -1 = unknown */
+	bool training;
+	const char *last_alert;
+	int64_t last_alert_ms;
+};
+
+static int model_latest_cb(const struct store_model *m, void *user)
+{
+	struct asset_row *r = user;
+	r->model_version = m->version;
+	r->trained_at_ms = m->trained_at_ms;
+	return 1;
+}
+
+/* Fills what status.json does not say from the store: model, last score. */
+static void asset_row_from_store(struct store *s, struct asset_row *r)
+{
+	char name[300];
+	uint32_t id;
+	int64_t ts;
+	double v;
+	size_t got = 0;
+
+	if (!s)
+		return;
+	if (r->model_version == 0)
+		(void)store_model_list(s, r->asset, 1, model_latest_cb, r);
+	snprintf(name, sizeof(name), "%s/score", r->asset);
+	if (isnan(r->score) && store_sensor_id(s, name, &id) == 0 &&
+	    store_read_latest(s, id, 1, &ts, &v, NULL, &got) == 0 && got == 1)
+		r->score = v;
+}
+
+static void daemon_line(const struct daemon_info *d, int64_t now)
+{
+	char age[32], up[32];
+	const cJSON *st = d->status;
+
+	switch (d->state) {
+	case DAEMON_NO_STATUS:
+		printf("pdmd: NOT RUNNING (no %s: pdmd has not run with this state directory)\n",
+		       d->path);
+		return;
+	case DAEMON_GONE:
+		printf("pdmd: NOT RUNNING (pid %d is gone; %s was written %s ago)\n",
+		       (int)cJSON_GetObjectItemCaseSensitive(st, "pid")->valuedouble, d->path,
+		       (pdmctl_fmt_age(d->age_ms, age, sizeof(age)), age));
+		break;
+	case DAEMON_STALE:
+		if (d->age_ms == INT64_MAX)
+			printf("pdmd: UNKNOWN (%s is unreadable)\n", d->path);
+		else
+			printf("pdmd: NOT RUNNING or hung (%s is %s old; pdmd rewrites it every 5 s)\n",
+			       d->path, (pdmctl_fmt_age(d->age_ms, age, sizeof(age)), age));
+		break;
+	case DAEMON_RUNNING: {
+		int64_t started = 0;
+		const char *s = jstr(st, "started");
+		double pid = 0;
+		jnum(st, "pid", &pid);
+		if (!s || pdm_parse_iso8601(s, &started) < 0)
+			started = now;
+		pdmctl_fmt_age(now - started, up, sizeof(up));
+		const cJSON *mc = cJSON_GetObjectItemCaseSensitive(st, "mqtt_connected");
+		printf("pdmd: running (pid %d on %s, version %s, up %s, MQTT %s)\n", (int)pid,
+		       jstr(st, "host") ? jstr(st, "host") : "?",
+		       jstr(st, "version") ? jstr(st, "version") : "?", up,
+		       cJSON_IsTrue(mc) ? "connected" : "NOT connected");
+		return;
+	}
+	}
+	if (d->status)
+		printf("      the figures below are its last report\n");
+}
+
+static int cmd_status(struct pdmctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	int o, ex;
+
+	while ((o = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c->config_dir = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("Usage: pdmctl status [-c DIR] [--json]\n"
+			       "Shows whether pdmd runs, each asset's state, score, model and last\n"
+			       "alert, and each source's health counters.\n");
+			return 0;
+		default:
+			return pdmctl_usage_error("status", "bad option", NULL);
+		}
+	}
+	if (optind < argc)
+		return pdmctl_usage_error("status", "unexpected argument", argv[optind]);
+	if ((ex = pdmctl_load_cfg(c)) != 0)
+		return ex;
+
+	int64_t now = pdm_wall_ms();
+	struct daemon_info d;
+	daemon_probe(c->cfg, now, &d);
+	/* The store is optional here: status works before the first run. */
+	struct store *s = NULL;
+	if (access(c->cfg->storage.file, R_OK) == 0)
+		s = store_open_reader(c->cfg->storage.file, NULL, 0);
+
+	size_t na = c->cfg->n_assets;
+	struct asset_row *rows = xrealloc(NULL, (na ? na : 1) * sizeof(*rows));
+	const cJSON *jassets = cJSON_GetObjectItemCaseSensitive(d.status, "assets");
+	for (size_t i = 0; i < na; i++) {
+		struct asset_row *r = &rows[i];
+		memset(r, 0, sizeof(*r));
+		r->asset = c->cfg->assets[i].name;
+		r->score = NAN;
+		r->windows = -1;
+		const cJSON *ja = NULL, *it;
+		cJSON_ArrayForEach(it, jassets)
+		{
+			const char *n = jstr(it, "asset");
+			if (n && strcmp(n, r->asset) == 0)
+				ja = it;
+		}
+		if (ja) {
+			double v;
+			r->state = jstr(ja, "state");
+			if (jnum(ja, "score", &v))
+				r->score = v;
+			if (jnum(ja, "model_version", &v))
+				r->model_version = (uint32_t)v;
+			const char *t = jstr(ja, "trained_at");
+			if (t)
+				(void)pdm_parse_iso8601(t, &r->trained_at_ms);
+			if (jnum(ja, "windows", &v))
+				r->windows = v;
+			r->training = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ja, "training"));
+			r->last_alert = jstr(ja, "last_alert");
+			t = jstr(ja, "last_alert_ts");
+			if (t)
+				(void)pdm_parse_iso8601(t, &r->last_alert_ms);
+		}
+		asset_row_from_store(s, r);
+	}
+	int64_t pending = -1;
+	if (s && store_outbox_count(s, &pending) < 0)
+		pending = -1;
+	store_close(s);
+	s = NULL;
+
+	const cJSON *jsources = cJSON_GetObjectItemCaseSensitive(d.status, "sources");
+	if (json) {
+		static const char *const names[] = { "not_running", "stale", "not_running",
+						     "running" };
+		cJSON *o2 = cJSON_CreateObject();
+		cJSON_AddStringToObject(o2, "config_dir", c->config_dir);
+		cJSON_AddStringToObject(o2, "state_dir", c->cfg->daemon.state_dir);
+		cJSON *jd = cJSON_AddObjectToObject(o2, "daemon");
+		cJSON_AddBoolToObject(jd, "running", d.state == DAEMON_RUNNING);
+		cJSON_AddStringToObject(jd, "status", names[d.state]);
+		if (d.status && d.age_ms != INT64_MAX)
+			cJSON_AddNumberToObject(jd, "status_age_ms", (double)d.age_ms);
+		const char *keys[] = { "host", "version", "started", "updated" };
+		for (size_t k = 0; k < 4; k++)
+			if (jstr(d.status, keys[k]))
+				cJSON_AddStringToObject(jd, keys[k], jstr(d.status, keys[k]));
+		double pid;
+		if (jnum(d.status, "pid", &pid))
+			cJSON_AddNumberToObject(jd, "pid", pid);
+		const cJSON *mc = cJSON_GetObjectItemCaseSensitive(d.status, "mqtt_connected");
+		if (cJSON_IsBool(mc))
+			cJSON_AddBoolToObject(jd, "mqtt_connected", cJSON_IsTrue(mc));
+		cJSON *ja = cJSON_AddArrayToObject(o2, "assets");
+		char ts[PDM_ISO8601_LEN];
+		for (size_t i = 0; i < na; i++) {
+			const struct asset_row *r = &rows[i];
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "asset", r->asset);
+			if (r->state)
+				cJSON_AddStringToObject(j, "state", r->state);
+			else
+				cJSON_AddNullToObject(j, "state");
+			if (isfinite(r->score))
+				cJSON_AddNumberToObject(j, "score", r->score);
+			else
+				cJSON_AddNullToObject(j, "score");
+			cJSON_AddNumberToObject(j, "model_version", r->model_version);
+			if (r->trained_at_ms > 0) {
+				cJSON_AddStringToObject(j, "trained_at",
+							pdm_iso8601(r->trained_at_ms, ts, sizeof(ts)));
+				cJSON_AddNumberToObject(j, "model_age_s",
+							(double)((now - r->trained_at_ms) / 1000));
+			}
+			if (r->windows >= 0)
+				cJSON_AddNumberToObject(j, "windows", r->windows);
+			cJSON_AddBoolToObject(j, "training", r->training);
+			if (r->last_alert) {
+				cJSON_AddStringToObject(j, "last_alert", r->last_alert);
+				cJSON_AddStringToObject(j, "last_alert_ts",
+							pdm_iso8601(r->last_alert_ms, ts, sizeof(ts)));
+			}
+			cJSON_AddItemToArray(ja, j);
+		}
+		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
+							      : cJSON_CreateArray());
+		const cJSON *jst = cJSON_GetObjectItemCaseSensitive(d.status, "store");
+		if (jst)
+			cJSON_AddItemToObject(o2, "store", cJSON_Duplicate(jst, 1));
+		if (pending >= 0)
+			cJSON_AddNumberToObject(o2, "outbox_pending", (double)pending);
+		ex = print_json(o2);
+		cJSON_Delete(o2);
+		goto out;
+	}
+
+	daemon_line(&d, now);
+	printf("config: %s   state: %s\n\n", c->config_dir, c->cfg->daemon.state_dir);
+	struct table t;
+	table_init(&t, 1u << 2 | 1u << 5, 7, "ASSET", "STATE", "SCORE", "MODEL", "MODEL AGE",
+		   "WINDOWS", "LAST ALERT");
+	for (size_t i = 0; i < na; i++) {
+		const struct asset_row *r = &rows[i];
+		char score[32] = "-", model[32] = "none", age[32] = "-", win[32] = "-",
+		     last[300] = "-", state[48];
+		if (isfinite(r->score))
+			snprintf(score, sizeof(score), "%.3f", r->score);
+		if (r->model_version)
+			snprintf(model, sizeof(model), "v%u%s", r->model_version,
+				 r->training ? " (training)" : "");
+		else if (r->training)
+			snprintf(model, sizeof(model), "training");
+		if (r->trained_at_ms > 0)
+			pdmctl_fmt_age(now - r->trained_at_ms, age, sizeof(age));
+		if (r->windows >= 0)
+			snprintf(win, sizeof(win), "%.0f", r->windows);
+		if (r->last_alert) {
+			char a[32];
+			pdmctl_fmt_age(now - r->last_alert_ms, a, sizeof(a));
+			snprintf(last, sizeof(last), "%s (%s ago)", r->last_alert, a);
+		}
+		snprintf(state, sizeof(state), "%s", r->state ? r->state : "?");
+		table_add(&t, r->asset, state, score, model, age, win, last);
+	}
+	table_print(&t, stdout);
+	table_free(&t);
+
+	if (cJSON_GetArraySize(jsources) > 0) {
+		putchar('\n');
+		table_init(&t, 1u << 3 | 1u << 4 | 1u << 5, 7, "SOURCE", "TYPE", "CONNECTED",
+			   "MESSAGES", "ERRORS", "RECONNECTS", "LAST OK");
+		const cJSON *it;
+		cJSON_ArrayForEach(it, jsources)
+		{
+			char msgs[32] = "-", errs[32] = "-", rec[32] = "-", last[48] = "-";
+			double v;
+			const char *type = jstr(it, "type");
+			bool mb = type && strcmp(type, "modbus") == 0;
+			if (jnum(it, mb ? "requests" : "received", &v))
+				snprintf(msgs, sizeof(msgs), "%.0f", v);
+			if (jnum(it, mb ? "errors" : "malformed", &v))
+				snprintf(errs, sizeof(errs), "%.0f", v);
+			if (jnum(it, "reconnects", &v))
+				snprintf(rec, sizeof(rec), "%.0f", v);
+			int64_t ls;
+			const char *l = jstr(it, "last_success");
+			if (l && pdm_parse_iso8601(l, &ls) == 0) {
+				char a[32];
+				pdmctl_fmt_age(now - ls, a, sizeof(a));
+				snprintf(last, sizeof(last), "%s ago", a);
+			}
+			table_add(&t, jstr(it, "source"), type,
+				  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "connected"))
+					  ? "yes"
+					  : "NO",
+				  msgs, errs, rec, last);
+		}
+		table_print(&t, stdout);
+		table_free(&t);
+	}
+	const cJSON *jst = cJSON_GetObjectItemCaseSensitive(d.status, "store");
+	double ap = 0, dr = 0, ev = 0, we = 0;
+	if (jst && jnum(jst, "appended", &ap)) {
+		jnum(jst, "dropped_full", &dr);
+		jnum(jst, "evicted", &ev);
+		jnum(jst, "write_errors", &we);
+		printf("\nstore: %.0f samples appended, %.0f dropped (queue full), %.0f evicted, "
+		       "%.0f write errors\n",
+		       ap, dr, ev, we);
+	}
+	if (pending >= 0)
+		printf("%salerts not yet delivered to the broker: %lld\n", jst ? "" : "\n",
+		       (long long)pending);
+	ex = d.state == DAEMON_RUNNING ? 0 : EX_UNAVAILABLE;
+out:
+	free(rows);
+	cJSON_Delete(d.status);
+	return ex;
+}
+
+/* ---- alerts ------------------------------------------------------------------------ */
+
+struct alerts_ctx {
+	const char *prefix; /* "P/alerts/" */
+	const char *asset;  /* NULL = all */
+	struct table *t;
+	cJSON *arr;
+	size_t n;
+};
+
+/* "vibration_rms 62%, bearing_temp 21%" */
+static void fmt_contributors(const cJSON *alert, char *buf, size_t len)
+{
+	const cJSON *it;
+	size_t o = 0;
+	buf[0] = '\0';
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(alert, "contributors"))
+	{
+		double share = 0;
+		const char *sensor = jstr(it, "sensor");
+		jnum(it, "share", &share);
+		int n = snprintf(buf + o, len - o, "%s%s %.0f%%", o ? ", " : "",
+				 sensor ? sensor : "?", share * 100.0);
+		if (n < 0 || (size_t)n >= len - o)
+			break;
+		o += (size_t)n;
+	}
+	if (!buf[0])
+		snprintf(buf, len, "-");
+}
+
+static int alerts_cb(const struct store_outbox_row *r, void *user)
+{
+	struct alerts_ctx *a = user;
+	size_t pl = strlen(a->prefix);
+
+	if (strncmp(r->topic, a->prefix, pl) != 0)
+		return 0;
+	if (a->asset && strcmp(r->topic + pl, a->asset) != 0)
+		return 0;
+	cJSON *al = cJSON_Parse(r->payload);
+	char created[PDM_ISO8601_LEN], delivered[PDM_ISO8601_LEN];
+	a->n++;
+	if (a->arr) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddNumberToObject(j, "outbox_id", (double)r->id);
+		cJSON_AddStringToObject(j, "topic", r->topic);
+		cJSON_AddStringToObject(j, "created",
+					pdm_iso8601(r->created_ms, created, sizeof(created)));
+		cJSON_AddBoolToObject(j, "delivered", r->delivered_ms > 0);
+		if (r->delivered_ms > 0)
+			cJSON_AddStringToObject(j, "delivered_at",
+						pdm_iso8601(r->delivered_ms, delivered,
+							    sizeof(delivered)));
+		/* The payload as SCADA got it (or a string if it is not JSON). */
+		cJSON_AddItemToObject(j, "alert", al ? al : cJSON_CreateString(r->payload));
+		cJSON_AddItemToArray(a->arr, j);
+		return 0;
+	}
+	char when[32] = "-", score[32] = "-", top[512];
+	int64_t ts;
+	double v;
+	const char *t = jstr(al, "ts");
+	if (t && pdm_parse_iso8601(t, &ts) == 0)
+		fmt_time(ts, when, sizeof(when));
+	if (jnum(al, "score", &v))
+		snprintf(score, sizeof(score), "%.3f", v);
+	fmt_contributors(al, top, sizeof(top));
+	table_add(a->t, jstr(al, "id"), jstr(al, "event"), jstr(al, "severity"), when, score, top,
+		  r->delivered_ms > 0 ? "delivered" : "PENDING");
+	cJSON_Delete(al);
+	return 0;
+}
+
+static int cmd_alerts(struct pdmctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "since", required_argument, NULL, 's' },
+		{ "asset", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	const char *since_s = NULL, *asset = NULL;
+	int o, ex;
+
+	while ((o = getopt_long(argc, argv, "c:s:a:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c->config_dir = optarg;
+			break;
+		case 's':
+			since_s = optarg;
+			break;
+		case 'a':
+			asset = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("Usage: pdmctl alerts [-c DIR] [--since WHEN] [--asset NAME] [--json]\n"
+			       "Lists the alert events pdmd queued for MQTT (delivered or still\n"
+			       "pending), oldest first. WHEN is a duration ago (30m, 2h, 7d) or an\n"
+			       "ISO-8601 time; default: everything kept (the newest 10,000 delivered).\n");
+			return 0;
+		default:
+			return pdmctl_usage_error("alerts", "bad option", NULL);
+		}
+	}
+	if (optind < argc)
+		return pdmctl_usage_error("alerts", "unexpected argument", argv[optind]);
+	int64_t since = 0;
+	if (since_s && pdmctl_parse_when(since_s, pdm_wall_ms(), &since) < 0)
+		return pdmctl_usage_error("alerts", "bad --since (want 30m, 2h, 7d or a time)",
+					  since_s);
+	struct store *s = pdmctl_open_store(c, &ex);
+	if (!s)
+		return ex;
+	char prefix[512];
+	snprintf(prefix, sizeof(prefix), "%s/alerts/", c->cfg->mqtt.topic_prefix);
+	struct table t;
+	table_init(&t, 1u << 4, 7, "ID", "EVENT", "SEVERITY", "TIME (UTC)", "SCORE",
+		   "TOP CONTRIBUTORS", "MQTT");
+	struct alerts_ctx a = { .prefix = prefix, .asset = asset, .t = &t };
+	if (json)
+		a.arr = cJSON_CreateArray();
+	int e = store_outbox_list(s, since, alerts_cb, &a);
+	store_close(s);
+	if (e < 0) {
+		fprintf(stderr, "pdmctl alerts: cannot read the outbox: %s\n", pdm_strerror(e));
+		ex = EX_IOERR;
+	} else if (json) {
+		ex = print_json(a.arr);
+	} else if (a.n == 0) {
+		printf("no alerts%s%s\n", since_s ? " since " : "", since_s ? since_s : "");
+		ex = 0;
+	} else {
+		table_print(&t, stdout);
+		ex = 0;
+	}
+	cJSON_Delete(a.arr);
+	table_free(&t);
+	return ex;
+}
+
+/* Alert episodes for plots: pairs raised/escalated ... cleared by id. */
+struct ep_ctx {
+	const char *topic;
+	struct pdmctl_episode *ep;
+	char (*ids)[128];
+	size_t max, n;
+};
+
+static int episodes_cb(const struct store_outbox_row *r, void *user)
+{
+	struct ep_ctx *x = user;
+	if (strcmp(r->topic, x->topic) != 0)
+		return 0;
+	cJSON *al = cJSON_Parse(r->payload);
+	const char *id = jstr(al, "id"), *ev = jstr(al, "event"), *sev = jstr(al, "severity");
+	const char *st = jstr(al, "started"), *ts = jstr(al, "ts");
+	int64_t t_start, t_ev;
+	if (!id || !ev || !st || !ts || pdm_parse_iso8601(st, &t_start) < 0 ||
+	    pdm_parse_iso8601(ts, &t_ev) < 0) {
+		cJSON_Delete(al);
+		return 0;
+	}
+	size_t k;
+	for (k = 0; k < x->n; k++)
+		if (strcmp(x->ids[k], id) == 0)
+			break;
+	if (k == x->n) {
+		if (x->n == x->max) {
+			cJSON_Delete(al);
+			return 0;
+		}
+		snprintf(x->ids[k], sizeof(x->ids[k]), "%s", id);
+		x->ep[k] = (struct pdmctl_episode){ .start_ms = t_start, .end_ms = INT64_MAX };
+		x->n++;
+	}
+	if (sev && strcmp(sev, "critical") == 0)
+		x->ep[k].critical = true;
+	if (strcmp(ev, "cleared") == 0)
+		x->ep[k].end_ms = t_ev;
+	cJSON_Delete(al);
+	return 0;
+}
+
+int pdmctl_episodes(struct pdmctl *c, struct store *s, const char *asset, int64_t t0, int64_t t1,
+		    struct pdmctl_episode *ep, size_t max, size_t *n)
+{
+	char topic[512];
+	snprintf(topic, sizeof(topic), "%s/alerts/%s", c->cfg->mqtt.topic_prefix, asset);
+	struct ep_ctx x = { .topic = topic, .ep = ep, .max = max };
+	x.ids = xrealloc(NULL, (max ? max : 1) * sizeof(*x.ids));
+	/* Episodes that started before t0 may still be open inside the range:
+	 * read a day more than asked. */
+	int e = store_outbox_list(s, t0 - 86400000, episodes_cb, &x);
+	free(x.ids);
+	size_t k = 0;
+	for (size_t i = 0; i < x.n; i++)
+		if (ep[i].start_ms < t1 && ep[i].end_ms > t0)
+			ep[k++] = ep[i];
+	*n = k;
+	return e;
+}
+
+/* ---- models -------------------------------------------------------------------------- */
+
+struct models_ctx {
+	struct table *t;
+	cJSON *arr;
+	int64_t now;
+	size_t n;
+	char **paths;
+};
+
+static int models_cb(const struct store_model *m, void *user)
+{
+	struct models_ctx *x = user;
+	char trained[32], age[32], win[32], vl[32], th[32], ver[32];
+	struct stat st;
+	bool present = stat(m->path, &st) == 0;
+
+	x->paths = xrealloc(x->paths, (x->n + 1) * sizeof(char *));
+	x->paths[x->n++] = xstrdup(m->path);
+	if (x->arr) {
+		char iso[PDM_ISO8601_LEN];
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddNumberToObject(j, "version", m->version);
+		cJSON_AddStringToObject(j, "kind", m->kind);
+		cJSON_AddStringToObject(j, "path", m->path);
+		cJSON_AddBoolToObject(j, "file_present", present);
+		cJSON_AddStringToObject(j, "trained_at",
+					pdm_iso8601(m->trained_at_ms, iso, sizeof(iso)));
+		cJSON_AddNumberToObject(j, "windows", (double)m->windows);
+		if (isfinite(m->val_loss))
+			cJSON_AddNumberToObject(j, "val_loss", m->val_loss);
+		if (isfinite(m->threshold))
+			cJSON_AddNumberToObject(j, "threshold", m->threshold);
+		cJSON_AddItemToArray(x->arr, j);
+		return 0;
+	}
+	snprintf(ver, sizeof(ver), "v%u", m->version);
+	fmt_time(m->trained_at_ms, trained, sizeof(trained));
+	pdmctl_fmt_age(x->now - m->trained_at_ms, age, sizeof(age));
+	snprintf(win, sizeof(win), "%llu", (unsigned long long)m->windows);
+	snprintf(vl, sizeof(vl), "%.4g", m->val_loss);
+	snprintf(th, sizeof(th), "%.4g", m->threshold);
+	const char *base = strrchr(m->path, '/');
+	char file[512];
+	snprintf(file, sizeof(file), "%s%s", base ? base + 1 : m->path,
+		 present ? "" : " (MISSING)");
+	table_add(x->t, ver, m->kind, trained, age, win, vl, th, file);
+	return 0;
+}
+
+static int cmd_models(struct pdmctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	int o, ex;
+
+	while ((o = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c->config_dir = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("Usage: pdmctl models [-c DIR] [--json] ASSET\n"
+			       "Lists the asset's model registry (newest first) and the model files\n"
+			       "in STATE_DIR/models/ASSET.\n");
+			return 0;
+		default:
+			return pdmctl_usage_error("models", "bad option", NULL);
+		}
+	}
+	if (optind + 1 != argc)
+		return pdmctl_usage_error("models", "want exactly one ASSET", NULL);
+	const char *asset = argv[optind];
+	if ((ex = pdmctl_load_cfg(c)) != 0)
+		return ex;
+	if (!find_asset_or_complain(c, "models", asset))
+		return EX_USAGE;
+	struct store *s = pdmctl_open_store(c, &ex);
+	if (!s)
+		return ex;
+	struct table t;
+	table_init(&t, 1u << 4 | 1u << 5 | 1u << 6, 8, "VERSION", "KIND", "TRAINED (UTC)", "AGE",
+		   "WINDOWS", "VAL LOSS", "THRESHOLD", "FILE");
+	struct models_ctx x = { .t = &t, .now = pdm_wall_ms() };
+	cJSON *root = NULL;
+	if (json) {
+		root = cJSON_CreateObject();
+		cJSON_AddStringToObject(root, "asset", asset);
+		x.arr = cJSON_AddArrayToObject(root, "models");
+	}
+	int e = store_model_list(s, asset, 0, models_cb, &x);
+	store_close(s);
+	if (e < 0) {
+		fprintf(stderr, "pdmctl models: cannot read the registry: %s\n", pdm_strerror(e));
+		ex = EX_IOERR;
+		goto out;
+	}
+
+	char dir[4200];
+	snprintf(dir, sizeof(dir), "%s/models/%s", c->cfg->daemon.state_dir, asset);
+	struct dirent **ents = NULL;
+	int nent = scandir(dir, &ents, NULL, alphasort);
+	cJSON *files = json ? cJSON_AddArrayToObject(root, "files") : NULL;
+	if (!json) {
+		if (x.n == 0)
+			printf("no models registered for %s (still learning?)\n", asset);
+		else
+			table_print(&t, stdout);
+		printf("\n%s:%s\n", dir, nent < 0 ? " (none)" : "");
+	}
+	for (int i = 0; i < nent; i++) {
+		char path[4500];
+		struct stat st;
+		const char *nm = ents[i]->d_name;
+		snprintf(path, sizeof(path), "%s/%s", dir, nm);
+		if (nm[0] == '.' || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		bool reg = false;
+		for (size_t k = 0; k < x.n; k++) {
+			const char *b = strrchr(x.paths[k], '/');
+			if (strcmp(b ? b + 1 : x.paths[k], nm) == 0)
+				reg = true;
+		}
+		if (files) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "name", nm);
+			cJSON_AddNumberToObject(j, "bytes", (double)st.st_size);
+			cJSON_AddBoolToObject(j, "registered", reg);
+			cJSON_AddItemToArray(files, j);
+		} else {
+			printf("  %-20s %10lld bytes%s\n", nm, (long long)st.st_size,
+			       reg ? "" : "  (not in the registry)");
+		}
+	}
+	for (int i = 0; i < nent; i++)
+		free(ents[i]);
+	free(ents);
+	ex = json ? print_json(root) : 0;
+out:
+	for (size_t k = 0; k < x.n; k++)
+		free(x.paths[k]);
+	free(x.paths);
+	cJSON_Delete(root);
+	table_free(&t);
+	return ex;
+}
+
+/* ---- export ---------------------------------------------------------------------------- */
+
+static int cmd_export(struct pdmctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "score", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *since_s = "1h", *until_s = "now";
+	bool with_score = false;
+	int o, ex;
+
+	while ((o = getopt_long(argc, argv, "c:s:u:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c->config_dir = optarg;
+			break;
+		case 's':
+			since_s = optarg;
+			break;
+		case 'u':
+			until_s = optarg;
+			break;
+		case 'S':
+			with_score = true;
+			break;
+		case 'h':
+			printf("Usage: pdmctl export [-c DIR] ASSET [--since WHEN] [--until WHEN] [--score]\n"
+			       "Writes the asset's stored samples as CSV on stdout: ts_ms, then one\n"
+			       "column per sensor (the format 'pdmd replay --csv' reads). WHEN is a\n"
+			       "duration ago (30m, 2h, 7d), an ISO-8601 time or 'now'; default the\n"
+			       "last hour. --score adds the anomaly score as column 'score'.\n");
+			return 0;
+		default:
+			return pdmctl_usage_error("export", "bad option", NULL);
+		}
+	}
+	if (optind + 1 != argc)
+		return pdmctl_usage_error("export", "want exactly one ASSET", NULL);
+	const char *asset = argv[optind];
+	int64_t now = pdm_wall_ms(), t0, t1;
+	if (pdmctl_parse_when(since_s, now, &t0) < 0)
+		return pdmctl_usage_error("export", "bad --since", since_s);
+	if (pdmctl_parse_when(until_s, now, &t1) < 0)
+		return pdmctl_usage_error("export", "bad --until", until_s);
+	if (t1 <= t0)
+		return pdmctl_usage_error("export", "--until must be after --since", NULL);
+	/* "now" includes the sample stamped this very millisecond. */
+	t1++;
+	if ((ex = pdmctl_load_cfg(c)) != 0)
+		return ex;
+	const struct cfg_asset *a = find_asset_or_complain(c, "export", asset);
+	if (!a)
+		return EX_USAGE;
+	struct store *s = pdmctl_open_store(c, &ex);
+	if (!s)
+		return ex;
+
+	size_t n = 0;
+	uint32_t *ids = xrealloc(NULL, (a->n_sensors + 1) * sizeof(*ids));
+	const char **cols = xrealloc(NULL, (a->n_sensors + 1) * sizeof(*cols));
+	for (size_t i = 0; i < a->n_sensors; i++) {
+		const struct cfg_sensor *se = &c->cfg->sensors[a->sensors[i]];
+		if (store_sensor_id(s, se->name, &ids[n]) < 0) {
+			fprintf(stderr, "pdmctl export: %s has never been stored; column left out\n",
+				se->name);
+			continue;
+		}
+		cols[n++] = se->column && se->column[0] ? se->column : se->short_name;
+	}
+	char sname[300];
+	snprintf(sname, sizeof(sname), "%s/score", asset);
+	if (with_score && store_sensor_id(s, sname, &ids[n]) == 0)
+		cols[n++] = "score";
+	FILE *tmp = NULL;
+	if (n == 0) {
+		fprintf(stderr, "pdmctl export: nothing stored for %s\n", asset);
+		ex = EX_NOINPUT;
+		goto out;
+	}
+	/* The store names columns by sensor ("pump-a.flow"); replay wants the
+	 * configured column names, so the header is rewritten on the way out. */
+	tmp = tmpfile();
+	if (!tmp) {
+		fprintf(stderr, "pdmctl export: cannot make a temporary file: %s\n", strerror(errno));
+		ex = EX_CANTCREAT;
+		goto out;
+	}
+	int e = store_export_csv(s, ids, n, t0, t1, tmp);
+	if (e < 0 || fflush(tmp) != 0) {
+		fprintf(stderr, "pdmctl export: %s\n", pdm_strerror(e < 0 ? e : -errno));
+		ex = EX_IOERR;
+		goto out;
+	}
+	rewind(tmp);
+	int ch;
+	while ((ch = getc(tmp)) != EOF && ch != '\n')
+		;
+	fputs("ts_ms", stdout);
+	for (size_t i = 0; i < n; i++)
+		printf(",%s", cols[i]);
+	putchar('\n');
+	char buf[65536];
+	size_t got;
+	while ((got = fread(buf, 1, sizeof(buf), tmp)) > 0)
+		if (fwrite(buf, 1, got, stdout) != got)
+			break;
+	ex = ferror(tmp) || fflush(stdout) != 0 || ferror(stdout) ? EX_IOERR : 0;
+	if (ex)
+		fprintf(stderr, "pdmctl export: write failed\n");
+out:
+	if (tmp)
+		fclose(tmp);
+	store_close(s);
+	free(ids);
+	free(cols);
+	return ex;
+}
+
+/* ---- retrain ------------------------------------------------------------------------------- */
+
+static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "no-wait", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool wait = true;
+	int o, ex;
+
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c->config_dir = optarg;
+			break;
+		case 'n':
+			wait = false;
+			break;
+		case 'h':
+			printf("Usage: pdmctl retrain [-c DIR] [--no-wait] ASSET\n"
+			       "Asks pdmd to train a new model for ASSET now (it creates\n"
+			       "STATE_DIR/control/retrain.ASSET, which the daemon takes within a\n"
+			       "second) and waits up to 5 s to see it taken. The new model replaces\n"
+			       "the current one only if it is better (see 'pdmctl models').\n"
+			       "Exit 0 when taken, 69 when pdmd is not running (the request then\n"
+			       "waits for its next start), 75 when not taken within 5 s.\n");
+			return 0;
+		default:
+			return pdmctl_usage_error("retrain", "bad option", NULL);
+		}
+	}
+	if (optind + 1 != argc)
+		return pdmctl_usage_error("retrain", "want exactly one ASSET", NULL);
+	const char *asset = argv[optind];
+	if ((ex = pdmctl_load_cfg(c)) != 0)
+		return ex;
+	if (!find_asset_or_complain(c, "retrain", asset))
+		return EX_USAGE;
+
+	char dir[4200], path[4400];
+	snprintf(dir, sizeof(dir), "%s/control", c->cfg->daemon.state_dir);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		fprintf(stderr, "pdmctl retrain: cannot create %s: %s\n", dir, strerror(errno));
+		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
+	}
+	snprintf(path, sizeof(path), "%s/retrain.%s", dir, asset);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		fprintf(stderr, "pdmctl retrain: cannot create %s: %s\n", path, strerror(errno));
+		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
+	}
+	close(fd);
+
+	struct daemon_info d;
+	daemon_probe(c->cfg, pdm_wall_ms(), &d);
+	cJSON_Delete(d.status);
+	if (d.state != DAEMON_RUNNING) {
+		printf("retrain of %s requested (%s), but pdmd is not running: it will retrain when "
+		       "it starts\n",
+		       asset, path);
+		return EX_UNAVAILABLE;
+	}
+	if (!wait) {
+		printf("retrain of %s requested (%s)\n", asset, path);
+		return 0;
+	}
+	/* The daemon polls control/ every second and deletes the file when it
+	 * takes the request. */
+	for (int i = 0; i < 50; i++) {
+		if (access(path, F_OK) < 0 && errno == ENOENT) {
+			printf("pdmd took the retrain request for %s; 'pdmctl models %s' shows the "
+			       "result when training ends\n",
+			       asset, asset);
+			return 0;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	printf("retrain of %s requested (%s) but not taken within 5 s; is pdmd busy?\n", asset,
+	       path);
+	return EX_TEMPFAIL;
+}
+
+/* ---- plot without PLplot -------------------------------------------------------------------- */
+
+#if !HAVE_PLPLOT
+int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
+{
+	(void)c;
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "pdmctl plot: this pdmctl was built without plotting (PLplot); rebuild "
+			"with libplplot-dev installed (meson option -Dplot=enabled)\n");
+	return EX_UNAVAILABLE;
+}
+#endif
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+struct command {
+	const char *name;
+	const char *summary;
+	int (*fn)(struct pdmctl *c, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "status", "daemon liveness, asset states and scores, source health", cmd_status },
+	{ "alerts", "alert events sent (or still owed) to MQTT", cmd_alerts },
+	{ "models", "an asset's model registry and model files", cmd_models },
+	{ "export", "an asset's stored samples as CSV (for pdmd replay)", cmd_export },
+	{ "retrain", "ask the running daemon to retrain an asset now", cmd_retrain },
+	{ "watch", "live view of states, scores and alerts (MQTT)", pdmctl_cmd_watch },
+	{ "plot", "draw an asset's sensors, score and alerts to PNG or SVG", pdmctl_cmd_plot },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: pdmctl [-c DIR] [--version] [--help] COMMAND [ARGS]\n"
+		     "Operator's tool for pdmd: reads the state directory named by the\n"
+		     "configuration in DIR (default " PDM_SYSCONFDIR ").\n\nCommands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nRun 'pdmctl COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pdmctl c = { .config_dir = PDM_SYSCONFDIR };
+	int o;
+
+	/* Store and config messages are for a person at a terminal here. */
+	pdm_log_level = LOG_WARNING;
+	while ((o = getopt_long(argc, argv, "+c:Vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c.config_dir = optarg;
+			break;
+		case 'V':
+			printf("pdmctl %s\n", PDM_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *name = argv[optind];
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].name, name) != 0)
+			continue;
+		int sub_argc = argc - optind;
+		char **sub_argv = argv + optind;
+		optind = 1; /* getopt restarts on the command's own arguments */
+		int ex = commands[i].fn(&c, sub_argc, sub_argv);
+		cfg_free(c.cfg);
+		return ex;
+	}
+	fprintf(stderr, "pdmctl: unknown command '%s'\n", name);
+	usage(stderr);
+	return EX_USAGE;
+}

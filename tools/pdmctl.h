@@ -1,0 +1,58 @@
+/*
+ * pdmctl.h - what the pdmctl commands share: the loaded configuration, the
+ * read-only store handle, and small formatting helpers.
+ *
+ * pdmctl only reads the daemon's state directory (status.json, the SQLite
+ * store through a read-only handle, models/) and asks for actions by
+ * creating files under control/, so it never competes with the daemon for
+ * the database's write lock.
+ */
+#ifndef PDMCTL_H
+#define PDMCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "store.h"
+
+struct pdmctl {
+	const char *config_dir;
+	struct pdm_config *cfg; /* NULL until pdmctl_load_cfg */
+};
+
+/* Loads the configuration; prints the problems and returns EX_CONFIG on
+ * failure, 0 on success. */
+int pdmctl_load_cfg(struct pdmctl *c);
+
+/* Opens the store read-only; prints why and returns NULL with *ex set to an
+ * exit code when it cannot. */
+struct store *pdmctl_open_store(struct pdmctl *c, int *ex);
+
+/* Parses a point in time: ISO-8601, or a duration meaning that long ago
+ * ("2h"), or "now". Returns 0 or -EINVAL. */
+int pdmctl_parse_when(const char *s, int64_t now_ms, int64_t *out_ms);
+
+/* "45s", "12m", "3h05m", "2d04h". */
+void pdmctl_fmt_age(int64_t ms, char *buf, size_t len);
+
+/* Prints "pdmctl CMD: message" to stderr and returns EX_USAGE. */
+int pdmctl_usage_error(const char *cmd, const char *msg, const char *arg);
+
+/* Commands in their own files. argv[0] is the command name. */
+int pdmctl_cmd_watch(struct pdmctl *c, int argc, char **argv);
+int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv);
+
+/* Alert episodes of one asset from the outbox, for plots: [start, end);
+ * end is INT64_MAX for an episode still open. */
+struct pdmctl_episode {
+	int64_t start_ms, end_ms;
+	bool critical;
+};
+/* Fills up to max episodes of `asset` overlapping [t0, t1); *n = count.
+ * Returns 0 or a negative code. */
+int pdmctl_episodes(struct pdmctl *c, struct store *s, const char *asset, int64_t t0, int64_t t1,
+		    struct pdmctl_episode *ep, size_t max, size_t *n);
+
+#endif
