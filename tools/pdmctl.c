@@ -631,7 +631,7 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		       ap, dr, ev, we);
 	}
 	if (pending >= 0)
-		printf("%salerts not yet delivered to the broker: %lld\n", jst ? "" : "\n",
+		printf("%soutbox: %lld message(s) not yet delivered to the broker\n", jst ? "" : "\n",
 		       (long long)pending);
 	ex = d.state == DAEMON_RUNNING ? 0 : EX_UNAVAILABLE;
 out:
@@ -1296,7 +1296,7 @@ int main(int argc, char **argv)
 			continue;
 		int sub_argc = argc - optind;
 		char **sub_argv = argv + optind;
-		optind = 1; /* getopt restarts on the command's own arguments */
+		optind = 0; /* glibc: a full restart, so the command's options may follow its operands */
 		int ex = commands[i].fn(&c, sub_argc, sub_argv);
 		cfg_free(c.cfg);
 		return ex;

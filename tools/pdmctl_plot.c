@@ -330,7 +330,13 @@ int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 		plcol0(COL_FG);
 		bool last = k == npanels - 1;
 		plbox(last ? "bcnstd" : "bcstd", 0, 0, "bcnstv", 0, 0);
-		plmtex("l", 6.0, 0.5, 0.5, s->label);
+		/* Sensor names are longer than a short panel is high: they go
+		 * inside the panel's top left corner; the score is labelled on
+		 * the axis. */
+		if (is_score)
+			plmtex("l", 5.0, 0.5, 0.5, s->label);
+		else
+			plmtex("t", -1.5, 0.01, 0.0, s->label);
 		if (is_score) {
 			PLFLT tx[2] = { t0s, t1s }, ty[2] = { 1.0, 1.0 };
 			plcol0(COL_THRESH);
