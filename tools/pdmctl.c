@@ -212,10 +212,10 @@ int pdmctl_load_cfg(struct pdmctl *c)
 {
 	char *msg = NULL;
 	size_t msglen = 0;
-	FILE *err = open_memstream(&msg, &msglen);
 
 	if (c->cfg)
 		return 0;
+	FILE *err = open_memstream(&msg, &msglen);
 	if (!err) {
 		fprintf(stderr, "pdmctl: %s\n", strerror(errno));
 		return EX_OSERR;
