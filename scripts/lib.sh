@@ -7,7 +7,7 @@ PDM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Packages to build pdmd and run its suite.
 PDM_BUILD_PKGS=(gcc libc6-dev meson ninja-build pkg-config
 	libmodbus-dev libpaho-mqtt-dev libopenblas-dev libsqlite3-dev libcmocka-dev
-	libinih-dev libcjson-dev libsystemd-dev)
+	libinih-dev libcjson-dev libsystemd-dev libplplot-dev plplot-driver-cairo)
 PDM_TEST_PKGS=(mosquitto mosquitto-clients python3 python3-pymodbus python3-serial python3-serial-asyncio
 	socat sqlite3 systemd procps clang libclang-rt-14-dev)
 

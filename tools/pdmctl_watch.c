@@ -333,8 +333,8 @@ static void draw(struct watch *w, struct store *s, int64_t deadline_mono)
 		printf("\033[31m  last error: %s\033[0m\n", w->last_error);
 		pthread_mutex_unlock(&w->mu);
 	}
-	printf("\n\033[1m%-16s %-9s %7s %6s  score trend (newest right; '#' = 2.0, threshold 1.0 "
-	       "= '-')\033[0m\n",
+	printf("\n\033[1m%-16s %-9s %7s %6s  score trend, newest right (_ 0, ~ threshold 1.0, # 2.0+)"
+	       "\033[0m\n",
 	       "ASSET", "STATE", "SCORE", "MODEL");
 	if (w->n_assets == 0)
 		printf("  (waiting for %s)\n", w->state_filter);
