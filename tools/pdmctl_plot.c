@@ -97,14 +97,20 @@ static bool ends_with(const char *s, const char *suf)
 	return a >= b && strcasecmp(s + a - b, suf) == 0;
 }
 
-/* Draws the series as min/max envelopes joined bucket to bucket; a run of
- * empty buckets (no data) breaks the line. */
-static void draw_series(const struct series *s, double t0s, double bucket_s, int colour)
+/* Draws the series as min/max envelopes joined bucket to bucket. Series
+ * sparser than the buckets (scores come once per hop) leave single empty
+ * buckets; only a longer run of them is a real gap that breaks the line.
+ * With logy the values are drawn as log10 (for PLplot's log axis). */
+#define GAP_BUCKETS 8
+static void draw_series(const struct series *s, double t0s, double bucket_s, int colour,
+			bool logy)
 {
 	PLFLT x[2 * BUCKETS], y[2 * BUCKETS];
-	int n = 0;
+	int n = 0, empty = 0;
 	plcol0(colour);
 	for (int b = 0; b <= BUCKETS; b++) {
+		if (b < BUCKETS && s->count[b] == 0 && ++empty <= GAP_BUCKETS)
+			continue;
 		if (b == BUCKETS || s->count[b] == 0) {
 			if (n == 1)
 				plpoin(1, x, y, 1);
@@ -113,14 +119,23 @@ static void draw_series(const struct series *s, double t0s, double bucket_s, int
 			n = 0;
 			continue;
 		}
+		if (empty > GAP_BUCKETS && n > 0) {
+			plline(n, x, y);
+			n = 0;
+		}
+		empty = 0;
 		double t = t0s + (b + 0.5) * bucket_s;
+		double lo = logy ? log10(fmax(s->lo[b], 1e-3)) : s->lo[b];
+		double hi = logy ? log10(fmax(s->hi[b], 1e-3)) : s->hi[b];
 		x[n] = t;
-		y[n++] = s->lo[b];
-		if (s->hi[b] != s->lo[b]) {
+		y[n++] = lo;
+		if (hi != lo) {
 			x[n] = t;
-			y[n++] = s->hi[b];
+			y[n++] = hi;
 		}
 	}
+	if (n > 1)
+		plline(n, x, y);
 }
 
 static void shade(const struct pdmctl_episode *ep, size_t nep, double t0s, double t1s, double ylo,
@@ -308,7 +323,14 @@ int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 		double y1 = ypos, y0 = ypos - (double)h / height;
 		ypos = y0 - (double)gap / height;
 		double lo = s->min, hi = s->max;
-		if (is_score) {
+		/* Scores span decades in a fault (0.3 normal, 80 in a bearing
+		 * failure): beyond 10 the score axis is logarithmic, so the
+		 * threshold and the normal band stay visible. */
+		bool logy = is_score && s->n && s->max > 10;
+		if (is_score && logy) {
+			lo = log10(fmax(1e-3, fmin(0.1, s->min * 0.8)));
+			hi = log10(s->max * 1.3);
+		} else if (is_score) {
 			lo = 0;
 			hi = fmax(1.5, s->n ? s->max * 1.1 : 1.5);
 		} else if (s->n == 0) {
@@ -329,7 +351,7 @@ int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 		plbox("g", 0, 0, "g", 0, 0);
 		plcol0(COL_FG);
 		bool last = k == npanels - 1;
-		plbox(last ? "bcnstd" : "bcstd", 0, 0, "bcnstv", 0, 0);
+		plbox(last ? "bcnstd" : "bcstd", 0, 0, logy ? "bcnstvl" : "bcnstv", 0, 0);
 		/* Sensor names are longer than a short panel is high: they go
 		 * inside the panel's top left corner; the score is labelled on
 		 * the axis. */
@@ -338,38 +360,46 @@ int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 		else
 			plmtex("t", -1.5, 0.01, 0.0, s->label);
 		if (is_score) {
-			PLFLT tx[2] = { t0s, t1s }, ty[2] = { 1.0, 1.0 };
+			double one = logy ? 0.0 : 1.0;
+			PLFLT tx[2] = { t0s, t1s }, ty[2] = { one, one };
 			plcol0(COL_THRESH);
 			pllsty(2);
 			plline(2, tx, ty);
 			pllsty(1);
 			plwidth(1.5);
-			draw_series(s, t0s, bucket_s, COL_SCORE);
+			draw_series(s, t0s, bucket_s, COL_SCORE, logy);
 			plwidth(1.0);
 
-			PLINT opt[3] = { PL_LEGEND_LINE, PL_LEGEND_LINE, PL_LEGEND_COLOR_BOX };
-			PLINT tcol[3] = { COL_FG, COL_FG, COL_FG };
-			const char *text[3] = { "anomaly score", "threshold (1.0)", "alert episode" };
-			PLINT bcol[3] = { 0, 0, COL_EPISODE }, bpat[3] = { 0, 0, 0 };
-			PLFLT bscale[3] = { 0, 0, 1.0 }, bw[3] = { 0, 0, 1.0 };
-			PLINT lcol[3] = { COL_SCORE, COL_THRESH, 0 }, lsty[3] = { 1, 2, 1 };
-			PLFLT lw[3] = { 1.5, 1.0, 1.0 };
+			PLINT opt[4] = { PL_LEGEND_LINE, PL_LEGEND_LINE, PL_LEGEND_COLOR_BOX,
+					 PL_LEGEND_COLOR_BOX };
+			PLINT tcol[4] = { COL_FG, COL_FG, COL_FG, COL_FG };
+			const char *text[4] = { "anomaly score", "threshold (1.0)", "warning",
+						"critical" };
+			PLINT bcol[4] = { 0, 0, COL_EPISODE, COL_EPISODE_CRIT };
+			PLINT bpat[4] = { 0, 0, 0, 0 };
+			PLFLT bscale[4] = { 0, 0, 1.0, 1.0 }, bw[4] = { 0, 0, 1.0, 1.0 };
+			PLINT lcol[4] = { COL_SCORE, COL_THRESH, 0, 0 }, lsty[4] = { 1, 2, 1, 1 };
+			PLFLT lw[4] = { 1.5, 1.0, 1.0, 1.0 };
 			PLFLT lgw, lgh;
 			pllegend(&lgw, &lgh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
 				 PL_POSITION_TOP | PL_POSITION_LEFT | PL_POSITION_INSIDE, 0.01, 0.03,
-				 0.05, COL_BG, COL_FG, 1, 1, 3, 3, opt, 1.0, 0.8, 2.0, 0.0, tcol, text,
+				 0.04, COL_BG, COL_FG, 1, 1, 4, 4, opt, 1.0, 0.7, 2.0, 0.0, tcol, text,
 				 bcol, bpat, bscale, bw, lcol, lsty, lw, NULL, NULL, NULL, NULL);
 		} else {
-			draw_series(s, t0s, bucket_s, COL_LINE0 + k % (N_COLOURS - COL_LINE0));
+			draw_series(s, t0s, bucket_s, COL_LINE0 + k % (N_COLOURS - COL_LINE0), false);
 		}
 		if (k == 0) {
 			char title[512], a0[PDM_ISO8601_LEN], a1[PDM_ISO8601_LEN];
 			pdm_iso8601(t0, a0, sizeof(a0));
 			pdm_iso8601(t1 - 1, a1, sizeof(a1));
-			snprintf(title, sizeof(title), "%s: %.19s to %.19s UTC, %zu alert episode%s",
-				 asset, a0, a1, nep, nep == 1 ? "" : "s");
+			a0[10] = a1[10] = ' ';
+			/* Same day: the date once. */
+			bool same = strncmp(a0, a1, 10) == 0;
+			snprintf(title, sizeof(title), "%s  %.19s - %.*s UTC  (%zu alert episode%s)",
+				 asset, a0, same ? 8 : 19, same ? a1 + 11 : a1, nep,
+				 nep == 1 ? "" : "s");
 			plcol0(COL_FG);
-			plschr(0, 1.0);
+			plschr(0, 0.9);
 			plmtex("t", 1.5, 0.0, 0.0, title);
 			plschr(0, 0.75);
 		}

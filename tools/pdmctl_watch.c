@@ -123,9 +123,11 @@ static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
 	struct watch *w = ctx;
 	(void)r;
 	atomic_store(&w->conn, 2);
-	/* Scripts wait for this line before they make anything happen. */
-	fprintf(stderr, "pdmctl watch: subscribed to %s%s%s at %s\n", w->alerts_filter,
-		w->json ? "" : " and ", w->json ? "" : w->state_filter, w->uri);
+	/* Scripts wait for this line before they make anything happen; the
+	 * screen shows it in its header instead. */
+	if (w->json)
+		fprintf(stderr, "pdmctl watch: subscribed to %s at %s\n", w->alerts_filter,
+			w->uri);
 }
 
 static void on_fail(void *ctx, MQTTAsync_failureData *r)
