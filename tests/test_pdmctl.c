@@ -287,7 +287,7 @@ static void test_status(void **state)
 	assert_non_null(line_with(OUT, "pump-a  ", row, sizeof(row)));
 	assert_non_null(strstr(row, "v1"));
 	assert_non_null(strstr(row, "0.3")); /* the newest stored score */
-	assert_int_equal(RUN("status", "--json"), 0);
+	assert_int_equal(RUN("status", "--json"), 69);
 	j = cJSON_Parse(OUT);
 	assert_non_null(j);
 	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "daemon"), "running")));
@@ -444,6 +444,24 @@ static void test_retrain(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_non_null(strstr(OUT, "requested"));
 	assert_int_equal(unlink(path), 0);
+
+	/* A stand-in for the daemon's control poll takes the request: pdmctl
+	 * sees the file go and reports it taken. */
+	pid_t taker = fork();
+	assert_true(taker >= 0);
+	if (taker == 0) {
+		for (int i = 0; i < 200; i++) {
+			if (unlink(path) == 0)
+				_exit(0);
+			test_sleep_ms(20);
+		}
+		_exit(1);
+	}
+	assert_int_equal(RUN("retrain", "pump-a"), 0);
+	assert_non_null(strstr(OUT, "pdmd took the retrain request for pump-a"));
+	int ts;
+	assert_int_equal(waitpid(taker, &ts, 0), taker);
+	assert_int_equal(WEXITSTATUS(ts), 0);
 
 	/* The daemon is gone: the request is left for its next start. */
 	write_status(pdm_wall_ms() - 60000, getpid());

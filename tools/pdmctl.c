@@ -552,6 +552,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		if (pending >= 0)
 			cJSON_AddNumberToObject(o2, "outbox_pending", (double)pending);
 		ex = print_json(o2);
+		if (ex == 0 && d.state != DAEMON_RUNNING)
+			ex = EX_UNAVAILABLE;
 		cJSON_Delete(o2);
 		goto out;
 	}
