@@ -13,6 +13,8 @@ PDM_TEST_PKGS=(mosquitto mosquitto-clients python3 python3-pymodbus python3-seri
 
 # The MQTT TLS tests make their own CA and certificates with openssl.
 PDM_TEST_PKGS+=(openssl)
+# The demo: a broker, and its client to show alerts as SCADA receives them.
+PDM_DEMO_PKGS=(mosquitto mosquitto-clients)
 
 pdm_log() { printf '==> %s\n' "$*" >&2; }
 
