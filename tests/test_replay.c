@@ -8,6 +8,7 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -441,6 +442,55 @@ static void test_train_once(void **state)
 	free(b);
 }
 
+/* A single training covers its whole range evenly even when it holds far
+ * more windows than train_max_windows: after two operating points (A, then
+ * B) and a cut, A coming back is normal, not new. */
+static void test_train_once_covers_range(void **state)
+{
+	struct fx *f = *state;
+	static const char conf[] =
+		"[daemon]\nstate_dir = /nonexistent\nhost = h\n"
+		"[mqtt]\nuri = tcp://127.0.0.1:1883\n"
+		"[source hist]\ntype = mqtt\ntopic = t/x\nformat = json\n"
+		"[asset m]\nmodel = mlp_ae\nsample_interval = 1s\nwindow = 16\nhop = 2\n"
+		"train_after = 10\ntrain_max_windows = 40\nretrain = 0\nepochs = 60\n"
+		"threshold_margin = 1.5\n"
+		"[sensor m.current]\nsource = hist\n"
+		"[sensor m.pressure]\nsource = hist\n";
+	assert_int_equal(test_write_file(f->dir, "etc-ab/pdmd.conf", conf), 0);
+	char *csv = path_in(f, "ab.csv");
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	fputs("timestamp,current,pressure\n", fp);
+	uint32_t rnd = 99;
+	for (int i = 0; i < 1800; i++) {
+		rnd = rnd * 1103515245u + 12345u;
+		double noise = (double)((rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
+		bool b = i >= 600 && i < 1200; /* operating point B in the middle */
+		double cur = (b ? 60.0 : 40.0) + 2.0 * sin(i / 10.0) + noise;
+		double pre = (b ? 8.0 : 5.0) + 0.5 * cos(i / 10.0) + noise / 4;
+		fprintf(fp, "%d,%.3f,%.3f\n", 1709287200 + i, cur, pre);
+	}
+	fclose(fp);
+	char cfg[400];
+	snprintf(cfg, sizeof(cfg), "%s", path_in(f, "etc-ab"));
+	char *scores = path_in(f, "ab-s.csv");
+	int rc = replay(f, cfg, csv, "--asset", "m", "--scores", scores, "--train-rows", "1200",
+			NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	char *text = slurp(scores);
+	int normal, warning, critical;
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "normal", &normal);
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "warning", &warning);
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "critical", &critical);
+	/* 300 scored windows over A after the cut (the first few straddle B). */
+	assert_true(normal + warning + critical >= 290);
+	assert_true(normal >= 270);
+	free(text);
+}
+
 /* Neither option: train_after then retrain every 60 s, in data time (the
  * replay itself takes a fraction of a second of wall time). */
 static void test_schedule_in_data_time(void **state)
@@ -594,6 +644,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fault_alerts_and_scores),
 		cmocka_unit_test(test_train_once),
+		cmocka_unit_test(test_train_once_covers_range),
 		cmocka_unit_test(test_schedule_in_data_time),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_formats),
