@@ -7,8 +7,11 @@
  *    have published had it run over that period;
  *  - --train-rows N / --train-until T: train once on the rows before that
  *    point, then only score ("train on January, test on February").
- * Memory is bounded: usable windows are kept in a ring of twice
- * train_max_windows and thinned evenly at training time, like the service.
+ * Memory is bounded: on the schedule, usable windows are kept in a ring of
+ * twice train_max_windows (newest first matter: train_history) and thinned
+ * evenly at training time, like the service; for a single training they go
+ * to a window_set, which thins as it fills so that a long training range
+ * stays evenly covered from its first row to the cut.
  */
 #include "replay.h"
 
@@ -41,6 +44,8 @@ struct replay {
 	int64_t *ring_ts;
 	size_t ring_cap, ring_head, ring_len;
 	bool frozen;            /* train-once mode: collection over */
+	bool once;              /* train-once mode (--train-rows / --train-until) */
+	struct window_set *once_set;
 	uint64_t usable_total;
 	int64_t last_train_ts;
 	uint32_t version;
@@ -72,7 +77,12 @@ static void hook_window(void *user, const float *x, int64_t ts_ms, enum window_s
 
 	r->n_windows++;
 	if (st == WINDOW_OK && !in_episode && !r->frozen) {
-		ring_add(r, x, ts_ms);
+		if (r->once) {
+			if (window_set_add(r->once_set, x) < 0)
+				r->hook_err = -ENOMEM;
+		} else {
+			ring_add(r, x, ts_ms);
+		}
 		r->usable_total++;
 	}
 	if (r->scores && (st != WINDOW_OK || !detector_has_model(r->det))) {
@@ -117,12 +127,17 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 static int train_now(struct replay *r, int64_t now)
 {
 	size_t n = 0;
-	int64_t from = r->frozen ? INT64_MIN : now - r->ac->train_history_ms;
-	float *x = malloc((r->ring_len ? r->ring_len : 1) * r->wf * sizeof(float));
+	int64_t from = now - r->ac->train_history_ms;
+	size_t avail = r->once ? window_set_count(r->once_set) : r->ring_len;
+	float *x = malloc((avail ? avail : 1) * r->wf * sizeof(float));
 
 	if (!x)
 		return -ENOMEM;
-	for (size_t i = 0; i < r->ring_len; i++) {
+	if (r->once) {
+		n = avail;
+		memcpy(x, window_set_data(r->once_set), n * r->wf * sizeof(float));
+	}
+	for (size_t i = 0; !r->once && i < r->ring_len; i++) {
 		size_t slot = (r->ring_head + i) % r->ring_cap;
 		if (r->ring_ts[slot] < from)
 			continue;
@@ -131,7 +146,7 @@ static int train_now(struct replay *r, int64_t now)
 	}
 	/* Even thinning down to train_max_windows, time order kept. */
 	size_t max = (size_t)r->ac->train_max_windows;
-	size_t seen = n;
+	size_t seen = r->once ? window_set_seen(r->once_set) : n;
 	if (n > max) {
 		for (size_t i = 0; i < max; i++) {
 			size_t src = (size_t)((double)i * (double)n / (double)max);
@@ -226,10 +241,15 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 	columns = calloc((size_t)r.C, sizeof(char *));
 	names = calloc((size_t)r.C, sizeof(char *));
 	vals = calloc((size_t)r.C, sizeof(double));
-	r.ring_cap = (size_t)r.ac->train_max_windows * 2;
-	r.ring = malloc(r.ring_cap * r.wf * sizeof(float));
-	r.ring_ts = malloc(r.ring_cap * sizeof(int64_t));
-	if (!columns || !names || !vals || !r.ring || !r.ring_ts) {
+	r.once = o->train_rows > 0 || o->train_until_ms != INT64_MIN;
+	if (r.once) {
+		r.once_set = window_set_new(r.wf, (size_t)r.ac->train_max_windows);
+	} else {
+		r.ring_cap = (size_t)r.ac->train_max_windows * 2;
+		r.ring = malloc(r.ring_cap * r.wf * sizeof(float));
+		r.ring_ts = malloc(r.ring_cap * sizeof(int64_t));
+	}
+	if (!columns || !names || !vals || (r.once ? !r.once_set : !r.ring || !r.ring_ts)) {
 		fprintf(stderr, "pdmd replay: out of memory\n");
 		goto out;
 	}
@@ -309,6 +329,10 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 				(unsigned long long)r.n_alerts);
 		}
 	}
+	if (r.hook_err < 0) {
+		fprintf(stderr, "pdmd replay: %s\n", pdm_strerror(r.hook_err));
+		goto out;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "%s%s\n", progress ? "\n" : "", err);
 		ret = EX_DATAERR;
@@ -347,5 +371,6 @@ out:
 	free(vals);
 	free(r.ring);
 	free(r.ring_ts);
+	window_set_free(r.once_set);
 	return ret;
 }

@@ -1,0 +1,654 @@
+/*
+ * test_replay.c - `pdmd replay` end to end: the built pdmd over CSV files
+ * made by plantsim (a pump with a bearing fault) and by hand (the formats
+ * historians export), checking the alert lines, the scores file, the
+ * training modes, errors and determinism.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+#define OUT_LEN (64 * 1024)
+
+/* 2023-11-14T22:13:20Z: plantsim's first tick in these tests. */
+#define T0 1700000000000LL
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *p = getenv(name);
+	return p ? p : def;
+}
+
+struct fx {
+	char dir[256];
+	char cfg[320];   /* config directory */
+	char fault[320]; /* plantsim CSV: pump-a, bearing wear 80..120 s, 300 s at 10 Hz */
+	char out[OUT_LEN];
+};
+
+static char *path_in(const struct fx *f, const char *name)
+{
+	/* A few at once may be live in one call; tests copy what they keep. */
+	static char buf[8][400];
+	static int k;
+	char *p = buf[k++ & 7];
+	snprintf(p, sizeof(buf[0]), "%s/%s", f->dir, name);
+	return p;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	long n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	char *s = malloc((size_t)n + 1);
+	assert_non_null(s);
+	assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
+	s[n] = '\0';
+	fclose(fp);
+	return s;
+}
+
+static const char pump_conf[] =
+	"[daemon]\n"
+	"state_dir = /nonexistent/replay-needs-no-state\n"
+	"host = testhost\n"
+	"[mqtt]\n"
+	"uri = tcp://127.0.0.1:1883\n"
+	"[source hist]\n"
+	"type = mqtt\n"
+	"topic = t/x\n"
+	"format = json\n"
+	"[asset pump-a]\n"
+	"model = mlp_ae\n"
+	"sample_interval = 100ms\n"
+	"window = 32\n"
+	"hop = 4\n"
+	"train_after = 150\n"
+	"retrain = %s\n"
+	"raise_after = 3\n"
+	"clear_after = 10\n"
+	"critical = 2.0\n"
+	"epochs = 30\n"
+	"[sensor pump-a.vibration_rms]\nsource = hist\n"
+	"[sensor pump-a.flow]\nsource = hist\n"
+	"[sensor pump-a.pressure]\nsource = hist\n"
+	"[sensor pump-a.current]\nsource = hist\n"
+	"[sensor pump-a.bearing_temp]\nsource = hist\n";
+
+static void write_pump_conf(struct fx *f, const char *sub, const char *retrain)
+{
+	char text[2048];
+	snprintf(text, sizeof(text), pump_conf, retrain);
+	char name[64];
+	snprintf(name, sizeof(name), "%s/pdmd.conf", sub);
+	assert_int_equal(test_write_file(f->dir, name, text), 0);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	assert_int_equal(test_mkdtemp(f->dir, sizeof(f->dir)), 0);
+	write_pump_conf(f, "etc", "0");
+	snprintf(f->cfg, sizeof(f->cfg), "%s/etc", f->dir);
+	snprintf(f->fault, sizeof(f->fault), "%s/fault.csv", f->dir);
+
+	/* plantsim writes the CSV on stdout; run it through sh for the redirect. */
+	char scen[512], cmd[2048];
+	snprintf(scen, sizeof(scen), "%s/tools/scenarios/demo.scen",
+		 env_or("PDM_SOURCE_ROOT", "."));
+	snprintf(cmd, sizeof(cmd),
+		 "exec \"$0\" --fast --duration 300 --csv pump-a --no-stops --regime-time 30m "
+		 "--start-ts %lld --scenario \"$1\" > \"$2\"",
+		 (long long)T0);
+	char *argv[] = { "/bin/sh", "-c", cmd, (char *)env_or("PLANTSIM", "./tools/plantsim"),
+			 scen, f->fault, NULL };
+	int rc = test_run(argv, f->out, sizeof(f->out));
+	if (rc != 0)
+		fprintf(stderr, "# plantsim: %s\n", f->out);
+	assert_int_equal(rc, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	test_rmtree(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Runs pdmd replay with the given extra arguments (NULL-terminated). */
+static int replay(struct fx *f, const char *cfg, const char *csv, ...)
+{
+	char *argv[32];
+	int n = 0;
+	argv[n++] = (char *)env_or("PDMD", "./daemon/pdmd");
+	argv[n++] = "replay";
+	argv[n++] = "-c";
+	argv[n++] = (char *)cfg;
+	argv[n++] = "--csv";
+	argv[n++] = (char *)csv;
+	va_list ap;
+	va_start(ap, csv);
+	const char *a;
+	while ((a = va_arg(ap, const char *)) && n < 31)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return test_run(argv, f->out, sizeof(f->out));
+}
+
+/* ---- a minimal reader for the top level of one JSON object -------------- */
+
+/* Skips one JSON value at p; returns the position after it. */
+static const char *skip_value(const char *p)
+{
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++)
+			if (*p == '\\' && p[1])
+				p++;
+		return *p ? p + 1 : p;
+	}
+	if (*p == '{' || *p == '[') {
+		int depth = 0;
+		for (; *p; p++) {
+			if (*p == '"') {
+				p = skip_value(p) - 1;
+			} else if (*p == '{' || *p == '[') {
+				depth++;
+			} else if (*p == '}' || *p == ']') {
+				if (--depth == 0)
+					return p + 1;
+			}
+		}
+		return p;
+	}
+	while (*p && *p != ',' && *p != '}')
+		p++;
+	return p;
+}
+
+/* Writes the top-level keys of the object in `line`, space-separated, into keys. */
+static void top_keys(const char *line, char *keys, size_t len)
+{
+	const char *p = line;
+	size_t k = 0;
+	keys[0] = '\0';
+	assert_int_equal(*p, '{');
+	p++;
+	while (*p && *p != '}') {
+		assert_int_equal(*p, '"');
+		const char *e = strchr(p + 1, '"');
+		assert_non_null(e);
+		k += (size_t)snprintf(keys + k, len - k, "%s%.*s", k ? " " : "", (int)(e - p - 1),
+				      p + 1);
+		assert_true(k < len);
+		p = e + 1;
+		assert_int_equal(*p, ':');
+		p = skip_value(p + 1);
+		if (*p == ',')
+			p++;
+	}
+	assert_int_equal(*p, '}');
+	assert_int_equal(p[1], '\0');
+}
+
+/* The string value of a top-level key (first match), into buf. */
+static const char *str_field(const char *line, const char *key, char *buf, size_t len)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	const char *p = strstr(line, pat);
+	assert_non_null(p);
+	p += strlen(pat);
+	const char *e = strchr(p, '"');
+	snprintf(buf, len, "%.*s", (int)(e - p), p);
+	return buf;
+}
+
+/* Checks every line of an alerts file has the daemon's payload shape;
+ * returns the number of lines and copies the first `raised`/`cleared`. */
+static int check_alerts(const char *text, char *raised, char *cleared, size_t len)
+{
+	int n = 0;
+	raised[0] = cleared[0] = '\0';
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		assert_non_null(nl); /* every line is terminated */
+		char line[4096];
+		assert_true((size_t)(nl - p) < sizeof(line));
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		char keys[512];
+		top_keys(line, keys, sizeof(keys));
+		assert_string_equal(keys, "schema id asset event severity ts started score "
+					  "threshold model contributors host");
+		assert_non_null(strstr(line, "\"schema\":1,"));
+		assert_non_null(strstr(line, "\"asset\":\"pump-a\""));
+		assert_non_null(strstr(line, "\"model\":{\"kind\":\"mlp_ae\",\"version\":"));
+		assert_non_null(strstr(line, "\"contributors\":[{\"sensor\":\""));
+		assert_non_null(strstr(line, "\"host\":\"testhost\"}"));
+		char ev[32];
+		str_field(line, "event", ev, sizeof(ev));
+		if (!strcmp(ev, "raised") && !raised[0])
+			snprintf(raised, len, "%s", line);
+		if (!strcmp(ev, "cleared") && !cleared[0])
+			snprintf(cleared, len, "%s", line);
+		n++;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/* Counts lines of a scores file whose state column is `state`; checks every
+ * row has 3 + n_sensors fields and that rows are one hop apart. */
+static int scores_rows(const char *text, const char *header, long long hop_ms,
+		       const char *state, int *n_state)
+{
+	size_t hl = strlen(header);
+	assert_true(strncmp(text, header, hl) == 0);
+	assert_int_equal(text[hl], '\n');
+	int fields = 1;
+	for (const char *h = header; *h; h++)
+		fields += *h == ',';
+	int rows = 0;
+	long long prev = 0;
+	*n_state = 0;
+	for (const char *p = text + hl + 1; *p;) {
+		const char *nl = strchr(p, '\n');
+		assert_non_null(nl);
+		int nf = 1;
+		for (const char *q = p; q < nl; q++)
+			nf += *q == ',';
+		assert_int_equal(nf, fields);
+		long long ts = strtoll(p, NULL, 10);
+		if (rows > 0)
+			assert_int_equal(ts - prev, hop_ms);
+		prev = ts;
+		const char *c1 = strchr(p, ',');
+		const char *c2 = strchr(c1 + 1, ',');
+		size_t sl = (size_t)(strchr(c2 + 1, ',') ? strchr(c2 + 1, ',') : nl) - (size_t)(c2 + 1);
+		if (state && strlen(state) == sl && !strncmp(c2 + 1, state, sl))
+			(*n_state)++;
+		rows++;
+		p = nl + 1;
+	}
+	return rows;
+}
+
+/* Value of "N <what>" in pdmd replay's summary line ("..., 3 trainings ..."). */
+static long summary_count(const char *out, const char *what)
+{
+	const char *s = strstr(out, "replay: pump-a: ");
+	if (!s)
+		s = strstr(out, "replay: m: ");
+	assert_non_null(s);
+	const char *w = strstr(s, what);
+	assert_non_null(w);
+	const char *b = w - 2;
+	while (b > s && isdigit((unsigned char)*b))
+		b--;
+	return strtol(b + 1, NULL, 10);
+}
+
+static int count_str(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+/* Trained on the schedule (train_after 150 windows of 0.4 s: about 60 s of
+ * data), the bearing fault at 80 s raises an alert naming vibration first,
+ * and it clears after the fault ends at 120 s. */
+static void test_fault_alerts_and_scores(void **state)
+{
+	struct fx *f = *state;
+	char *alerts = path_in(f, "a.jsonl"), *scores = path_in(f, "s.csv");
+
+	int rc = replay(f, f->cfg, f->fault, "--asset", "pump-a", "--alerts", alerts, "--scores",
+			scores, NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	/* Not a terminal: no progress line. */
+	assert_null(strchr(f->out, '\r'));
+	assert_int_equal(summary_count(f->out, "trainings"), 1);
+
+	char *text = slurp(alerts);
+	assert_non_null(text);
+	static char raised[4096], cleared[4096];
+	int n = check_alerts(text, raised, cleared, sizeof(raised));
+	assert_true(n >= 2);
+	assert_true(raised[0] && cleared[0]);
+	assert_non_null(strstr(raised, "\"contributors\":[{\"sensor\":\"vibration_rms\""));
+	char id1[64], id2[64], ts[64];
+	assert_string_equal(str_field(raised, "id", id1, sizeof(id1)), "pump-a-1");
+	assert_string_equal(str_field(cleared, "id", id2, sizeof(id2)), "pump-a-1");
+	/* Raised within seconds of the fault (80 s in: 22:14:40Z), in data time. */
+	str_field(raised, "ts", ts, sizeof(ts));
+	assert_true(strcmp(ts, "2023-11-14T22:14:40.000Z") >= 0);
+	assert_true(strcmp(ts, "2023-11-14T22:14:50.000Z") < 0);
+	/* Cleared after the fault's end at 120 s (22:15:20Z). */
+	str_field(cleared, "ts", ts, sizeof(ts));
+	assert_true(strcmp(ts, "2023-11-14T22:15:20.000Z") > 0);
+	assert_string_equal(str_field(cleared, "started", id1, sizeof(id1)),
+			    str_field(raised, "ts", id2, sizeof(id2)));
+	free(text);
+
+	/* One row per hop (0.4 s) from the first full window to the end of data. */
+	text = slurp(scores);
+	assert_non_null(text);
+	int learning, normal;
+	int rows = scores_rows(text,
+			       "ts_ms,score,state,vibration_rms,flow,pressure,current,bearing_temp",
+			       400, "learning", &learning);
+	/* 300 s of 0.1 s ticks; the first window ends 3.1 s in. */
+	assert_true(rows >= 740 && rows <= 750);
+	assert_true(learning >= 140 && learning <= 160);
+	scores_rows(text, "ts_ms,score,state,vibration_rms,flow,pressure,current,bearing_temp", 400,
+		    "normal", &normal);
+	assert_true(normal > 300);
+	/* Scored rows carry a score and shares summing to about 1. */
+	const char *p = strstr(text, ",normal,");
+	assert_non_null(p);
+	while (*p != '\n')
+		p--;
+	double score, s[5];
+	long long t;
+	assert_int_equal(sscanf(p + 1, "%lld,%lf,normal,%lf,%lf,%lf,%lf,%lf", &t, &score, &s[0],
+				&s[1], &s[2], &s[3], &s[4]),
+			 7);
+	assert_true(score > 0);
+	assert_float_equal(s[0] + s[1] + s[2] + s[3] + s[4], 1.0, 0.01);
+	free(text);
+}
+
+/* --train-rows / --train-until: one training on the data before the cut,
+ * then scoring only; the fault after the cut is still found. */
+static void test_train_once(void **state)
+{
+	struct fx *f = *state;
+	char *alerts = path_in(f, "a1.jsonl"), *scores = path_in(f, "s1.csv");
+
+	/* Rows 0..699 = the first 70 s. A retraining schedule in the config is
+	 * ignored in this mode. */
+	write_pump_conf(f, "etc-retrain", "1m");
+	char cfg[400];
+	snprintf(cfg, sizeof(cfg), "%s", path_in(f, "etc-retrain"));
+	int rc = replay(f, cfg, f->fault, "--asset", "pump-a", "--alerts", alerts, "--scores",
+			scores, "--train-rows", "700", NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	assert_int_equal(summary_count(f->out, "trainings"), 1);
+	assert_int_equal(count_str(f->out, "model v1 trained"), 1);
+	assert_non_null(strstr(f->out, "replay: 2023-11-14T22:14:30.000Z: model v1 trained"));
+	char *text = slurp(scores);
+	int learning;
+	scores_rows(text, "ts_ms,score,state,vibration_rms,flow,pressure,current,bearing_temp", 400,
+		    "learning", &learning);
+	/* Windows ending before 70 s are "learning", none after. */
+	assert_true(learning >= 165 && learning <= 170);
+	const char *last_learning = NULL;
+	for (const char *p = strstr(text, ",learning"); p; p = strstr(p + 1, ",learning"))
+		last_learning = p;
+	while (*last_learning != '\n')
+		last_learning--;
+	assert_true(strtoll(last_learning + 1, NULL, 10) < T0 + 70000);
+	free(text);
+	text = slurp(alerts);
+	static char raised[4096], cleared[4096];
+	check_alerts(text, raised, cleared, sizeof(raised));
+	assert_non_null(strstr(raised, "\"contributors\":[{\"sensor\":\"vibration_rms\""));
+	free(text);
+
+	/* The same cut as a time: ISO-8601, and epoch ms. */
+	rc = replay(f, cfg, f->fault, "--asset", "pump-a", "--scores", path_in(f, "s2.csv"),
+		    "--train-until", "2023-11-14T22:14:30Z", NULL);
+	assert_int_equal(rc, 0);
+	assert_int_equal(summary_count(f->out, "trainings"), 1);
+	assert_non_null(strstr(f->out, "replay: 2023-11-14T22:14:30.000Z: model v1 trained"));
+	char *a = slurp(scores), *b = slurp(path_in(f, "s2.csv"));
+	assert_string_equal(a, b);
+	free(b);
+	rc = replay(f, cfg, f->fault, "--asset", "pump-a", "--scores", path_in(f, "s3.csv"),
+		    "--train-until", "1700000070000", NULL);
+	assert_int_equal(rc, 0);
+	b = slurp(path_in(f, "s3.csv"));
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+}
+
+/* A single training covers its whole range evenly even when it holds far
+ * more windows than train_max_windows: after two operating points (A, then
+ * B) and a cut, A coming back is normal, not new. */
+static void test_train_once_covers_range(void **state)
+{
+	struct fx *f = *state;
+	static const char conf[] =
+		"[daemon]\nstate_dir = /nonexistent\nhost = h\n"
+		"[mqtt]\nuri = tcp://127.0.0.1:1883\n"
+		"[source hist]\ntype = mqtt\ntopic = t/x\nformat = json\n"
+		"[asset m]\nmodel = mlp_ae\nsample_interval = 1s\nwindow = 16\nhop = 2\n"
+		"train_after = 10\ntrain_max_windows = 40\nretrain = 0\nepochs = 60\n"
+		"threshold_margin = 1.5\n"
+		"[sensor m.current]\nsource = hist\n"
+		"[sensor m.pressure]\nsource = hist\n";
+	assert_int_equal(test_write_file(f->dir, "etc-ab/pdmd.conf", conf), 0);
+	char *csv = path_in(f, "ab.csv");
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	fputs("timestamp,current,pressure\n", fp);
+	uint32_t rnd = 99;
+	for (int i = 0; i < 1800; i++) {
+		rnd = rnd * 1103515245u + 12345u;
+		double noise = (double)((rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
+		bool b = i >= 600 && i < 1200; /* operating point B in the middle */
+		double cur = (b ? 60.0 : 40.0) + 2.0 * sin(i / 10.0) + noise;
+		double pre = (b ? 8.0 : 5.0) + 0.5 * cos(i / 10.0) + noise / 4;
+		fprintf(fp, "%d,%.3f,%.3f\n", 1709287200 + i, cur, pre);
+	}
+	fclose(fp);
+	char cfg[400];
+	snprintf(cfg, sizeof(cfg), "%s", path_in(f, "etc-ab"));
+	char *scores = path_in(f, "ab-s.csv");
+	int rc = replay(f, cfg, csv, "--asset", "m", "--scores", scores, "--train-rows", "1200",
+			NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	char *text = slurp(scores);
+	int normal, warning, critical;
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "normal", &normal);
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "warning", &warning);
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "critical", &critical);
+	/* 300 scored windows over A after the cut (the first few straddle B). */
+	assert_true(normal + warning + critical >= 290);
+	assert_true(normal >= 270);
+	free(text);
+}
+
+/* Neither option: train_after then retrain every 60 s, in data time (the
+ * replay itself takes a fraction of a second of wall time). */
+static void test_schedule_in_data_time(void **state)
+{
+	struct fx *f = *state;
+	write_pump_conf(f, "etc-60s", "1m");
+	int rc = replay(f, path_in(f, "etc-60s"), f->fault, "--asset", "pump-a", NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	/* First at ~63 s (150 windows + the first window's 3.1 s), then at 123, 183,
+	 * 243 s of data: each either promoted or refused, never skipped. */
+	assert_int_equal(summary_count(f->out, "trainings"), 4);
+	assert_non_null(strstr(f->out, "replay: 2023-11-14T22:14:2"));
+	assert_non_null(strstr(f->out, "model v1 trained"));
+	assert_int_equal(count_str(f->out, "replay: 2023-11-14T22:1"), 4);
+}
+
+/* Two runs over the same data give byte-identical outputs. */
+static void test_deterministic(void **state)
+{
+	struct fx *f = *state;
+	const char *names[] = { "d1.jsonl", "d1.csv", "d2.jsonl", "d2.csv" };
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(replay(f, f->cfg, f->fault, "--asset", "pump-a", "--alerts",
+					path_in(f, names[2 * i]), "--scores",
+					path_in(f, names[2 * i + 1]), NULL),
+				 0);
+	for (int i = 0; i < 2; i++) {
+		char *a = slurp(path_in(f, names[i])), *b = slurp(path_in(f, names[i + 2]));
+		assert_true(strlen(a) > 100);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+}
+
+static const char formats_conf[] =
+	"[daemon]\nstate_dir = /nonexistent\nhost = h\n"
+	"[mqtt]\nuri = tcp://127.0.0.1:1883\n"
+	"[source hist]\ntype = mqtt\ntopic = t/x\nformat = json\n"
+	"[asset m]\nmodel = mlp_ae\nsample_interval = 1s\nwindow = 16\nhop = 2\n"
+	"train_after = 50\nretrain = 0\nhold = 3\nepochs = 20\n"
+	"[sensor m.current]\nsource = hist\ncolumn = Motor Strom\n"
+	"[sensor m.pressure]\nsource = hist\ncolumn = Druck\n";
+
+/* A European export: `;` delimiter, decimal commas, a time column named
+ * otherwise, ISO times without a zone (UTC), a column with a space mapped by
+ * `column =`, an ignored column, NaN and empty cells as gaps. */
+static void test_formats(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(test_write_file(f->dir, "etc-m/pdmd.conf", formats_conf), 0);
+	char *csv = path_in(f, "eu.csv");
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	fputs("Zeit;Sonstiges;Motor Strom;Druck\r\n", fp);
+	uint32_t rnd = 12345;
+	for (int i = 0; i < 1200; i++) {
+		rnd = rnd * 1103515245u + 12345u;
+		double noise = (double)((rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
+		char cur[32], pre[32];
+		snprintf(cur, sizeof(cur), "%.3f", 40.0 + 2.0 * sin(i / 20.0) + noise);
+		snprintf(pre, sizeof(pre), "%.3f", 5.0 + 0.5 * cos(i / 20.0) + noise / 4);
+		for (char *c = cur; *c; c++)
+			*c = *c == '.' ? ',' : *c;
+		for (char *c = pre; *c; c++)
+			*c = *c == '.' ? ',' : *c;
+		if (i == 500)
+			snprintf(cur, sizeof(cur), "NaN"); /* shorter than hold: bridged */
+		if (i >= 900 && i < 940)
+			pre[0] = '\0'; /* 40 s without pressure: a gap */
+		fprintf(fp, "2024-03-01 %02d:%02d:%02d;x%d;%s;%s\r\n", 10 + i / 3600, i / 60 % 60,
+			i % 60, i, cur, pre);
+	}
+	fclose(fp);
+	char *scores = path_in(f, "eu-s.csv");
+	int rc = replay(f, path_in(f, "etc-m"), csv, "--asset", "m", "--scores", scores,
+			"--time-column", "Zeit", "--train-rows", "400", NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	char *text = slurp(scores);
+	int gap, learning, normal;
+	int rows = scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "gap", &gap);
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "learning", &learning);
+	scores_rows(text, "ts_ms,score,state,current,pressure", 2000, "normal", &normal);
+	/* 2024-03-01T10:00:00Z = 1709287200000: times without a zone are UTC. */
+	long long first = strtoll(strchr(text, '\n') + 1, NULL, 10);
+	assert_true(first >= 1709287200000LL + 14000 && first <= 1709287200000LL + 16000);
+	assert_true(rows >= 590 && rows <= 600);
+	/* The 40 s pressure gap blanks every window that overlaps it beyond the
+	 * hold; the lone NaN does not. */
+	assert_true(gap >= 18 && gap <= 30);
+	assert_true(learning >= 190 && learning <= 200);
+	assert_true(normal > 200);
+	free(text);
+}
+
+/* Bad data: the message names file:line:col, exit status 65 (EX_DATAERR). */
+static void test_errors(void **state)
+{
+	struct fx *f = *state;
+	char cfg[400];
+	snprintf(cfg, sizeof(cfg), "%s", path_in(f, "etc-m"));
+	assert_int_equal(test_write_file(f->dir, "etc-m/pdmd.conf", formats_conf), 0);
+
+	assert_int_equal(test_write_file(f->dir, "bad.csv",
+					 "timestamp,Motor Strom,Druck\n"
+					 "1709287200,1.0,2.0\n"
+					 "1709287201,1.5,2.5\n"
+					 "1709287202,1.x5,2.5\n"),
+			 0);
+	int rc = replay(f, cfg, path_in(f, "bad.csv"), "--asset", "m", NULL);
+	assert_int_equal(rc, EX_DATAERR);
+	char want[512];
+	snprintf(want, sizeof(want), "%s:4:12:", path_in(f, "bad.csv"));
+	assert_non_null(strstr(f->out, want));
+
+	assert_int_equal(test_write_file(f->dir, "nocol.csv",
+					 "timestamp,Motor Strom,Pressure\n1709287200,1.0,2.0\n"),
+			 0);
+	rc = replay(f, cfg, path_in(f, "nocol.csv"), "--asset", "m", NULL);
+	assert_int_equal(rc, EX_DATAERR);
+	snprintf(want, sizeof(want), "%s:1:", path_in(f, "nocol.csv"));
+	assert_non_null(strstr(f->out, want));
+	assert_non_null(strstr(f->out, "Druck"));
+
+	/* Time going backwards. */
+	assert_int_equal(test_write_file(f->dir, "back.csv",
+					 "timestamp,Motor Strom,Druck\n"
+					 "1709287200,1.0,2.0\n"
+					 "1709287199,1.0,2.0\n"),
+			 0);
+	rc = replay(f, cfg, path_in(f, "back.csv"), "--asset", "m", NULL);
+	assert_int_equal(rc, EX_DATAERR);
+	snprintf(want, sizeof(want), "%s:3:1:", path_in(f, "back.csv"));
+	assert_non_null(strstr(f->out, want));
+
+	/* No such file; an unknown asset is a usage error. */
+	rc = replay(f, cfg, path_in(f, "missing.csv"), "--asset", "m", NULL);
+	assert_int_equal(rc, EX_DATAERR);
+	assert_non_null(strstr(f->out, "missing.csv"));
+	rc = replay(f, cfg, path_in(f, "bad.csv"), "--asset", "nope", NULL);
+	assert_int_equal(rc, EX_USAGE);
+	assert_non_null(strstr(f->out, "nope"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fault_alerts_and_scores),
+		cmocka_unit_test(test_train_once),
+		cmocka_unit_test(test_train_once_covers_range),
+		cmocka_unit_test(test_schedule_in_data_time),
+		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_formats),
+		cmocka_unit_test(test_errors),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
