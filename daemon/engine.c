@@ -1069,9 +1069,10 @@ static int setup_assets(struct engine *e)
 				install_model(a, m, version);
 			}
 		}
-		/* Initial retained state: learning until a model exists. */
-		hook_state(a, detector_has_model(a->det) ? DET_NORMAL : DET_LEARNING, NAN,
-			   pdm_wall_ms());
+		/* Initial retained state: learning until a model exists; with one,
+		 * the severity of an episode still open from before a restart (a
+		 * crash mid-episode must not publish "normal"). */
+		hook_state(a, detector_state(a->det), NAN, pdm_wall_ms());
 	}
 	return 0;
 }
@@ -1210,6 +1211,16 @@ struct engine *engine_new(struct pdm_config *cfg)
 	e->cfg = cfg;
 	e->epfd = e->sfd = e->tfd = e->ev_fd = -1;
 	e->started_ms = pdm_wall_ms();
+	/* Block the signals the main loop reads from its signalfd before any
+	 * thread exists: threads inherit the mask, and a process signal goes to
+	 * any thread that does not block it, where SIGHUP/SIGTERM would kill
+	 * the process instead of reaching the signalfd. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	pthread_mutex_init(&e->ev_lock, NULL);
 	e->pop_cap = 4096;
 	e->pop_buf = malloc(e->pop_cap * sizeof(*e->pop_buf));

@@ -550,6 +550,11 @@ static void test_kill9_restart_continues(void **state)
 	assert_true(wait_msg(from, PREFIX "/status", "\"online\"", 20000) >= 0);
 	long m = wait_msg(from, PREFIX "/models/pump-a", "\"version\":1", 20000);
 	assert_true(m >= 0);
+	/* The first retained state after the restart is the open episode's. */
+	long first = wait_msg(from, PREFIX "/state/pump-a", NULL, 20000);
+	assert_true(first >= 0);
+	if (!strstr(rx_payload(first), "\"critical\"") && !strstr(rx_payload(first), "\"warning\""))
+		fail_msg("state after restart mid-episode: %s", rx_payload(first));
 	/* Not learning again: the state is the episode's, then normal. */
 	long l = wait_msg(from, PREFIX "/state/pump-a", "\"learning\"", 3000);
 	assert_true(l < 0);
