@@ -42,6 +42,7 @@
 #define TICK_MS 50
 #define STATUS_FILE_MS 5000
 #define MAX_EPISODES 64
+#define FLYING_CAP 256
 #define EVENT_CAP 4096
 
 enum mq_event_kind { MQ_UP, MQ_DOWN, MQ_DELIVERED };
@@ -113,6 +114,10 @@ struct engine {
 
 	bool connected;
 	int64_t outbox_after;
+	/* Outbox ids handed to the client and not answered yet. With a
+	 * persistent session paho resends these itself after a reconnect, so
+	 * the pump must not send them a second time. */
+	int64_t flying[FLYING_CAP];
 	int inflight;
 	bool stop;
 	int exit_code;
@@ -174,19 +179,30 @@ struct pump_ctx {
 	bool full;
 };
 
+static int flying_index(const struct engine *e, int64_t id)
+{
+	for (int i = 0; i < e->inflight; i++)
+		if (e->flying[i] == id)
+			return i;
+	return -1;
+}
+
 static int pump_row(const struct store_outbox_row *r, void *user)
 {
 	struct pump_ctx *c = user;
 	struct engine *e = c->e;
 
+	e->outbox_after = r->id;
+	if (flying_index(e, r->id) >= 0)
+		return 0; /* paho still owns it */
 	int rc = mqtt_publish(e->mq[0], r->topic, r->payload, strlen(r->payload),
 			      e->cfg->mqtt.qos, false, (uint64_t)r->id);
 	if (rc < 0) {
+		e->outbox_after = r->id - 1;
 		c->full = true;
 		return 1; /* stop iterating */
 	}
-	e->outbox_after = r->id;
-	e->inflight++;
+	e->flying[e->inflight++] = r->id;
 	c->sent++;
 	return 0;
 }
@@ -196,15 +212,20 @@ static void pump_outbox(struct engine *e)
 {
 	int max = e->cfg->mqtt.max_inflight > 0 ? e->cfg->mqtt.max_inflight : 20;
 
+	if (max > FLYING_CAP)
+		max = FLYING_CAP;
 	while (e->connected && e->inflight < max) {
 		struct pump_ctx c = { .e = e };
-		int rc = store_outbox_pending(e->store, e->outbox_after, (size_t)(max - e->inflight),
-					      pump_row, &c);
+		int64_t before = e->outbox_after;
+		/* Rows still in flight are skipped but counted in the limit, so
+		 * read enough to get past them. */
+		int rc = store_outbox_pending(e->store, e->outbox_after,
+					      (size_t)max, pump_row, &c);
 		if (rc < 0) {
 			LOG_E("outbox: cannot read pending alerts: %s", pdm_strerror(rc));
 			return;
 		}
-		if (c.sent == 0 || c.full)
+		if (c.full || e->outbox_after == before)
 			return;
 	}
 }
@@ -228,10 +249,11 @@ static void publish_status_online(struct engine *e)
 static void on_connected(struct engine *e)
 {
 	e->connected = true;
-	/* Acknowledgements of the old session are gone: resend from the first
-	 * undelivered alert, in order (same ids, so SCADA can de-duplicate). */
+	/* Scan again from the first undelivered alert, in order: what paho
+	 * still holds from the old connection it resends itself (persistent
+	 * session); the rest (refused, or from before a restart) goes again
+	 * under the same ids. */
 	e->outbox_after = 0;
-	e->inflight = 0;
 	LOG_I("mqtt: connected to %s", e->cfg->mqtt.uri);
 	publish_status_online(e);
 	for (size_t i = 0; i < e->n_assets; i++) {
@@ -269,11 +291,11 @@ static void drain_events(struct engine *e)
 					LOG_W("mqtt: lost the broker %s; alerts wait in the outbox",
 					      e->cfg->mqtt.uri);
 				e->connected = false;
-				e->inflight = 0;
 				break;
-			case MQ_DELIVERED:
-				if (e->inflight > 0)
-					e->inflight--;
+			case MQ_DELIVERED: {
+				int k = flying_index(e, (int64_t)ev[i].tag);
+				if (k >= 0)
+					e->flying[k] = e->flying[--e->inflight];
 				if (ev[i].rc == 0) {
 					int rc = store_outbox_mark_delivered(e->store, (int64_t)ev[i].tag);
 					if (rc < 0)
@@ -284,6 +306,7 @@ static void drain_events(struct engine *e)
 					e->outbox_after = (int64_t)ev[i].tag - 1;
 				}
 				break;
+			}
 			}
 		}
 	} while (n == 256);
@@ -1046,9 +1069,10 @@ static int setup_assets(struct engine *e)
 				install_model(a, m, version);
 			}
 		}
-		/* Initial retained state: learning until a model exists. */
-		hook_state(a, detector_has_model(a->det) ? DET_NORMAL : DET_LEARNING, NAN,
-			   pdm_wall_ms());
+		/* Initial retained state: learning until a model exists; with one,
+		 * the severity of an episode still open from before a restart (a
+		 * crash mid-episode must not publish "normal"). */
+		hook_state(a, detector_state(a->det), NAN, pdm_wall_ms());
 	}
 	return 0;
 }
@@ -1187,6 +1211,16 @@ struct engine *engine_new(struct pdm_config *cfg)
 	e->cfg = cfg;
 	e->epfd = e->sfd = e->tfd = e->ev_fd = -1;
 	e->started_ms = pdm_wall_ms();
+	/* Block the signals the main loop reads from its signalfd before any
+	 * thread exists: threads inherit the mask, and a process signal goes to
+	 * any thread that does not block it, where SIGHUP/SIGTERM would kill
+	 * the process instead of reaching the signalfd. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	pthread_mutex_init(&e->ev_lock, NULL);
 	e->pop_cap = 4096;
 	e->pop_buf = malloc(e->pop_cap * sizeof(*e->pop_buf));
