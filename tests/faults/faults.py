@@ -573,7 +573,10 @@ def scen_kill(args):
         compare_snapshots(d.db, snap)
         if not during_startup or rng.random() < 0.5:
             # The model comes back from disk: never "learning" again.
+            t_restart = time.monotonic()
             got = d.wait_models(args.restart_timeout, versions)
+            res["max_restart_to_scoring_s"] = round(max(res.get("max_restart_to_scoring_s", 0),
+                                                        time.monotonic() - t_restart), 1)
             for a, v in got.items():
                 check(v >= versions[a], "%s: model v%d after restart, v%d before"
                       % (a, v, versions[a]))
@@ -670,6 +673,7 @@ def scen_plc(args):
             rig.sim_b.proc.wait(5)
         wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state") == "no_data",
                  30, "pump-b no_data in status.json after the PLC %s" % how)
+        res["%s_to_no_data_s" % how] = round(time.time() - t, 1)
         wait_for(lambda: "no_data" in rig.sub.states("pump-b", t), 10,
                  "pump-b no_data on %s/state/pump-b" % PREFIX)
         # The other assets keep scoring, and publishing their (normal) state.
@@ -684,6 +688,7 @@ def scen_plc(args):
             rig.sim_b.start()   # same port as before
         wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state")
                  in ("normal", "warning", "critical"), 90, "pump-b back after the PLC returned")
+        res["%s_recovery_s" % how] = round(time.time() - t2, 1)
         check(any(s != "no_data" for s in rig.sub.states("pump-b", t2)),
               "recovered pump-b state not published")
         check(newest_sample_ts(d.db, ["pump-b/score"]) > int(t2 * 1000),
@@ -751,9 +756,18 @@ def scen_disk(args):
         check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
         integrity_check(d.db)
         rig.close()
+        # Samples polled while nothing can be written are not stored (the
+        # store says so, batch by batch); everything committed stays.
+        c = ro_connect(d.db)
+        sid = c.execute("SELECT id FROM sensors WHERE name = 'pump-a.vibration_rms'").fetchone()[0]
+        ts = [k & TS_MASK for (k,) in c.execute(
+            "SELECT k FROM samples WHERE k BETWEEN ? AND ? ORDER BY k",
+            ((sid << 42) | int(t_full * 1000 - 5000), (sid << 42) | int(t_free * 1000 + 5000)))]
+        c.close()
+        gap = max((b - a for a, b in zip(ts, ts[1:])), default=0)
         return {"disk_full": 1, "full_s": int(t_free - t_full),
-                "write_errors": st["store"]["write_errors"],
-                "samples_not_written": st["store"]["dropped_full"]}
+                "failed_batches": st["store"]["write_errors"],
+                "sample_gap_while_full_s": round(gap / 1000.0, 1)}
     finally:
         if rig:
             Procs.stop_all()
