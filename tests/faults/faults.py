@@ -831,7 +831,19 @@ def scen_model(args):
         check(d.alive(), "pdmd died with a corrupt (%s) model" % how)
         check(d.term() == 0, "pdmd did not stop cleanly")
         log("corrupt newest model (%s): previous version used" % how)
-    # 2. Every version of pump-c corrupt: it trains again, the others keep theirs.
+    # 2. Every version of pump-c corrupt, and an episode of pump-c open when
+    # the daemon stopped: the episode is cleared (it can never be scored
+    # again), pump-c trains again, the others keep their models.
+    d.start()
+    d.wait_models(args.restart_timeout)
+    t = time.time()
+    rig.sim.cmd("fault pump-c cavitation severity=1.0 for 600s")
+    raised = wait_for(lambda: [a for a in rig.sub.alerts() if a["asset"] == "pump-c"
+                               and a["event"] == "raised" and a["ts"] >= time.strftime(
+                                   "%Y-%m-%dT%H:%M:%S", time.gmtime(t))], 60,
+                      "an episode of pump-c")[-1]["id"]
+    check(d.term() == 0, "pdmd did not stop cleanly")
+    rig.sim.cmd("clear pump-c")
     for f in files("pump-c"):
         corrupt(os.path.join(mdir, "pump-c", f), "flip", rng)
         res["corrupt_models"] += 1
@@ -845,6 +857,11 @@ def scen_model(args):
     res["retrains"] += 1
     check(d.alive(), "pdmd died")
     check(d.term() == 0, "pdmd did not stop cleanly")
+    fig = verify_alerts(d.db, rig.sub, args.drain_timeout)
+    check(any(a["id"] == raised and a["event"] == "cleared" for a in rig.sub.alerts()),
+          "episode %s left open by a model that is gone was never cleared" % raised)
+    res["orphan_episodes_cleared"] = 1
+    res["alerts"] = fig["alerts"]
     # The new model must load (it was not mixed up with the corrupt files).
     d.start()
     got2 = d.wait_models(args.restart_timeout)
