@@ -614,18 +614,29 @@ def scen_outage(args):
     d.start()
     d.wait_models(args.model_timeout)
     # An active fault on pump-a whose alert is out before the broker goes.
-    rig.sim.cmd("fault pump-a bearing_wear severity=1.0 ramp=2s for %ds" % (args.outage + 60))
-    wait_for(lambda: any(a["asset"] == "pump-a" and a["event"] == "raised"
-                         for a in rig.sub.alerts()), 90, "pump-a's alert before the outage")
-    log("pump-a raised; stopping the broker for %d s" % args.outage)
+    # Severity 0.4 wears the bearing without heating it, so pump-a is normal
+    # again seconds after the fault ends.
+    rig.sim.cmd("fault pump-a bearing_wear severity=0.4 ramp=2s for %ds" % (args.outage + 60))
+
+    def open_episode():
+        st = d.asset_status()
+        a = st and st["pump-a"]
+        return a and a["state"] in ("warning", "critical") and a.get("last_alert")
+    ep = wait_for(open_episode, 90, "an open episode of pump-a")
+    wait_for(lambda: any(a["id"] == ep and a["event"] == "raised" for a in rig.sub.alerts()),
+             30, "the raised event of %s before the outage" % ep)
+    log("%s open and delivered; stopping the broker for %d s" % (ep, args.outage))
     t0 = int(time.time() * 1000)
     rig.broker.stop()
-    # While it is away: a second episode on pump-b, raised and cleared.
-    time.sleep(args.outage * 0.2)
-    rig.sim.cmd("fault pump-b cavitation severity=1.0 for %ds" % max(5, int(args.outage * 0.3)))
-    time.sleep(args.outage * 0.55)
+    # While it is away: pump-a's episode clears, a new one is raised (and
+    # cleared when there is time), pump-b gets a fault of its own.
+    time.sleep(args.outage * 0.1)
     rig.sim.cmd("clear pump-a")
-    time.sleep(args.outage * 0.25)
+    rig.sim.cmd("fault pump-b cavitation severity=1.0 for %ds" % max(5, int(args.outage * 0.3)))
+    time.sleep(args.outage * 0.4)
+    rig.sim.cmd("fault pump-a bearing_wear severity=0.4 ramp=1s for %ds"
+                % max(3, int(args.outage * 0.2)))
+    time.sleep(args.outage * 0.5)
     check(d.alive(), "pdmd died during the broker outage")
     t1 = int(time.time() * 1000)
     rig.broker.start()
