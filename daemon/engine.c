@@ -984,6 +984,51 @@ static int start_mqtt(struct engine *e)
 	return 0;
 }
 
+/* ---- an episode left open without a model (fault injection, issue 9) ---- */
+
+/* An episode restored from the store is cleared only by scoring. With no
+ * usable model (every file corrupt or of another shape) it would stay open
+ * for ever, and since training skips windows inside episodes the asset would
+ * never train again. So it is closed here with a "cleared" event (same id, in
+ * order through the outbox) committed together with the closed alert state;
+ * *rp becomes that state. */
+static int close_orphan_episode(struct engine *e, struct asset_rt *a, struct alert_persist *rp)
+{
+	const struct cfg_asset *ac = a->cfg;
+	int64_t now = pdm_wall_ms();
+	struct alert_event ev = {
+		.kind = ALERT_CLEARED,
+		.severity = rp->severity,
+		.episode_seq = rp->episode_seq,
+		.ts_ms = now,
+		.started_ms = rp->started_ms,
+		.score = rp->peak_score,
+	};
+	char *payload = alert_format_json(&ev, ac->name, a->channel_names,
+					  nn_kind_name((enum nn_kind)ac->model), 0, e->cfg->daemon.host);
+	rp->severity = 0;
+	rp->over = rp->under = 0;
+	char *persist = alert_persist_to_json(rp);
+	int64_t id;
+	int rc = payload && persist ? store_alert_commit(e->store, ac->name, "alert", persist,
+							 a->alert_topic, payload, &id)
+				    : -ENOMEM;
+	free(payload);
+	free(persist);
+	if (rc < 0) {
+		LOG_E("alert[%s]: cannot close episode %s-%llu: %s", ac->name, ac->name,
+		      (unsigned long long)rp->episode_seq, pdm_strerror(rc));
+		return rc;
+	}
+	LOG_W("alert[%s]: no usable model: episode %s-%llu closed (cleared) so that the asset "
+	      "can train again", ac->name, ac->name, (unsigned long long)rp->episode_seq);
+	if (a->n_episodes > 0 && a->episodes[a->n_episodes - 1].end_ms == INT64_MAX) {
+		a->episodes[a->n_episodes - 1].end_ms = now;
+		save_episodes(a);
+	}
+	return 0;
+}
+
 static int setup_assets(struct engine *e)
 {
 	const struct pdm_config *cfg = e->cfg;
@@ -1068,6 +1113,16 @@ static int setup_assets(struct engine *e)
 				LOG_I("models[%s]: loaded v%u", ac->name, version);
 				install_model(a, m, version);
 			}
+		}
+		if (!detector_has_model(a->det) && rp && rp->severity > 0) {
+			rc = close_orphan_episode(e, a, rp);
+			if (rc < 0)
+				return rc;
+			detector_free(a->det);
+			a->det = detector_new(&dc, &hooks, a, rp);
+			if (!a->det)
+				return -ENOMEM;
+			detector_set_model(a->det, NULL, version);
 		}
 		/* Initial retained state: learning until a model exists; with one,
 		 * the severity of an episode still open from before a restart (a

@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +206,16 @@ static int cmd_run(int argc, char **argv)
 		LOG_E("config: %s: configuration invalid, not starting", dir);
 		return EX_CONFIG;
 	}
+	/* Block the signals the main loop reads from its signalfd before
+	 * engine_new starts any thread: threads inherit the mask, and one
+	 * that does not block SIGTERM would take it with the default action
+	 * (the process dies instead of stopping cleanly). */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	struct engine *e = engine_new(cfg);
 	if (!e)
 		return EX_SOFTWARE;

@@ -11,6 +11,9 @@ PDM_BUILD_PKGS=(gcc libc6-dev meson ninja-build pkg-config
 PDM_TEST_PKGS=(mosquitto mosquitto-clients python3 python3-pymodbus python3-serial python3-serial-asyncio
 	socat sqlite3 systemd procps clang libclang-rt-14-dev)
 
+# tests/faults drives pdmd from Python with a paho MQTT subscriber.
+PDM_TEST_PKGS+=(python3-paho-mqtt)
+
 # The MQTT TLS tests make their own CA and certificates with openssl.
 PDM_TEST_PKGS+=(openssl)
 # The demo: a broker, and its client to show alerts as SCADA receives them.

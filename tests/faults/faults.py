@@ -1,0 +1,1017 @@
+#!/usr/bin/python3
+"""Fault injection against the real pdmd binary, with real peers.
+
+usage: faults.py SCENARIO [options]      (faults.py --help for the options)
+
+Scenarios (each starts its own mosquitto on a free loopback port, the plant
+simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
+  kill    random kill -9 of the daemon while it polls and alerts; after every
+          restart: integrity_check, no committed sample or alert lost, the
+          model reloaded (no training from scratch); at the end every alert
+          delivered once per event, in order, episode ids never reused
+  outage  the broker stopped during an active fault, alerts raised and cleared
+          while it is away; afterwards every alert delivered, in order
+  plc     one PLC frozen (SIGSTOP) then killed and restarted on the same port:
+          the other assets keep scoring, no_data published, recovery
+  disk    state_dir on an 8 MiB tmpfs filled up (root only, else skipped):
+          clear error, no corruption, writing resumes when space returns
+  model   corrupt model files: the previous version is used; with none left
+          the asset trains again; the daemon never crashes
+  hup     SIGHUP with invalid configurations: the old one keeps running
+  term    SIGTERM at random moments: always a clean stop (exit 0)
+
+Environment (set by tests/meson.build): PDMD, PLANTSIM, PDM_ETC.
+Exit status: 0 pass, 1 a check failed, 77 skipped (missing peer or not root).
+The figures of a run are printed as one line `FAULTS_RESULT {json}` and, with
+--report FILE, appended to FILE (scripts and docs/reliability.md use them).
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+try:
+    import paho.mqtt.client as mqtt
+except ImportError:  # pragma: no cover - depends on the machine
+    print("SKIP: python3-paho-mqtt is not installed (scripts/lib.sh PDM_TEST_PKGS)")
+    sys.exit(77)
+
+SKIP = 77
+TS_MASK = (1 << 42) - 1
+PREFIX = "pdm"
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg):
+    print("[%7.1f] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+T0 = time.monotonic()
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, step=0.2):
+    """Polls pred() until it returns something true; fails after timeout."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise Failure("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+# ---- peers -----------------------------------------------------------------
+
+class Procs:
+    """Every child we start, so that a failing run still stops them (by pid)."""
+    live = []
+
+    @classmethod
+    def add(cls, p):
+        cls.live.append(p)
+        return p
+
+    @classmethod
+    def stop_all(cls):
+        for p in cls.live:
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGCONT)
+                    p.kill()
+                    p.wait(5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+
+
+class Broker:
+    """mosquitto with persistence, so queued QoS 1 messages of the test's
+    persistent subscriber survive a broker restart (an outage must not lose
+    what the daemon publishes before the subscriber is back)."""
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "broker")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.uri = "tcp://127.0.0.1:%d" % self.port
+        self.proc = None
+        self.starts = 0
+
+    def start(self):
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % self.port)
+            f.write("persistence true\npersistence_location %s/\n" % self.dir)
+            f.write("max_queued_messages 100000\n")
+            if os.getuid() == 0:
+                f.write("user root\n")
+        logf = open(os.path.join(self.dir, "mosquitto.log"), "a")
+        self.proc = Procs.add(subprocess.Popen(["mosquitto", "-c", conf], stdout=logf,
+                                               stderr=subprocess.STDOUT))
+        self.starts += 1
+
+        def up():
+            if self.proc.poll() is not None:
+                raise Failure("mosquitto exited with %s" % self.proc.returncode)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 20, "the broker to listen")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Sim:
+    """plantsim; faults are sent as commands on its stdin."""
+
+    def __init__(self, work, name, assets, mqtt_uri, seed, port=0):
+        self.work, self.name, self.assets = work, name, assets
+        self.uri, self.seed, self.port = mqtt_uri, seed, port
+        self.proc = None
+
+    def start(self):
+        args = [os.environ["PLANTSIM"], "--modbus-port", str(self.port), "--mqtt", self.uri,
+                "--assets", self.assets, "--regime-time", "30m", "--no-stops",
+                "--seed", str(self.seed), "--log-level", "warning"]
+        logf = open(os.path.join(self.work, "%s.log" % self.name), "a")
+        self.proc = Procs.add(subprocess.Popen(args, stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, stderr=logf, text=True))
+        if ":modbus" in self.assets:
+            line = self.proc.stdout.readline()
+            m = re.match(r"modbus_port (\d+)", line)
+            check(m, "%s: no modbus_port line (got %r)" % (self.name, line))
+            self.port = int(m.group(1))
+
+    def cmd(self, line):
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+
+
+class Subscriber:
+    """Records everything on P/alerts/# and P/state/#, with a persistent
+    session so that nothing published while it reconnects is missed."""
+
+    def __init__(self, uri):
+        port = int(uri.rsplit(":", 1)[1])
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.c = mqtt.Client(client_id="faults-sub-%d" % os.getpid(), clean_session=False)
+        self.c.on_connect = self._on_connect
+        self.c.on_message = self._on_message
+        self.c.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.c.connect("127.0.0.1", port, keepalive=10)
+        self.c.loop_start()
+
+    def _on_connect(self, c, userdata, flags, rc):
+        if rc == 0:
+            c.subscribe([(PREFIX + "/alerts/#", 1), (PREFIX + "/state/#", 1)])
+
+    def _on_message(self, c, userdata, m):
+        with self.lock:
+            self.msgs.append((time.time(), m.topic, m.payload.decode("utf-8", "replace"),
+                              m.retain))
+
+    def alerts(self):
+        with self.lock:
+            out = []
+            for _, topic, payload, _ in self.msgs:
+                if topic.startswith(PREFIX + "/alerts/"):
+                    out.append(json.loads(payload))
+            return out
+
+    def states(self, asset, since=0.0):
+        with self.lock:
+            return [json.loads(p)["state"] for t, topic, p, _ in self.msgs
+                    if topic == "%s/state/%s" % (PREFIX, asset) and t >= since]
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+# ---- the daemon ------------------------------------------------------------
+
+def write_config(confdir, state_dir, uri, mb_port, train_after, mb_port_b=None,
+                 no_data_after=None):
+    """etc/demo with its placeholders filled, a shorter train_after, and
+    optionally pump-b on a PLC of its own (registers from hr:0)."""
+    src = os.path.join(os.environ["PDM_ETC"], "demo")
+    if os.path.isdir(confdir):
+        shutil.rmtree(confdir)
+    shutil.copytree(src, confdir)
+    for root, _, files in os.walk(confdir):
+        for fn in files:
+            p = os.path.join(root, fn)
+            with open(p) as f:
+                t = f.read()
+            t = (t.replace("@STATE_DIR@", state_dir).replace("@MQTT_URI@", uri)
+                 .replace("@MODBUS_PORT@", str(mb_port)))
+            extra = "train_after = %d" % train_after
+            if no_data_after:
+                extra += "\nno_data_after = %s" % no_data_after
+            t = re.sub(r"(?m)^train_after = \d+", extra, t)
+            if mb_port_b and fn.startswith("21-pump-b"):
+                t = t.replace("source = plant-plc", "source = plc-b")
+                t = re.sub(r"register = hr:(\d+)",
+                           lambda m: "register = hr:%d" % (int(m.group(1)) - 100), t)
+            if mb_port_b and fn.startswith("10-sources"):
+                t += ("\n[source plc-b]\ntype = modbus-tcp\naddress = 127.0.0.1:%d\nunit = 1\n"
+                      "poll = 100ms\ntimeout = 500ms\n" % mb_port_b)
+            with open(p, "w") as f:
+                f.write(t)
+
+
+class Daemon:
+    def __init__(self, work, state_dir, confdir):
+        self.state_dir, self.confdir = state_dir, confdir
+        self.db = os.path.join(state_dir, "samples.db")
+        self.logpath = os.path.join(work, "pdmd.log")
+        self.proc = None
+        self.starts = 0
+        self.log_offset = 0
+
+    def start(self):
+        with open(self.logpath, "a") as f:
+            f.write("==== faults: start %d\n" % (self.starts + 1))
+            self.log_offset = f.tell()
+        logf = open(self.logpath, "a")
+        self.proc = Procs.add(subprocess.Popen([os.environ["PDMD"], "run", "-c", self.confdir],
+                                               stdout=logf, stderr=subprocess.STDOUT))
+        logf.close()
+        self.starts += 1
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def term(self, timeout=15):
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure("pdmd did not stop within %d s of SIGTERM" % timeout)
+
+    def log_since_start(self):
+        with open(self.logpath, errors="replace") as f:
+            f.seek(self.log_offset)
+            return f.read()
+
+    def status(self):
+        try:
+            with open(os.path.join(self.state_dir, "status.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def asset_status(self):
+        st = self.status()
+        if not st or st.get("pid") != self.proc.pid:
+            return None
+        return {a["asset"]: a for a in st["assets"]}
+
+    def wait_models(self, timeout, min_versions=None):
+        """Until every asset has a model (and at least min_versions)."""
+        def ok():
+            check(self.alive(), "pdmd exited (%s) while waiting for its models; log %s"
+                  % (self.proc.returncode, self.logpath))
+            a = self.asset_status()
+            if not a:
+                return None
+            for name, s in a.items():
+                if s["model_version"] < 1 or s["state"] == "learning":
+                    return None
+                if min_versions and s["model_version"] < min_versions.get(name, 0):
+                    return None
+            return {n: s["model_version"] for n, s in a.items()}
+        return wait_for(ok, timeout, "every asset's model")
+
+
+# ---- store queries ---------------------------------------------------------
+
+def ro_connect(db):
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+    return c
+
+
+def snapshot(db):
+    """What a reader sees as committed: per sensor count and newest ts, the
+    outbox rows and the episode counters."""
+    for attempt in range(20):
+        try:
+            c = ro_connect(db)
+            try:
+                c.execute("BEGIN")
+                sensors = {r[0]: (r[1], r[2]) for r in c.execute(
+                    "SELECT k >> 42, count(*), max(k & %d) FROM samples GROUP BY 1" % TS_MASK)}
+                outbox = {r[0]: r[1] for r in c.execute("SELECT id, payload FROM outbox")}
+                episodes = dict(c.execute("SELECT asset, seq FROM episodes").fetchall())
+                names = dict(c.execute("SELECT id, name FROM sensors").fetchall())
+                c.execute("COMMIT")
+                return {"sensors": sensors, "outbox": outbox, "episodes": episodes,
+                        "names": names}
+            finally:
+                c.close()
+        except sqlite3.OperationalError as e:
+            last = e
+            time.sleep(0.25)
+    raise Failure("cannot read %s: %s" % (db, last))
+
+
+def compare_snapshots(db, before):
+    """Every sample committed before must still be there; nothing older
+    disappears; outbox rows and episode counters never go back."""
+    for attempt in range(40):
+        try:
+            return compare_once(db, before)
+        except sqlite3.OperationalError as e:
+            last = e   # e.g. busy while the restarted daemon recovers the WAL
+            time.sleep(0.25)
+    raise Failure("cannot read %s: %s" % (db, last))
+
+
+def compare_once(db, before):
+    c = ro_connect(db)
+    try:
+        for sid, (n, maxts) in before["sensors"].items():
+            lo, hi = sid << 42, (sid << 42) | maxts
+            got = c.execute("SELECT count(*) FROM samples WHERE k BETWEEN ? AND ?",
+                            (lo, hi)).fetchone()[0]
+            check(got >= n, "sensor %s: %d samples up to ts %d before the kill, %d after"
+                  % (before["names"].get(sid, sid), n, maxts, got))
+        ids = {r[0]: r[1] for r in c.execute("SELECT id, payload FROM outbox")}
+        for i, p in before["outbox"].items():
+            check(ids.get(i) == p, "outbox row %d lost or changed after the kill" % i)
+        ep = dict(c.execute("SELECT asset, seq FROM episodes").fetchall())
+        for a, s in before["episodes"].items():
+            check(ep.get(a, 0) >= s, "episode counter of %s went back: %d -> %s"
+                  % (a, s, ep.get(a)))
+    finally:
+        c.close()
+
+
+def integrity_check(db):
+    """With the sqlite3 shell, read-only (a live daemon may be writing)."""
+    r = subprocess.run(["sqlite3", "-readonly", db, "PRAGMA integrity_check"],
+                       capture_output=True, text=True, timeout=300)
+    out = (r.stdout + r.stderr).strip()
+    check(r.returncode == 0 and out == "ok", "integrity_check of %s: %s" % (db, out))
+
+
+def newest_sample_ts(db, names):
+    """max ts over the sensors whose name starts with one of names."""
+    c = ro_connect(db)
+    try:
+        ids = [i for i, n in c.execute("SELECT id, name FROM sensors")
+               if any(n.startswith(x) for x in names)]
+        best = 0
+        for i in ids:
+            r = c.execute("SELECT max(k) FROM samples WHERE k BETWEEN ? AND ?",
+                          (i << 42, (i << 42) | TS_MASK)).fetchone()[0]
+            if r is not None:
+                best = max(best, r & TS_MASK)
+        return best
+    finally:
+        c.close()
+
+
+def undelivered(db):
+    c = ro_connect(db)
+    try:
+        return c.execute("SELECT count(*) FROM outbox WHERE delivered_ms IS NULL").fetchone()[0]
+    finally:
+        c.close()
+
+
+def verify_alerts(db, sub, timeout):
+    """Waits until the outbox is delivered and the subscriber has seen every
+    row, then checks order, duplicates and episode numbering. Returns figures."""
+    def rows():
+        c = ro_connect(db)
+        try:
+            return c.execute("SELECT id, payload, delivered_ms FROM outbox ORDER BY id").fetchall()
+        finally:
+            c.close()
+
+    def key(a):
+        return (a["id"], a["event"], a["ts"])
+
+    def done():
+        r = rows()
+        if any(d is None for _, _, d in r):
+            return None
+        seen = {key(a) for a in sub.alerts()}
+        if all(key(json.loads(p)) in seen for _, p, _ in r):
+            return r
+        return None
+    try:
+        r = wait_for(done, timeout, "every outbox row delivered and received", step=0.5)
+    except Failure:
+        r = rows()
+        seen = {key(a) for a in sub.alerts()}
+        missing = [(i, p) for i, p, d in r if key(json.loads(p)) not in seen]
+        raise Failure("%d of %d alerts not received (first: %s); %d undelivered in the outbox"
+                      % (len(missing), len(r), missing[:1], sum(d is None for _, _, d in r)))
+
+    stored = [json.loads(p) for _, p, _ in r]
+    got = sub.alerts()
+    # No event stored twice (that would be a duplicate under a new row/id).
+    keys = [(a["id"], a["event"]) for a in stored]
+    dup = {k for k in keys if keys.count(k) > 1}
+    check(not dup, "the same episode event stored twice: %s" % sorted(dup)[:3])
+    # Per asset: first arrivals in outbox order; nothing that is not stored.
+    per_store, per_got, first = {}, {}, set()
+    redelivered = 0
+    for a in stored:
+        per_store.setdefault(a["asset"], []).append(key(a))
+    stored_keys = {key(a) for a in stored}
+    for a in got:
+        k = key(a)
+        check(k in stored_keys, "received an alert that is not in the outbox: %s" % (k,))
+        if k in first:
+            redelivered += 1
+            continue
+        first.add(k)
+        per_got.setdefault(a["asset"], []).append(k)
+    for asset, seq in per_store.items():
+        check(per_got.get(asset) == seq, "%s: alerts arrived out of order:\n stored %s\n got %s"
+              % (asset, seq, per_got.get(asset)))
+    # Episode ids: raised ids strictly increase per asset; other events name
+    # the open episode.
+    episodes = 0
+    for asset, seq in per_store.items():
+        last, open_id = 0, None
+        for (aid, ev, _) in seq:
+            n = int(aid.rsplit("-", 1)[1])
+            if ev == "raised":
+                check(n > last, "%s: episode id %s reused or going back (after %d)"
+                      % (asset, aid, last))
+                last, open_id = n, aid
+                episodes += 1
+            else:
+                check(aid == open_id, "%s: %s event for %s while %s is open"
+                      % (asset, ev, aid, open_id))
+                if ev == "cleared":
+                    open_id = None
+    return {"alerts": len(stored), "episodes": episodes, "redelivered": redelivered}
+
+
+# ---- scenarios -------------------------------------------------------------
+
+class Rig:
+    """Broker + simulator(s) + subscriber + daemon in one work directory."""
+
+    def __init__(self, args, split_b=False, state_dir=None, no_data_after=None):
+        self.args = args
+        self.work = args.work
+        self.broker = Broker(self.work)
+        self.broker.start()
+        seed = args.seed
+        if split_b:
+            self.sim = Sim(self.work, "plantsim-a", "pump-a:modbus,pump-c:mqtt",
+                           self.broker.uri, seed)
+            self.sim_b = Sim(self.work, "plantsim-b", "pump-b:modbus", self.broker.uri, seed + 1)
+            self.sim_b.start()
+        else:
+            self.sim = Sim(self.work, "plantsim", "pump-a:modbus,pump-b:modbus,pump-c:mqtt",
+                           self.broker.uri, seed)
+            self.sim_b = None
+        self.sim.start()
+        self.sub = Subscriber(self.broker.uri)
+        self.state_dir = state_dir or os.path.join(self.work, "state")
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.confdir = os.path.join(self.work, "conf")
+        self.write_config(no_data_after)
+        self.pdmd = Daemon(self.work, self.state_dir, self.confdir)
+
+    def write_config(self, no_data_after=None):
+        write_config(self.confdir, self.state_dir, self.broker.uri, self.sim.port,
+                     self.args.train_after, self.sim_b.port if self.sim_b else None,
+                     no_data_after)
+
+    def close(self):
+        if self.pdmd.alive():
+            self.pdmd.term()
+        self.sub.close()
+
+
+def faults_thread(rig, stop, period):
+    """Keeps episodes coming: a fault on one pump after another."""
+    plan = [("pump-a", "bearing_wear severity=1.0 ramp=2s"), ("pump-c", "cavitation severity=1.0"),
+            ("pump-b", "cavitation severity=1.0")]
+    i = 0
+    while not stop.wait(period):
+        asset, what = plan[i % len(plan)]
+        rig.sim.cmd("fault %s %s for %ds" % (asset, what, max(5, int(period * 0.6))))
+        i += 1
+
+
+def scen_kill(args):
+    rig = Rig(args)
+    d = rig.pdmd
+    d.start()
+    versions = d.wait_models(args.model_timeout)
+    log("models trained: %s" % versions)
+    stop = threading.Event()
+    th = threading.Thread(target=faults_thread, args=(rig, stop, args.fault_period), daemon=True)
+    th.start()
+    rng = random.Random(args.seed)
+    res = {"kills": 0, "kills_during_startup": 0, "kills_during_training": 0, "restarts": 0,
+           "integrity_checks": 0, "samples_lost": 0, "alerts_lost": 0, "model_reloads": 0}
+    for i in range(args.kills):
+        during_startup = rng.random() < 0.15
+        during_training = not during_startup and rng.random() < 0.1
+        if during_startup:
+            time.sleep(rng.uniform(0.0, 1.5))   # anywhere in setup / recovery
+        else:
+            if during_training:
+                os.makedirs(os.path.join(d.state_dir, "control"), exist_ok=True)
+                open(os.path.join(d.state_dir, "control", "retrain.pump-a"), "w").close()
+            time.sleep(rng.uniform(args.min_up, args.max_up))
+        check(d.alive(), "pdmd died by itself (exit %s) before kill %d; log %s"
+              % (d.proc.returncode, i + 1, d.logpath))
+        snap = snapshot(d.db)
+        d.kill9()
+        res["kills"] += 1
+        res["kills_during_startup"] += during_startup
+        res["kills_during_training"] += during_training
+        d.start()
+        res["restarts"] += 1
+        compare_snapshots(d.db, snap)
+        if not during_startup or rng.random() < 0.5:
+            # The model comes back from disk: never "learning" again.
+            t_restart = time.monotonic()
+            got = d.wait_models(args.restart_timeout, versions)
+            res["max_restart_to_scoring_s"] = round(max(res.get("max_restart_to_scoring_s", 0),
+                                                        time.monotonic() - t_restart), 1)
+            for a, v in got.items():
+                check(v >= versions[a], "%s: model v%d after restart, v%d before"
+                      % (a, v, versions[a]))
+            versions = got
+            text = d.log_since_start()
+            for a in got:
+                check(re.search(r"models\[%s\]: loaded v\d+" % re.escape(a), text),
+                      "%s: no 'loaded' line after restart %d" % (a, i + 1))
+            res["model_reloads"] += 1
+        integrity_check(d.db)
+        res["integrity_checks"] += 1
+        if (i + 1) % 10 == 0:
+            log("%d kills, models %s, %d alerts seen" % (i + 1, versions, len(rig.sub.alerts())))
+    stop.set()
+    th.join()
+    rig.sim.cmd("clear all")
+    d.wait_models(args.restart_timeout)
+    fig = verify_alerts(d.db, rig.sub, args.drain_timeout + args.fault_period)
+    res.update(fig)
+    check(fig["episodes"] >= 1, "no alert episode during the run: nothing was tested")
+    snap = snapshot(d.db)
+    rc = d.term()
+    check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
+    compare_snapshots(d.db, snap)
+    integrity_check(d.db)
+    res["integrity_checks"] += 1
+    res["samples"] = sum(n for n, _ in snap["sensors"].values())
+    rig.close()
+    return res
+
+
+def scen_outage(args):
+    rig = Rig(args)
+    d = rig.pdmd
+    d.start()
+    d.wait_models(args.model_timeout)
+    # An active fault on pump-a whose alert is out before the broker goes.
+    # Severity 0.4 wears the bearing without heating it, so pump-a is normal
+    # again seconds after the fault ends.
+    rig.sim.cmd("fault pump-a bearing_wear severity=0.4 ramp=2s for %ds" % (args.outage + 60))
+
+    def open_episode():
+        st = d.asset_status()
+        a = st and st["pump-a"]
+        return a and a["state"] in ("warning", "critical") and a.get("last_alert")
+    ep = wait_for(open_episode, 90, "an open episode of pump-a")
+    wait_for(lambda: any(a["id"] == ep and a["event"] == "raised" for a in rig.sub.alerts()),
+             30, "the raised event of %s before the outage" % ep)
+    log("%s open and delivered; stopping the broker for %d s" % (ep, args.outage))
+    t0 = int(time.time() * 1000)
+    rig.broker.stop()
+    # While it is away: pump-a's episode clears, a new one is raised (and
+    # cleared when there is time), pump-b gets a fault of its own.
+    time.sleep(args.outage * 0.1)
+    rig.sim.cmd("clear pump-a")
+    rig.sim.cmd("fault pump-b cavitation severity=1.0 for %ds" % max(5, int(args.outage * 0.3)))
+    time.sleep(args.outage * 0.4)
+    rig.sim.cmd("fault pump-a bearing_wear severity=0.4 ramp=1s for %ds"
+                % max(3, int(args.outage * 0.2)))
+    time.sleep(args.outage * 0.5)
+    check(d.alive(), "pdmd died during the broker outage")
+    t1 = int(time.time() * 1000)
+    rig.broker.start()
+    log("broker back")
+    c = ro_connect(d.db)
+    during = c.execute("SELECT count(*) FROM outbox WHERE created_ms BETWEEN ? AND ?",
+                       (t0, t1)).fetchone()[0]
+    c.close()
+    fig = verify_alerts(d.db, rig.sub, args.drain_timeout + 60)
+    fig["outages"] = 1
+    fig["outage_s"] = args.outage
+    fig["alerts_during_outage"] = during
+    check(during >= 1, "no alert event while the broker was away: nothing was tested")
+    rc = d.term()
+    check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
+    integrity_check(d.db)
+    rig.close()
+    return fig
+
+
+def scen_plc(args):
+    rig = Rig(args, split_b=True, no_data_after="3s")
+    d = rig.pdmd
+    d.start()
+    d.wait_models(args.model_timeout)
+    others = ["pump-a", "pump-c"]
+    res = {"plc_hangs": 0, "plc_disappearances": 0}
+
+    def others_fine(since_ms):
+        st = d.asset_status()
+        check(st is not None, "no status")
+        for a in others:
+            check(st[a]["state"] not in ("no_data", "learning"),
+                  "%s went %s while another PLC failed" % (a, st[a]["state"]))
+        return newest_sample_ts(d.db, ["pump-a/score"]) > since_ms and \
+            newest_sample_ts(d.db, ["pump-c/score"]) > since_ms
+
+    def fail_and_recover(how):
+        t = time.time()
+        ms = int(t * 1000)
+        if how == "hang":
+            os.kill(rig.sim_b.proc.pid, signal.SIGSTOP)
+        else:
+            rig.sim_b.proc.kill()
+            rig.sim_b.proc.wait(5)
+        wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state") == "no_data",
+                 30, "pump-b no_data in status.json after the PLC %s" % how)
+        res["%s_to_no_data_s" % how] = round(time.time() - t, 1)
+        wait_for(lambda: "no_data" in rig.sub.states("pump-b", t), 10,
+                 "pump-b no_data on %s/state/pump-b" % PREFIX)
+        # The other assets keep scoring, and publishing their (normal) state.
+        time.sleep(3)
+        check(others_fine(ms + 3000), "pump-a/pump-c stopped scoring while the PLC of pump-b was down")
+        log("pump-b no_data after the PLC %s; pump-a, pump-c unaffected" % how)
+        t2 = time.time()
+        if how == "hang":
+            os.kill(rig.sim_b.proc.pid, signal.SIGCONT)
+        else:
+            time.sleep(5)
+            rig.sim_b.start()   # same port as before
+        wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state")
+                 in ("normal", "warning", "critical"), 90, "pump-b back after the PLC returned")
+        res["%s_recovery_s" % how] = round(time.time() - t2, 1)
+        check(any(s != "no_data" for s in rig.sub.states("pump-b", t2)),
+              "recovered pump-b state not published")
+        check(newest_sample_ts(d.db, ["pump-b/score"]) > int(t2 * 1000),
+              "pump-b not scored after its PLC returned")
+        log("pump-b recovered after the PLC %s" % how)
+
+    fail_and_recover("hang")
+    res["plc_hangs"] += 1
+    fail_and_recover("disappear")
+    res["plc_disappearances"] += 1
+    check(d.alive(), "pdmd died")
+    rc = d.term()
+    check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
+    integrity_check(d.db)
+    rig.close()
+    return res
+
+
+def scen_disk(args):
+    if os.getuid() != 0:
+        print("SKIP: the disk-full scenario mounts a tmpfs and needs root")
+        return SKIP
+    state = os.path.join(args.work, "tmpfs")
+    os.makedirs(state)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", state],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("SKIP: cannot mount a tmpfs here: %s" % r.stderr.strip())
+        return SKIP
+    rig = None
+    try:
+        rig = Rig(args, state_dir=state)
+        d = rig.pdmd
+        d.start()
+        d.wait_models(args.model_timeout)
+        filler = os.path.join(state, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        t_full = time.time()
+        log("state_dir full")
+        wait_for(lambda: re.search(r"(?i)full|no space|ENOSPC", d.log_since_start()), 60,
+                 "a disk-full error in the log")
+        err = [ln for ln in d.log_since_start().splitlines()
+               if re.search(r"(?i)full|no space", ln)][0]
+        log("log says: %s" % err.strip())
+        time.sleep(10)
+        check(d.alive(), "pdmd died on a full disk (exit %s)" % d.proc.returncode)
+        integrity_check(d.db)
+        os.unlink(filler)
+        t_free = time.time()
+        log("space back after %.0f s" % (t_free - t_full))
+        wait_for(lambda: newest_sample_ts(d.db, ["pump-a."]) > int(t_free * 1000) + 2000, 60,
+                 "samples written again after space returned")
+        st = wait_for(lambda: d.status() if d.status() and
+                      d.status()["updated"] > time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                            time.gmtime(t_free)) else None,
+                      30, "status.json rewritten")
+        check(d.alive(), "pdmd died")
+        rc = d.term()
+        check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
+        integrity_check(d.db)
+        rig.close()
+        # Samples polled while nothing can be written are not stored (the
+        # store says so, batch by batch); everything committed stays.
+        c = ro_connect(d.db)
+        sid = c.execute("SELECT id FROM sensors WHERE name = 'pump-a.vibration_rms'").fetchone()[0]
+        ts = [k & TS_MASK for (k,) in c.execute(
+            "SELECT k FROM samples WHERE k BETWEEN ? AND ? ORDER BY k",
+            ((sid << 42) | int(t_full * 1000 - 5000), (sid << 42) | int(t_free * 1000 + 5000)))]
+        c.close()
+        gap = max((b - a for a, b in zip(ts, ts[1:])), default=0)
+        return {"disk_full": 1, "full_s": int(t_free - t_full),
+                "failed_batches": st["store"]["write_errors"],
+                "sample_gap_while_full_s": round(gap / 1000.0, 1)}
+    finally:
+        if rig:
+            Procs.stop_all()
+        subprocess.run(["umount", "-l", state])
+
+
+def corrupt(path, how, rng):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    if how == "truncate":
+        data = data[:len(data) // 2]
+    elif how == "empty":
+        data = b""
+    elif how == "header":
+        for i in range(min(16, len(data))):
+            data[i] ^= 0xA5
+    elif how == "flip":
+        # A few bytes in the weights: only a checksum can catch this.
+        for _ in range(4):
+            i = rng.randrange(64, len(data))
+            data[i] ^= 1 << rng.randrange(8)
+    elif how == "tail":
+        data[-1] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def scen_model(args):
+    rig = Rig(args)
+    d = rig.pdmd
+    d.start()
+    d.wait_models(args.model_timeout)
+    d.term()
+    rng = random.Random(args.seed)
+    res = {"corrupt_models": 0, "fallbacks_to_previous": 0, "retrains": 0}
+    mdir = os.path.join(rig.state_dir, "models")
+
+    def files(asset):
+        return sorted(f for f in os.listdir(os.path.join(mdir, asset)) if f.endswith(".pdmm"))
+    # 1. Newest version corrupt, an older valid one there: the older is used.
+    for how in ("truncate", "header", "flip", "tail", "empty"):
+        for asset in ("pump-a", "pump-b"):
+            fs = files(asset)
+            good = fs[0]
+            v = int(good[1:-5])
+            bad = "v%08u.pdmm" % (v + 1)
+            shutil.copy(os.path.join(mdir, asset, good), os.path.join(mdir, asset, bad))
+            corrupt(os.path.join(mdir, asset, bad), how, rng)
+            res["corrupt_models"] += 1
+        d.start()
+        got = d.wait_models(args.restart_timeout)
+        text = d.log_since_start()
+        for asset in ("pump-a", "pump-b"):
+            check(got[asset] == v, "%s: v%d in use with a corrupt (%s) v%d and a good v%d"
+                  % (asset, got[asset], how, v + 1, v))
+            check(re.search(r"models\[%s\].*cannot load" % asset, text),
+                  "%s: the corrupt (%s) model was not reported" % (asset, how))
+            res["fallbacks_to_previous"] += 1
+            os.unlink(os.path.join(mdir, asset, "v%08u.pdmm" % (v + 1)))
+        time.sleep(2)
+        check(d.alive(), "pdmd died with a corrupt (%s) model" % how)
+        check(d.term() == 0, "pdmd did not stop cleanly")
+        log("corrupt newest model (%s): previous version used" % how)
+    # 2. Every version of pump-c corrupt, and an episode of pump-c open when
+    # the daemon stopped: the episode is cleared (it can never be scored
+    # again), pump-c trains again, the others keep their models.
+    d.start()
+    d.wait_models(args.restart_timeout)
+    rig.sim.cmd("fault pump-c cavitation severity=1.0 for 600s")
+
+    def open_episode():
+        st = d.asset_status()
+        c = st and st["pump-c"]
+        return c and c["state"] in ("warning", "critical") and c.get("last_alert")
+    raised = wait_for(open_episode, 90, "an open episode of pump-c")
+    check(d.term() == 0, "pdmd did not stop cleanly")
+    rig.sim.cmd("clear pump-c")
+    for f in files("pump-c"):
+        corrupt(os.path.join(mdir, "pump-c", f), "flip", rng)
+        res["corrupt_models"] += 1
+    d.start()
+    st = wait_for(d.asset_status, 20, "status after restart")
+    check(st["pump-c"]["state"] == "learning" or st["pump-c"]["training"],
+          "pump-c not back to learning with only corrupt models: %s" % st["pump-c"])
+    check(st["pump-a"]["model_version"] >= 1, "pump-a lost its model")
+    got = d.wait_models(args.model_timeout)
+    log("pump-c retrained: v%d" % got["pump-c"])
+    res["retrains"] += 1
+    check(d.alive(), "pdmd died")
+    check(d.term() == 0, "pdmd did not stop cleanly")
+    fig = verify_alerts(d.db, rig.sub, args.drain_timeout)
+    check(any(a["id"] == raised and a["event"] == "cleared" for a in rig.sub.alerts()),
+          "episode %s left open by a model that is gone was never cleared" % raised)
+    res["orphan_episodes_cleared"] = 1
+    res["alerts"] = fig["alerts"]
+    # The new model must load (it was not mixed up with the corrupt files).
+    d.start()
+    got2 = d.wait_models(args.restart_timeout)
+    check(got2["pump-c"] == got["pump-c"], "pump-c: v%d after restart, v%d before"
+          % (got2["pump-c"], got["pump-c"]))
+    check(d.term() == 0, "pdmd did not stop cleanly")
+    rig.close()
+    return res
+
+
+def scen_hup(args):
+    rig = Rig(args)
+    d = rig.pdmd
+    d.start()
+    before = d.wait_models(args.model_timeout)
+    pid = d.proc.pid
+    res = {"bad_reloads": 0, "good_reloads": 0}
+    pa = os.path.join(rig.confdir, "conf.d", "20-pump-a.conf")
+    with open(pa) as f:
+        good = f.read()
+    bad_configs = [
+        ("a value that does not parse", lambda t: t.replace("window = 32", "window = banana")),
+        ("a sensor on a source that does not exist",
+         lambda t: t.replace("source = plant-plc", "source = nowhere", 1)),
+        ("an INI syntax error", lambda t: t + "\n[sensor pump-a.broken\n"),
+        ("an unknown key", lambda t: t + "\nfrobnicate = yes\n"),
+    ]
+    for what, edit in bad_configs:
+        with open(pa, "w") as f:
+            f.write(edit(good))
+        mark = int(time.time() * 1000)
+        n = d.log_since_start().count("keeping the running one")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: d.log_since_start().count("keeping the running one") > n, 20,
+                 "the refusal of %s" % what)
+        time.sleep(2)
+        check(d.alive() and d.proc.pid == pid, "pdmd died after a SIGHUP with %s" % what)
+        wait_for(lambda: newest_sample_ts(d.db, ["pump-a.", "pump-a/score"]) > mark + 1000, 20,
+                 "pump-a still polled and scored after the refused reload")
+        st = d.asset_status()
+        check(st and all(st[a]["model_version"] == before[a] for a in before),
+              "models changed after a refused reload")
+        res["bad_reloads"] += 1
+        log("SIGHUP with %s: refused, old config running" % what)
+    with open(pa, "w") as f:
+        f.write(good)
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in d.log_since_start(), 20, "the good reload")
+    res["good_reloads"] += 1
+    mark = int(time.time() * 1000)
+    d.wait_models(args.restart_timeout)
+    wait_for(lambda: newest_sample_ts(d.db, ["pump-a/score"]) > mark + 1000, 30,
+             "pump-a scored after the good reload")
+    check(d.term() == 0, "pdmd did not stop cleanly")
+    integrity_check(d.db)
+    rig.close()
+    return res
+
+
+def scen_term(args):
+    """SIGTERM at random moments of a running daemon (worker threads up):
+    it must stop cleanly (exit 0), never die of the signal's default action."""
+    rig = Rig(args)
+    d = rig.pdmd
+    rng = random.Random(args.seed)
+    res = {"sigterms": 0}
+    for i in range(args.kills):
+        d.start()
+        wait_for(lambda: "daemon: running" in d.log_since_start() or not d.alive(), 20,
+                 "the daemon's main loop")
+        time.sleep(rng.uniform(0, 2))
+        rc = d.term()
+        check(rc == 0, "pdmd exited %d on SIGTERM (start %d)" % (rc, i + 1))
+        check("SIGTERM received" in d.log_since_start(), "SIGTERM not handled by the main loop")
+        res["sigterms"] += 1
+    integrity_check(d.db)
+    rig.close()
+    return res
+
+
+SCENARIOS = {"term": scen_term, "kill": scen_kill, "outage": scen_outage, "plc": scen_plc, "disk": scen_disk,
+             "model": scen_model, "hup": scen_hup}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    ap.add_argument("--kills", type=int, default=20, help="kill -9 count (kill)")
+    ap.add_argument("--min-up", type=float, default=1.0, help="min seconds up before a kill")
+    ap.add_argument("--max-up", type=float, default=5.0, help="max seconds up before a kill")
+    ap.add_argument("--fault-period", type=float, default=12.0,
+                    help="seconds between injected plant faults (kill)")
+    ap.add_argument("--outage", type=int, default=45, help="broker outage in seconds (outage)")
+    ap.add_argument("--train-after", type=int, default=40, help="windows before the first model")
+    ap.add_argument("--model-timeout", type=float, default=120)
+    ap.add_argument("--restart-timeout", type=float, default=40)
+    ap.add_argument("--drain-timeout", type=float, default=60)
+    ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    ap.add_argument("--report", help="append the FAULTS_RESULT line to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    for v in ("PDMD", "PLANTSIM", "PDM_ETC"):
+        if not os.environ.get(v):
+            print("%s is not set (run through meson test or tests/faults/soak.sh)" % v)
+            return 2
+    if not shutil.which("mosquitto") or not shutil.which("sqlite3"):
+        print("SKIP: mosquitto and the sqlite3 shell are needed")
+        return SKIP
+    args.work = tempfile.mkdtemp(prefix="pdm-faults-%s-" % args.scenario)
+    log("scenario %s, seed %d, work dir %s" % (args.scenario, args.seed, args.work))
+    ok = False
+    try:
+        res = SCENARIOS[args.scenario](args)
+        if res == SKIP:
+            ok = True
+            return SKIP
+        res = dict(res, scenario=args.scenario, seed=args.seed,
+                   seconds=round(time.monotonic() - T0, 1), lost=0, result="pass")
+        line = "FAULTS_RESULT " + json.dumps(res, sort_keys=True)
+        print(line, flush=True)
+        if args.report:
+            with open(args.report, "a") as f:
+                f.write(line + "\n")
+        ok = True
+        return 0
+    except Failure as e:
+        print("FAIL: %s" % e, flush=True)
+        print("work dir kept: %s (pdmd.log, plantsim.log, broker/)" % args.work)
+        if args.report:
+            with open(args.report, "a") as f:
+                f.write("FAULTS_RESULT " + json.dumps({"scenario": args.scenario,
+                        "seed": args.seed, "result": "fail", "error": str(e)}) + "\n")
+        return 1
+    finally:
+        Procs.stop_all()
+        if ok and not args.keep:
+            shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
