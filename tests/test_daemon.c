@@ -79,7 +79,12 @@ static int on_message(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
 	if (rx.n < MAX_MSGS) {
 		struct msg *x = &rx.msgs[rx.n++];
 		snprintf(x->topic, sizeof(x->topic), "%s", topic);
-		x->payload = strndup(m->payload, (size_t)m->payloadlen);
+		/* paho's payload is not NUL-terminated: copy by length. */
+		x->payload = malloc((size_t)m->payloadlen + 1);
+		if (x->payload) {
+			memcpy(x->payload, m->payload, (size_t)m->payloadlen);
+			x->payload[m->payloadlen] = '\0';
+		}
 		x->retained = m->retained;
 		x->mono_ms = mono_ms();
 	}
