@@ -97,6 +97,21 @@ int pdmctl_parse_when(const char *s, int64_t now_ms, int64_t *out_ms)
 	return -EINVAL;
 }
 
+int pdmctl_parse_range(const char *cmd, const char *since, const char *until, int64_t *t0,
+		       int64_t *t1)
+{
+	int64_t now = pdm_wall_ms();
+
+	if (pdmctl_parse_when(since, now, t0) < 0)
+		return pdmctl_usage_error(cmd, "bad --since", since);
+	if (pdmctl_parse_when(until, now, t1) < 0)
+		return pdmctl_usage_error(cmd, "bad --until", until);
+	if (*t1 <= *t0)
+		return pdmctl_usage_error(cmd, "--until must be after --since", NULL);
+	(*t1)++;
+	return 0;
+}
+
 /* "2026-11-28T04:25:42.123Z" -> "2026-11-28 04:25:42" (UTC) for tables. */
 static void fmt_time(int64_t ms, char *buf, size_t len)
 {
@@ -1051,15 +1066,9 @@ static int cmd_export(struct pdmctl *c, int argc, char **argv)
 	if (optind + 1 != argc)
 		return pdmctl_usage_error("export", "want exactly one ASSET", NULL);
 	const char *asset = argv[optind];
-	int64_t now = pdm_wall_ms(), t0, t1;
-	if (pdmctl_parse_when(since_s, now, &t0) < 0)
-		return pdmctl_usage_error("export", "bad --since", since_s);
-	if (pdmctl_parse_when(until_s, now, &t1) < 0)
-		return pdmctl_usage_error("export", "bad --until", until_s);
-	if (t1 <= t0)
-		return pdmctl_usage_error("export", "--until must be after --since", NULL);
-	/* "now" includes the sample stamped this very millisecond. */
-	t1++;
+	int64_t t0, t1;
+	if ((ex = pdmctl_parse_range("export", since_s, until_s, &t0, &t1)) != 0)
+		return ex;
 	if ((ex = pdmctl_load_cfg(c)) != 0)
 		return ex;
 	const struct cfg_asset *a = find_asset_or_complain(c, "export", asset);

@@ -34,6 +34,11 @@ struct store *pdmctl_open_store(struct pdmctl *c, int *ex);
  * ("2h"), or "now". Returns 0 or -EINVAL. */
 int pdmctl_parse_when(const char *s, int64_t now_ms, int64_t *out_ms);
 
+/* --since/--until of command `cmd` into [*t0, *t1) in ms; "now" includes
+ * the sample stamped this very millisecond. 0, or EX_USAGE after saying why. */
+int pdmctl_parse_range(const char *cmd, const char *since, const char *until, int64_t *t0,
+		       int64_t *t1);
+
 /* "45s", "12m", "3h05m", "2d04h". */
 void pdmctl_fmt_age(int64_t ms, char *buf, size_t len);
 

@@ -217,14 +217,9 @@ int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 		return EX_UNAVAILABLE;
 	}
 	const char *asset = argv[optind];
-	int64_t now = pdm_wall_ms(), t0, t1;
-	if (pdmctl_parse_when(since_s, now, &t0) < 0)
-		return pdmctl_usage_error("plot", "bad --since", since_s);
-	if (pdmctl_parse_when(until_s, now, &t1) < 0)
-		return pdmctl_usage_error("plot", "bad --until", until_s);
-	if (t1 <= t0)
-		return pdmctl_usage_error("plot", "--until must be after --since", NULL);
-	t1++;
+	int64_t t0, t1;
+	if ((ex = pdmctl_parse_range("plot", since_s, until_s, &t0, &t1)) != 0)
+		return ex;
 	if ((ex = pdmctl_load_cfg(c)) != 0)
 		return ex;
 	const struct cfg_asset *a = cfg_find_asset(c->cfg, asset);
