@@ -1053,7 +1053,8 @@ void mqtt_client_stats(struct mqtt_client *c, size_t sub, struct mqtt_stats *o)
  * is allowed so that a file can be 0640 root:pdmd, and so that systemd's
  * credentials (0400 plus an ACL, which shows as group read) pass.
  */
-static int secret_stat_ok(const char *path, const struct stat *st, char *why, size_t len)
+static int secret_stat_ok(const char *path, const struct stat *st, long long max_bytes, char *why,
+			  size_t len)
 {
 	unsigned mode = (unsigned)(st->st_mode & 07777);
 
@@ -1081,17 +1082,15 @@ static int secret_stat_ok(const char *path, const struct stat *st, char *why, si
 			 mode, path);
 		return -EACCES;
 	}
-	/* the password, then at most "\r\n" */
-	if (st->st_size > MQTT_PASSWORD_MAX + 2) {
-		snprintf(why, len,
-			 "%s has %lld bytes; it must hold only the password (at most %d bytes)", path,
-			 (long long)st->st_size, MQTT_PASSWORD_MAX);
+	if (max_bytes > 0 && (long long)st->st_size > max_bytes) {
+		snprintf(why, len, "%s has %lld bytes, more than the %lld it may have", path,
+			 (long long)st->st_size, max_bytes);
 		return -EFBIG;
 	}
 	return 0;
 }
 
-int mqtt_check_secret_file(const char *path, char *why, size_t len)
+int mqtt_check_secret_file(const char *path, long long max_bytes, char *why, size_t len)
 {
 	struct stat st;
 	int rc;
@@ -1104,7 +1103,7 @@ int mqtt_check_secret_file(const char *path, char *why, size_t len)
 		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
 		return rc;
 	}
-	rc = secret_stat_ok(path, &st, why, len);
+	rc = secret_stat_ok(path, &st, max_bytes, why, len);
 	if (rc < 0)
 		return rc;
 	if (access(path, R_OK) < 0) {
@@ -1131,7 +1130,8 @@ int mqtt_read_password_file(const char *path, char *buf, size_t len)
 		LOG_E("mqtt: cannot open password_file %s: %s", path, strerror(errno));
 		return ret;
 	}
-	ret = secret_stat_ok(path, &st, why, sizeof(why));
+	/* the password, then at most "\r\n" */
+	ret = secret_stat_ok(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
 	if (ret < 0) {
 		LOG_E("mqtt: password_file: %s", why);
 		return ret;
@@ -1148,7 +1148,8 @@ int mqtt_read_password_file(const char *path, char *buf, size_t len)
 		LOG_E("mqtt: cannot stat password_file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	ret = secret_stat_ok(path, &st, why, sizeof(why));
+	/* the password, then at most "\r\n" */
+	ret = secret_stat_ok(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
 	if (ret < 0) {
 		LOG_E("mqtt: password_file: %s", why);
 		goto out;

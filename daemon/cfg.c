@@ -1048,7 +1048,8 @@ static const struct key mqtt_keys[] = {
 	{ .name = "cert_file", .type = T_STR, .off = MQTT(cert_file), .def = "",
 	  .help = "Client certificate (PEM) for TLS client authentication; needs key_file." },
 	{ .name = "key_file", .type = T_STR, .off = MQTT(key_file), .def = "",
-	  .help = "Private key (PEM) of cert_file." },
+	  .help = "Private key (PEM) of cert_file; private like password_file (mode, owner, a "
+		  "relative name)." },
 	{ .name = "topic_prefix", .type = T_STR, .off = MQTT(topic_prefix), .def = "pdm",
 	  .check = check_topic_prefix,
 	  .help = "Topics are PREFIX/alerts/ASSET, PREFIX/state/ASSET, PREFIX/models/ASSET, "
@@ -1657,31 +1658,43 @@ static void check_readable(struct loader *ld, const struct raw_section *sec, con
 }
 
 /*
- * A relative password_file is a systemd credential of that name when the
- * service manager passed one (LoadCredential=NAME:/etc/pdmd/NAME), else a
- * file of the configuration directory: the same file for the service,
- * whose dynamic user cannot read /etc/pdmd/NAME, and for `pdmd check` run
- * by root.
+ * A relative password_file or key_file is a systemd credential of that name
+ * when the service manager passed one (LoadCredential=NAME:/etc/pdmd/NAME),
+ * else a file of the configuration directory: the same file for the
+ * service, whose dynamic user cannot read /etc/pdmd/NAME, and for
+ * `pdmd check` run by root.
  */
-static void resolve_password_file(struct pdm_config *c)
+static void resolve_secret_path(const struct pdm_config *c, char **field)
 {
-	const char *name = c->mqtt.password_file;
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	char *path = NULL;
 
-	if (name[0] == '/')
+	if ((*field)[0] == '/')
 		return;
 	if (creds && creds[0]) {
-		path = xasprintf("%s/%s", creds, name);
+		path = xasprintf("%s/%s", creds, *field);
 		if (access(path, F_OK) < 0) {
 			free(path);
 			path = NULL;
 		}
 	}
 	if (!path)
-		path = xasprintf("%s/%s", c->dir, name);
-	free(c->mqtt.password_file);
-	c->mqtt.password_file = path;
+		path = xasprintf("%s/%s", c->dir, *field);
+	free(*field);
+	*field = path;
+}
+
+/* Secrets must be private to the daemon; see mqtt_check_secret_file(). */
+static void check_secret(struct loader *ld, const struct raw_section *sec, const char *key,
+			 char **field, long long max_bytes)
+{
+	char why[PATH_MAX + 200];
+
+	if (!(*field)[0])
+		return;
+	resolve_secret_path(ld->cfg, field);
+	if (mqtt_check_secret_file(*field, max_bytes, why, sizeof(why)) < 0)
+		error_at(ld, sec->file, line_of(sec, key), "%s: %s", key, why);
 }
 
 static void check_globals(struct loader *ld, const struct raw_section *sec_of[SK_N])
@@ -1724,15 +1737,10 @@ static void check_globals(struct loader *ld, const struct raw_section *sec_of[SK
 					 tls_keys[i], c->mqtt.uri);
 		}
 	}
-	if (c->mqtt.password_file[0]) {
-		char why[PATH_MAX + 200];
-		resolve_password_file(c);
-		if (mqtt_check_secret_file(c->mqtt.password_file, why, sizeof(why)) < 0)
-			error_at(ld, m->file, line_of(m, "password_file"), "password_file: %s", why);
-	}
+	check_secret(ld, m, "password_file", &c->mqtt.password_file, MQTT_PASSWORD_MAX + 2);
 	check_readable(ld, m, "ca_file", c->mqtt.ca_file);
 	check_readable(ld, m, "cert_file", c->mqtt.cert_file);
-	check_readable(ld, m, "key_file", c->mqtt.key_file);
+	check_secret(ld, m, "key_file", &c->mqtt.key_file, MQTT_KEY_FILE_MAX);
 }
 
 static void check_sources(struct loader *ld, const struct raw_section **src_sec)

@@ -226,6 +226,7 @@ static void test_every_key_parses(void **state)
 	test_write_file(f->dir, "ca.pem", "x\n");
 	test_write_file(f->dir, "c.pem", "x\n");
 	test_write_file(f->dir, "k.pem", "x\n");
+	chmod_in(f->dir, "k.pem", 0600);
 	snprintf(conf, sizeof(conf),
 		 "[daemon]\nstate_dir = /srv/pdm\nlog_level = debug\nhost = edge-07\n"
 		 "keep_models = 9\n"
@@ -1176,7 +1177,7 @@ static void test_password_file_rules(void **state)
 	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s/big\n",
 		 f->dir);
 	snprintf(want, sizeof(want),
-		 "password_file: %s/big has 4000 bytes; it must hold only the password (at most 512",
+		 "password_file: %s/big has 4000 bytes, more than the 514 it may have",
 		 f->dir);
 	expect_error(f, conf, 12, want);
 
@@ -1190,6 +1191,23 @@ static void test_password_file_rules(void **state)
 			 "password_file: %s belongs to uid 65534, who could change or show it", pw);
 		expect_error(f, conf, 12, want);
 	}
+
+	/* The TLS key is a secret too: same rules, larger size limit. */
+	test_write_file(f->dir, "k.pem", "-----BEGIN PRIVATE KEY-----\n");
+	test_write_file(f->dir, "c.pem", "-----BEGIN CERTIFICATE-----\n");
+	chmod_in(f->dir, "k.pem", 0644);
+	char tls[1024];
+	snprintf(tls, sizeof(tls),
+		 BASE "[mqtt]\nuri = ssl://b:8883\ncert_file = %s/c.pem\nkey_file = k.pem\n", f->dir);
+	snprintf(want, sizeof(want), "key_file: %s/k.pem has mode 0644: any user can access it",
+		 f->dir);
+	expect_error(f, tls, 13, want);
+	chmod_in(f->dir, "k.pem", 0600);
+	c = load_main(f, tls);
+	assert_non_null(c);
+	snprintf(want, sizeof(want), "%s/k.pem", f->dir);
+	assert_string_equal(c->mqtt.key_file, want);
+	cfg_free(c);
 
 	/* Missing. */
 	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s/none\n",
