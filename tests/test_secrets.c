@@ -76,7 +76,7 @@ static void assert_no_secret(const char *text, const char *what)
 /* `pdmd CMD -c confdir` to completion; output into out (and remembered). */
 static int run_cmd(const char *cmd, char *out, size_t len)
 {
-	char *argv[] = { (char *)pdmd(), (char *)cmd, "-c", confdir, NULL };
+	char *argv[] = {(char *)pdmd(), (char *)cmd, "-c", confdir, NULL};
 	int rc = test_run(argv, out, len);
 	remember(out);
 	assert_no_secret(out, cmd);
@@ -188,7 +188,8 @@ static int scan_file(const char *path, const struct stat *st, int type, struct F
 		return 0;
 	size_t n;
 	char *buf = slurp(path, &n);
-	if (buf && (memmem(buf, n, PW_GOOD, strlen(PW_GOOD)) || memmem(buf, n, PW_BAD, strlen(PW_BAD)))) {
+	if (buf &&
+	    (memmem(buf, n, PW_GOOD, strlen(PW_GOOD)) || memmem(buf, n, PW_BAD, strlen(PW_BAD)))) {
 		fprintf(stderr, "# the password is in %s\n", path);
 		leaks++;
 	}
@@ -216,7 +217,7 @@ static int group_setup(void **state)
 	if (fd < 0)
 		return -1;
 	close(fd);
-	char *mp[] = { "/usr/bin/mosquitto_passwd", "-b", passwd, USER, PW_GOOD, NULL };
+	char *mp[] = {"/usr/bin/mosquitto_passwd", "-b", passwd, USER, PW_GOOD, NULL};
 	if (test_run(mp, out, sizeof(out)) != 0) {
 		fprintf(stderr, "# mosquitto_passwd: %s\n", out);
 		return -1;
@@ -287,15 +288,18 @@ static void test_loose_password_file_exits_78(void **state)
 	(void)state;
 
 	write_config(NULL);
-	static const struct { mode_t mode; const char *why; } bad[] = {
-		{ 0644, "has mode 0644: any user can access it; run chmod 600" },
-		{ 0604, "has mode 0604: any user can access it; run chmod 600" },
-		{ 0660, "has mode 0660: its group can change it; run chmod 600" },
+	static const struct {
+		mode_t mode;
+		const char *why;
+	} bad[] = {
+	    {0644, "has mode 0644: any user can access it; run chmod 600"},
+	    {0604, "has mode 0604: any user can access it; run chmod 600"},
+	    {0660, "has mode 0660: its group can change it; run chmod 600"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_password(PW_GOOD, bad[i].mode);
-		snprintf(want, sizeof(want), "%s/pdmd.conf:9: password_file: %s %s", confdir, pwpath,
-			 bad[i].why);
+		snprintf(want, sizeof(want), "%s/pdmd.conf:9: password_file: %s %s", confdir,
+			 pwpath, bad[i].why);
 		assert_int_equal(run_cmd("check", out, sizeof(out)), EX_CONFIG);
 		if (!strstr(out, want))
 			fail_msg("expected\n  %s\nin\n%s", want, out);
@@ -335,9 +339,10 @@ static void test_uri_with_password_exits_78(void **state)
 	snprintf(uri, sizeof(uri), "tcp://" USER ":" PW_GOOD "@127.0.0.1:%d", broker.port);
 	write_config(uri);
 	write_password(PW_GOOD, 0600);
-	char *argv[] = { (char *)pdmd(), "check", "-c", confdir, NULL };
+	char *argv[] = {(char *)pdmd(), "check", "-c", confdir, NULL};
 	assert_int_equal(test_run(argv, out, sizeof(out)), EX_CONFIG);
-	assert_non_null(strstr(out, "pdmd.conf:6: uri: a user or password in the URI is not allowed"));
+	assert_non_null(
+	    strstr(out, "pdmd.conf:6: uri: a user or password in the URI is not allowed"));
 	assert_no_secret(out, "check");
 	argv[1] = "run";
 	assert_int_equal(test_run(argv, out, sizeof(out)), EX_CONFIG);
@@ -372,12 +377,12 @@ static void test_no_secret_anywhere(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_check_shows_no_secret),
-		cmocka_unit_test(test_run_connects),
-		cmocka_unit_test(test_run_wrong_password),
-		cmocka_unit_test(test_loose_password_file_exits_78),
-		cmocka_unit_test(test_uri_with_password_exits_78),
-		cmocka_unit_test(test_no_secret_anywhere),
+	    cmocka_unit_test(test_check_shows_no_secret),
+	    cmocka_unit_test(test_run_connects),
+	    cmocka_unit_test(test_run_wrong_password),
+	    cmocka_unit_test(test_loose_password_file_exits_78),
+	    cmocka_unit_test(test_uri_with_password_exits_78),
+	    cmocka_unit_test(test_no_secret_anywhere),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
