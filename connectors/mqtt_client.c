@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,7 @@ struct slot {
 struct mqtt_client {
 	/* configuration (copies) */
 	char *uri, *client_id, *username, *password, *ca_file, *cert_file, *key_file;
+	char *uri_shown; /* uri for logs: a password inside it replaced by *** */
 	char *will_topic, *will_payload;
 	int will_qos;
 	bool will_retained, clean_session, tls;
@@ -374,7 +376,7 @@ static void on_connected(void *ctx, MQTTAsync_successData *resp)
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 
-	LOG_I("mqtt[%s]: connected to %s%s", c->client_id, c->uri, session ? " (session resumed)" : "");
+	LOG_I("mqtt[%s]: connected to %s%s", c->client_id, c->uri_shown, session ? " (session resumed)" : "");
 	subscribe_all(c);
 }
 
@@ -397,11 +399,11 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *resp)
 	if (!say)
 		return;
 	if (reason)
-		pdm_log(prio, "mqtt[%s]: %s refused the connection: %s; retrying in %lld ms", c->client_id, c->uri,
+		pdm_log(prio, "mqtt[%s]: %s refused the connection: %s; retrying in %lld ms", c->client_id, c->uri_shown,
 			reason, (long long)d);
 	else
 		pdm_log(prio, "mqtt[%s]: cannot connect to %s: %s (code %d)%s; retrying in %lld ms", c->client_id,
-			c->uri, msg ? msg : "connection failed", code,
+			c->uri_shown, msg ? msg : "connection failed", code,
 			/* paho reports host name mismatches and handshake alerts no better */
 			c->tls ? " - if the broker is up, check ca_file, that the broker's certificate names this "
 				 "host, and whether it requires a client certificate"
@@ -427,7 +429,7 @@ static void on_connection_lost(void *ctx, char *cause)
 	pthread_mutex_unlock(&c->lock);
 	if (say)
 		pdm_log(LOG_WARNING, "mqtt[%s]: connection to %s lost%s%s; reconnecting in %lld ms", c->client_id,
-			c->uri, cause ? ": " : "", cause ? cause : "", (long long)d);
+			c->uri_shown, cause ? ": " : "", cause ? cause : "", (long long)d);
 	if (was_up && c->cb.on_connection)
 		c->cb.on_connection(false, c->user);
 }
@@ -496,7 +498,7 @@ static void issue_connect(struct mqtt_client *c)
 		pthread_mutex_unlock(&c->lock);
 		if (say)
 			pdm_log(LOG_WARNING, "mqtt[%s]: connect to %s not started (paho error %d); retrying in %lld ms",
-				c->client_id, c->uri, rc, (long long)d);
+				c->client_id, c->uri_shown, rc, (long long)d);
 	}
 }
 
@@ -641,6 +643,31 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 
 /* ---- lifecycle ---- */
 
+/*
+ * A copy of uri fit for logs: "tcp://user:secret@host" (userinfo, which
+ * some tools accept) becomes "tcp://user:***@host". The daemon's config
+ * refuses such URIs; this guards every other caller.
+ */
+static char *uri_redact(const char *uri)
+{
+	const char *auth = uri ? strstr(uri, "://") : NULL;
+	if (!auth)
+		return dup_opt(uri);
+	auth += 3;
+	size_t host_at = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', host_at);
+	if (!at)
+		return dup_opt(uri);
+	const char *colon = memchr(auth, ':', (size_t)(at - auth));
+	const char *cut = colon ? colon + 1 : auth;
+	size_t head = (size_t)(cut - uri);
+	char *r = xcalloc(1, head + 3 + strlen(at) + 1);
+	memcpy(r, uri, head);
+	memcpy(r + head, "***", 3);
+	strcpy(r + head + 3, at);
+	return r;
+}
+
 static int check_cfg(const struct mqtt_client_cfg *cfg, bool *tls)
 {
 	if (!cfg || !cfg->uri || !*cfg->uri) {
@@ -653,11 +680,16 @@ static int check_cfg(const struct mqtt_client_cfg *cfg, bool *tls)
 	}
 	*tls = has_prefix(cfg->uri, "ssl://") || has_prefix(cfg->uri, "mqtts://");
 	if (!*tls && !has_prefix(cfg->uri, "tcp://") && !has_prefix(cfg->uri, "mqtt://")) {
-		LOG_E("mqtt[%s]: uri '%s' must start with tcp:// or ssl://", cfg->client_id, cfg->uri);
+		char *shown = uri_redact(cfg->uri);
+		LOG_E("mqtt[%s]: uri '%s' must start with tcp:// or ssl://", cfg->client_id, shown);
+		free(shown);
 		return -EINVAL;
 	}
 	if (!*tls && (cfg->ca_file || cfg->cert_file || cfg->key_file)) {
-		LOG_E("mqtt[%s]: ca_file/cert_file/key_file need an ssl:// uri, not '%s'", cfg->client_id, cfg->uri);
+		char *shown = uri_redact(cfg->uri);
+		LOG_E("mqtt[%s]: ca_file/cert_file/key_file need an ssl:// uri, not '%s'", cfg->client_id,
+		      shown);
+		free(shown);
 		return -EINVAL;
 	}
 	if (!cfg->cert_file != !cfg->key_file) {
@@ -698,6 +730,7 @@ struct mqtt_client *mqtt_client_new(const struct mqtt_client_cfg *cfg, const str
 		return NULL;
 	struct mqtt_client *c = xcalloc(1, sizeof(*c));
 	c->uri = dup_opt(cfg->uri);
+	c->uri_shown = uri_redact(cfg->uri);
 	c->client_id = dup_opt(cfg->client_id);
 	c->username = cfg->username && *cfg->username ? dup_opt(cfg->username) : NULL;
 	c->password = dup_opt(cfg->password);
@@ -834,7 +867,7 @@ int mqtt_client_start(struct mqtt_client *c)
 	co.MQTTVersion = MQTTVERSION_3_1_1;
 	rc = MQTTAsync_createWithOptions(&c->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
-		LOG_E("mqtt[%s]: cannot create a client for %s (paho error %d)", c->client_id, c->uri, rc);
+		LOG_E("mqtt[%s]: cannot create a client for %s (paho error %d)", c->client_id, c->uri_shown, rc);
 		c->h = NULL;
 		return rc == MQTTASYNC_BAD_PROTOCOL ? -EINVAL : -EIO;
 	}
@@ -957,7 +990,7 @@ int mqtt_client_stop(struct mqtt_client *c, int timeout_ms)
 		release_slot(c, &c->slots[i], -ECANCELED);
 	if (was_up && c->cb.on_connection)
 		c->cb.on_connection(false, c->user);
-	LOG_I("mqtt[%s]: disconnected from %s", c->client_id, c->uri);
+	LOG_I("mqtt[%s]: disconnected from %s", c->client_id, c->uri_shown);
 	return ret;
 }
 
@@ -983,6 +1016,7 @@ void mqtt_client_free(struct mqtt_client *c)
 	free(c->slots);
 	free(c->free_slots);
 	free(c->uri);
+	free(c->uri_shown);
 	free(c->client_id);
 	free(c->username);
 	secure_free(c->password);
@@ -1014,36 +1048,110 @@ void mqtt_client_stats(struct mqtt_client *c, size_t sub, struct mqtt_stats *o)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * Whether a file may hold a secret (see mqtt_check_secret_file). Group read
+ * is allowed so that a file can be 0640 root:pdmd, and so that systemd's
+ * credentials (0400 plus an ACL, which shows as group read) pass.
+ */
+static int secret_stat_ok(const char *path, const struct stat *st, long long max_bytes, char *why,
+			  size_t len)
+{
+	unsigned mode = (unsigned)(st->st_mode & 07777);
+
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, len, "%s is not a regular file", path);
+		return -EINVAL;
+	}
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(why, len,
+			 "%s belongs to uid %u, who could change or show it; it must belong to root "
+			 "or to the user pdmd runs as (chown root %s)",
+			 path, (unsigned)st->st_uid, path);
+		return -EPERM;
+	}
+	if (mode & S_IRWXO) {
+		snprintf(why, len,
+			 "%s has mode %04o: any user can access it; run chmod 600 %s (or chmod 640 "
+			 "with a group only pdmd is in: chown root:pdmd)",
+			 path, mode, path);
+		return -EACCES;
+	}
+	if (mode & S_IWGRP) {
+		snprintf(why, len,
+			 "%s has mode %04o: its group can change it; run chmod 600 %s (or 640)", path,
+			 mode, path);
+		return -EACCES;
+	}
+	if (max_bytes > 0 && (long long)st->st_size > max_bytes) {
+		snprintf(why, len, "%s has %lld bytes, more than the %lld it may have", path,
+			 (long long)st->st_size, max_bytes);
+		return -EFBIG;
+	}
+	return 0;
+}
+
+int mqtt_check_secret_file(const char *path, long long max_bytes, char *why, size_t len)
+{
+	struct stat st;
+	int rc;
+
+	if (!path || !why || len == 0)
+		return -EINVAL;
+	why[0] = '\0';
+	if (stat(path, &st) < 0) {
+		rc = -errno;
+		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
+		return rc;
+	}
+	rc = secret_stat_ok(path, &st, max_bytes, why, len);
+	if (rc < 0)
+		return rc;
+	if (access(path, R_OK) < 0) {
+		rc = -errno;
+		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
 int mqtt_read_password_file(const char *path, char *buf, size_t len)
 {
+	char why[PATH_MAX + 200];
 	struct stat st;
 	int fd, ret = 0;
 
 	if (!path || !buf || len == 0)
 		return -EINVAL;
 	buf[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Never open what is not a regular file: a FIFO would block, a tty
+	 * would see its lines toggled. */
+	if (stat(path, &st) < 0) {
+		ret = -errno;
+		LOG_E("mqtt: cannot open password_file %s: %s", path, strerror(errno));
+		return ret;
+	}
+	/* the password, then at most "\r\n" */
+	ret = secret_stat_ok(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
+	if (ret < 0) {
+		LOG_E("mqtt: password_file: %s", why);
+		return ret;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		ret = -errno;
 		LOG_E("mqtt: cannot open password_file %s: %s", path, strerror(errno));
 		return ret;
 	}
-	/* fstat on the open file: no window to swap the file after the check */
+	/* Checked again on the open file: it may have been replaced meanwhile. */
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		LOG_E("mqtt: cannot stat password_file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		LOG_E("mqtt: password_file %s is not a regular file", path);
-		ret = -EINVAL;
-		goto out;
-	}
-	if (st.st_mode & 0007) {
-		LOG_E("mqtt: password_file %s has mode %04o: others may access it; "
-		      "run chmod 0600 (or 0640) on it",
-		      path, (unsigned)(st.st_mode & 07777));
-		ret = -EACCES;
+	/* the password, then at most "\r\n" */
+	ret = secret_stat_ok(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
+	if (ret < 0) {
+		LOG_E("mqtt: password_file: %s", why);
 		goto out;
 	}
 	size_t got = 0;

@@ -118,11 +118,30 @@ void mqtt_client_free(struct mqtt_client *c);
  * client with SIZE_MAX. An unknown index gives zeros. Thread-safe. */
 void mqtt_client_stats(struct mqtt_client *c, size_t sub, struct mqtt_stats *o);
 
+/* Longest password a password file may hold, in bytes (the file may add a
+ * line end: at most MQTT_PASSWORD_MAX + 2 bytes). */
+#define MQTT_PASSWORD_MAX 512
+/* Largest TLS private key file accepted (a PEM key is a few KiB). */
+#define MQTT_KEY_FILE_MAX (64 * 1024)
+
+/*
+ * Checks, without reading it, that `path` may hold a secret: a regular file
+ * (a symlink is followed and what it points to is checked), owned by root
+ * or by the effective user, with no access for others and not writable by
+ * its group (0600, or 0640 with a group only pdmd is in), at most
+ * max_bytes long (0: any size), and readable by us. Returns 0, or a
+ * negative code with the reason and the fix written to why ("FILE has mode
+ * 0644: any user can access it; run chmod 600 FILE ..."). Logs nothing.
+ */
+int mqtt_check_secret_file(const char *path, long long max_bytes, char *why, size_t len);
+
 /*
  * Reads a password from `path` into buf (NUL-terminated, the trailing
- * newline stripped). Refuses (-EACCES, with a clear error logged) a file
- * that others may read or write (mode & 0007): chmod 0640 or 0600 it.
- * Returns 0, -ENAMETOOLONG if it does not fit in len, or -errno. The
+ * newline stripped), after the checks of mqtt_check_secret_file() on the
+ * open file: -EACCES (others may access it, or its group may write it),
+ * -EPERM (another user owns it), -EINVAL (not a regular file, or a NUL
+ * byte), -EFBIG (file too large), each with a clear error logged. Returns
+ * 0, -ENAMETOOLONG if the password does not fit in len, or -errno. The
  * password itself is never logged.
  */
 int mqtt_read_password_file(const char *path, char *buf, size_t len);

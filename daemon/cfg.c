@@ -27,6 +27,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include "mb_decode.h"
+#include "mqtt_client.h"
 #include "pdm_parse.h"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -600,6 +602,13 @@ static int check_uri(const void *field, char *why, size_t len)
 	static const char *const schemes[] = { "tcp://", "ssl://", "mqtt://", "mqtts://",
 					       "ws://", "wss://" };
 	const char *v = *(char *const *)field;
+	const char *auth = strstr(v, "://");
+	/* Not echoed: the value would show in logs and in `pdmd check`. */
+	if (auth && memchr(auth + 3, '@', strcspn(auth + 3, "/?#"))) {
+		snprintf(why, len, "a user or password in the URI is not allowed (it would show in "
+				   "logs); set username and password_file instead");
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < ARRAY_LEN(schemes); i++) {
 		size_t l = strlen(schemes[i]);
 		if (strncmp(v, schemes[i], l) == 0 && v[l] != '\0' && !strchr(v + l, ' '))
@@ -1031,13 +1040,16 @@ static const struct key mqtt_keys[] = {
 	  .help = "User name for the broker (empty: anonymous)." },
 	{ .name = "password_file", .type = T_STR, .off = MQTT(password_file), .def = "",
 	  .help = "File whose first line is the password, so the secret stays out of the "
-		  "config." },
+		  "config: mode 0600 (or 0640, group only pdmd's), owned by root. A relative "
+		  "name is a systemd credential (LoadCredential=) or a file of the config "
+		  "directory." },
 	{ .name = "ca_file", .type = T_STR, .off = MQTT(ca_file), .def = "",
 	  .help = "CA certificates (PEM) to verify the broker (TLS; empty: the system's)." },
 	{ .name = "cert_file", .type = T_STR, .off = MQTT(cert_file), .def = "",
 	  .help = "Client certificate (PEM) for TLS client authentication; needs key_file." },
 	{ .name = "key_file", .type = T_STR, .off = MQTT(key_file), .def = "",
-	  .help = "Private key (PEM) of cert_file." },
+	  .help = "Private key (PEM) of cert_file; private like password_file (mode, owner, a "
+		  "relative name)." },
 	{ .name = "topic_prefix", .type = T_STR, .off = MQTT(topic_prefix), .def = "pdm",
 	  .check = check_topic_prefix,
 	  .help = "Topics are PREFIX/alerts/ASSET, PREFIX/state/ASSET, PREFIX/models/ASSET, "
@@ -1407,6 +1419,11 @@ static char *cfg_reader(char *str, int num, void *stream)
 	snprintf(str, (size_t)num, "\n");
 	if (l == 0 || s[0] == ';' || s[0] == '#')
 		return str;
+	/* Before anything else, so that no message echoes a huge line. */
+	if (l + 2 > (size_t)num) {
+		error_at(ld, ld->file, ld->lineno, "line too long (at most %d characters)", num - 2);
+		return str;
+	}
 	if (s[0] == '[') {
 		section_header(ld, s);
 		return str;
@@ -1414,10 +1431,6 @@ static char *cfg_reader(char *str, int num, void *stream)
 	if (!strpbrk(s, "=:")) {
 		error_at(ld, ld->file, ld->lineno,
 			 "syntax error: expected 'key = value' or '[section]', got '%s'", s);
-		return str;
-	}
-	if (l + 2 > (size_t)num) {
-		error_at(ld, ld->file, ld->lineno, "line too long (at most %d characters)", num - 2);
 		return str;
 	}
 	snprintf(str, (size_t)num, "%s\n", s);
@@ -1644,6 +1657,46 @@ static void check_readable(struct loader *ld, const struct raw_section *sec, con
 			 strerror(errno));
 }
 
+/*
+ * A relative password_file or key_file is a systemd credential of that name
+ * when the service manager passed one (LoadCredential=NAME:/etc/pdmd/NAME),
+ * else a file of the configuration directory: the same file for the
+ * service, whose dynamic user cannot read /etc/pdmd/NAME, and for
+ * `pdmd check` run by root.
+ */
+static void resolve_secret_path(const struct pdm_config *c, char **field)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char *path = NULL;
+
+	if ((*field)[0] == '/')
+		return;
+	if (creds && creds[0]) {
+		path = xasprintf("%s/%s", creds, *field);
+		if (access(path, F_OK) < 0) {
+			free(path);
+			path = NULL;
+		}
+	}
+	if (!path)
+		path = xasprintf("%s/%s", c->dir, *field);
+	free(*field);
+	*field = path;
+}
+
+/* Secrets must be private to the daemon; see mqtt_check_secret_file(). */
+static void check_secret(struct loader *ld, const struct raw_section *sec, const char *key,
+			 char **field, long long max_bytes)
+{
+	char why[PATH_MAX + 200];
+
+	if (!(*field)[0])
+		return;
+	resolve_secret_path(ld->cfg, field);
+	if (mqtt_check_secret_file(*field, max_bytes, why, sizeof(why)) < 0)
+		error_at(ld, sec->file, line_of(sec, key), "%s: %s", key, why);
+}
+
 static void check_globals(struct loader *ld, const struct raw_section *sec_of[SK_N])
 {
 	struct pdm_config *c = ld->cfg;
@@ -1684,10 +1737,10 @@ static void check_globals(struct loader *ld, const struct raw_section *sec_of[SK
 					 tls_keys[i], c->mqtt.uri);
 		}
 	}
-	check_readable(ld, m, "password_file", c->mqtt.password_file);
+	check_secret(ld, m, "password_file", &c->mqtt.password_file, MQTT_PASSWORD_MAX + 2);
 	check_readable(ld, m, "ca_file", c->mqtt.ca_file);
 	check_readable(ld, m, "cert_file", c->mqtt.cert_file);
-	check_readable(ld, m, "key_file", c->mqtt.key_file);
+	check_secret(ld, m, "key_file", &c->mqtt.key_file, MQTT_KEY_FILE_MAX);
 }
 
 static void check_sources(struct loader *ld, const struct raw_section **src_sec)

@@ -1212,7 +1212,7 @@ static int setup(struct engine *e)
 	snprintf(e->will_payload, sizeof(e->will_payload), "{\"status\":\"offline\",\"host\":\"%s\"}",
 		 cfg->daemon.host);
 	if (cfg->mqtt.password_file && cfg->mqtt.password_file[0]) {
-		char pw[512];
+		char pw[MQTT_PASSWORD_MAX + 1];
 		rc = mqtt_read_password_file(cfg->mqtt.password_file, pw, sizeof(pw));
 		if (rc < 0) {
 			LOG_E("mqtt: password_file %s: %s", cfg->mqtt.password_file, pdm_strerror(rc));

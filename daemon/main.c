@@ -216,6 +216,8 @@ static int cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	/* OpenBLAS's own threads predate this mask (unless OPENBLAS_NUM_THREADS=1). */
+	nn_blas_stop_pool();
 	struct engine *e = engine_new(cfg);
 	if (!e)
 		return EX_SOFTWARE;

@@ -856,6 +856,17 @@ void nn_set_threads(int n)
 	openblas_set_num_threads(1);
 }
 
+/* Exported by OpenBLAS (its fork handler calls it) but in no header; weak,
+ * so that a BLAS without it still links. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+void nn_blas_stop_pool(void)
+{
+	openblas_set_num_threads(1);
+	if (blas_thread_shutdown_)
+		blas_thread_shutdown_();
+}
+
 int nn_get_threads(void)
 {
 	return __atomic_load_n(&nn_threads, __ATOMIC_RELAXED);

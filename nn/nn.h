@@ -188,6 +188,15 @@ int nn_model_load(const char *path, struct nn_model **out, char *err, size_t err
  * and OpenBLAS keeps its own default.
  */
 void nn_set_threads(int n);
+
+/*
+ * Stops the thread pool OpenBLAS starts when it is loaded (BLAS then runs
+ * in the calling thread; our workers are the parallelism). Those threads
+ * start before main() and keep every signal unblocked, so a daemon that
+ * reads SIGTERM/SIGHUP from a signalfd must stop them after blocking the
+ * signals, or one of them takes the signal and the process dies.
+ */
+void nn_blas_stop_pool(void);
 /* The training thread count set by nn_set_threads (1 by default). */
 int nn_get_threads(void);
 

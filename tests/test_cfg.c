@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -44,6 +45,13 @@ static int teardown(void **state)
 	free(f);
 	cfg_set_check_dims(NULL);
 	return 0;
+}
+
+static void chmod_in(const char *dir, const char *name, mode_t mode)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(chmod(path, mode), 0);
 }
 
 static struct pdm_config *load(struct fixture *f)
@@ -214,9 +222,11 @@ static void test_every_key_parses(void **state)
 	char conf[8192];
 
 	test_write_file(f->dir, "pw", "secret\n");
+	chmod_in(f->dir, "pw", 0600);
 	test_write_file(f->dir, "ca.pem", "x\n");
 	test_write_file(f->dir, "c.pem", "x\n");
 	test_write_file(f->dir, "k.pem", "x\n");
+	chmod_in(f->dir, "k.pem", 0600);
 	snprintf(conf, sizeof(conf),
 		 "[daemon]\nstate_dir = /srv/pdm\nlog_level = debug\nhost = edge-07\n"
 		 "keep_models = 9\n"
@@ -1099,6 +1109,196 @@ static void test_reference_in_docs(void **state)
 	free(doc);
 }
 
+
+/* The password file: only the owner (and perhaps a pdmd group) may read
+ * it; every refusal is a config error at the key's line saying what to do. */
+static void test_password_file_rules(void **state)
+{
+	struct fixture *f = *state;
+	char conf[1024], path[300], pw[300];
+	snprintf(pw, sizeof(pw), "%s/pw", f->dir);
+	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s\n", pw);
+	test_write_file(f->dir, "pw", "S3cret-pw\n");
+
+	static const struct { mode_t mode; const char *msg; } bad[] = {
+		{ 0644, "has mode 0644: any user can access it; run chmod 600" },
+		{ 0604, "has mode 0604: any user can access it" },
+		{ 0601, "has mode 0601: any user can access it" },
+		{ 0660, "has mode 0660: its group can change it; run chmod 600" },
+		{ 0620, "has mode 0620: its group can change it" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		chmod_in(f->dir, "pw", bad[i].mode);
+		char want[512];
+		snprintf(want, sizeof(want), "password_file: %s %s", pw, bad[i].msg);
+		expect_error(f, conf, 12, want);
+		assert_null(strstr(f->errbuf, "S3cret-pw"));
+	}
+	/* 0600 and 0640 (a group only pdmd is in) are fine. */
+	static const mode_t good[] = { 0600, 0640, 0400, 0440 };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		chmod_in(f->dir, "pw", good[i]);
+		struct pdm_config *c = load_main(f, conf);
+		if (!c)
+			fail_msg("mode %04o refused:\n%s", (unsigned)good[i], f->errbuf);
+		cfg_free(c);
+	}
+
+	/* A symlink is judged by what it points to. */
+	snprintf(path, sizeof(path), "%s/link", f->dir);
+	assert_int_equal(symlink(pw, path), 0);
+	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s\n", path);
+	chmod_in(f->dir, "pw", 0600);
+	struct pdm_config *c = load_main(f, conf);
+	assert_non_null(c);
+	cfg_free(c);
+	chmod_in(f->dir, "pw", 0644);
+	char want[1024];
+	snprintf(want, sizeof(want), "password_file: %s has mode 0644: any user can access it", path);
+	expect_error(f, conf, 12, want);
+
+	/* Not a regular file: a directory, a FIFO (checked without blocking). */
+	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s\n", f->dir);
+	snprintf(want, sizeof(want), "password_file: %s is not a regular file", f->dir);
+	expect_error(f, conf, 12, want);
+	snprintf(path, sizeof(path), "%s/fifo", f->dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s\n", path);
+	snprintf(want, sizeof(want), "password_file: %s is not a regular file", path);
+	expect_error(f, conf, 12, want);
+
+	/* Bounded: a password file holds one short line. */
+	char *big = calloc(1, 4096);
+	assert_non_null(big);
+	memset(big, 'x', 4000);
+	test_write_file(f->dir, "big", big);
+	free(big);
+	chmod_in(f->dir, "big", 0600);
+	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s/big\n",
+		 f->dir);
+	snprintf(want, sizeof(want),
+		 "password_file: %s/big has 4000 bytes, more than the 514 it may have",
+		 f->dir);
+	expect_error(f, conf, 12, want);
+
+	/* Owned by someone else: they could read or swap it (needs root to set up). */
+	if (geteuid() == 0) {
+		chmod_in(f->dir, "pw", 0600);
+		assert_int_equal(chown(pw, 65534, 0), 0);
+		snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s\n",
+			 pw);
+		snprintf(want, sizeof(want),
+			 "password_file: %s belongs to uid 65534, who could change or show it", pw);
+		expect_error(f, conf, 12, want);
+	}
+
+	/* The TLS key is a secret too: same rules, larger size limit. */
+	test_write_file(f->dir, "k.pem", "-----BEGIN PRIVATE KEY-----\n");
+	test_write_file(f->dir, "c.pem", "-----BEGIN CERTIFICATE-----\n");
+	chmod_in(f->dir, "k.pem", 0644);
+	char tls[1024];
+	snprintf(tls, sizeof(tls),
+		 BASE "[mqtt]\nuri = ssl://b:8883\ncert_file = %s/c.pem\nkey_file = k.pem\n", f->dir);
+	snprintf(want, sizeof(want), "key_file: %s/k.pem has mode 0644: any user can access it",
+		 f->dir);
+	expect_error(f, tls, 13, want);
+	chmod_in(f->dir, "k.pem", 0600);
+	c = load_main(f, tls);
+	assert_non_null(c);
+	snprintf(want, sizeof(want), "%s/k.pem", f->dir);
+	assert_string_equal(c->mqtt.key_file, want);
+	cfg_free(c);
+
+	/* Missing. */
+	snprintf(conf, sizeof(conf), BASE "[mqtt]\nusername = pdm\npassword_file = %s/none\n",
+		 f->dir);
+	snprintf(want, sizeof(want), "password_file: cannot read %s/none: No such file", f->dir);
+	expect_error(f, conf, 12, want);
+}
+
+/* A relative password_file: a systemd credential if there is one by that
+ * name, else a file of the configuration directory. */
+static void test_password_file_relative(void **state)
+{
+	struct fixture *f = *state;
+	char want[512], creds[300];
+
+	test_write_file(f->dir, "mqtt-password", "x\n");
+	chmod_in(f->dir, "mqtt-password", 0600);
+	const char *conf = BASE "[mqtt]\nusername = pdm\npassword_file = mqtt-password\n";
+	unsetenv("CREDENTIALS_DIRECTORY");
+	struct pdm_config *c = load_main(f, conf);
+	assert_non_null(c);
+	snprintf(want, sizeof(want), "%s/mqtt-password", f->dir);
+	assert_string_equal(c->mqtt.password_file, want);
+	cfg_free(c);
+
+	snprintf(creds, sizeof(creds), "%s/creds", f->dir);
+	test_write_file(f->dir, "creds/mqtt-password", "y\n");
+	chmod_in(creds, "mqtt-password", 0400);
+	setenv("CREDENTIALS_DIRECTORY", creds, 1);
+	c = load_main(f, conf);
+	assert_non_null(c);
+	snprintf(want, sizeof(want), "%s/mqtt-password", creds);
+	assert_string_equal(c->mqtt.password_file, want);
+	cfg_free(c);
+	/* a credential directory without that name: the config directory's file */
+	c = load_main(f, BASE "[mqtt]\nusername = pdm\npassword_file = mqtt-password\n");
+	assert_non_null(c);
+	cfg_free(c);
+	unlink(want);
+	c = load_main(f, conf);
+	assert_non_null(c);
+	snprintf(want, sizeof(want), "%s/mqtt-password", f->dir);
+	assert_string_equal(c->mqtt.password_file, want);
+	cfg_free(c);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+
+/* Credentials inside a URI would be printed and logged: refused, not echoed. */
+static void test_uri_credentials(void **state)
+{
+	struct fixture *f = *state;
+	expect_error(f, BASE "[mqtt]\nuri = tcp://pdm:Hunter2-pw@broker:1883\n", 11,
+		     "uri: a user or password in the URI is not allowed");
+	assert_null(strstr(f->errbuf, "Hunter2-pw"));
+	expect_error(f, BASE "[mqtt]\nuri = wss://pdm@broker/mqtt\n", 11,
+		     "uri: a user or password in the URI is not allowed");
+	expect_error(f, BASE "[source m]\ntype = mqtt\ntopic = t\n"
+			     "uri = ssl://u:Hunter2-pw@b:8883\n[sensor a.m]\nsource = m\n",
+		     13, "uri: a user or password in the URI is not allowed");
+	assert_null(strstr(f->errbuf, "Hunter2-pw"));
+	/* an '@' after the host is no user name */
+	struct pdm_config *c = load_main(f, BASE "[mqtt]\nuri = ws://broker:80/mqtt@x\n");
+	assert_non_null(c);
+	cfg_free(c);
+}
+
+/* A long line is an error naming file:line, whatever the line is. */
+static void test_long_lines(void **state)
+{
+	struct fixture *f = *state;
+	char *text = calloc(1, 16384);
+	assert_non_null(text);
+	strcpy(text, BASE "[");
+	memset(text + strlen(text), 'm', 5000);
+	strcat(text, "]\n");
+	size_t at = strlen(text);
+	memset(text + at, 'x', 5000);
+	strcat(text, "\n; a long comment is fine: ");
+	at = strlen(text);
+	memset(text + at, 'c', 5000);
+	strcat(text, "\n");
+	struct pdm_config *c = load_main(f, text);
+	assert_null(c);
+	expect_msg(f, "pdmd.conf", 10, "line too long (at most 198 characters)");
+	expect_msg(f, "pdmd.conf", 11, "line too long (at most 198 characters)");
+	assert_null(strstr(f->errbuf, "mmmmmmmmmm"));
+	assert_null(strstr(f->errbuf, "xxxxxxxxxx"));
+	assert_null(strstr(f->errbuf, ":12:"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1121,6 +1321,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reference_in_docs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_file_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_file_relative, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uri_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -797,9 +797,24 @@ static void test_password_file(void **state)
 	assert_int_equal(chmod(path, 0640), 0);
 	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "s3cret-Pa55");
+	assert_int_equal(chmod(path, 0660), 0); /* the group could swap it */
+	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), -EACCES);
 	assert_int_equal(chmod(path, 0600), 0);
 	assert_int_equal(mqtt_read_password_file(path, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "s3cret-Pa55");
+	/* a symlink is followed, and what it points to is judged */
+	char link[700];
+	snprintf(link, sizeof(link), "%s/pw-link", f->b.dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(mqtt_read_password_file(link, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "s3cret-Pa55");
+	assert_int_equal(chmod(path, 0604), 0);
+	assert_int_equal(mqtt_read_password_file(link, buf, sizeof(buf)), -EACCES);
+	assert_int_equal(chmod(path, 0600), 0);
+	/* a FIFO is refused without blocking on it */
+	snprintf(link, sizeof(link), "%s/pw-fifo", f->b.dir);
+	assert_int_equal(mkfifo(link, 0600), 0);
+	assert_int_equal(mqtt_read_password_file(link, buf, sizeof(buf)), -EINVAL);
 
 	/* exactly fits once the newline is gone; one byte more does not */
 	assert_int_equal(test_write_file(f->b.dir, "pw", "0123456789012345678901234567890\n"), 0);
