@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -787,16 +788,20 @@ static void walk(const char *dir, int *files, long *rows)
 	closedir(d);
 }
 
+static bool have_datasets(void)
+{
+	const char *root = getenv("PDM_DATASETS");
+	struct stat st;
+	return root && stat(root, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Only in the list when the datasets are there (main): a checkout without
+ * them runs the other tests and says so, rather than reporting a failure. */
 static void test_datasets(void **state)
 {
 	const char *root = getenv("PDM_DATASETS");
 	char dir[1024];
-	struct stat st;
 
-	if (!root || stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		skip();
-		return;
-	}
 	int files = 0;
 	long rows = 0;
 	snprintf(dir, sizeof(dir), "%s/skab", root);
@@ -804,8 +809,7 @@ static void test_datasets(void **state)
 	snprintf(dir, sizeof(dir), "%s/nab/data", root);
 	walk(dir, &files, &rows);
 	print_message("# read %d dataset files, %ld rows\n", files, rows);
-	if (files == 0)
-		skip();
+	assert_true(files > 0);
 }
 
 int main(void)
@@ -830,7 +834,12 @@ int main(void)
 		cmocka_unit_test(test_truncated_last_line),
 		cmocka_unit_test_setup_teardown(test_file_streaming, tmpdir_setup, tmpdir_teardown),
 		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_datasets),
+		cmocka_unit_test(test_datasets), /* last: left out without data */
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+	if (!have_datasets()) {
+		printf("# PDM_DATASETS not present: the real-export test is left out\n");
+		n--;
+	}
+	return _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
 }
