@@ -643,12 +643,9 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 
 /* ---- lifecycle ---- */
 
-/*
- * A copy of uri fit for logs: "tcp://user:secret@host" (userinfo, which
- * some tools accept) becomes "tcp://user:***@host". The daemon's config
- * refuses such URIs; this guards every other caller.
- */
-static char *uri_redact(const char *uri)
+/* Userinfo in a URI, which some tools accept: the daemon's config refuses
+ * it; this guards every other caller. */
+char *mqtt_uri_redact(const char *uri)
 {
 	const char *auth = uri ? strstr(uri, "://") : NULL;
 	if (!auth)
@@ -680,13 +677,13 @@ static int check_cfg(const struct mqtt_client_cfg *cfg, bool *tls)
 	}
 	*tls = has_prefix(cfg->uri, "ssl://") || has_prefix(cfg->uri, "mqtts://");
 	if (!*tls && !has_prefix(cfg->uri, "tcp://") && !has_prefix(cfg->uri, "mqtt://")) {
-		char *shown = uri_redact(cfg->uri);
+		char *shown = mqtt_uri_redact(cfg->uri);
 		LOG_E("mqtt[%s]: uri '%s' must start with tcp:// or ssl://", cfg->client_id, shown);
 		free(shown);
 		return -EINVAL;
 	}
 	if (!*tls && (cfg->ca_file || cfg->cert_file || cfg->key_file)) {
-		char *shown = uri_redact(cfg->uri);
+		char *shown = mqtt_uri_redact(cfg->uri);
 		LOG_E("mqtt[%s]: ca_file/cert_file/key_file need an ssl:// uri, not '%s'", cfg->client_id,
 		      shown);
 		free(shown);
@@ -730,7 +727,7 @@ struct mqtt_client *mqtt_client_new(const struct mqtt_client_cfg *cfg, const str
 		return NULL;
 	struct mqtt_client *c = xcalloc(1, sizeof(*c));
 	c->uri = dup_opt(cfg->uri);
-	c->uri_shown = uri_redact(cfg->uri);
+	c->uri_shown = mqtt_uri_redact(cfg->uri);
 	c->client_id = dup_opt(cfg->client_id);
 	c->username = cfg->username && *cfg->username ? dup_opt(cfg->username) : NULL;
 	c->password = dup_opt(cfg->password);

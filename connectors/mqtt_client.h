@@ -146,4 +146,8 @@ int mqtt_check_secret_file(const char *path, long long max_bytes, char *why, siz
  */
 int mqtt_read_password_file(const char *path, char *buf, size_t len);
 
+/* A copy of uri fit for logs and screens: "tcp://user:secret@host" becomes
+ * "tcp://user:***@host". The caller frees it; NULL only for a NULL uri. */
+char *mqtt_uri_redact(const char *uri);
+
 #endif

@@ -54,7 +54,7 @@ struct watch_asset {
 
 struct watch {
 	MQTTAsync h;
-	const char *uri;
+	char *uri; /* for messages: a password in it masked */
 	char alerts_filter[512], state_filter[512];
 	bool json;
 	/* paho thread -> main thread */
@@ -456,7 +456,11 @@ int pdmctl_cmd_watch(struct pdmctl *c, int argc, char **argv)
 	if (!w)
 		return EX_OSERR;
 	pthread_mutex_init(&w->mu, NULL);
-	w->uri = uri;
+	w->uri = mqtt_uri_redact(uri);
+	if (!w->uri) {
+		free(w);
+		return EX_OSERR;
+	}
 	w->json = json;
 	snprintf(w->alerts_filter, sizeof(w->alerts_filter), "%s/alerts/+", prefix);
 	snprintf(w->state_filter, sizeof(w->state_filter), "%s/state/+", prefix);
@@ -469,7 +473,7 @@ int pdmctl_cmd_watch(struct pdmctl *c, int argc, char **argv)
 	    MQTTASYNC_SUCCESS) {
 		fprintf(stderr, "pdmctl watch: bad broker URI '%s' (want tcp://HOST:PORT or "
 				"ssl://HOST:PORT)\n",
-			uri);
+			w->uri);
 		ex = EX_USAGE;
 		goto out;
 	}
@@ -496,7 +500,7 @@ int pdmctl_cmd_watch(struct pdmctl *c, int argc, char **argv)
 			if (json && atomic_load(&w->failed_once) && !said_fail) {
 				pthread_mutex_lock(&w->mu);
 				fprintf(stderr, "pdmctl watch: cannot connect to %s: %s; retrying\n",
-					uri, w->last_error);
+					w->uri, w->last_error);
 				pthread_mutex_unlock(&w->mu);
 				said_fail = true;
 			}
@@ -549,7 +553,7 @@ int pdmctl_cmd_watch(struct pdmctl *c, int argc, char **argv)
 	}
 	if (json && atomic_load(&w->conn) != 2) {
 		pthread_mutex_lock(&w->mu);
-		fprintf(stderr, "pdmctl watch: never subscribed at %s%s%s\n", uri,
+		fprintf(stderr, "pdmctl watch: never subscribed at %s%s%s\n", w->uri,
 			w->last_error[0] ? ": " : "", w->last_error);
 		pthread_mutex_unlock(&w->mu);
 	}
@@ -576,6 +580,7 @@ out:
 		free(w->alerts[i]);
 	pthread_mutex_destroy(&w->mu);
 	explicit_bzero(password, sizeof(password));
+	free(w->uri);
 	free(w);
 	return ex;
 }
