@@ -576,10 +576,15 @@ static void test_kill9_restart_continues(void **state)
 		f = (size_t)i + 1;
 	}
 	assert_true(wait_msg(from, PREFIX "/state/pump-a", "\"normal\"", 30000) >= 0);
-	/* No second "raised" for the episode that was open at the crash. */
+	/* No second "raised" for the episode that was open at the crash. The
+	 * same message again is allowed: killed between the broker's PUBACK and
+	 * marking the outbox row delivered, the daemon redelivers it as it was
+	 * (at least once, same id); a new raise would differ in ts and score. */
 	for (size_t i = from; i < rx_count(); i++)
-		if (strstr(rx_payload((long)i), "\"raised\"") && strstr(rx_payload((long)i), idpat))
-			fail_msg("episode %ld raised again after the restart", seq2);
+		if (strstr(rx_payload((long)i), "\"raised\"") && strstr(rx_payload((long)i), idpat) &&
+		    strcmp(rx_payload((long)i), rx_payload(raised)) != 0)
+			fail_msg("episode %ld raised again after the restart: %s then %s", seq2,
+				 rx_payload(raised), rx_payload((long)i));
 }
 
 static long status_windows(void)
