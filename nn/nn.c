@@ -3,8 +3,9 @@
  * (Adam / SGD with momentum, early stopping, wall-time cap), scoring with
  * per-channel explanations, threshold calibration.
  *
- * Memory: a model holds its parameters, the per-channel standardization and
- * a small scoring scratch (grown on demand, bounded by SCRATCH_FLOATS).
+ * Memory: a model holds its parameters, the per-channel standardization, a
+ * small scoring scratch (grown on demand, bounded by SCRATCH_FLOATS) and, for
+ * an MLP-AE once it scores a single window, a packed copy of its parameters.
  * Everything training needs (gradients, optimizer moments, activations of a
  * whole batch, im2col buffers, the best weights so far) lives in a trainer
  * allocated by nn_train and freed before it returns, so a model that only
