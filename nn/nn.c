@@ -471,8 +471,8 @@ static void flip_refresh(struct nn_model *m)
 
 /*
  * Makes the packed one-window weights current, allocating them on first
- * use: only models that score one window at a time pay for the copy.
- * Returns 0 or -ENOMEM.
+ * use (a one-window call, or a one-window last chunk): a model only ever
+ * scored in batches does not pay for the copy. Returns 0 or -ENOMEM.
  */
 static int one_refresh(struct nn_model *m)
 {
