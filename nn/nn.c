@@ -3,8 +3,9 @@
  * (Adam / SGD with momentum, early stopping, wall-time cap), scoring with
  * per-channel explanations, threshold calibration.
  *
- * Memory: a model holds its parameters, the per-channel standardization and
- * a small scoring scratch (grown on demand, bounded by SCRATCH_FLOATS).
+ * Memory: a model holds its parameters, the per-channel standardization, a
+ * small scoring scratch (grown on demand, bounded by SCRATCH_FLOATS) and, for
+ * an MLP-AE once it scores a single window, a packed copy of its parameters.
  * Everything training needs (gradients, optimizer moments, activations of a
  * whole batch, im2col buffers, the best weights so far) lives in a trainer
  * allocated by nn_train and freed before it returns, so a model that only
@@ -262,6 +263,7 @@ void nn_model_free(struct nn_model *m)
 	free(m->mean);
 	free(m->scratch);
 	free(m->flip_w);
+	free(m->one_w);
 	free(m);
 }
 
@@ -334,7 +336,8 @@ void nn_model_info(const struct nn_model *m, struct nn_model_info *info)
 						    m->layers[m->flip_layer].g.k
 					  : 0) +
 		      sizeof(float) * m->scratch_windows *
-			      ((size_t)m->C * m->W + 2 * m->act_max + m->col_max);
+			      ((size_t)m->C * m->W + 2 * m->act_max + m->col_max) +
+		      (m->one_w ? sizeof(float) * m->n_params : 0);
 }
 
 void nn_model_set_meta(struct nn_model *m, uint32_t version, int64_t trained_at_ms)
@@ -356,6 +359,8 @@ void nn_model_trim(struct nn_model *m)
 	free(m->scratch);
 	m->scratch = NULL;
 	m->scratch_windows = 0;
+	free(m->one_w);
+	m->one_w = NULL;
 }
 
 /* ---- forward / backward over the layer table ---- */
@@ -465,9 +470,36 @@ static void flip_refresh(struct nn_model *m)
 }
 
 /*
+ * Makes the packed one-window weights current, allocating them on first
+ * use (a one-window call, or a one-window last chunk): a model only ever
+ * scored in batches does not pay for the copy. Returns 0 or -ENOMEM.
+ */
+static int one_refresh(struct nn_model *m)
+{
+	if (m->kind != NN_MLP_AE)
+		return 0;
+	if (!m->one_w) {
+		m->one_w = malloc(sizeof(float) * m->n_params);
+		if (!m->one_w)
+			return -ENOMEM;
+		m->one_gen = m->params_gen - 1;
+	}
+	if (m->one_gen == m->params_gen)
+		return 0;
+	for (int i = 0; i < m->n_layers; i++) {
+		const struct nn_layer *l = &m->layers[i];
+		nn_dense_pack(m->one_w + l->w_off, m->params + l->w_off, l->g.cin, l->g.cout);
+		memcpy(m->one_w + l->b_off, m->params + l->b_off, sizeof(float) * (size_t)l->g.cout);
+	}
+	m->one_gen = m->params_gen;
+	return 0;
+}
+
+/*
  * Runs B windows (already standardized, in `in`) through the model using
  * the scoring scratch; returns a pointer to the output (in the model's
- * layout, standardized units).
+ * layout, standardized units). One window goes through the packed dense
+ * weights (one_refresh() must have run).
  */
 static const float *infer(struct nn_model *m, const float *in, int B)
 {
@@ -482,7 +514,12 @@ static const float *infer(struct nn_model *m, const float *in, int B)
 	for (int i = 0; i < m->n_layers; i++) {
 		const struct nn_layer *l = &m->layers[i];
 		float *out = bufs[i & 1];
-		if (i == m->flip_layer) {
+		if (B == 1 && m->one_w && l->type == NN_L_DENSE) {
+			nn_dense_forward_one(out, cur, m->one_w + l->w_off, m->one_w + l->b_off,
+					     l->g.cin, l->g.cout);
+			if (l->relu)
+				nn_relu_forward(out, out, l->out_size);
+		} else if (i == m->flip_layer) {
 			nn_convt1d_forward(out, col, cur, m->flip_w, m->params + l->b_off, &m->flip_g,
 					   B);
 			if (l->relu)
@@ -517,6 +554,8 @@ static int run_chunks(struct nn_model *m, const float *x, size_t N, chunk_fn fn,
 	for (size_t first = 0; first < N; first += chunk) {
 		int B = (int)(N - first < chunk ? N - first : chunk);
 		float *in = m->scratch;
+		if (B == 1 && (rc = one_refresh(m)))
+			return rc;
 		for (int b = 0; b < B; b++)
 			to_model(m, in + (size_t)b * D, x + (first + (size_t)b) * D);
 		const float *out = infer(m, in, B);

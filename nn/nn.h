@@ -121,7 +121,10 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
  * squared error in standardized units. Returns 0, -EINVAL, or
  * -PDM_ENONFINITE if an input is NaN/Inf (nothing written for that call) or
  * a window's error overflows. Does not allocate after the model's scratch has
- * grown to the batch size used (at most a few hundred kB).
+ * grown to the batch size used (at most a few hundred kB); an MLP-AE's first
+ * one-window call also allocates a packed copy of its parameters (as large
+ * as the parameters), which makes single windows fast. One-window scores
+ * equal batched ones to float rounding (relative ~1e-7), not bit for bit.
  */
 int nn_score(struct nn_model *m, const float *x, size_t N, float *score, float *shares,
 	     float *chan_err);
@@ -160,7 +163,8 @@ void nn_model_set_meta(struct nn_model *m, uint32_t version, int64_t trained_at_
 /* Per-channel standardization: copies mean and std (C floats each; either may be NULL). */
 void nn_model_norm(const struct nn_model *m, float *mean, float *std);
 
-/* Releases the scoring scratch (it grows back on the next call). */
+/* Releases the scoring scratch and the packed one-window weights (they come
+ * back on the next call that needs them). */
 void nn_model_trim(struct nn_model *m);
 
 /*

@@ -49,6 +49,12 @@ struct nn_model {
 	struct nn_conv_geom flip_g;
 	float *flip_w;               /* (cin, k, cout) */
 	uint64_t params_gen, flip_gen;
+	/* One-window scoring (the daemon's call) runs dense layers from a copy
+	 * of params with each dense weight matrix in nn_dense_pack()'s layout
+	 * (same offsets as params). Allocated on the first one-window chunk,
+	 * rebuilt whenever params_gen moves, freed by nn_model_trim(). */
+	float *one_w;                /* n_params, or NULL */
+	uint64_t one_gen;
 };
 
 /*

@@ -31,6 +31,26 @@ void nn_dense_backward(float *dinp,         /* (B, in_dim) or NULL; accumulated 
 		       const float *weight, /* (out_dim, in_dim) */
 		       int B, int in_dim, int out_dim);
 
+/*
+ * One window through a dense layer, for scoring latency. At batch 1 the
+ * layer streams its whole weight matrix once per call, so the time is the
+ * time to read the weights; a GEMM call adds its own fixed costs on top.
+ * The weights are repacked once into blocks of NN_DENSE_BLOCK outputs,
+ * (out_dim / NN_DENSE_BLOCK, in_dim, NN_DENSE_BLOCK) plus a narrower last
+ * block, so that the forward pass reads one contiguous stream and keeps a
+ * block's sums in registers: out[block] += inp[i] * packed[block, i, :].
+ */
+#define NN_DENSE_BLOCK 64
+
+/* packed (in_dim * out_dim floats) = weight (out_dim, in_dim) in the layout above */
+void nn_dense_pack(float *packed, const float *weight, int in_dim, int out_dim);
+
+void nn_dense_forward_one(float *out,          /* (out_dim) */
+			  const float *inp,    /* (in_dim) */
+			  const float *packed, /* nn_dense_pack() of the weights */
+			  const float *bias,   /* (out_dim) or NULL */
+			  int in_dim, int out_dim);
+
 /* ---- 1-D convolutions ---- */
 
 /*

@@ -618,6 +618,56 @@ static void test_scores_and_shares(void **state)
 	free(x);
 }
 
+/*
+ * One window per call runs the MLP-AE's dense layers from packed weights,
+ * not through cblas_sgemm: it must give the batched path's scores, shares
+ * and channel errors. The sums run in a different order, so they agree to
+ * float rounding: relative 1e-5 on scores and errors, 1e-5 on shares.
+ * The packed copy must follow the weights: scored once before training,
+ * then again after training changed them, and after nn_model_trim().
+ */
+static void check_one_window(int C, int W, uint64_t seed)
+{
+	const size_t N = 300, D = (size_t)C * W, K = 12;
+	float *x = make_windows(C, W, N, seed, 0.05);
+	float score[12], shares[12 * 8], ce[12 * 8];
+	struct nn_model *m = nn_model_new(NN_MLP_AE, C, W, seed);
+	struct nn_train_opts o;
+	float s1, sh1[8], ce1[8];
+
+	assert_true(C <= 8);
+	assert_int_equal(nn_score(m, x, 1, &s1, sh1, ce1), 0);
+	quick_opts(&o);
+	o.epochs = 3;
+	assert_int_equal(nn_train(m, x, N, &o, NULL), 0);
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			nn_model_trim(m);
+		assert_int_equal(nn_score(m, x + 7 * D, K, score, shares, ce), 0);
+		for (size_t n = 0; n < K; n++) {
+			assert_int_equal(nn_score(m, x + (7 + n) * D, 1, &s1, sh1, ce1), 0);
+			if (!(fabsf(s1 - score[n]) <= 1e-5f * score[n]))
+				fail_msg("C=%d W=%d window %zu: score %.9g vs batched %.9g", C, W, n,
+					 (double)s1, (double)score[n]);
+			for (int c = 0; c < C; c++) {
+				if (!(fabsf(ce1[c] - ce[n * C + c]) <= 1e-5f * ce[n * C + c]))
+					fail_msg("C=%d W=%d window %zu channel %d: error %.9g vs %.9g",
+						 C, W, n, c, (double)ce1[c], (double)ce[n * C + c]);
+				assert_true(fabsf(sh1[c] - shares[n * C + c]) <= 1e-5f);
+			}
+		}
+	}
+	free(x);
+	nn_model_free(m);
+}
+
+static void test_one_window_matches_batch(void **state)
+{
+	(void)state;
+	check_one_window(8, 64, 21); /* RW-NN's shape: full 64-wide blocks and a 32-wide one */
+	check_one_window(3, 13, 22); /* D = 39: only odd-width blocks */
+}
+
 static void test_constant_channel(void **state)
 {
 	const int C = 3, W = 16;
@@ -1040,6 +1090,7 @@ int main(void)
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_nonfinite_refused),
 		cmocka_unit_test(test_scores_and_shares),
+		cmocka_unit_test(test_one_window_matches_batch),
 		cmocka_unit_test(test_constant_channel),
 		cmocka_unit_test(test_calibration),
 		cmocka_unit_test(test_eval_mse_and_reconstruct),

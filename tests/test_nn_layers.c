@@ -220,6 +220,67 @@ static void test_dense(void **state)
 	check_layer(DENSE, 33, 9, 1, 1, 0, 0, 1, 1, 2);
 }
 
+/*
+ * The packed one-window dense kernel against the reference loops and the
+ * cblas path, for widths that take each block case: full 64-wide blocks,
+ * a 32-wide last block, other widths, and no bias.
+ */
+static void check_dense_one(int in_dim, int out_dim, int with_bias, uint32_t seed)
+{
+	struct layer_case t = { .kind = DENSE, .B = 1 };
+	uint32_t s = seed;
+	t.g.cin = in_dim;
+	t.g.cout = out_dim;
+	t.g.k = t.g.stride = t.g.lin = t.g.lout = 1;
+	t.inp = rnd((size_t)in_dim, &s);
+	t.w = rnd((size_t)in_dim * out_dim, &s);
+	t.bias = with_bias ? rnd((size_t)out_dim, &s) : zeros((size_t)out_dim);
+
+	float *packed = zeros((size_t)in_dim * out_dim), *out = zeros((size_t)out_dim);
+	float *gemm = zeros((size_t)out_dim);
+	double *ref = malloc(sizeof(double) * (size_t)out_dim);
+	assert_non_null(ref);
+	nn_dense_pack(packed, t.w, in_dim, out_dim);
+	nn_dense_forward_one(out, t.inp, packed, with_bias ? t.bias : NULL, in_dim, out_dim);
+	ref_forward(&t, ref);
+	/* B == 2 on the same window twice goes through cblas_sgemm */
+	float *inp2 = malloc(sizeof(float) * 2 * (size_t)in_dim), *out2 = zeros(2 * (size_t)out_dim);
+	assert_non_null(inp2);
+	memcpy(inp2, t.inp, sizeof(float) * (size_t)in_dim);
+	memcpy(inp2 + in_dim, t.inp, sizeof(float) * (size_t)in_dim);
+	nn_dense_forward(out2, inp2, t.w, with_bias ? t.bias : NULL, 2, in_dim, out_dim);
+	memcpy(gemm, out2, sizeof(float) * (size_t)out_dim);
+	for (int o = 0; o < out_dim; o++) {
+		if (fabs(out[o] - ref[o]) > 1e-5 + 1e-5 * fabs(ref[o]))
+			fail_msg("%dx%d out[%d]: %g vs reference %g", in_dim, out_dim, o,
+				 (double)out[o], ref[o]);
+		if (fabs(out[o] - gemm[o]) > 1e-5 + 1e-5 * fabs(gemm[o]))
+			fail_msg("%dx%d out[%d]: %g vs cblas %g", in_dim, out_dim, o,
+				 (double)out[o], (double)gemm[o]);
+	}
+	free(packed);
+	free(out);
+	free(gemm);
+	free(ref);
+	free(inp2);
+	free(out2);
+	free(t.inp);
+	free(t.w);
+	free(t.bias);
+}
+
+static void test_dense_one(void **state)
+{
+	(void)state;
+	check_dense_one(512, 128, 1, 11); /* the MLP-AE's layers */
+	check_dense_one(128, 32, 1, 12);
+	check_dense_one(32, 128, 1, 13);
+	check_dense_one(128, 512, 1, 14);
+	check_dense_one(7, 3, 1, 15);
+	check_dense_one(33, 100, 0, 16); /* a 64 block and a 36-wide one */
+	check_dense_one(1, 1, 1, 17);
+}
+
 static void test_conv1d(void **state)
 {
 	(void)state;
@@ -304,6 +365,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dense),
+		cmocka_unit_test(test_dense_one),
 		cmocka_unit_test(test_conv1d),
 		cmocka_unit_test(test_convt1d),
 		cmocka_unit_test(test_geometry),
