@@ -44,7 +44,9 @@ if ! "$CLANG" "${cflags[@]}" "$work/probe.c" -o "$work/probe" 2>"$work/probe.log
 	exit 77
 fi
 
-# Reads tests/fuzz/targets: "NAME SOURCES..." per line, '#' comments.
+# Reads tests/fuzz/targets: "NAME SOURCES..." per line, '#' comments. A source
+# word "pkg:NAME" adds `pkg-config --cflags --libs NAME`; a word starting with
+# '-' is passed to the compiler as is (e.g. -lpthread).
 declare -A sources=()
 order=()
 while read -r name srcs; do
@@ -66,13 +68,29 @@ for name in "${wanted[@]}"; do
 	seeds="$ROOT/tests/fuzz/corpus/$name"
 	src=()
 	incs=()
+	libs=()
 	for s in ${sources[$name]}; do
-		src+=("$ROOT/$s")
-		incs+=(-I "$ROOT/$(dirname "$s")")
+		case "$s" in
+		pkg:*)
+			# A library the sources need, resolved like the meson build does.
+			if ! flags=$(pkg-config --cflags --libs "${s#pkg:}"); then
+				echo "fuzz.sh: fuzz_$name needs pkg-config package '${s#pkg:}'" >&2
+				exit 77
+			fi
+			read -r -a more <<<"$flags"
+			libs+=("${more[@]}")
+			;;
+		-*) libs+=("$s") ;;
+		*)
+			src+=("$ROOT/$s")
+			incs+=(-I "$ROOT/$(dirname "$s")")
+			;;
+		esac
 	done
 	bin="$work/fuzz_$name"
 	echo "==> fuzz_$name: building"
-	"$CLANG" "${cflags[@]}" -I "$ROOT/common" "${incs[@]}" "$harness" "${src[@]}" -lm -o "$bin"
+	"$CLANG" "${cflags[@]}" -I "$ROOT/common" "${incs[@]}" "$harness" "${src[@]}" \
+		"${libs[@]}" -lm -o "$bin"
 
 	# New inputs go to a scratch corpus; the seed corpus in the tree is only read.
 	mkdir -p "$work/corpus_$name" "$work/art_$name"
