@@ -94,7 +94,12 @@ for name in "${wanted[@]}"; do
 
 	# New inputs go to a scratch corpus; the seed corpus in the tree is only read.
 	mkdir -p "$work/corpus_$name" "$work/art_$name"
-	args=(-timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+	# Inputs may grow to 64 KiB, or to the largest seed (model files are bigger).
+	maxlen=65536
+	while read -r sz; do
+		[ "$sz" -le "$maxlen" ] || maxlen=$sz
+	done < <(find "$seeds" -type f -printf '%s\n')
+	args=(-timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1
 		-artifact_prefix="$work/art_$name/")
 	if [ "$SECS" -eq 0 ]; then
 		args+=(-runs=0)
