@@ -662,6 +662,18 @@ static int check_abs_path(const void *field, char *why, size_t len)
 	return 0;
 }
 
+/* Relative paths (storage file, models) are resolved against state_dir, so it
+ * must not be relative itself: the resolved setup would not load back. */
+static int check_abs_dir(const void *field, char *why, size_t len)
+{
+	const char *v = *(char *const *)field;
+	if (v[0] != '/') {
+		snprintf(why, len, "expected an absolute path such as /var/lib/pdmd, got '%s'", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_baud(const void *field, char *why, size_t len)
 {
 	static const int rates[] = { 300,   600,   1200,   2400,   4800,   9600,  14400,
@@ -1008,8 +1020,9 @@ static void print_run_when(const struct pdm_config *c, const void *obj, char *bu
 
 static const struct key daemon_keys[] = {
 	{ .name = "state_dir", .type = T_STR, .off = DAEMON(state_dir), .def = "/var/lib/pdmd",
-	  .check = check_nonempty,
-	  .help = "Directory of samples.db and the model files (systemd's StateDirectory)." },
+	  .check = check_abs_dir,
+	  .help = "Directory of samples.db and the model files (systemd's StateDirectory); "
+		  "an absolute path." },
 	{ .name = "log_level", .type = T_ENUM, .off = DAEMON(log_level), .def = "info",
 	  .names = log_level_names, .help = "Least severe message level that is logged." },
 	{ .name = "host", .type = T_STR, .off = DAEMON(host), .def = "the host name",

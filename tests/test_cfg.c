@@ -658,6 +658,12 @@ static void test_key_applicability(void **state)
 		     "topic: '#' must be the whole last topic level");
 	expect_error(f, BASE "[source q]\ntype = mqtt\ntopic = a/b+\n", 12,
 		     "topic: '+' must fill a whole topic level");
+	/* Found by fuzz_cfg: a relative state_dir made storage.file relative,
+	 * and the printed setup then loaded with the directory in it twice. */
+	expect_error(f, "[daemon]\nstate_dir = var/pdm\n", 2,
+		     "state_dir: expected an absolute path such as /var/lib/pdmd, got 'var/pdm'");
+	expect_error(f, "[daemon]\nstate_dir = $/var/lib/pdmd\n", 2,
+		     "state_dir: expected an absolute path");
 }
 
 /* References between sections, and the rules that span keys. */
