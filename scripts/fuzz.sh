@@ -109,9 +109,13 @@ for name in "${wanted[@]}"; do
 	echo "==> fuzz_$name: running ${SECS}s from $(find "$seeds" -type f | wc -l) seeds"
 	if "$bin" "${args[@]}" "$work/corpus_$name" "$seeds" >"$work/log_$name" 2>&1; then
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log_$name")
-		corp=$(find "$work/corpus_$name" "$seeds" -type f | wc -l)
+		# libFuzzer's last status line: "#N DONE cov: C ft: F corp: U/SIZE ..."
+		done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$work/log_$name" | tail -n 1)
+		cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
+		corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<<"$done_line")
 		echo "fuzz_${name}_execs ${execs:-0} runs"
-		echo "fuzz_${name}_corpus $corp files"
+		echo "fuzz_${name}_corpus ${corp:-?} units/bytes"
+		echo "fuzz_${name}_cov ${cov:-?} edges"
 		echo "fuzz_${name}_time $SECS s"
 	else
 		status=1
