@@ -2110,6 +2110,60 @@ static void build(struct loader *ld)
 	free(sorted);
 }
 
+/*
+ * cfg_print's output must load back. Resolving can lengthen a value past what
+ * a configuration line holds (storage file = state_dir + "/samples.db"), so
+ * every line the printout would have is measured like the reader does.
+ */
+static void check_printable(struct loader *ld, enum sec_kind kind, const void *obj,
+			    unsigned type_bit, const char *name, const struct cfg_where *w)
+{
+	const struct pdm_config *c = ld->cfg;
+	const int max = INI_MAX_LINE - 2; /* as cfg_reader: the newline and NUL */
+	size_t file = SIZE_MAX;
+	int line = 0;
+	char buf[1024];
+
+	for (size_t i = 0; w && i < c->n_files; i++) {
+		if (c->files[i] == w->file) {
+			file = i;
+			line = w->line;
+		}
+	}
+	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
+		const struct key *k = &kinds[kind].keys[i];
+		if (type_bit && !key_applies(k, type_bit))
+			continue;
+		key_format(k, c, obj, buf, sizeof(buf));
+		size_t n = strlen(k->name) + 3 + strlen(buf);
+		if (n > (size_t)max)
+			error_at(ld, file, line,
+				 "%s: in [%s%s%s] resolves to '%.40s...', a line of %zu characters "
+				 "in the printed setup; at most %d load back (shorten it, or the "
+				 "names or directory it is made of)",
+				 k->name, kinds[kind].name, name[0] ? " " : "", name, buf, n, max);
+	}
+}
+
+static void check_print(struct loader *ld)
+{
+	const struct pdm_config *c = ld->cfg;
+
+	for (int k = SK_DAEMON; k <= SK_STORAGE; k++)
+		check_printable(ld, (enum sec_kind)k, c, 0, "", NULL);
+	for (size_t i = 0; i < c->n_sources; i++)
+		check_printable(ld, SK_SOURCE, &c->sources[i], 1u << c->sources[i].type,
+				c->sources[i].name, &c->sources[i].where);
+	for (size_t i = 0; i < c->n_assets; i++)
+		check_printable(ld, SK_ASSET, &c->assets[i], 0, c->assets[i].name,
+				&c->assets[i].where);
+	for (size_t i = 0; i < c->n_sensors; i++) {
+		const struct cfg_sensor *s = &c->sensors[i];
+		check_printable(ld, SK_SENSOR, s, 1u << c->sources[s->source].type, s->name,
+				&s->where);
+	}
+}
+
 struct pdm_config *cfg_load(const char *dir, FILE *err)
 {
 	struct pdm_config *cfg = calloc(1, sizeof(*cfg));
@@ -2127,6 +2181,8 @@ struct pdm_config *cfg_load(const char *dir, FILE *err)
 	free(main_file);
 	parse_dropins(&ld, dir);
 	build(&ld);
+	if (ld.errors == 0)
+		check_print(&ld);
 	free_raw(&ld);
 	int errors = ld.errors;
 	flush_messages(&ld, err);
