@@ -671,6 +671,18 @@ static int check_abs_path(const void *field, char *why, size_t len)
 	return 0;
 }
 
+/* Relative paths (storage file, models) are resolved against state_dir, so it
+ * must not be relative itself: the resolved setup would not load back. */
+static int check_abs_dir(const void *field, char *why, size_t len)
+{
+	const char *v = *(char *const *)field;
+	if (v[0] != '/') {
+		snprintf(why, len, "expected an absolute path such as /var/lib/pdmd, got '%s'", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_baud(const void *field, char *why, size_t len)
 {
 	static const int rates[] = { 300,   600,   1200,   2400,   4800,   9600,  14400,
@@ -1017,8 +1029,9 @@ static void print_run_when(const struct pdm_config *c, const void *obj, char *bu
 
 static const struct key daemon_keys[] = {
 	{ .name = "state_dir", .type = T_STR, .off = DAEMON(state_dir), .def = "/var/lib/pdmd",
-	  .check = check_nonempty,
-	  .help = "Directory of samples.db and the model files (systemd's StateDirectory)." },
+	  .check = check_abs_dir,
+	  .help = "Directory of samples.db and the model files (systemd's StateDirectory); "
+		  "an absolute path." },
 	{ .name = "log_level", .type = T_ENUM, .off = DAEMON(log_level), .def = "info",
 	  .names = log_level_names, .help = "Least severe message level that is logged." },
 	{ .name = "host", .type = T_STR, .off = DAEMON(host), .def = "the host name",
@@ -2150,6 +2163,60 @@ static void build(struct loader *ld)
 	free(sorted);
 }
 
+/*
+ * cfg_print's output must load back. Resolving can lengthen a value past what
+ * a configuration line holds (storage file = state_dir + "/samples.db"), so
+ * every line the printout would have is measured like the reader does.
+ */
+static void check_printable(struct loader *ld, enum sec_kind kind, const void *obj,
+			    unsigned type_bit, const char *name, const struct cfg_where *w)
+{
+	const struct pdm_config *c = ld->cfg;
+	const int max = INI_MAX_LINE - 2; /* as cfg_reader: the newline and NUL */
+	size_t file = SIZE_MAX;
+	int line = 0;
+	char buf[1024];
+
+	for (size_t i = 0; w && i < c->n_files; i++) {
+		if (c->files[i] == w->file) {
+			file = i;
+			line = w->line;
+		}
+	}
+	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
+		const struct key *k = &kinds[kind].keys[i];
+		if (type_bit && !key_applies(k, type_bit))
+			continue;
+		key_format(k, c, obj, buf, sizeof(buf));
+		size_t n = strlen(k->name) + 3 + strlen(buf);
+		if (n > (size_t)max)
+			error_at(ld, file, line,
+				 "%s: in [%s%s%s] resolves to '%.40s...', a line of %zu characters "
+				 "in the printed setup; at most %d load back (shorten it, or the "
+				 "names or directory it is made of)",
+				 k->name, kinds[kind].name, name[0] ? " " : "", name, buf, n, max);
+	}
+}
+
+static void check_print(struct loader *ld)
+{
+	const struct pdm_config *c = ld->cfg;
+
+	for (int k = SK_DAEMON; k <= SK_STORAGE; k++)
+		check_printable(ld, (enum sec_kind)k, c, 0, "", NULL);
+	for (size_t i = 0; i < c->n_sources; i++)
+		check_printable(ld, SK_SOURCE, &c->sources[i], 1u << c->sources[i].type,
+				c->sources[i].name, &c->sources[i].where);
+	for (size_t i = 0; i < c->n_assets; i++)
+		check_printable(ld, SK_ASSET, &c->assets[i], 0, c->assets[i].name,
+				&c->assets[i].where);
+	for (size_t i = 0; i < c->n_sensors; i++) {
+		const struct cfg_sensor *s = &c->sensors[i];
+		check_printable(ld, SK_SENSOR, s, 1u << c->sources[s->source].type, s->name,
+				&s->where);
+	}
+}
+
 struct pdm_config *cfg_load(const char *dir, FILE *err)
 {
 	struct pdm_config *cfg = calloc(1, sizeof(*cfg));
@@ -2167,6 +2234,8 @@ struct pdm_config *cfg_load(const char *dir, FILE *err)
 	free(main_file);
 	parse_dropins(&ld, dir);
 	build(&ld);
+	if (ld.errors == 0)
+		check_print(&ld);
 	free_raw(&ld);
 	int errors = ld.errors;
 	flush_messages(&ld, err);

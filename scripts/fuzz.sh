@@ -44,7 +44,9 @@ if ! "$CLANG" "${cflags[@]}" "$work/probe.c" -o "$work/probe" 2>"$work/probe.log
 	exit 77
 fi
 
-# Reads tests/fuzz/targets: "NAME SOURCES..." per line, '#' comments.
+# Reads tests/fuzz/targets: "NAME SOURCES..." per line, '#' comments. A source
+# word "pkg:NAME" adds `pkg-config --cflags --libs NAME`; a word starting with
+# '-' is passed to the compiler as is (e.g. -lpthread).
 declare -A sources=()
 order=()
 while read -r name srcs; do
@@ -66,17 +68,38 @@ for name in "${wanted[@]}"; do
 	seeds="$ROOT/tests/fuzz/corpus/$name"
 	src=()
 	incs=()
+	libs=()
 	for s in ${sources[$name]}; do
-		src+=("$ROOT/$s")
-		incs+=(-I "$ROOT/$(dirname "$s")")
+		case "$s" in
+		pkg:*)
+			# A library the sources need, resolved like the meson build does.
+			if ! flags=$(pkg-config --cflags --libs "${s#pkg:}"); then
+				echo "fuzz.sh: fuzz_$name needs pkg-config package '${s#pkg:}'" >&2
+				exit 77
+			fi
+			read -r -a more <<<"$flags"
+			libs+=("${more[@]}")
+			;;
+		-*) libs+=("$s") ;;
+		*)
+			src+=("$ROOT/$s")
+			incs+=(-I "$ROOT/$(dirname "$s")")
+			;;
+		esac
 	done
 	bin="$work/fuzz_$name"
 	echo "==> fuzz_$name: building"
-	"$CLANG" "${cflags[@]}" -I "$ROOT/common" "${incs[@]}" "$harness" "${src[@]}" -lm -o "$bin"
+	"$CLANG" "${cflags[@]}" -I "$ROOT/common" "${incs[@]}" "$harness" "${src[@]}" \
+		"${libs[@]}" -lm -o "$bin"
 
 	# New inputs go to a scratch corpus; the seed corpus in the tree is only read.
 	mkdir -p "$work/corpus_$name" "$work/art_$name"
-	args=(-timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+	# Inputs may grow to 64 KiB, or to the largest seed (model files are bigger).
+	maxlen=65536
+	while read -r sz; do
+		[ "$sz" -le "$maxlen" ] || maxlen=$sz
+	done < <(find "$seeds" -type f -printf '%s\n')
+	args=(-timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1
 		-artifact_prefix="$work/art_$name/")
 	if [ "$SECS" -eq 0 ]; then
 		args+=(-runs=0)
@@ -86,9 +109,13 @@ for name in "${wanted[@]}"; do
 	echo "==> fuzz_$name: running ${SECS}s from $(find "$seeds" -type f | wc -l) seeds"
 	if "$bin" "${args[@]}" "$work/corpus_$name" "$seeds" >"$work/log_$name" 2>&1; then
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log_$name")
-		corp=$(find "$work/corpus_$name" "$seeds" -type f | wc -l)
+		# libFuzzer's last status line: "#N DONE cov: C ft: F corp: U/SIZE ..."
+		done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$work/log_$name" | tail -n 1)
+		cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
+		corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<<"$done_line")
 		echo "fuzz_${name}_execs ${execs:-0} runs"
-		echo "fuzz_${name}_corpus $corp files"
+		echo "fuzz_${name}_corpus ${corp:-?} units/bytes"
+		echo "fuzz_${name}_cov ${cov:-?} edges"
 		echo "fuzz_${name}_time $SECS s"
 	else
 		status=1

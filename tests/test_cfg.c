@@ -668,6 +668,12 @@ static void test_key_applicability(void **state)
 		     "topic: '#' must be the whole last topic level");
 	expect_error(f, BASE "[source q]\ntype = mqtt\ntopic = a/b+\n", 12,
 		     "topic: '+' must fill a whole topic level");
+	/* Found by fuzz_cfg: a relative state_dir made storage.file relative,
+	 * and the printed setup then loaded with the directory in it twice. */
+	expect_error(f, "[daemon]\nstate_dir = var/pdm\n", 2,
+		     "state_dir: expected an absolute path such as /var/lib/pdmd, got 'var/pdm'");
+	expect_error(f, "[daemon]\nstate_dir = $/var/lib/pdmd\n", 2,
+		     "state_dir: expected an absolute path");
 }
 
 /* References between sections, and the rules that span keys. */
@@ -932,6 +938,36 @@ static char *strip_comments(const char *text)
 		p += l;
 	}
 	return out;
+}
+
+/*
+ * Found by fuzz_cfg: resolved values that do not fit a configuration line
+ * loaded, but their printout (pdmd check) did not load back. The reader takes
+ * lines of up to 198 characters; these inputs stay under it.
+ */
+static void test_print_line_limit(void **state)
+{
+	struct fixture *f = *state;
+	char conf[1024], name[200];
+
+	/* "state_dir = " + 184 = 196 characters, but the storage file line
+	 * "file = " + 184 + "/samples.db" is 202. */
+	memset(name, 'd', 183);
+	name[183] = '\0';
+	snprintf(conf, sizeof(conf), "[daemon]\nstate_dir = /%s\n", name);
+	assert_null(load_main(f, conf));
+	if (!strstr(f->errbuf, ": file: in [storage] resolves to '/ddd") ||
+	    !strstr(f->errbuf, "a line of 202 characters in the printed setup; at most 198"))
+		fail_msg("unexpected messages:\n%s", f->errbuf);
+
+	/* A 180-character state_dir still fits: the file line is then 198 characters. */
+	name[179] = '\0';
+	snprintf(conf, sizeof(conf), "[daemon]\nstate_dir = /%s\n", name);
+	struct pdm_config *c = load_main(f, conf);
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	assert_int_equal(strlen("file = ") + strlen(c->storage.file), 198);
+	cfg_free(c);
 }
 
 /* cfg_print's output loads back into the same configuration. */
@@ -1319,6 +1355,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_main_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_print_line_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reference_in_docs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_file_rules, setup, teardown),
