@@ -20,6 +20,7 @@
  * counted so that stop never destroys the paho handle under them.
  */
 #include "mqtt_client.h"
+#include "pdm_secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1045,72 +1046,6 @@ void mqtt_client_stats(struct mqtt_client *c, size_t sub, struct mqtt_stats *o)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/*
- * Whether a file may hold a secret (see mqtt_check_secret_file). Group read
- * is allowed so that a file can be 0640 root:pdmd, and so that systemd's
- * credentials (0400 plus an ACL, which shows as group read) pass.
- */
-static int secret_stat_ok(const char *path, const struct stat *st, long long max_bytes, char *why,
-			  size_t len)
-{
-	unsigned mode = (unsigned)(st->st_mode & 07777);
-
-	if (!S_ISREG(st->st_mode)) {
-		snprintf(why, len, "%s is not a regular file", path);
-		return -EINVAL;
-	}
-	if (st->st_uid != 0 && st->st_uid != geteuid()) {
-		snprintf(why, len,
-			 "%s belongs to uid %u, who could change or show it; it must belong to root "
-			 "or to the user pdmd runs as (chown root %s)",
-			 path, (unsigned)st->st_uid, path);
-		return -EPERM;
-	}
-	if (mode & S_IRWXO) {
-		snprintf(why, len,
-			 "%s has mode %04o: any user can access it; run chmod 600 %s (or chmod 640 "
-			 "with a group only pdmd is in: chown root:pdmd)",
-			 path, mode, path);
-		return -EACCES;
-	}
-	if (mode & S_IWGRP) {
-		snprintf(why, len,
-			 "%s has mode %04o: its group can change it; run chmod 600 %s (or 640)", path,
-			 mode, path);
-		return -EACCES;
-	}
-	if (max_bytes > 0 && (long long)st->st_size > max_bytes) {
-		snprintf(why, len, "%s has %lld bytes, more than the %lld it may have", path,
-			 (long long)st->st_size, max_bytes);
-		return -EFBIG;
-	}
-	return 0;
-}
-
-int mqtt_check_secret_file(const char *path, long long max_bytes, char *why, size_t len)
-{
-	struct stat st;
-	int rc;
-
-	if (!path || !why || len == 0)
-		return -EINVAL;
-	why[0] = '\0';
-	if (stat(path, &st) < 0) {
-		rc = -errno;
-		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
-		return rc;
-	}
-	rc = secret_stat_ok(path, &st, max_bytes, why, len);
-	if (rc < 0)
-		return rc;
-	if (access(path, R_OK) < 0) {
-		rc = -errno;
-		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
-		return rc;
-	}
-	return 0;
-}
-
 int mqtt_read_password_file(const char *path, char *buf, size_t len)
 {
 	char why[PATH_MAX + 200];
@@ -1128,7 +1063,7 @@ int mqtt_read_password_file(const char *path, char *buf, size_t len)
 		return ret;
 	}
 	/* the password, then at most "\r\n" */
-	ret = secret_stat_ok(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
+	ret = pdm_secret_check_stat(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
 	if (ret < 0) {
 		LOG_E("mqtt: password_file: %s", why);
 		return ret;
@@ -1146,7 +1081,7 @@ int mqtt_read_password_file(const char *path, char *buf, size_t len)
 		goto out;
 	}
 	/* the password, then at most "\r\n" */
-	ret = secret_stat_ok(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
+	ret = pdm_secret_check_stat(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
 	if (ret < 0) {
 		LOG_E("mqtt: password_file: %s", why);
 		goto out;

@@ -125,19 +125,8 @@ void mqtt_client_stats(struct mqtt_client *c, size_t sub, struct mqtt_stats *o);
 #define MQTT_KEY_FILE_MAX (64 * 1024)
 
 /*
- * Checks, without reading it, that `path` may hold a secret: a regular file
- * (a symlink is followed and what it points to is checked), owned by root
- * or by the effective user, with no access for others and not writable by
- * its group (0600, or 0640 with a group only pdmd is in), at most
- * max_bytes long (0: any size), and readable by us. Returns 0, or a
- * negative code with the reason and the fix written to why ("FILE has mode
- * 0644: any user can access it; run chmod 600 FILE ..."). Logs nothing.
- */
-int mqtt_check_secret_file(const char *path, long long max_bytes, char *why, size_t len);
-
-/*
  * Reads a password from `path` into buf (NUL-terminated, the trailing
- * newline stripped), after the checks of mqtt_check_secret_file() on the
+ * newline stripped), after the checks of pdm_secret_check_file() on the
  * open file: -EACCES (others may access it, or its group may write it),
  * -EPERM (another user owns it), -EINVAL (not a regular file, or a NUL
  * byte), -EFBIG (file too large), each with a clear error logged. Returns

@@ -37,6 +37,7 @@
 
 #include "mb_decode.h"
 #include "mqtt_client.h"
+#include "pdm_secret.h"
 #include "pdm_parse.h"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1697,7 +1698,7 @@ static void resolve_secret_path(const struct pdm_config *c, char **field)
 	*field = path;
 }
 
-/* Secrets must be private to the daemon; see mqtt_check_secret_file(). */
+/* Secrets must be private to the daemon; see pdm_secret_check_file(). */
 static void check_secret(struct loader *ld, const struct raw_section *sec, const char *key,
 			 char **field, long long max_bytes)
 {
@@ -1706,7 +1707,7 @@ static void check_secret(struct loader *ld, const struct raw_section *sec, const
 	if (!(*field)[0])
 		return;
 	resolve_secret_path(ld->cfg, field);
-	if (mqtt_check_secret_file(*field, max_bytes, why, sizeof(why)) < 0)
+	if (pdm_secret_check_file(*field, max_bytes, why, sizeof(why)) < 0)
 		error_at(ld, sec->file, line_of(sec, key), "%s: %s", key, why);
 }
 
