@@ -384,8 +384,11 @@ def compare_once(db, before):
 
 
 def integrity_check(db):
-    """With the sqlite3 shell, read-only (a live daemon may be writing)."""
-    r = subprocess.run(["sqlite3", "-readonly", db, "PRAGMA integrity_check"],
+    """With the sqlite3 shell, read-only (a live daemon may be writing). The
+    busy timeout covers the moments a freshly restarted daemon holds the lock
+    (WAL recovery after the kill, checkpoints)."""
+    r = subprocess.run(["sqlite3", "-readonly", "-cmd", ".timeout 15000", db,
+                        "PRAGMA integrity_check"],
                        capture_output=True, text=True, timeout=300)
     out = (r.stdout + r.stderr).strip()
     check(r.returncode == 0 and out == "ok", "integrity_check of %s: %s" % (db, out))
