@@ -3,7 +3,7 @@
 # against the bare libmodbus loop, in the same run against the same server.
 #
 # usage: bench/poll.sh [BUILD_DIR=build] [N=20000] [ROUNDS=3]
-# Builds the shared peer programs (/work/shared/bench/poll, or $PDM_BENCH_PEERS)
+# Builds the shared peer programs (../shared/bench/poll, or $PDM_BENCH_PEERS)
 # with cc into a temporary directory, starts modbus_server.c on a free port,
 # then alternates the raw client and bench_poll ROUNDS times and prints the
 # medians and their ratio:
@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 n=${2:-20000}
 rounds=${3:-3}
-peers=${PDM_BENCH_PEERS:-/work/shared/bench/poll}
+peers=${PDM_BENCH_PEERS:-$here/../shared/bench/poll}
 case $build in /*) ;; *) build=$here/$build ;; esac
 ours=$build/bench/bench_poll
 
