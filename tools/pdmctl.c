@@ -97,6 +97,55 @@ int pdmctl_parse_when(const char *s, int64_t now_ms, int64_t *out_ms)
 	return -EINVAL;
 }
 
+int pdmctl_getopt(struct pdmctl *c, const char *cmd, const char *usage,
+		  const struct pdmctl_opt *opts, int argc, char **argv)
+{
+	enum { MAX_OPTS = 16, FIRST_KEY = 256 };
+	struct option lo[MAX_OPTS + 3];
+	char shorts[2 * MAX_OPTS + 8] = "c:h";
+	size_t n = 0, k = strlen(shorts);
+	int o;
+
+	for (; opts[n].name; n++) {
+		if (n == MAX_OPTS)
+			return pdmctl_usage_error(cmd, "too many options", NULL);
+		lo[n] = (struct option){ opts[n].name,
+					 opts[n].str ? required_argument : no_argument, NULL,
+					 FIRST_KEY + (int)n };
+		if (opts[n].short_name) {
+			shorts[k++] = opts[n].short_name;
+			if (opts[n].str)
+				shorts[k++] = ':';
+		}
+	}
+	shorts[k] = '\0';
+	lo[n] = (struct option){ "config", required_argument, NULL, 'c' };
+	lo[n + 1] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[n + 2] = (struct option){ NULL, 0, NULL, 0 };
+
+	while ((o = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		if (o == 'c') {
+			c->config_dir = optarg;
+			continue;
+		}
+		if (o == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		}
+		const struct pdmctl_opt *p = NULL;
+		for (size_t i = 0; i < n && !p; i++)
+			if (o == FIRST_KEY + (int)i || (opts[i].short_name && o == opts[i].short_name))
+				p = &opts[i];
+		if (!p)
+			return pdmctl_usage_error(cmd, "bad option", NULL);
+		if (p->str)
+			*p->str = optarg;
+		else
+			*p->flag = true;
+	}
+	return PDMCTL_GO_ON;
+}
+
 int pdmctl_parse_range(const char *cmd, const char *since, const char *until, int64_t *t0,
 		       int64_t *t1)
 {
@@ -425,32 +474,19 @@ static void daemon_line(const struct daemon_info *d, int64_t now)
 
 static int cmd_status(struct pdmctl *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	bool json = false;
-	int o, ex;
-
-	while ((o = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config_dir = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			printf("Usage: pdmctl status [-c DIR] [--json]\n"
-			       "Shows whether pdmd runs, each asset's state, score, model and last\n"
-			       "alert, and each source's health counters.\n");
-			return 0;
-		default:
-			return pdmctl_usage_error("status", "bad option", NULL);
-		}
-	}
+	int ex;
+	const struct pdmctl_opt opts[] = {
+		{ "json", 'j', NULL, &json },
+		{ NULL },
+	};
+	int rc = pdmctl_getopt(c, "status",
+		"Usage: pdmctl status [-c DIR] [--json]\n"
+		"Shows whether pdmd runs, each asset's state, score, model and last\n"
+		"alert, and each source's health counters.\n",
+		opts, argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
 	if (optind < argc)
 		return pdmctl_usage_error("status", "unexpected argument", argv[optind]);
 	if ((ex = pdmctl_load_cfg(c)) != 0)
@@ -733,42 +769,23 @@ static int alerts_cb(const struct store_outbox_row *r, void *user)
 
 static int cmd_alerts(struct pdmctl *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "since", required_argument, NULL, 's' },
-		{ "asset", required_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	bool json = false;
 	const char *since_s = NULL, *asset = NULL;
-	int o, ex;
-
-	while ((o = getopt_long(argc, argv, "c:s:a:jh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config_dir = optarg;
-			break;
-		case 's':
-			since_s = optarg;
-			break;
-		case 'a':
-			asset = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			printf("Usage: pdmctl alerts [-c DIR] [--since WHEN] [--asset NAME] [--json]\n"
-			       "Lists the alert events pdmd queued for MQTT (delivered or still\n"
-			       "pending), oldest first. WHEN is a duration ago (30m, 2h, 7d) or an\n"
-			       "ISO-8601 time; default: everything kept (the newest 10,000 delivered).\n");
-			return 0;
-		default:
-			return pdmctl_usage_error("alerts", "bad option", NULL);
-		}
-	}
+	int ex;
+	const struct pdmctl_opt opts[] = {
+		{ "since", 's', &since_s, NULL },
+		{ "asset", 'a', &asset, NULL },
+		{ "json", 'j', NULL, &json },
+		{ NULL },
+	};
+	int rc = pdmctl_getopt(c, "alerts",
+		"Usage: pdmctl alerts [-c DIR] [--since WHEN] [--asset NAME] [--json]\n"
+		"Lists the alert events pdmd queued for MQTT (delivered or still\n"
+		"pending), oldest first. WHEN is a duration ago (30m, 2h, 7d) or an\n"
+		"ISO-8601 time; default: everything kept (the newest 10,000 delivered).\n",
+		opts, argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
 	if (optind < argc)
 		return pdmctl_usage_error("alerts", "unexpected argument", argv[optind]);
 	int64_t since = 0;
@@ -919,32 +936,19 @@ static int models_cb(const struct store_model *m, void *user)
 
 static int cmd_models(struct pdmctl *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	bool json = false;
-	int o, ex;
-
-	while ((o = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config_dir = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			printf("Usage: pdmctl models [-c DIR] [--json] ASSET\n"
-			       "Lists the asset's model registry (newest first) and the model files\n"
-			       "in STATE_DIR/models/ASSET.\n");
-			return 0;
-		default:
-			return pdmctl_usage_error("models", "bad option", NULL);
-		}
-	}
+	int ex;
+	const struct pdmctl_opt opts[] = {
+		{ "json", 'j', NULL, &json },
+		{ NULL },
+	};
+	int rc = pdmctl_getopt(c, "models",
+		"Usage: pdmctl models [-c DIR] [--json] ASSET\n"
+		"Lists the asset's model registry (newest first) and the model files\n"
+		"in STATE_DIR/models/ASSET.\n",
+		opts, argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
 	if (optind + 1 != argc)
 		return pdmctl_usage_error("models", "want exactly one ASSET", NULL);
 	const char *asset = argv[optind];
@@ -1026,43 +1030,24 @@ out:
 
 static int cmd_export(struct pdmctl *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "since", required_argument, NULL, 's' },
-		{ "until", required_argument, NULL, 'u' },
-		{ "score", no_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *since_s = "1h", *until_s = "now";
 	bool with_score = false;
-	int o, ex;
-
-	while ((o = getopt_long(argc, argv, "c:s:u:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config_dir = optarg;
-			break;
-		case 's':
-			since_s = optarg;
-			break;
-		case 'u':
-			until_s = optarg;
-			break;
-		case 'S':
-			with_score = true;
-			break;
-		case 'h':
-			printf("Usage: pdmctl export [-c DIR] ASSET [--since WHEN] [--until WHEN] [--score]\n"
-			       "Writes the asset's stored samples as CSV on stdout: ts_ms, then one\n"
-			       "column per sensor (the format 'pdmd replay --csv' reads). WHEN is a\n"
-			       "duration ago (30m, 2h, 7d), an ISO-8601 time or 'now'; default the\n"
-			       "last hour. --score adds the anomaly score as column 'score'.\n");
-			return 0;
-		default:
-			return pdmctl_usage_error("export", "bad option", NULL);
-		}
-	}
+	int ex;
+	const struct pdmctl_opt opts[] = {
+		{ "since", 's', &since_s, NULL },
+		{ "until", 'u', &until_s, NULL },
+		{ "score", 0, NULL, &with_score },
+		{ NULL },
+	};
+	int rc = pdmctl_getopt(c, "export",
+		"Usage: pdmctl export [-c DIR] ASSET [--since WHEN] [--until WHEN] [--score]\n"
+		"Writes the asset's stored samples as CSV on stdout: ts_ms, then one\n"
+		"column per sensor (the format 'pdmd replay --csv' reads). WHEN is a\n"
+		"duration ago (30m, 2h, 7d), an ISO-8601 time or 'now'; default the\n"
+		"last hour. --score adds the anomaly score as column 'score'.\n",
+		opts, argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
 	if (optind + 1 != argc)
 		return pdmctl_usage_error("export", "want exactly one ASSET", NULL);
 	const char *asset = argv[optind];
@@ -1143,36 +1128,24 @@ out:
 
 static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "no-wait", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	bool no_wait = false;
+	int ex;
+	const struct pdmctl_opt opts[] = {
+		{ "no-wait", 0, NULL, &no_wait },
+		{ NULL },
 	};
-	bool wait = true;
-	int o, ex;
-
-	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config_dir = optarg;
-			break;
-		case 'n':
-			wait = false;
-			break;
-		case 'h':
-			printf("Usage: pdmctl retrain [-c DIR] [--no-wait] ASSET\n"
-			       "Asks pdmd to train a new model for ASSET now (it creates\n"
-			       "STATE_DIR/control/retrain.ASSET, which the daemon takes within a\n"
-			       "second) and waits up to 5 s to see it taken. The new model replaces\n"
-			       "the current one only if it is better (see 'pdmctl models').\n"
-			       "Exit 0 when taken, 69 when pdmd is not running (the request then\n"
-			       "waits for its next start), 75 when not taken within 5 s.\n");
-			return 0;
-		default:
-			return pdmctl_usage_error("retrain", "bad option", NULL);
-		}
-	}
+	int rc = pdmctl_getopt(c, "retrain",
+		"Usage: pdmctl retrain [-c DIR] [--no-wait] ASSET\n"
+		"Asks pdmd to train a new model for ASSET now (it creates\n"
+		"STATE_DIR/control/retrain.ASSET, which the daemon takes within a\n"
+		"second) and waits up to 5 s to see it taken. The new model replaces\n"
+		"the current one only if it is better (see 'pdmctl models').\n"
+		"Exit 0 when taken, 69 when pdmd is not running (the request then\n"
+		"waits for its next start), 75 when not taken within 5 s.\n",
+		opts, argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
+	bool wait = !no_wait;
 	if (optind + 1 != argc)
 		return pdmctl_usage_error("retrain", "want exactly one ASSET", NULL);
 	const char *asset = argv[optind];

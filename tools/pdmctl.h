@@ -42,6 +42,25 @@ int pdmctl_parse_range(const char *cmd, const char *since, const char *until, in
 /* "45s", "12m", "3h05m", "2d04h". */
 void pdmctl_fmt_age(int64_t ms, char *buf, size_t len);
 
+/* One option of a command besides -c/--config and -h/--help, which every
+ * command has: with str it takes an argument (stored there), else it is a
+ * flag (set true). short_name 0: long form only. */
+struct pdmctl_opt {
+	const char *name;
+	char short_name;
+	const char **str;
+	bool *flag;
+};
+
+/* pdmctl_getopt's "parsed, go on with optind at the first operand". */
+#define PDMCTL_GO_ON (-1)
+
+/* Parses a command's options (opts ends with { NULL }). Returns PDMCTL_GO_ON,
+ * or the exit code the command returns: 0 after printing usage for --help,
+ * EX_USAGE after saying what is wrong. */
+int pdmctl_getopt(struct pdmctl *c, const char *cmd, const char *usage,
+		  const struct pdmctl_opt *opts, int argc, char **argv);
+
 /* Prints "pdmctl CMD: message" to stderr and returns EX_USAGE. */
 int pdmctl_usage_error(const char *cmd, const char *msg, const char *arg);
 

@@ -158,50 +158,30 @@ static void shade(const struct pdmctl_episode *ep, size_t nep, double t0s, doubl
 
 int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "since", required_argument, NULL, 's' },
-		{ "until", required_argument, NULL, 'u' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "size", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const char *since_s = "1h", *until_s = "now", *out = NULL, *size_s = NULL;
+	int width = 1400, ex;
+	const struct pdmctl_opt opts[] = {
+		{ "since", 's', &since_s, NULL },
+		{ "until", 'u', &until_s, NULL },
+		{ "output", 'o', &out, NULL },
+		{ "size", 0, &size_s, NULL },
+		{ NULL },
 	};
-	const char *since_s = "1h", *until_s = "now", *out = NULL;
-	int width = 1400, o, ex;
-
-	while ((o = getopt_long(argc, argv, "c:s:u:o:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config_dir = optarg;
-			break;
-		case 's':
-			since_s = optarg;
-			break;
-		case 'u':
-			until_s = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'S': {
-			int64_t v;
-			if (pdm_parse_i64(optarg, 400, 8000, &v) < 0)
-				return pdmctl_usage_error("plot", "bad --size (400..8000 pixels)", optarg);
-			width = (int)v;
-			break;
-		}
-		case 'h':
-			printf("Usage: pdmctl plot [-c DIR] ASSET [--since WHEN] [--until WHEN] -o FILE\n"
-			       "                   [--size WIDTH]\n"
-			       "Draws the asset's sensors (one panel each), its anomaly score with\n"
-			       "the threshold at 1.0, and its alert episodes shaded (orange: warning,\n"
-			       "red: critical) into FILE.png or FILE.svg. WHEN is a duration ago\n"
-			       "(30m, 2h, 7d), an ISO-8601 time or 'now'; default the last hour.\n");
-			return 0;
-		default:
-			return pdmctl_usage_error("plot", "bad option", NULL);
-		}
+	int rc = pdmctl_getopt(c, "plot",
+		"Usage: pdmctl plot [-c DIR] ASSET [--since WHEN] [--until WHEN] -o FILE\n"
+		"                   [--size WIDTH]\n"
+		"Draws the asset's sensors (one panel each), its anomaly score with\n"
+		"the threshold at 1.0, and its alert episodes shaded (orange: warning,\n"
+		"red: critical) into FILE.png or FILE.svg. WHEN is a duration ago\n"
+		"(30m, 2h, 7d), an ISO-8601 time or 'now'; default the last hour.\n",
+		opts, argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
+	if (size_s) {
+		int64_t v;
+		if (pdm_parse_i64(size_s, 400, 8000, &v) < 0)
+			return pdmctl_usage_error("plot", "bad --size (400..8000 pixels)", size_s);
+		width = (int)v;
 	}
 	if (optind + 1 != argc)
 		return pdmctl_usage_error("plot", "want exactly one ASSET", NULL);

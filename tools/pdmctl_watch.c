@@ -363,60 +363,35 @@ static void draw(struct watch *w, struct store *s, int64_t deadline_mono)
 
 int pdmctl_cmd_watch(struct pdmctl *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "mqtt", required_argument, NULL, 'm' },
-		{ "prefix", required_argument, NULL, 'p' },
-		{ "for", required_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "exit-after-cleared", no_argument, NULL, 'x' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *uri = NULL, *prefix = NULL;
+	const char *uri = NULL, *prefix = NULL, *for_s = NULL;
 	bool json = !isatty(STDOUT_FILENO), exit_cleared = false;
 	int64_t for_ms = 0;
-	int o, ex = 0;
-
-	while ((o = getopt_long(argc, argv, "c:m:p:f:jxh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			c->config_dir = optarg;
-			break;
-		case 'm':
-			uri = optarg;
-			break;
-		case 'p':
-			prefix = optarg;
-			break;
-		case 'f':
-			if (pdm_parse_duration_ms(optarg, 1000, &for_ms) < 0 || for_ms <= 0)
-				return pdmctl_usage_error("watch", "bad --for (seconds, or 90s, 5m)",
-							  optarg);
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'x':
-			exit_cleared = true;
-			break;
-		case 'h':
-			printf("Usage: pdmctl watch [-c DIR] [--mqtt URI] [--prefix P] [--for SECONDS]\n"
-			       "                    [--json] [--exit-after-cleared]\n"
-			       "Live view of each asset's state and score trend and of alerts as they\n"
-			       "arrive over MQTT, with their top contributors. Connects like the\n"
-			       "daemon ([mqtt] uri, TLS files, username/password_file) unless --mqtt.\n"
-			       "\n"
-			       "  --json                print each alert payload as received, one JSON\n"
-			       "                        line each (default when stdout is not a terminal)\n"
-			       "  --for SECONDS         stop after this long\n"
-			       "  --exit-after-cleared  stop after the first 'cleared' alert\n"
-			       "With --json the exit status is 0 if at least one alert arrived, else 1.\n");
-			return 0;
-		default:
-			return pdmctl_usage_error("watch", "bad option", NULL);
-		}
-	}
+	int ex = 0;
+	const struct pdmctl_opt opts[] = {
+		{ "mqtt", 'm', &uri, NULL },
+		{ "prefix", 'p', &prefix, NULL },
+		{ "for", 'f', &for_s, NULL },
+		{ "json", 'j', NULL, &json },
+		{ "exit-after-cleared", 'x', NULL, &exit_cleared },
+		{ NULL },
+	};
+	int rc = pdmctl_getopt(c, "watch",
+		"Usage: pdmctl watch [-c DIR] [--mqtt URI] [--prefix P] [--for SECONDS]\n"
+		"                    [--json] [--exit-after-cleared]\n"
+		"Live view of each asset's state and score trend and of alerts as they\n"
+		"arrive over MQTT, with their top contributors. Connects like the\n"
+		"daemon ([mqtt] uri, TLS files, username/password_file) unless --mqtt.\n"
+		"\n"
+		"  --json                print each alert payload as received, one JSON\n"
+		"                        line each (default when stdout is not a terminal)\n"
+		"  --for SECONDS         stop after this long\n"
+		"  --exit-after-cleared  stop after the first 'cleared' alert\n"
+		"With --json the exit status is 0 if at least one alert arrived, else 1.\n",
+		opts, argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
+	if (for_s && (pdm_parse_duration_ms(for_s, 1000, &for_ms) < 0 || for_ms <= 0))
+		return pdmctl_usage_error("watch", "bad --for (seconds, or 90s, 5m)", for_s);
 	if (optind < argc)
 		return pdmctl_usage_error("watch", "unexpected argument", argv[optind]);
 
