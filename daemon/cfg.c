@@ -662,26 +662,26 @@ static int check_topic_filter(const void *field, char *why, size_t len)
 	return 0;
 }
 
-static int check_abs_path(const void *field, char *why, size_t len)
+static int require_abs(const void *field, const char *example, char *why, size_t len)
 {
 	const char *v = *(char *const *)field;
 	if (v[0] != '/') {
-		snprintf(why, len, "expected an absolute path such as /dev/ttyUSB0, got '%s'", v);
+		snprintf(why, len, "expected an absolute path such as %s, got '%s'", example, v);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int check_abs_path(const void *field, char *why, size_t len)
+{
+	return require_abs(field, "/dev/ttyUSB0", why, len);
 }
 
 /* Relative paths (storage file, models) are resolved against state_dir, so it
  * must not be relative itself: the resolved setup would not load back. */
 static int check_abs_dir(const void *field, char *why, size_t len)
 {
-	const char *v = *(char *const *)field;
-	if (v[0] != '/') {
-		snprintf(why, len, "expected an absolute path such as /var/lib/pdmd, got '%s'", v);
-		return -EINVAL;
-	}
-	return 0;
+	return require_abs(field, "/var/lib/pdmd", why, len);
 }
 
 static int check_baud(const void *field, char *why, size_t len)
