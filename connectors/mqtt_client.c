@@ -1046,9 +1046,19 @@ void mqtt_client_stats(struct mqtt_client *c, size_t sub, struct mqtt_stats *o)
 	pthread_mutex_unlock(&c->lock);
 }
 
-int mqtt_read_password_file(const char *path, char *buf, size_t len)
+/* The secret-file checks on a password file's stat, logged when it fails. */
+static int password_stat_ok(const char *path, const struct stat *st)
 {
 	char why[PATH_MAX + 200];
+	/* the password, then at most "\r\n" */
+	int rc = pdm_secret_check_stat(path, st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
+	if (rc < 0)
+		LOG_E("mqtt: password_file: %s", why);
+	return rc;
+}
+
+int mqtt_read_password_file(const char *path, char *buf, size_t len)
+{
 	struct stat st;
 	int fd, ret = 0;
 
@@ -1062,12 +1072,8 @@ int mqtt_read_password_file(const char *path, char *buf, size_t len)
 		LOG_E("mqtt: cannot open password_file %s: %s", path, strerror(errno));
 		return ret;
 	}
-	/* the password, then at most "\r\n" */
-	ret = pdm_secret_check_stat(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
-	if (ret < 0) {
-		LOG_E("mqtt: password_file: %s", why);
+	if ((ret = password_stat_ok(path, &st)) < 0)
 		return ret;
-	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		ret = -errno;
@@ -1080,12 +1086,8 @@ int mqtt_read_password_file(const char *path, char *buf, size_t len)
 		LOG_E("mqtt: cannot stat password_file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	/* the password, then at most "\r\n" */
-	ret = pdm_secret_check_stat(path, &st, MQTT_PASSWORD_MAX + 2, why, sizeof(why));
-	if (ret < 0) {
-		LOG_E("mqtt: password_file: %s", why);
+	if ((ret = password_stat_ok(path, &st)) < 0)
 		goto out;
-	}
 	size_t got = 0;
 	for (;;) {
 		ssize_t n = read(fd, buf + got, len - 1 - got);

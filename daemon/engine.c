@@ -1213,11 +1213,10 @@ static int setup(struct engine *e)
 		 cfg->daemon.host);
 	if (cfg->mqtt.password_file && cfg->mqtt.password_file[0]) {
 		char pw[MQTT_PASSWORD_MAX + 1];
+		/* It logs each failure itself, with the fix. */
 		rc = mqtt_read_password_file(cfg->mqtt.password_file, pw, sizeof(pw));
-		if (rc < 0) {
-			LOG_E("mqtt: password_file %s: %s", cfg->mqtt.password_file, pdm_strerror(rc));
+		if (rc < 0)
 			return rc;
-		}
 		e->password = strdup(pw);
 		explicit_bzero(pw, sizeof(pw));
 	}
