@@ -25,6 +25,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -49,9 +50,6 @@
 /* Scoring scratch bound (floats), so ten models with Conv-AEs stay small. */
 #define SCRATCH_FLOATS ((size_t)256 * 1024)
 #define MAX_CHUNK 256
-/* A model that reconstructs its validation windows perfectly still needs a
- * positive threshold to normalize by. */
-#define THRESHOLD_FLOOR 1e-6f
 
 /* ---- kinds and dimensions ---- */
 
@@ -605,6 +603,13 @@ static void window_chan_err(const struct nn_model *m, const float *in, const flo
 	}
 }
 
+/* A finite error too large for a float still means "far beyond the threshold":
+ * it saturates rather than becoming inf, which no JSON consumer could read. */
+static float sat_float(double v)
+{
+	return v > FLT_MAX ? FLT_MAX : (float)v;
+}
+
 struct score_ctx {
 	float *score, *shares, *chan_err;
 	double *raw; /* optional: raw errors in double */
@@ -629,10 +634,10 @@ static int score_chunk(const struct nn_model *m, const float *in, const float *o
 		if (s->raw)
 			s->raw[n] = sum / C;
 		if (s->score)
-			s->score[n] = (float)(sum / C / m->threshold);
+			s->score[n] = sat_float(sum / C / m->threshold);
 		if (s->chan_err)
 			for (int c = 0; c < C; c++)
-				s->chan_err[n * C + (size_t)c] = (float)ce[c];
+				s->chan_err[n * C + (size_t)c] = sat_float(ce[c]);
 		if (s->shares) {
 			float *sh = s->shares + n * C;
 			if (sum > 0.0) {
@@ -752,7 +757,7 @@ static int calibrate(struct nn_model *m, const float *x, size_t N, float q, floa
 	rc = run_chunks(m, x, N, score_chunk, &s);
 	if (!rc) {
 		double t = quantile(s.raw, N, q) * margin;
-		m->threshold = t > THRESHOLD_FLOOR ? (float)t : THRESHOLD_FLOOR;
+		m->threshold = t > NN_THRESHOLD_FLOOR ? (float)t : NN_THRESHOLD_FLOOR;
 		m->thr_quantile = q;
 		m->thr_margin = margin;
 	}

@@ -437,7 +437,7 @@ int nn_model_load(const char *path, struct nn_model **out, char *err, size_t err
 	m->thr_margin = get_f32(hdr + 88);
 	/* A matching CRC proves the bytes are what was written, not that a
 	 * writer was sane: check the values a score depends on. */
-	if (!(m->threshold > 0.0f) || !isfinite(m->threshold))
+	if (!(m->threshold >= NN_THRESHOLD_FLOOR) || !isfinite(m->threshold))
 		FAIL(-PDM_ECORRUPT, "invalid threshold %g", (double)m->threshold);
 	for (uint32_t c = 0; c < C; c++)
 		if (!isfinite(m->mean[c]) || !(m->std[c] > 0.0f) || !isfinite(m->std[c]))

@@ -12,6 +12,9 @@
 #include "nn_layers.h"
 
 #define NN_MAX_LAYERS 8
+/* A model that reconstructs its validation windows perfectly still needs a
+ * positive threshold to normalize by; the loader refuses anything smaller. */
+#define NN_THRESHOLD_FLOOR 1e-6f
 
 enum nn_layer_type { NN_L_DENSE = 1, NN_L_CONV = 2, NN_L_CONVT = 3 };
 

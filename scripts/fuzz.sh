@@ -10,7 +10,8 @@
 #   NAME     harnesses to run (default: all in tests/fuzz/targets)
 #
 # Environment: CLANG (default clang), FUZZ_KEEP=1 keeps the work directory,
-# FUZZ_ARTIFACTS=DIR where failing inputs are copied (default: ./fuzz-artifacts).
+# FUZZ_ARTIFACTS=DIR where failing inputs are copied (default: ./fuzz-artifacts),
+# FUZZ_SEED=N libFuzzer's random seed (default: a new one each run, printed).
 # Exits 77 (skipped) when clang or its fuzzer runtime is missing.
 set -euo pipefail
 
@@ -99,14 +100,16 @@ for name in "${wanted[@]}"; do
 	while read -r sz; do
 		[ "$sz" -le "$maxlen" ] || maxlen=$sz
 	done < <(find "$seeds" -type f -printf '%s\n')
-	args=(-timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1
+	# The seed is printed so a failure can be replayed exactly (FUZZ_SEED=N).
+	seed="${FUZZ_SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}"
+	args=(-seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1
 		-artifact_prefix="$work/art_$name/")
 	if [ "$SECS" -eq 0 ]; then
 		args+=(-runs=0)
 	else
 		args+=(-max_total_time="$SECS")
 	fi
-	echo "==> fuzz_$name: running ${SECS}s from $(find "$seeds" -type f | wc -l) seeds"
+	echo "==> fuzz_$name: running ${SECS}s from $(find "$seeds" -type f | wc -l) seeds, -seed=$seed"
 	if "$bin" "${args[@]}" "$work/corpus_$name" "$seeds" >"$work/log_$name" 2>&1; then
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log_$name")
 		# libFuzzer's last status line: "#N DONE cov: C ft: F corp: U/SIZE ..."

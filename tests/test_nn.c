@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fenv.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -1060,6 +1061,11 @@ static void test_bad_files(void **state)
 	put32(b + 80, 0);
 	fix_crc(b, n);
 	expect_refused(f, b, n, -PDM_ECORRUPT, "threshold");
+	/* a threshold below the floor training uses: scores would overflow a float */
+	memcpy(b, good, n);
+	put32(b + 80, 0x0da24260u); /* 1e-30f */
+	fix_crc(b, n);
+	expect_refused(f, b, n, -PDM_ECORRUPT, "threshold");
 	/* zero std with a valid CRC (first std follows the 3 means after 5 layers) */
 	memcpy(b, good, n);
 	put32(b + 96 + 5 * 40 + 3 * 4, 0);
@@ -1067,6 +1073,29 @@ static void test_bad_files(void **state)
 	expect_refused(f, b, n, -PDM_ECORRUPT, "normalization");
 	/* the good file still loads */
 	assert_int_equal(nn_model_load(f->path, &l, err, sizeof(err)), 0);
+	nn_model_free(l);
+
+	/* At the lowest threshold a file may hold, an error too large for a float
+	 * saturates the score instead of becoming inf (found by fuzzing). */
+	memcpy(b, good, n);
+	put32(b + 80, 0x358637bdu); /* 1e-6f */
+	fix_crc(b, n);
+	spit(f->path, b, n);
+	assert_int_equal(nn_model_load(f->path, &l, err, sizeof(err)), 0);
+	{
+		struct nn_model_info info;
+		nn_model_info(l, &info);
+		size_t D = (size_t)info.C * info.W;
+		float *big = malloc(D * sizeof(float)), sc, sh[NN_MAX_CHANNELS],
+		      ce[NN_MAX_CHANNELS];
+		for (size_t i = 0; i < D; i++)
+			big[i] = (i % 2) ? 1e17f : -1e17f;
+		assert_int_equal(nn_score(l, big, 1, &sc, sh, ce), 0);
+		assert_true(sc == FLT_MAX);
+		for (int c = 0; c < info.C; c++)
+			assert_true(isfinite(ce[c]) && ce[c] >= 0.0f);
+		free(big);
+	}
 	nn_model_free(l);
 
 	free(b);
