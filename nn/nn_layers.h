@@ -51,6 +51,33 @@ void nn_dense_forward_one(float *out,          /* (out_dim) */
 			  const float *bias,   /* (out_dim) or NULL */
 			  int in_dim, int out_dim);
 
+/*
+ * The same with the weights stored as IEEE binary16 (half the bytes to
+ * stream). Only weights that are exactly binary16 values are packed (the
+ * trainer rounds an MLP-AE's dense weights to them), so the products are the
+ * float kernel's; the sums use FMA where the CPU has it, so the two agree to
+ * float rounding, as the batched (sgemm) path does.
+ */
+
+/* f rounded to the nearest binary16 value (ties to even), kept as a float;
+ * magnitudes beyond binary16's range (>= 65520), inf and NaN unchanged. */
+float nn_half_round(float f);
+
+/* packed (in_dim * out_dim halves), layout as nn_dense_pack(). Returns 0, or
+ * -ERANGE (packed left partly written) if a weight is not a binary16 value. */
+int nn_dense_pack_half(unsigned short *packed, const float *weight, int in_dim, int out_dim);
+
+void nn_dense_forward_one_half(float *out,                   /* (out_dim) */
+			       const float *inp,             /* (in_dim) */
+			       const unsigned short *packed, /* nn_dense_pack_half() */
+			       const float *bias,            /* (out_dim) or NULL */
+			       int in_dim, int out_dim);
+
+/* 1 when this CPU converts binary16 in hardware (x86-64 with AVX2, FMA and
+ * F16C); nn_dense_forward_one_half() works everywhere, but is only faster
+ * than nn_dense_forward_one() then. */
+int nn_half_fast(void);
+
 /* ---- 1-D convolutions ---- */
 
 /*

@@ -625,7 +625,9 @@ static void test_scores_and_shares(void **state)
  * and channel errors. The sums run in a different order, so they agree to
  * float rounding: relative 1e-5 on scores and errors, 1e-5 on shares.
  * The packed copy must follow the weights: scored once before training,
- * then again after training changed them, and after nn_model_trim().
+ * then again after training changed them, and after nn_model_trim(). After
+ * training the copy is at half width (where the CPU converts halves), with
+ * the same results.
  */
 static void check_one_window(int C, int W, uint64_t seed)
 {
@@ -638,12 +640,31 @@ static void check_one_window(int C, int W, uint64_t seed)
 
 	assert_true(C <= 8);
 	assert_int_equal(nn_score(m, x, 1, &s1, sh1, ce1), 0);
+	/* initialized weights are not binary16 values: the float copy */
+	assert_non_null(m->one_w);
+	assert_null(m->one_h);
 	quick_opts(&o);
 	o.epochs = 3;
 	assert_int_equal(nn_train(m, x, N, &o, NULL), 0);
+	/* training leaves the dense weights on binary16 values, biases as they were */
+	for (int i = 0; i < m->n_layers; i++) {
+		const struct nn_layer *l = &m->layers[i];
+		size_t nb = 0;
+		for (size_t j = 0; j < (size_t)l->g.cin * l->g.cout; j++)
+			assert_true(nn_half_round(m->params[l->w_off + j]) ==
+				    m->params[l->w_off + j]);
+		for (int j = 0; j < l->g.cout; j++)
+			nb += nn_half_round(m->params[l->b_off + j]) != m->params[l->b_off + j];
+		assert_true(nb > 0);
+	}
 	for (int round = 0; round < 2; round++) {
 		if (round == 1)
 			nn_model_trim(m);
+		assert_int_equal(nn_score(m, x + 7 * D, 1, &s1, sh1, ce1), 0);
+		if (nn_half_fast()) {
+			assert_non_null(m->one_h);
+			assert_null(m->one_w);
+		}
 		assert_int_equal(nn_score(m, x + 7 * D, K, score, shares, ce), 0);
 		for (size_t n = 0; n < K; n++) {
 			assert_int_equal(nn_score(m, x + (7 + n) * D, 1, &s1, sh1, ce1), 0);

@@ -3,6 +3,7 @@
  * reference loops in double, and every gradient against central finite
  * differences of that double reference (relative error bound).
  */
+#include <errno.h>
 #include <fenv.h>
 #include <math.h>
 #include <setjmp.h>
@@ -258,6 +259,28 @@ static void check_dense_one(int in_dim, int out_dim, int with_bias, uint32_t see
 			fail_msg("%dx%d out[%d]: %g vs cblas %g", in_dim, out_dim, o,
 				 (double)out[o], (double)gemm[o]);
 	}
+
+	/* Half-width weights: refused while a weight is not a binary16 value;
+	 * once rounded, the float kernel's results on those weights (to float
+	 * rounding: the vector kernel uses FMA). */
+	unsigned short *half = malloc(sizeof(unsigned short) * (size_t)in_dim * out_dim + 1);
+	float *hout = zeros((size_t)out_dim);
+	assert_non_null(half);
+	t.w[(size_t)in_dim * out_dim / 2] = 1.0f + 0x1p-12f;
+	assert_int_equal(nn_dense_pack_half(half, t.w, in_dim, out_dim), -ERANGE);
+	for (size_t i = 0; i < (size_t)in_dim * out_dim; i++)
+		t.w[i] = nn_half_round(t.w[i]);
+	assert_int_equal(nn_dense_pack_half(half, t.w, in_dim, out_dim), 0);
+	nn_dense_pack(packed, t.w, in_dim, out_dim);
+	nn_dense_forward_one(out, t.inp, packed, with_bias ? t.bias : NULL, in_dim, out_dim);
+	nn_dense_forward_one_half(hout, t.inp, half, with_bias ? t.bias : NULL, in_dim, out_dim);
+	for (int o = 0; o < out_dim; o++)
+		if (fabsf(hout[o] - out[o]) > 1e-5f + 1e-5f * fabsf(out[o]))
+			fail_msg("%dx%d out[%d]: half-width %g vs float %g (fast path %d)", in_dim,
+				 out_dim, o, (double)hout[o], (double)out[o], nn_half_fast());
+	free(half);
+	free(hout);
+
 	free(packed);
 	free(out);
 	free(gemm);
@@ -267,6 +290,63 @@ static void check_dense_one(int in_dim, int out_dim, int with_bias, uint32_t see
 	free(t.inp);
 	free(t.w);
 	free(t.bias);
+}
+
+/* Bit patterns, so the check does not lean on the code under test. */
+static float f32(uint32_t u)
+{
+	float f;
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+static void test_half_round(void **state)
+{
+	(void)state;
+	static const struct {
+		float in, out;
+	} cases[] = {
+		{ 1.0f, 1.0f },
+		{ -2.5f, -2.5f },
+		{ 1.0f + 0x1p-11f, 1.0f },                      /* a tie: to even */
+		{ 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-9f },        /* a tie: to even, upwards */
+		{ 1.0f + 0x1p-11f + 0x1p-20f, 1.0f + 0x1p-10f }, /* just above the tie */
+		{ 0.1f, 0.0999755859375f },
+		{ 65504.0f, 65504.0f },
+		{ 65519.0f, 65504.0f },
+		{ 70000.0f, 70000.0f }, /* beyond binary16: unchanged */
+		{ 0x1p-24f, 0x1p-24f }, /* smallest subnormal */
+		{ 0x1p-26f, 0.0f },
+		{ 3 * 0x1p-25f, 0x1p-23f }, /* 1.5 x 2^-24: a tie, to even */
+		{ 0x1p-14f - 0x1p-30f, 0x1p-14f },
+		{ 0.0f, 0.0f },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		float got = nn_half_round(cases[i].in);
+		if (memcmp(&got, &cases[i].out, sizeof(got)) != 0)
+			fail_msg("nn_half_round(%a) = %a, want %a", (double)cases[i].in, (double)got,
+				 (double)cases[i].out);
+	}
+	assert_true(isnan(nn_half_round(f32(0x7fc00000u))));
+	assert_true(isinf(nn_half_round(f32(0x7f800000u))));
+
+	/* every binary16 value packs, and unpacks to itself through the kernel */
+	unsigned short h;
+	float one = 1.0f, out;
+	for (uint32_t b = 0; b < 0x10000u; b++) {
+		uint32_t e = (b >> 10) & 0x1fu, m = b & 0x3ffu;
+		float v;
+		if (e == 31)
+			continue;
+		v = e ? f32(((b & 0x8000u) << 16) | ((e + 112u) << 23) | (m << 13))
+		      : ((b & 0x8000u) ? -1.0f : 1.0f) * (float)m * 0x1p-24f;
+		if (nn_half_round(v) != v)
+			fail_msg("binary16 value %a not kept by nn_half_round", (double)v);
+		assert_int_equal(nn_dense_pack_half(&h, &v, 1, 1), 0);
+		nn_dense_forward_one_half(&out, &one, &h, NULL, 1, 1);
+		if (out != v)
+			fail_msg("binary16 %04x: %a came back as %a", b, (double)v, (double)out);
+	}
 }
 
 static void test_dense_one(void **state)
@@ -366,6 +446,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dense),
 		cmocka_unit_test(test_dense_one),
+		cmocka_unit_test(test_half_round),
 		cmocka_unit_test(test_conv1d),
 		cmocka_unit_test(test_convt1d),
 		cmocka_unit_test(test_geometry),
