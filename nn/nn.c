@@ -30,6 +30,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -880,32 +881,58 @@ struct step_msg {
  * A barrier that also carries worker 0's message for the round. Messages
  * alternate between two slots: the slot of round g is rewritten only at
  * round g+2, which no thread can reach before every thread has copied it.
+ *
+ * Waiters spin for a while before sleeping: at batch 64 a step of the
+ * MLP-AE takes well under a millisecond, the other worker is usually a few
+ * microseconds away, and a futex wake-up costs tens of microseconds (more
+ * in a VM), twice per step. The spin is bounded, so a worker that waits
+ * longer (validation on worker 0, a preempted thread) still sleeps.
  */
+#define BARRIER_SPINS 2000
+
 struct barrier {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int n, waiting;
-	unsigned gen;
+	atomic_uint gen;
 	struct step_msg msg[2];
 };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 
 static void barrier_wait(struct barrier *b, const struct step_msg *in, struct step_msg *out)
 {
 	pthread_mutex_lock(&b->mu);
-	unsigned gen = b->gen;
+	unsigned gen = atomic_load_explicit(&b->gen, memory_order_relaxed);
 	if (in)
 		b->msg[gen & 1] = *in;
 	if (++b->waiting >= b->n) {
 		b->waiting = 0;
-		b->gen++;
+		atomic_store_explicit(&b->gen, gen + 1, memory_order_release);
 		pthread_cond_broadcast(&b->cv);
+		pthread_mutex_unlock(&b->mu);
 	} else {
-		while (gen == b->gen)
-			pthread_cond_wait(&b->cv, &b->mu);
+		pthread_mutex_unlock(&b->mu);
+		for (int i = 0; i < BARRIER_SPINS &&
+				atomic_load_explicit(&b->gen, memory_order_acquire) == gen;
+		     i++)
+			cpu_relax();
+		if (atomic_load_explicit(&b->gen, memory_order_acquire) == gen) {
+			pthread_mutex_lock(&b->mu);
+			while (atomic_load_explicit(&b->gen, memory_order_relaxed) == gen)
+				pthread_cond_wait(&b->cv, &b->mu);
+			pthread_mutex_unlock(&b->mu);
+		}
 	}
+	/* the slot was written before gen moved (under the mutex, then the
+	 * release store), and our acquire load of gen saw it move */
 	if (out)
 		*out = b->msg[gen & 1];
-	pthread_mutex_unlock(&b->mu);
 }
 
 struct trainer;

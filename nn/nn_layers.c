@@ -240,7 +240,7 @@ int nn_dense_pack_half(unsigned short *packed, const float *weight, int in_dim, 
 	return 0;
 }
 
-/* Any block width, any CPU: the reference the vector kernel must match. */
+/* Any block width, any CPU: dense_block() with the weights widened one by one. */
 static void half_block_plain(float *out, const float *inp, const unsigned short *r,
 			     const float *bias, int in_dim, int bw)
 {
