@@ -21,6 +21,7 @@
  */
 #include "mqtt_client.h"
 #include "pdm_secret.h"
+#include "pdm_uri.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -130,11 +131,6 @@ static void secure_free(char *s)
 		explicit_bzero(s, strlen(s));
 		free(s);
 	}
-}
-
-static bool has_prefix(const char *s, const char *p)
-{
-	return strncmp(s, p, strlen(p)) == 0;
 }
 
 /* xorshift64*: jitter only needs to decorrelate clients, not be secret. */
@@ -648,21 +644,16 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
  * it; this guards every other caller. */
 char *mqtt_uri_redact(const char *uri)
 {
-	const char *auth = uri ? strstr(uri, "://") : NULL;
-	if (!auth)
+	size_t start, at;
+	if (!pdm_uri_userinfo(uri, &start, &at))
 		return dup_opt(uri);
-	auth += 3;
-	size_t host_at = strcspn(auth, "/?#");
-	const char *at = memrchr(auth, '@', host_at);
-	if (!at)
-		return dup_opt(uri);
-	const char *colon = memchr(auth, ':', (size_t)(at - auth));
-	const char *cut = colon ? colon + 1 : auth;
-	size_t head = (size_t)(cut - uri);
-	char *r = xcalloc(1, head + 3 + strlen(at) + 1);
+	/* keep the user name, hide what follows its ':' */
+	const char *colon = memchr(uri + start, ':', at - start);
+	size_t head = colon ? (size_t)(colon + 1 - uri) : start;
+	char *r = xcalloc(1, head + 3 + strlen(uri + at) + 1);
 	memcpy(r, uri, head);
 	memcpy(r + head, "***", 3);
-	strcpy(r + head + 3, at);
+	strcpy(r + head + 3, uri + at);
 	return r;
 }
 
@@ -676,8 +667,9 @@ static int check_cfg(const struct mqtt_client_cfg *cfg, bool *tls)
 		LOG_E("mqtt: client_id is empty; a stable id is needed for a persistent session");
 		return -EINVAL;
 	}
-	*tls = has_prefix(cfg->uri, "ssl://") || has_prefix(cfg->uri, "mqtts://");
-	if (!*tls && !has_prefix(cfg->uri, "tcp://") && !has_prefix(cfg->uri, "mqtt://")) {
+	int kind = pdm_uri_kind(cfg->uri);
+	*tls = kind == PDM_URI_TLS;
+	if (kind < 0) {
 		char *shown = mqtt_uri_redact(cfg->uri);
 		LOG_E("mqtt[%s]: uri '%s' must start with tcp:// or ssl://", cfg->client_id, shown);
 		free(shown);

@@ -38,6 +38,7 @@
 #include "mb_decode.h"
 #include "mqtt_client.h"
 #include "pdm_secret.h"
+#include "pdm_uri.h"
 #include "pdm_parse.h"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -600,30 +601,18 @@ static int check_nonempty(const void *field, char *why, size_t len)
 
 static int check_uri(const void *field, char *why, size_t len)
 {
-	static const char *const schemes[] = { "tcp://", "ssl://", "mqtt://", "mqtts://",
-					       "ws://", "wss://" };
 	const char *v = *(char *const *)field;
-	const char *auth = strstr(v, "://");
 	/* Not echoed: the value would show in logs and in `pdmd check`. */
-	if (auth && memchr(auth + 3, '@', strcspn(auth + 3, "/?#"))) {
+	if (pdm_uri_userinfo(v, NULL, NULL)) {
 		snprintf(why, len, "a user or password in the URI is not allowed (it would show in "
 				   "logs); set username and password_file instead");
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < ARRAY_LEN(schemes); i++) {
-		size_t l = strlen(schemes[i]);
-		if (strncmp(v, schemes[i], l) == 0 && v[l] != '\0' && !strchr(v + l, ' '))
-			return 0;
-	}
-	snprintf(why, len, "expected tcp://HOST:PORT or ssl://HOST:PORT (also mqtt://, mqtts://, "
-			   "ws://, wss://), got '%s'", v);
+	if (pdm_uri_kind(v) > 0)
+		return 0;
+	snprintf(why, len, "expected tcp://HOST:PORT or ssl://HOST:PORT (also mqtt://, mqtts://), "
+			   "got '%s'", v);
 	return -EINVAL;
-}
-
-static bool uri_is_tls(const char *uri)
-{
-	return strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
-	       strncmp(uri, "wss://", 6) == 0;
 }
 
 /* Our topics are PREFIX/alerts/ASSET: the prefix must be a plain topic name. */
@@ -1741,7 +1730,7 @@ static void check_globals(struct loader *ld, const struct raw_section *sec_of[SK
 		error_at(ld, m->file, line_of(m, c->mqtt.cert_file[0] ? "cert_file" : "key_file"),
 			 "%s: cert_file and key_file go together (TLS client certificate and its "
 			 "key)", c->mqtt.cert_file[0] ? "cert_file" : "key_file");
-	if (!uri_is_tls(c->mqtt.uri)) {
+	if (pdm_uri_kind(c->mqtt.uri) != PDM_URI_TLS) {
 		static const char *const tls_keys[] = { "ca_file", "cert_file", "key_file" };
 		for (size_t i = 0; i < ARRAY_LEN(tls_keys); i++) {
 			const struct key *k = find_key(SK_MQTT, tls_keys[i]);

@@ -983,7 +983,7 @@ static void test_print_round_trip(void **state)
 			"[source tcp]\ntype = modbus-tcp\naddress = [::1]:1502\npoll = 1.5s\n"
 			"[source r1]\ntype = modbus-rtu\ndevice = /dev/ttyS1\nunit = 3\n"
 			"[source r2]\ntype = modbus-rtu\ndevice = /dev/ttyS1\nunit = 4\n"
-			"[source js]\ntype = mqtt\ntopic = p/+/t\nuri = ws://x:9001\n"
+			"[source js]\ntype = mqtt\ntopic = p/+/t\nuri = mqtt://x:9001\n"
 			"[source val]\ntype = mqtt\ntopic = p/v\nformat = value\n"
 			"[asset b]\nmodel = mlp_ae\nwindow = 10\nhop = 3\ntrain_history = 1d\n"
 			"train_after = 50\nrun_when = b.rpm >= 0.1\ncritical = 1.75\n"
@@ -1298,14 +1298,19 @@ static void test_uri_credentials(void **state)
 	expect_error(f, BASE "[mqtt]\nuri = tcp://pdm:Hunter2-pw@broker:1883\n", 11,
 		     "uri: a user or password in the URI is not allowed");
 	assert_null(strstr(f->errbuf, "Hunter2-pw"));
-	expect_error(f, BASE "[mqtt]\nuri = wss://pdm@broker/mqtt\n", 11,
+	expect_error(f, BASE "[mqtt]\nuri = mqtts://pdm@broker/mqtt\n", 11,
 		     "uri: a user or password in the URI is not allowed");
 	expect_error(f, BASE "[source m]\ntype = mqtt\ntopic = t\n"
 			     "uri = ssl://u:Hunter2-pw@b:8883\n[sensor a.m]\nsource = m\n",
 		     13, "uri: a user or password in the URI is not allowed");
 	assert_null(strstr(f->errbuf, "Hunter2-pw"));
+	/* the client speaks tcp/mqtt and ssl/mqtts only: nothing else passes the check */
+	expect_error(f, BASE "[mqtt]\nuri = wss://broker/mqtt\n", 11,
+		     "uri: expected tcp://HOST:PORT or ssl://HOST:PORT");
+	expect_error(f, BASE "[mqtt]\nuri = ws://broker:9001\n", 11,
+		     "uri: expected tcp://HOST:PORT or ssl://HOST:PORT");
 	/* an '@' after the host is no user name */
-	struct pdm_config *c = load_main(f, BASE "[mqtt]\nuri = ws://broker:80/mqtt@x\n");
+	struct pdm_config *c = load_main(f, BASE "[mqtt]\nuri = tcp://broker:80/mqtt@x\n");
 	assert_non_null(c);
 	cfg_free(c);
 }

@@ -1,5 +1,5 @@
 /*
- * test_common.c - parsers, clocks and the rate limiter in common/.
+ * test_common.c - parsers, clocks, the rate limiter and broker URIs in common/.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pdm_parse.h"
 #include "pdm_time.h"
+#include "pdm_uri.h"
 
 static void test_duration(void **state)
 {
@@ -113,6 +114,38 @@ static void test_log_level(void **state)
 	assert_string_equal(pdm_log_level_name(LOG_DEBUG), "debug");
 }
 
+static void test_uri(void **state)
+{
+	size_t start = 0, at = 0;
+	(void)state;
+	assert_int_equal(pdm_uri_kind("tcp://127.0.0.1:1883"), PDM_URI_TCP);
+	assert_int_equal(pdm_uri_kind("mqtt://b"), PDM_URI_TCP);
+	assert_int_equal(pdm_uri_kind("ssl://b:8883"), PDM_URI_TLS);
+	assert_int_equal(pdm_uri_kind("mqtts://[::1]:8883"), PDM_URI_TLS);
+	assert_int_equal(pdm_uri_kind("tcp://"), -EINVAL);
+	assert_int_equal(pdm_uri_kind("tcp://a b"), -EINVAL);
+	assert_int_equal(pdm_uri_kind("ws://b:9001"), -EINVAL);
+	assert_int_equal(pdm_uri_kind("wss://b"), -EINVAL);
+	assert_int_equal(pdm_uri_kind("TCP://b"), -EINVAL);
+	assert_int_equal(pdm_uri_kind("b:1883"), -EINVAL);
+	assert_int_equal(pdm_uri_kind(NULL), -EINVAL);
+
+	assert_int_equal(pdm_uri_userinfo("tcp://b:1883", &start, &at), 0);
+	assert_int_equal(pdm_uri_userinfo("no scheme@b", NULL, NULL), 0);
+	assert_int_equal(pdm_uri_userinfo("tcp://b:80/path@x", NULL, NULL), 0);
+	assert_int_equal(pdm_uri_userinfo("tcp://b:80?q=@x", NULL, NULL), 0);
+	assert_int_equal(pdm_uri_userinfo("tcp://u:p@b:1883", &start, &at), 1);
+	assert_int_equal(start, 6);
+	assert_int_equal(at, 9);
+	/* a password holding '@': the last one before the host ends it */
+	assert_int_equal(pdm_uri_userinfo("ssl://u:p@ss@b/x@y", &start, &at), 1);
+	assert_int_equal(start, 6);
+	assert_int_equal(at, 12);
+	assert_int_equal(pdm_uri_userinfo("tcp://@b", NULL, &at), 1);
+	assert_int_equal(at, 6);
+	assert_int_equal(pdm_uri_userinfo(NULL, NULL, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -121,6 +154,7 @@ int main(void)
 		cmocka_unit_test(test_iso8601),
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_log_level),
+		cmocka_unit_test(test_uri),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

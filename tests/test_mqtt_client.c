@@ -833,12 +833,33 @@ static void test_password_file(void **state)
 	assert_int_equal(mqtt_read_password_file(f->b.dir, buf, sizeof(buf)), -EINVAL); /* a directory */
 }
 
+/* The password part of a URI never reaches a log line. */
+static void test_uri_redact(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "tcp://127.0.0.1:1883", "tcp://127.0.0.1:1883" },
+		{ "tcp://pdm:Hunter2@b:1883", "tcp://pdm:***@b:1883" },
+		{ "ssl://u:p@ss@b:8883/x@y", "ssl://u:***@b:8883/x@y" },
+		{ "mqtt://token@b", "mqtt://***@b" },
+		{ "tcp://b:80/path@x", "tcp://b:80/path@x" },
+		{ "no-scheme", "no-scheme" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *r = mqtt_uri_redact(cases[i][0]);
+		assert_string_equal(r, cases[i][1]);
+		free(r);
+	}
+	assert_null(mqtt_uri_redact(NULL));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "--will-child"))
 		return will_child(argv[2], argv[3]);
 
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uri_redact),
 		cmocka_unit_test_setup_teardown(test_ingest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_restart_keeps_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_restart_keeps_session, setup, teardown),
