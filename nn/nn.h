@@ -186,10 +186,10 @@ int nn_model_load(const char *path, struct nn_model **out, char *err, size_t err
 /*
  * Sets how many threads nn_train uses (process-wide; clamped to 1..16). Each
  * step's batch is split across them, so OpenBLAS is set to one thread per
- * caller (openblas_set_num_threads(1)): one pool of threads, not two fighting
- * over the cores. Scoring always runs on the caller's thread. Call it before
- * starting threads that use models. Without a call, training uses one thread
- * and OpenBLAS keeps its own default.
+ * caller and its own pool stopped (nn_blas_stop_pool()): one pool of
+ * threads, not two fighting over the cores. Scoring always runs on the
+ * caller's thread. Call it before starting threads that use models. Without
+ * a call, training uses one thread and OpenBLAS keeps its own default.
  */
 void nn_set_threads(int n);
 
