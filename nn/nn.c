@@ -477,9 +477,9 @@ static void flip_refresh(struct nn_model *m)
  * An MLP-AE scores one window by streaming all its weights from cache, so
  * the time is the bytes read: its dense weights end training rounded to
  * binary16 values (a relative change of at most 2^-11, far below what
- * another seed changes), which one-window scoring then reads at half width
- * with the same results as the float copy. Calibration runs afterwards, on
- * the weights that are kept. Biases stay as trained.
+ * another seed changes), which one-window scoring then reads at half width:
+ * the same numbers as the float copy, half the bytes. Calibration runs
+ * afterwards, on the weights that are kept. Biases stay as trained.
  */
 static void round_weights_half(struct nn_model *m)
 {
