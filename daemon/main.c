@@ -112,9 +112,10 @@ static int bad_usage(const char *cmd, const char *msg, const char *arg)
 	return EX_USAGE;
 }
 
-/* Parses the options common to commands that take only -c/--config.
- * Returns -1 to continue, or an exit code. */
-static int parse_config_only(int argc, char **argv, const char **dir, int *optind_out)
+/* Parses the options of commands that take only -c/--config, and checks
+ * that one argument named `arg` follows them (at argv[*first]), or none if
+ * arg is NULL. Returns -1 to continue, or an exit code. */
+static int parse_config_only(int argc, char **argv, const char *arg, const char **dir, int *first)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -140,7 +141,11 @@ static int parse_config_only(int argc, char **argv, const char **dir, int *optin
 			return bad_usage(sc->name, "unknown option", argv[optind - 1]);
 		}
 	}
-	*optind_out = optind;
+	if (!arg && optind < argc)
+		return bad_usage(sc->name, "unexpected argument", argv[optind]);
+	if (arg && optind != argc - 1)
+		return bad_usage(sc->name, "expected exactly one", arg);
+	*first = optind;
 	return -1;
 }
 
@@ -148,12 +153,10 @@ static int cmd_check(int argc, char **argv)
 {
 	const char *dir = DEFAULT_CONFIG_DIR;
 	int first;
-	int rc = parse_config_only(argc, argv, &dir, &first);
+	int rc = parse_config_only(argc, argv, NULL, &dir, &first);
 
 	if (rc >= 0)
 		return rc;
-	if (first < argc)
-		return bad_usage("check", "unexpected argument", argv[first]);
 	struct pdm_config *cfg = cfg_load(dir, stderr);
 	if (!cfg) {
 		fprintf(stderr, "pdmd check: %s: configuration invalid\n", dir);
@@ -195,12 +198,10 @@ static int cmd_run(int argc, char **argv)
 {
 	const char *dir = DEFAULT_CONFIG_DIR;
 	int first;
-	int rc = parse_config_only(argc, argv, &dir, &first);
+	int rc = parse_config_only(argc, argv, NULL, &dir, &first);
 
 	if (rc >= 0)
 		return rc;
-	if (first < argc)
-		return bad_usage("run", "unexpected argument", argv[first]);
 	struct pdm_config *cfg = load_config_logged(dir);
 	if (!cfg) {
 		LOG_E("config: %s: configuration invalid, not starting", dir);
@@ -339,12 +340,10 @@ static int cmd_probe(int argc, char **argv)
 {
 	const char *dir = DEFAULT_CONFIG_DIR;
 	int first;
-	int rc = parse_config_only(argc, argv, &dir, &first);
+	int rc = parse_config_only(argc, argv, "SOURCE", &dir, &first);
 
 	if (rc >= 0)
 		return rc;
-	if (first != argc - 1)
-		return bad_usage("probe", "expected exactly one SOURCE", NULL);
 	struct pdm_config *cfg = cfg_load(dir, stderr);
 	if (!cfg)
 		return EX_CONFIG;
