@@ -11,7 +11,9 @@
  * max_inflight entries (the slot is the paho callback context), and the
  * slot comes back when paho reports success or failure. With clean session
  * off paho keeps unacknowledged QoS 1 messages across reconnects and
- * resends them, so a slot stays taken until a real answer arrives.
+ * resends them, so a slot stays taken until a real answer arrives; only a
+ * message paho was still writing when the connection broke comes back as
+ * failed (seen under load), and the owner publishes it again.
  *
  * Locking: one mutex per client guards state, slots and counters. It is
  * never held while calling user callbacks, paho functions that could call

@@ -55,9 +55,11 @@ struct mqtt_callbacks {
 	/* A publish finished: rc 0 = acknowledged by the broker (QoS 1/2) or
 	 * written (QoS 0); -ECANCELED = dropped by mqtt_client_stop() or, with
 	 * clean_session, discarded by paho when the connection was lost; other
-	 * negative codes = refused. Exactly once per mqtt_publish() that
-	 * returned 0. Called on a paho thread, or within mqtt_client_stop().
-	 * May be NULL. */
+	 * negative codes = refused, or (-EIO) lost with the connection while
+	 * paho was still writing it, even with a persistent session. Anything
+	 * but 0 means: publish it again if it matters (the broker may then see
+	 * it twice). Exactly once per mqtt_publish() that returned 0. Called on
+	 * a paho thread, or within mqtt_client_stop(). May be NULL. */
 	void (*on_delivered)(uint64_t tag, int rc, void *user);
 };
 

@@ -40,6 +40,7 @@ struct collector {
 	size_t n;
 	int ups, downs;
 	unsigned acks[N_PUBLISH + 1];
+	unsigned fails[N_PUBLISH + 1];
 	int ack_rc_bad;
 };
 
@@ -67,10 +68,13 @@ static void on_delivered(uint64_t tag, int rc, void *user)
 {
 	struct collector *c = user;
 	pthread_mutex_lock(&c->lock);
-	if (rc != 0)
+	if (rc != 0) {
 		c->ack_rc_bad++;
-	else if (tag <= N_PUBLISH)
+		if (tag <= N_PUBLISH)
+			c->fails[tag]++;
+	} else if (tag <= N_PUBLISH) {
 		c->acks[tag]++;
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -507,8 +511,11 @@ static unsigned acks_total(struct collector *c, int *bad)
 
 /* The broker dies with publishes in flight and comes back: every tag gets
  * exactly one outcome, no in-flight slot leaks, and publishing resumes.
- * With a persistent session paho resends and the broker acknowledges; with
- * a clean session the lost ones may be reported as failed instead. */
+ * With a persistent session paho resends what it had sent and the broker
+ * acknowledges it; a publish paho was still writing when the connection
+ * broke is reported failed even then (seen under load), and the caller
+ * publishes it again, as the daemon's outbox does. With a clean session
+ * every lost one may be reported failed. */
 static void publish_across_restart(struct fixture *f, bool clean)
 {
 	struct mqtt_client_cfg cfg = base_cfg(f, clean ? "pdm-pub-clean" : "pdm-pub-persist");
@@ -529,18 +536,22 @@ static void publish_across_restart(struct fixture *f, bool clean)
 	assert_int_equal(test_broker_restart(&f->b), 0);
 	WAIT_UNTIL(ups(f->col) == 2, 10000);
 	int bad;
-	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent, 10000);
+	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent, 30000);
 	pthread_mutex_lock(&f->col->lock);
 	for (int t = 1; t <= sent; t++)
-		assert_true(f->col->acks[t] <= 1);
+		if (f->col->acks[t] + f->col->fails[t] != 1)
+			fail_msg("tag %d: %u acks and %u failures", t, f->col->acks[t],
+				 f->col->fails[t]);
 	pthread_mutex_unlock(&f->col->lock);
-	if (!clean)
-		assert_int_equal(bad, 0);
+	struct mqtt_stats st;
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_int_equal(st.acked + st.publish_failed, (uint64_t)sent);
 	/* every slot is free again: a full window can be published */
 	for (uint64_t tag = 301; tag < 351; tag++)
 		assert_int_equal(mqtt_publish(f->c, "pdm/alerts/r", "y", 1, 1, false, tag), 0);
-	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent + 50, 10000);
-	print_message("# %d sent before the restart, %d reported failed\n", sent, bad);
+	WAIT_UNTIL(acks_total(f->col, &bad) + (unsigned)bad == (unsigned)sent + 50, 30000);
+	print_message("# %s session: %d sent before the restart, %d reported failed\n",
+		      clean ? "clean" : "persistent", sent, bad);
 }
 
 static void test_publish_across_restart_persistent(void **state)
