@@ -2,7 +2,8 @@
  * make_model_seeds.c - writes the seed corpus of fuzz_model: small real
  * model files (MLP and Conv, trained a few epochs on synthetic windows) and
  * damaged variants of them (truncated, bad magic/version/dimensions, a
- * flipped weight, NaN weights and zero std under a valid CRC, trailing bytes).
+ * flipped weight, NaN weights, zero std and zero, tiny and floor thresholds
+ * under a valid CRC, trailing bytes).
  *
  * Run once by hand when the file format changes; the output is committed:
  *   cc -std=c11 -D_GNU_SOURCE -Inn -Icommon tests/fuzz/make_model_seeds.c \
@@ -138,6 +139,21 @@ static int variants(const char *dir, const char *base, const uint8_t *b, size_t 
 	put_u32(t + 80, 0);
 	fix_crc(t, n);
 	snprintf(name, sizeof(name), "%s_thr0.bin", base);
+	rc |= spit(dir, name, t, n);
+
+	/* a positive threshold below the training floor (1e-30): scores would
+	 * overflow a float; found by fuzzing, refused since */
+	memcpy(t, b, n);
+	put_u32(t + 80, 0x0DA24260u);
+	fix_crc(t, n);
+	snprintf(name, sizeof(name), "%s_thr_tiny.bin", base);
+	rc |= spit(dir, name, t, n);
+
+	/* the floor itself (1e-6): accepted, scores large but finite */
+	memcpy(t, b, n);
+	put_u32(t + 80, 0x358637BDu);
+	fix_crc(t, n);
+	snprintf(name, sizeof(name), "%s_thr_floor.bin", base);
 	rc |= spit(dir, name, t, n);
 	free(t);
 	return rc;
