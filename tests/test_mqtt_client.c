@@ -526,12 +526,20 @@ static void publish_across_restart(struct fixture *f, bool clean)
 	assert_int_equal(mqtt_client_start(f->c), 0);
 	WAIT_UNTIL(ups(f->col) == 1, 5000);
 
+	/* The broker is frozen first, so that the publishes are written and
+	 * waiting for their PUBACKs when it goes: paho 1.3.12 (Debian 12) has a
+	 * race when a connection closes while its send thread is still writing
+	 * a burst (AddressSanitizer caught a use-after-free of a topic there,
+	 * once, on a loaded machine); that is paho's to fix, not this test's
+	 * subject. */
+	assert_int_equal(kill(f->b.pid, SIGSTOP), 0);
 	int sent = 0;
 	for (uint64_t tag = 1; tag <= 300; tag++) {
 		if (mqtt_publish(f->c, "pdm/alerts/r", "x", 1, 1, false, tag) != 0)
 			break;
 		sent++;
 	}
+	test_sleep_ms(300);
 	test_broker_kill(&f->b);
 	assert_int_equal(test_broker_restart(&f->b), 0);
 	WAIT_UNTIL(ups(f->col) == 2, 10000);

@@ -155,6 +155,7 @@ void test_broker_kill(struct test_broker *b)
 	if (b->pid <= 0)
 		return;
 	kill(b->pid, SIGTERM);
+	kill(b->pid, SIGCONT); /* a frozen broker (SIGSTOP) must wake to take it */
 	for (int i = 0; i < 300; i++) {
 		if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
 			b->pid = 0;

@@ -23,7 +23,8 @@ struct test_broker {
 int test_broker_start(struct test_broker *b);
 /* Starts again on the same port (after test_broker_kill), e.g. for outage tests. */
 int test_broker_restart(struct test_broker *b);
-/* Stops the process (SIGTERM, then SIGKILL) but keeps the directory. */
+/* Stops the process (SIGTERM, then SIGKILL), frozen or not, but keeps the
+ * directory. */
 void test_broker_kill(struct test_broker *b);
 /* Stops the broker and removes its directory. Safe to call twice. */
 void test_broker_stop(struct test_broker *b);
