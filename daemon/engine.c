@@ -1254,6 +1254,21 @@ static int setup(struct engine *e)
 	return 0;
 }
 
+/*
+ * Blocks the signals the main loop reads from its signalfd (and returns
+ * them in mask). Called before any thread exists: threads inherit the mask,
+ * and a process signal goes to any thread that does not block it, where
+ * SIGHUP/SIGTERM would kill the process instead of reaching the signalfd.
+ */
+static void block_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, mask, NULL);
+}
+
 struct engine *engine_new(struct pdm_config *cfg)
 {
 	struct engine *e = calloc(1, sizeof(*e));
@@ -1265,21 +1280,15 @@ struct engine *engine_new(struct pdm_config *cfg)
 	e->cfg = cfg;
 	e->epfd = e->sfd = e->tfd = e->ev_fd = -1;
 	e->started_ms = pdm_wall_ms();
-	/* Block the signals the main loop reads from its signalfd before any
-	 * thread exists: threads inherit the mask, and a process signal goes to
-	 * any thread that does not block it, where SIGHUP/SIGTERM would kill
-	 * the process instead of reaching the signalfd. */
 	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	block_signals(&mask);
 	pthread_mutex_init(&e->ev_lock, NULL);
 	e->pop_cap = 4096;
 	e->pop_buf = malloc(e->pop_cap * sizeof(*e->pop_buf));
 	e->ev_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	/* Training never competes with itself: one BLAS thread on a small box. */
+	/* Training never competes with itself: one BLAS thread on a small box.
+	 * This also stops OpenBLAS's pool, whose threads started before main()
+	 * with every signal unblocked. */
 	nn_set_threads(1);
 	e->trainer = trainer_new();
 	if (!e->pop_buf || e->ev_fd < 0 || !e->trainer || setup(e) < 0) {
@@ -1401,11 +1410,7 @@ int engine_run(struct engine *e)
 {
 	sigset_t mask;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	block_signals(&mask);
 	e->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	e->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);

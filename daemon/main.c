@@ -6,8 +6,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +16,6 @@
 #include "engine.h"
 #include "log.h"
 #include "mb_conn.h"
-#include "nn.h"
 #include "pdm_config.h"
 #include "pdm_parse.h"
 #include "pdm_time.h"
@@ -207,18 +204,8 @@ static int cmd_run(int argc, char **argv)
 		LOG_E("config: %s: configuration invalid, not starting", dir);
 		return EX_CONFIG;
 	}
-	/* Block the signals the main loop reads from its signalfd before
-	 * engine_new starts any thread: threads inherit the mask, and one
-	 * that does not block SIGTERM would take it with the default action
-	 * (the process dies instead of stopping cleanly). */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	/* OpenBLAS's own threads predate this mask (unless OPENBLAS_NUM_THREADS=1). */
-	nn_blas_stop_pool();
+	/* engine_new blocks the signals its signalfd reads before any thread
+	 * starts, and stops OpenBLAS's pool, whose threads predate the mask. */
 	struct engine *e = engine_new(cfg);
 	if (!e)
 		return EX_SOFTWARE;
