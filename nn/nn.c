@@ -532,7 +532,6 @@ static int one_refresh(struct nn_model *m)
 	for (int i = 0; i < m->n_layers; i++) {
 		const struct nn_layer *l = &m->layers[i];
 		nn_dense_pack(m->one_w + l->w_off, m->params + l->w_off, l->g.cin, l->g.cout);
-		memcpy(m->one_w + l->b_off, m->params + l->b_off, sizeof(float) * (size_t)l->g.cout);
 	}
 	m->one_gen = m->params_gen;
 	return 0;
@@ -557,14 +556,14 @@ static const float *infer(struct nn_model *m, const float *in, int B)
 	for (int i = 0; i < m->n_layers; i++) {
 		const struct nn_layer *l = &m->layers[i];
 		float *out = bufs[i & 1];
-		if (B == 1 && m->one_w && l->type == NN_L_DENSE) {
-			nn_dense_forward_one(out, cur, m->one_w + l->w_off, m->one_w + l->b_off,
-					     l->g.cin, l->g.cout);
-			if (l->relu)
-				nn_relu_forward(out, out, l->out_size);
-		} else if (B == 1 && m->one_h && l->type == NN_L_DENSE) {
-			nn_dense_forward_one_half(out, cur, m->one_h + l->w_off,
-						  m->params + l->b_off, l->g.cin, l->g.cout);
+		if (B == 1 && (m->one_w || m->one_h) && l->type == NN_L_DENSE) {
+			const float *bias = m->params + l->b_off;
+			if (m->one_h)
+				nn_dense_forward_one_half(out, cur, m->one_h + l->w_off, bias,
+							  l->g.cin, l->g.cout);
+			else
+				nn_dense_forward_one(out, cur, m->one_w + l->w_off, bias, l->g.cin,
+						     l->g.cout);
 			if (l->relu)
 				nn_relu_forward(out, out, l->out_size);
 		} else if (i == m->flip_layer) {

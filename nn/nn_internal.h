@@ -53,14 +53,15 @@ struct nn_model {
 	float *flip_w;               /* (cin, k, cout) */
 	uint64_t params_gen, flip_gen;
 	/* One-window scoring (the daemon's call) runs dense layers from a copy
-	 * of params with each dense weight matrix in nn_dense_pack()'s layout
-	 * (same offsets as params). Allocated on the first one-window chunk,
-	 * rebuilt whenever params_gen moves, freed by nn_model_trim(). */
+	 * of the weights, each dense weight matrix in nn_dense_pack()'s layout
+	 * at the same offset as in params (biases are read from params).
+	 * Allocated on the first one-window chunk, rebuilt whenever params_gen
+	 * moves, freed by nn_model_trim(). */
 	float *one_w;                /* n_params, or NULL */
 	/* Or, when every dense weight is a binary16 value (nn_train rounds an
 	 * MLP-AE's to them) and the CPU converts halves in hardware, the packed
-	 * weights as halves: half the bytes to stream per window. Biases are
-	 * then read from params. At most one of one_w and one_h is set. */
+	 * weights as halves: half the bytes to stream per window. At most one
+	 * of one_w and one_h is set. */
 	unsigned short *one_h;       /* n_params, or NULL */
 	uint64_t one_gen;
 };

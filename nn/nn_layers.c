@@ -115,15 +115,19 @@ void nn_dense_forward(float *out, const float *inp, const float *weight, const f
 		    in_dim, weight, in_dim, bias ? 1.0f : 0.0f, out, out_dim);
 }
 
+/* Where weight (o, i) goes in the packed layout (see nn_layers.h). */
+static size_t packed_at(int o, int i, int in_dim, int out_dim)
+{
+	const int o0 = o - o % NN_DENSE_BLOCK;
+	const int bw = out_dim - o0 < NN_DENSE_BLOCK ? out_dim - o0 : NN_DENSE_BLOCK;
+	return (size_t)o0 * in_dim + (size_t)i * bw + (size_t)(o - o0);
+}
+
 void nn_dense_pack(float *packed, const float *weight, int in_dim, int out_dim)
 {
-	for (int o0 = 0; o0 < out_dim; o0 += NN_DENSE_BLOCK) {
-		const int bw = out_dim - o0 < NN_DENSE_BLOCK ? out_dim - o0 : NN_DENSE_BLOCK;
-		float *blk = packed + (size_t)o0 * in_dim;
+	for (int o = 0; o < out_dim; o++)
 		for (int i = 0; i < in_dim; i++)
-			for (int k = 0; k < bw; k++)
-				blk[(size_t)i * bw + k] = weight[(size_t)(o0 + k) * in_dim + i];
-	}
+			packed[packed_at(o, i, in_dim, out_dim)] = weight[(size_t)o * in_dim + i];
 }
 
 /*
@@ -226,17 +230,13 @@ static float half_to_float(uint16_t h)
 
 int nn_dense_pack_half(unsigned short *packed, const float *weight, int in_dim, int out_dim)
 {
-	for (int o0 = 0; o0 < out_dim; o0 += NN_DENSE_BLOCK) {
-		const int bw = out_dim - o0 < NN_DENSE_BLOCK ? out_dim - o0 : NN_DENSE_BLOCK;
-		unsigned short *blk = packed + (size_t)o0 * in_dim;
-		for (int i = 0; i < in_dim; i++)
-			for (int k = 0; k < bw; k++) {
-				int32_t h = half_bits(weight[(size_t)(o0 + k) * in_dim + i]);
-				if (h < 0)
-					return -ERANGE;
-				blk[(size_t)i * bw + k] = (unsigned short)h;
-			}
-	}
+	for (int o = 0; o < out_dim; o++)
+		for (int i = 0; i < in_dim; i++) {
+			int32_t h = half_bits(weight[(size_t)o * in_dim + i]);
+			if (h < 0)
+				return -ERANGE;
+			packed[packed_at(o, i, in_dim, out_dim)] = (unsigned short)h;
+		}
 	return 0;
 }
 

@@ -640,9 +640,14 @@ static void check_one_window(int C, int W, uint64_t seed)
 
 	assert_true(C <= 8);
 	assert_int_equal(nn_score(m, x, 1, &s1, sh1, ce1), 0);
-	/* initialized weights are not binary16 values: the float copy */
+	/* initialized weights are not binary16 values: the float copy, which
+	 * must give the batched path's score too */
 	assert_non_null(m->one_w);
 	assert_null(m->one_h);
+	assert_int_equal(nn_score(m, x, 2, score, shares, ce), 0);
+	if (!(fabsf(s1 - score[0]) <= 1e-5f * score[0]))
+		fail_msg("C=%d W=%d untrained: score %.9g vs batched %.9g", C, W, (double)s1,
+			 (double)score[0]);
 	quick_opts(&o);
 	o.epochs = 3;
 	assert_int_equal(nn_train(m, x, N, &o, NULL), 0);
