@@ -671,16 +671,14 @@ static int check_cfg(const struct mqtt_client_cfg *cfg, bool *tls)
 	}
 	int kind = pdm_uri_kind(cfg->uri);
 	*tls = kind == PDM_URI_TLS;
-	if (kind < 0) {
+	if (kind < 0 || (!*tls && (cfg->ca_file || cfg->cert_file || cfg->key_file))) {
 		char *shown = mqtt_uri_redact(cfg->uri);
-		LOG_E("mqtt[%s]: uri '%s' must start with tcp:// or ssl://", cfg->client_id, shown);
-		free(shown);
-		return -EINVAL;
-	}
-	if (!*tls && (cfg->ca_file || cfg->cert_file || cfg->key_file)) {
-		char *shown = mqtt_uri_redact(cfg->uri);
-		LOG_E("mqtt[%s]: ca_file/cert_file/key_file need an ssl:// uri, not '%s'", cfg->client_id,
-		      shown);
+		if (kind < 0)
+			LOG_E("mqtt[%s]: uri '%s' must start with tcp:// or ssl://", cfg->client_id,
+			      shown);
+		else
+			LOG_E("mqtt[%s]: ca_file/cert_file/key_file need an ssl:// uri, not '%s'",
+			      cfg->client_id, shown);
 		free(shown);
 		return -EINVAL;
 	}
