@@ -98,7 +98,7 @@ int pdmctl_parse_when(const char *s, int64_t now_ms, int64_t *out_ms)
 }
 
 int pdmctl_getopt(struct pdmctl *c, const char *cmd, const char *usage,
-		  const struct pdmctl_opt *opts, int argc, char **argv)
+		  const struct pdmctl_opt *opts, const char *operand, int argc, char **argv)
 {
 	enum { MAX_OPTS = 16, FIRST_KEY = 256 };
 	struct option lo[MAX_OPTS + 3];
@@ -142,6 +142,13 @@ int pdmctl_getopt(struct pdmctl *c, const char *cmd, const char *usage,
 			*p->str = optarg;
 		else
 			*p->flag = true;
+	}
+	if (!operand && optind < argc)
+		return pdmctl_usage_error(cmd, "unexpected argument", argv[optind]);
+	if (operand && optind + 1 != argc) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "want exactly one %s", operand);
+		return pdmctl_usage_error(cmd, msg, NULL);
 	}
 	return PDMCTL_GO_ON;
 }
@@ -484,11 +491,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		"Usage: pdmctl status [-c DIR] [--json]\n"
 		"Shows whether pdmd runs, each asset's state, score, model and last\n"
 		"alert, and each source's health counters.\n",
-		opts, argc, argv);
+		opts, NULL, argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
-	if (optind < argc)
-		return pdmctl_usage_error("status", "unexpected argument", argv[optind]);
 	if ((ex = pdmctl_load_cfg(c)) != 0)
 		return ex;
 
@@ -783,11 +788,9 @@ static int cmd_alerts(struct pdmctl *c, int argc, char **argv)
 		"Lists the alert events pdmd queued for MQTT (delivered or still\n"
 		"pending), oldest first. WHEN is a duration ago (30m, 2h, 7d) or an\n"
 		"ISO-8601 time; default: everything kept (the newest 10,000 delivered).\n",
-		opts, argc, argv);
+		opts, NULL, argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
-	if (optind < argc)
-		return pdmctl_usage_error("alerts", "unexpected argument", argv[optind]);
 	int64_t since = 0;
 	if (since_s && pdmctl_parse_when(since_s, pdm_wall_ms(), &since) < 0)
 		return pdmctl_usage_error("alerts", "bad --since (want 30m, 2h, 7d or a time)",
@@ -946,11 +949,9 @@ static int cmd_models(struct pdmctl *c, int argc, char **argv)
 		"Usage: pdmctl models [-c DIR] [--json] ASSET\n"
 		"Lists the asset's model registry (newest first) and the model files\n"
 		"in STATE_DIR/models/ASSET.\n",
-		opts, argc, argv);
+		opts, "ASSET", argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
-	if (optind + 1 != argc)
-		return pdmctl_usage_error("models", "want exactly one ASSET", NULL);
 	const char *asset = argv[optind];
 	if ((ex = pdmctl_load_cfg(c)) != 0)
 		return ex;
@@ -1045,11 +1046,9 @@ static int cmd_export(struct pdmctl *c, int argc, char **argv)
 		"column per sensor (the format 'pdmd replay --csv' reads). WHEN is a\n"
 		"duration ago (30m, 2h, 7d), an ISO-8601 time or 'now'; default the\n"
 		"last hour. --score adds the anomaly score as column 'score'.\n",
-		opts, argc, argv);
+		opts, "ASSET", argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
-	if (optind + 1 != argc)
-		return pdmctl_usage_error("export", "want exactly one ASSET", NULL);
 	const char *asset = argv[optind];
 	int64_t t0, t1;
 	if ((ex = pdmctl_parse_range("export", since_s, until_s, &t0, &t1)) != 0)
@@ -1142,12 +1141,10 @@ static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 		"the current one only if it is better (see 'pdmctl models').\n"
 		"Exit 0 when taken, 69 when pdmd is not running (the request then\n"
 		"waits for its next start), 75 when not taken within 5 s.\n",
-		opts, argc, argv);
+		opts, "ASSET", argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
 	bool wait = !no_wait;
-	if (optind + 1 != argc)
-		return pdmctl_usage_error("retrain", "want exactly one ASSET", NULL);
 	const char *asset = argv[optind];
 	if ((ex = pdmctl_load_cfg(c)) != 0)
 		return ex;

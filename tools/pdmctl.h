@@ -55,11 +55,13 @@ struct pdmctl_opt {
 /* pdmctl_getopt's "parsed, go on with optind at the first operand". */
 #define PDMCTL_GO_ON (-1)
 
-/* Parses a command's options (opts ends with { NULL }). Returns PDMCTL_GO_ON,
- * or the exit code the command returns: 0 after printing usage for --help,
- * EX_USAGE after saying what is wrong. */
+/* Parses a command's options (opts ends with { NULL }) and checks that
+ * exactly one operand named `operand` follows them (at argv[optind]), or
+ * none if operand is NULL. Returns PDMCTL_GO_ON, or the exit code the
+ * command returns: 0 after printing usage for --help, EX_USAGE after saying
+ * what is wrong. */
 int pdmctl_getopt(struct pdmctl *c, const char *cmd, const char *usage,
-		  const struct pdmctl_opt *opts, int argc, char **argv);
+		  const struct pdmctl_opt *opts, const char *operand, int argc, char **argv);
 
 /* Prints "pdmctl CMD: message" to stderr and returns EX_USAGE. */
 int pdmctl_usage_error(const char *cmd, const char *msg, const char *arg);

@@ -174,7 +174,7 @@ int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 		"the threshold at 1.0, and its alert episodes shaded (orange: warning,\n"
 		"red: critical) into FILE.png or FILE.svg. WHEN is a duration ago\n"
 		"(30m, 2h, 7d), an ISO-8601 time or 'now'; default the last hour.\n",
-		opts, argc, argv);
+		opts, "ASSET", argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
 	if (size_s) {
@@ -183,8 +183,6 @@ int pdmctl_cmd_plot(struct pdmctl *c, int argc, char **argv)
 			return pdmctl_usage_error("plot", "bad --size (400..8000 pixels)", size_s);
 		width = (int)v;
 	}
-	if (optind + 1 != argc)
-		return pdmctl_usage_error("plot", "want exactly one ASSET", NULL);
 	if (!out)
 		return pdmctl_usage_error("plot", "-o FILE.png or FILE.svg is required", NULL);
 	const char *device = ends_with(out, ".png") ? "pngcairo" : ends_with(out, ".svg") ? "svg"

@@ -387,13 +387,11 @@ int pdmctl_cmd_watch(struct pdmctl *c, int argc, char **argv)
 		"  --for SECONDS         stop after this long\n"
 		"  --exit-after-cleared  stop after the first 'cleared' alert\n"
 		"With --json the exit status is 0 if at least one alert arrived, else 1.\n",
-		opts, argc, argv);
+		opts, NULL, argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
 	if (for_s && (pdm_parse_duration_ms(for_s, 1000, &for_ms) < 0 || for_ms <= 0))
 		return pdmctl_usage_error("watch", "bad --for (seconds, or 90s, 5m)", for_s);
-	if (optind < argc)
-		return pdmctl_usage_error("watch", "unexpected argument", argv[optind]);
 
 	/* With --mqtt the config is a convenience (prefix, the score trend);
 	 * without it, the config is where the broker is. */
