@@ -140,8 +140,11 @@ static int parse_config_only(int argc, char **argv, const char *arg, const char 
 	}
 	if (!arg && optind < argc)
 		return bad_usage(sc->name, "unexpected argument", argv[optind]);
-	if (arg && optind != argc - 1)
-		return bad_usage(sc->name, "expected exactly one", arg);
+	if (arg && optind != argc - 1) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "expected exactly one %s", arg);
+		return bad_usage(sc->name, msg, NULL);
+	}
 	*first = optind;
 	return -1;
 }
