@@ -62,13 +62,6 @@ static int notify_fd = -1;
 static char notify_addr[108];
 static MQTTAsync sub;
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* ---- subscriber ---------------------------------------------------------- */
 
 static int on_message(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
@@ -86,7 +79,7 @@ static int on_message(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
 			x->payload[m->payloadlen] = '\0';
 		}
 		x->retained = m->retained;
-		x->mono_ms = mono_ms();
+		x->mono_ms = test_mono_ms();
 	}
 	pthread_cond_broadcast(&rx.cond);
 	pthread_mutex_unlock(&rx.lock);
@@ -128,7 +121,7 @@ static void sub_start(void)
  * contains `needle` (NULL = any), waiting up to timeout_ms; -1 if none. */
 static long wait_msg(size_t from, const char *topic, const char *needle, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = test_mono_ms() + timeout_ms;
 	long found = -1;
 
 	pthread_mutex_lock(&rx.lock);
@@ -137,7 +130,7 @@ static long wait_msg(size_t from, const char *topic, const char *needle, int tim
 			if (strcmp(rx.msgs[i].topic, topic) == 0 &&
 			    (!needle || strstr(rx.msgs[i].payload, needle)))
 				found = (long)i;
-		if (found >= 0 || mono_ms() >= end)
+		if (found >= 0 || test_mono_ms() >= end)
 			break;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -247,7 +240,7 @@ static void notify_clear(void)
 /* Waits until a datagram seen since the last notify_clear contains `what`. */
 static bool wait_notify(const char *what, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = test_mono_ms() + timeout_ms;
 
 	for (;;) {
 		pthread_mutex_lock(&notify_lock);
@@ -255,7 +248,7 @@ static bool wait_notify(const char *what, int timeout_ms)
 		pthread_mutex_unlock(&notify_lock);
 		if (ok)
 			return true;
-		if (mono_ms() >= end)
+		if (test_mono_ms() >= end)
 			return false;
 		test_sleep_ms(20);
 	}
@@ -347,47 +340,27 @@ static void start_daemon(void)
 /* Exit status within timeout_ms, or -1 (the process is then still running). */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = test_mono_ms() + timeout_ms;
 	int st;
 	do {
 		pid_t r = waitpid(pid, &st, WNOHANG);
 		if (r == pid)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		test_sleep_ms(20);
-	} while (mono_ms() < end);
+	} while (test_mono_ms() < end);
 	return -1;
 }
 
 static bool log_has(const char *needle, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
-	for (;;) {
-		char *buf = calloc(1, 1 << 22);
-		FILE *f = fopen(logpath, "r");
-		size_t n = f ? fread(buf, 1, (1 << 22) - 1, f) : 0;
-		if (f)
-			fclose(f);
-		buf[n] = '\0';
-		bool ok = strstr(buf, needle) != NULL;
-		free(buf);
-		if (ok)
-			return true;
-		if (mono_ms() >= end)
-			return false;
-		test_sleep_ms(200);
-	}
+	return test_file_has(logpath, needle, timeout_ms, 200);
 }
 
 static int count_in_log(const char *needle)
 {
-	char *buf = calloc(1, 1 << 22);
-	FILE *f = fopen(logpath, "r");
-	size_t n = f ? fread(buf, 1, (1 << 22) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
+	char *buf = test_read_file(logpath, NULL);
 	int c = 0;
-	for (char *p = strstr(buf, needle); p; p = strstr(p + 1, needle))
+	for (char *p = buf ? strstr(buf, needle) : NULL; p; p = strstr(p + 1, needle))
 		c++;
 	free(buf);
 	return c;
@@ -471,8 +444,8 @@ static void test_broker_outage_loses_nothing(void **state)
 	/* Down for 60 s during the episode: the fault ends and the alert
 	 * clears meanwhile; everything must come out of the outbox later. */
 	test_broker_kill(&broker);
-	int64_t back = mono_ms() + 60000;
-	while (mono_ms() < back)
+	int64_t back = test_mono_ms() + 60000;
+	while (test_mono_ms() < back)
 		test_sleep_ms(500);
 	after_outage = rx_count();
 	assert_int_equal(test_broker_restart(&broker), 0);
@@ -494,11 +467,11 @@ static void test_broker_outage_loses_nothing(void **state)
 	/* Every alert in the outbox was received once, in outbox order, and
 	 * the outbox marks them all delivered. */
 	char out[1 << 16];
-	int64_t end = mono_ms() + 20000;
+	int64_t end = test_mono_ms() + 20000;
 	for (;;) {
 		assert_int_equal(sql("select count(*) from outbox where delivered_ms is null;", out,
 				     sizeof(out)), 0);
-		if (atoi(out) == 0 || mono_ms() > end)
+		if (atoi(out) == 0 || test_mono_ms() > end)
 			break;
 		test_sleep_ms(200);
 	}
@@ -611,8 +584,8 @@ static void test_sighup(void **state)
 	assert_true(wait_notify("RELOADING=1", 5000));
 	/* Still running and scoring: status.json counts more windows. */
 	long w0 = status_windows();
-	int64_t end = mono_ms() + 30000;
-	while (status_windows() <= w0 + 5 && mono_ms() < end)
+	int64_t end = test_mono_ms() + 30000;
+	while (status_windows() <= w0 + 5 && test_mono_ms() < end)
 		test_sleep_ms(500);
 	assert_true(status_windows() > w0 + 5);
 	assert_int_equal(count_in_log("configuration reloaded"), reloads);
@@ -647,10 +620,10 @@ static void test_sigterm(void **state)
 	(void)state;
 	size_t from = rx_count();
 	notify_clear();
-	int64_t t0 = mono_ms();
+	int64_t t0 = test_mono_ms();
 	kill(daemon_pid, SIGTERM);
 	assert_int_equal(wait_exit(daemon_pid, 5000), 0);
-	assert_true(mono_ms() - t0 <= 5000);
+	assert_true(test_mono_ms() - t0 <= 5000);
 	daemon_pid = 0;
 	assert_true(wait_notify("STOPPING=1", 2000));
 	assert_true(wait_msg(from, PREFIX "2/status", "\"offline\"", 10000) >= 0);

@@ -51,13 +51,6 @@ static const char *pdmd(void)
 	return p ? p : "./daemon/pdmd";
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void remember(const char *text)
 {
 	size_t n = strlen(text);
@@ -124,58 +117,21 @@ static pid_t start_daemon(void)
 
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
+	int64_t end = test_mono_ms() + timeout_ms;
 	int st;
 	do {
 		if (waitpid(pid, &st, WNOHANG) == pid)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		test_sleep_ms(20);
-	} while (mono_ms() < end);
+	} while (test_mono_ms() < end);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	return -1;
 }
 
-/* The whole file (NUL-terminated; binary files are cut at their first NUL
- * by strstr, so callers use memmem). */
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-	for (;;) {
-		if (n + 65536 + 1 > cap) {
-			cap = (n + 65536 + 1) * 2;
-			buf = realloc(buf, cap);
-			assert_non_null(buf);
-		}
-		size_t got = fread(buf + n, 1, 65536, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 static bool log_has(const char *needle, int timeout_ms)
 {
-	int64_t end = mono_ms() + timeout_ms;
-	for (;;) {
-		size_t n;
-		char *buf = slurp(logpath, &n);
-		bool ok = buf && strstr(buf, needle);
-		free(buf);
-		if (ok)
-			return true;
-		if (mono_ms() >= end)
-			return false;
-		test_sleep_ms(50);
-	}
+	return test_file_has(logpath, needle, timeout_ms, 50);
 }
 
 static int leaks;
@@ -187,7 +143,7 @@ static int scan_file(const char *path, const struct stat *st, int type, struct F
 	if (type != FTW_F)
 		return 0;
 	size_t n;
-	char *buf = slurp(path, &n);
+	char *buf = test_read_file(path, &n);
 	if (buf &&
 	    (memmem(buf, n, PW_GOOD, strlen(PW_GOOD)) || memmem(buf, n, PW_BAD, strlen(PW_BAD)))) {
 		fprintf(stderr, "# the password is in %s\n", path);
@@ -356,7 +312,7 @@ static void test_no_secret_anywhere(void **state)
 	size_t n;
 	(void)state;
 
-	char *log = slurp(logpath, &n);
+	char *log = test_read_file(logpath, &n);
 	assert_non_null(log);
 	assert_true(n > 0);
 	assert_null(memmem(log, n, PW_GOOD, strlen(PW_GOOD)));

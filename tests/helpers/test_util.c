@@ -93,3 +93,52 @@ void test_sleep_ms(int ms)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+
+int64_t test_mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+char *test_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (n + 65536 + 1 > cap) {
+			cap = (n + 65536 + 1) * 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				abort();
+		}
+		size_t got = fread(buf + n, 1, 65536, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
+}
+
+bool test_file_has(const char *path, const char *needle, int timeout_ms, int poll_ms)
+{
+	int64_t end = test_mono_ms() + timeout_ms;
+	for (;;) {
+		char *buf = test_read_file(path, NULL);
+		bool ok = buf && strstr(buf, needle);
+		free(buf);
+		if (ok)
+			return true;
+		if (test_mono_ms() >= end)
+			return false;
+		test_sleep_ms(poll_ms);
+	}
+}
