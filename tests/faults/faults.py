@@ -739,7 +739,9 @@ def scen_disk(args):
         d.start()
         d.wait_models(args.model_timeout)
         filler = os.path.join(state, "filler")
-        with open(filler, "wb") as f:
+        # Unbuffered: a buffered file would try to flush its tail into the
+        # full filesystem again when it is closed, and raise there.
+        with open(filler, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
