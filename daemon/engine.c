@@ -113,7 +113,6 @@ struct engine {
 	uint64_t events_lost;
 
 	bool connected;
-	int64_t outbox_after;
 	/* Outbox ids handed to the client and not answered yet. With a
 	 * persistent session paho resends these itself after a reconnect, so
 	 * the pump must not send them a second time. */
@@ -173,10 +172,15 @@ static void publish_retained(struct engine *e, const char *topic, const char *js
 		LOG_D("publish: %s: %s", topic, pdm_strerror(rc));
 }
 
+/* Outbox rows the pump looks at per pass, from the oldest undelivered. */
+#define PUMP_LOOKAHEAD 256
+
 struct pump_ctx {
 	struct engine *e;
-	int sent;
-	bool full;
+	int max;
+	/* Topics with an alert in flight or held back in this pass. */
+	uint64_t busy[PUMP_LOOKAHEAD];
+	int n_busy;
 };
 
 static int flying_index(const struct engine *e, int64_t id)
@@ -187,47 +191,62 @@ static int flying_index(const struct engine *e, int64_t id)
 	return -1;
 }
 
+/* FNV-1a; two topics that collide are merely sent one at a time. */
+static uint64_t topic_hash(const char *s)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+	return h;
+}
+
+/* Marks the topic busy; returns whether it already was. */
+static bool topic_busy(struct pump_ctx *c, uint64_t h)
+{
+	for (int i = 0; i < c->n_busy; i++)
+		if (c->busy[i] == h)
+			return true;
+	if (c->n_busy < PUMP_LOOKAHEAD)
+		c->busy[c->n_busy++] = h;
+	return false;
+}
+
 static int pump_row(const struct store_outbox_row *r, void *user)
 {
 	struct pump_ctx *c = user;
 	struct engine *e = c->e;
 
-	e->outbox_after = r->id;
-	if (flying_index(e, r->id) >= 0)
-		return 0; /* paho still owns it */
+	/* One alert per topic (per asset) in flight: when paho fails one, it
+	 * is sent again before anything after it on its topic was sent, so
+	 * subscribers see each asset's events in order even across broker
+	 * restarts. Rows still in flight are paho's (it resends them itself). */
+	bool busy = topic_busy(c, topic_hash(r->topic));
+	if (busy || flying_index(e, r->id) >= 0)
+		return 0;
+	if (e->inflight >= c->max)
+		return 1;
 	int rc = mqtt_publish(e->mq[0], r->topic, r->payload, strlen(r->payload),
 			      e->cfg->mqtt.qos, false, (uint64_t)r->id);
-	if (rc < 0) {
-		e->outbox_after = r->id - 1;
-		c->full = true;
-		return 1; /* stop iterating */
-	}
+	if (rc < 0)
+		return 1; /* not connected or no slot: the next pass tries again */
 	e->flying[e->inflight++] = r->id;
-	c->sent++;
 	return 0;
 }
 
-/* Sends undelivered alerts in order, keeping at most max_inflight unacknowledged. */
+/* Sends undelivered alerts, oldest first: at most max_inflight unacknowledged
+ * in all and one per topic. */
 static void pump_outbox(struct engine *e)
 {
 	int max = e->cfg->mqtt.max_inflight > 0 ? e->cfg->mqtt.max_inflight : 20;
 
 	if (max > FLYING_CAP)
 		max = FLYING_CAP;
-	while (e->connected && e->inflight < max) {
-		struct pump_ctx c = { .e = e };
-		int64_t before = e->outbox_after;
-		/* Rows still in flight are skipped but counted in the limit, so
-		 * read enough to get past them. */
-		int rc = store_outbox_pending(e->store, e->outbox_after,
-					      (size_t)max, pump_row, &c);
-		if (rc < 0) {
-			LOG_E("outbox: cannot read pending alerts: %s", pdm_strerror(rc));
-			return;
-		}
-		if (c.full || e->outbox_after == before)
-			return;
-	}
+	if (!e->connected || e->inflight >= max)
+		return;
+	struct pump_ctx c = { .e = e, .max = max };
+	int rc = store_outbox_pending(e->store, 0, PUMP_LOOKAHEAD, pump_row, &c);
+	if (rc < 0)
+		LOG_E("outbox: cannot read pending alerts: %s", pdm_strerror(rc));
 }
 
 static void publish_status_online(struct engine *e)
@@ -249,11 +268,10 @@ static void publish_status_online(struct engine *e)
 static void on_connected(struct engine *e)
 {
 	e->connected = true;
-	/* Scan again from the first undelivered alert, in order: what paho
-	 * still holds from the old connection it resends itself (persistent
+	/* The pump starts from the first undelivered alert: what paho still
+	 * holds from the old connection it resends itself (persistent
 	 * session); the rest (refused, or from before a restart) goes again
 	 * under the same ids. */
-	e->outbox_after = 0;
 	LOG_I("mqtt: connected to %s", e->cfg->mqtt.uri);
 	publish_status_online(e);
 	for (size_t i = 0; i < e->n_assets; i++) {
@@ -296,14 +314,13 @@ static void drain_events(struct engine *e)
 				int k = flying_index(e, (int64_t)ev[i].tag);
 				if (k >= 0)
 					e->flying[k] = e->flying[--e->inflight];
+				/* Not acknowledged: the row stays pending and the
+				 * pump sends it again, first on its topic. */
 				if (ev[i].rc == 0) {
 					int rc = store_outbox_mark_delivered(e->store, (int64_t)ev[i].tag);
 					if (rc < 0)
 						LOG_E("outbox: cannot mark alert %llu delivered: %s",
 						      (unsigned long long)ev[i].tag, pdm_strerror(rc));
-				} else if ((int64_t)ev[i].tag <= e->outbox_after) {
-					/* Not acknowledged: send it (and what follows) again. */
-					e->outbox_after = (int64_t)ev[i].tag - 1;
 				}
 				break;
 			}

@@ -38,6 +38,7 @@ failed=0
 start=$(date +%s)
 run kill --kills "$kills" --min-up 2 --max-up 12 --fault-period 20
 run outage --outage "$outage"
+run backlog --backlog 6000 --bounces 6
 run plc
 run disk
 run model
