@@ -113,6 +113,7 @@ struct engine {
 	uint64_t events_lost;
 
 	bool connected;
+	bool status_dirty; /* P/status "online" not handed to the client yet */
 	/* Outbox ids handed to the client and not answered yet. With a
 	 * persistent session paho resends these itself after a reconnect, so
 	 * the pump must not send them a second time. */
@@ -163,13 +164,19 @@ static void on_delivered(uint64_t tag, int rc, void *user)
 
 /* ---- publishing ---------------------------------------------------------- */
 
-static void publish_retained(struct engine *e, const char *topic, const char *json)
+/* Returns false if the message could not be handed to the client (not
+ * connected, or every publish slot taken by alerts in flight): the caller
+ * keeps it dirty and flush_retained() sends it once a slot is free. */
+static bool publish_retained(struct engine *e, const char *topic, const char *json)
 {
-	if (!e->connected || !json)
-		return;
+	if (!json)
+		return true;
+	if (!e->connected)
+		return false;
 	int rc = mqtt_publish(e->mq[0], topic, json, strlen(json), 1, true, 0);
 	if (rc < 0)
 		LOG_D("publish: %s: %s", topic, pdm_strerror(rc));
+	return rc == 0;
 }
 
 /* Outbox rows the pump looks at per pass, from the oldest undelivered. */
@@ -249,7 +256,7 @@ static void pump_outbox(struct engine *e)
 		LOG_E("outbox: cannot read pending alerts: %s", pdm_strerror(rc));
 }
 
-static void publish_status_online(struct engine *e)
+static bool publish_status_online(struct engine *e)
 {
 	char ts[PDM_ISO8601_LEN];
 	cJSON *o = cJSON_CreateObject();
@@ -260,9 +267,28 @@ static void publish_status_online(struct engine *e)
 	cJSON_AddStringToObject(o, "started", pdm_iso8601(e->started_ms, ts, sizeof(ts)));
 	cJSON_AddNumberToObject(o, "assets", (double)e->n_assets);
 	char *s = cJSON_PrintUnformatted(o);
-	publish_retained(e, e->status_topic, s);
+	bool ok = publish_retained(e, e->status_topic, s);
 	free(s);
 	cJSON_Delete(o);
+	return ok;
+}
+
+/* Sends the retained messages (status, each asset's state and model) that
+ * changed, or were refused, since they were last handed to the client.
+ * Called before the alert pump, so that they get the next free slot. */
+static void flush_retained(struct engine *e)
+{
+	if (!e->connected)
+		return;
+	if (e->status_dirty)
+		e->status_dirty = !publish_status_online(e);
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		if (a->state_dirty)
+			a->state_dirty = !publish_retained(e, a->state_topic, a->state_json);
+		if (a->model_dirty)
+			a->model_dirty = !publish_retained(e, a->model_topic, a->model_json);
+	}
 }
 
 static void on_connected(struct engine *e)
@@ -273,12 +299,11 @@ static void on_connected(struct engine *e)
 	 * session); the rest (refused, or from before a restart) goes again
 	 * under the same ids. */
 	LOG_I("mqtt: connected to %s", e->cfg->mqtt.uri);
-	publish_status_online(e);
-	for (size_t i = 0; i < e->n_assets; i++) {
-		publish_retained(e, e->assets[i].state_topic, e->assets[i].state_json);
-		publish_retained(e, e->assets[i].model_topic, e->assets[i].model_json);
-		e->assets[i].state_dirty = e->assets[i].model_dirty = false;
-	}
+	/* The broker may have lost the retained messages: all of them again. */
+	e->status_dirty = true;
+	for (size_t i = 0; i < e->n_assets; i++)
+		e->assets[i].state_dirty = e->assets[i].model_dirty = true;
+	flush_retained(e);
 	pump_outbox(e);
 }
 
@@ -327,6 +352,7 @@ static void drain_events(struct engine *e)
 			}
 		}
 	} while (n == 256);
+	flush_retained(e);
 	pump_outbox(e);
 }
 
@@ -437,10 +463,7 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 	a->state_json = alert_format_state_json(a->cfg->name, detector_state_name(st), score,
 						detector_model_version(a->det), ts_ms);
 	LOG_I("asset[%s]: state %s", a->cfg->name, detector_state_name(st));
-	if (a->e->connected)
-		publish_retained(a->e, a->state_topic, a->state_json);
-	else
-		a->state_dirty = true;
+	a->state_dirty = !publish_retained(a->e, a->state_topic, a->state_json);
 }
 
 static void set_model_json(struct asset_rt *a, struct nn_model *m)
@@ -469,9 +492,7 @@ static void install_model(struct asset_rt *a, struct nn_model *m, uint32_t versi
 {
 	set_model_json(a, m);
 	detector_set_model(a->det, m, version);
-	publish_retained(a->e, a->model_topic, a->model_json);
-	if (!a->e->connected)
-		a->model_dirty = true;
+	a->model_dirty = !publish_retained(a->e, a->model_topic, a->model_json);
 }
 
 /* ---- training ------------------------------------------------------------- */
@@ -1409,6 +1430,7 @@ static void on_tick(struct engine *e)
 		e->last_control_ms = mono;
 		check_control(e);
 		schedule_training(e, now);
+		flush_retained(e);
 		pump_outbox(e);
 	}
 	if (mono - e->last_status_ms >= STATUS_FILE_MS) {

@@ -10,7 +10,9 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
           model reloaded (no training from scratch); at the end every alert
           delivered once per event, in order, episode ids never reused
   outage  the broker stopped during an active fault, alerts raised and cleared
-          while it is away; afterwards every alert delivered, in order
+          while it is away; afterwards every alert delivered, in order, and
+          every asset's retained state published again (also when alerts
+          hold the publish slots: --max-inflight 1 in the suite)
   backlog thousands of alerts in the outbox drained while the broker is
           stopped and started again and again: every alert delivered, in
           order per asset, even those paho failed on the wire and the
@@ -233,10 +235,14 @@ class Subscriber:
             return [(topic, payload) for _, topic, payload, _ in self.msgs
                     if topic.startswith(PREFIX + "/alerts/") and not _is_json(payload)]
 
-    def states(self, asset, since=0.0):
+    def states(self, asset, since=0.0, live=False):
+        """States received on P/state/<asset> since a time; live=True leaves
+        out the retained copies the broker sends when the subscriber
+        (re)subscribes, keeping only what the daemon published then."""
         with self.lock:
-            return [json.loads(p)["state"] for t, topic, p, _ in self.msgs
-                    if topic == "%s/state/%s" % (PREFIX, asset) and t >= since]
+            return [json.loads(p)["state"] for t, topic, p, r in self.msgs
+                    if topic == "%s/state/%s" % (PREFIX, asset) and t >= since
+                    and not (live and r)]
 
     def close(self):
         self.c.loop_stop()
@@ -246,7 +252,7 @@ class Subscriber:
 # ---- the daemon ------------------------------------------------------------
 
 def write_config(confdir, state_dir, uri, mb_port, train_after, mb_port_b=None,
-                 no_data_after=None):
+                 no_data_after=None, max_inflight=None):
     """etc/demo with its placeholders filled, a shorter train_after, and
     optionally pump-b on a PLC of its own (registers from hr:0)."""
     src = os.path.join(os.environ["PDM_ETC"], "demo")
@@ -264,6 +270,8 @@ def write_config(confdir, state_dir, uri, mb_port, train_after, mb_port_b=None,
             if no_data_after:
                 extra += "\nno_data_after = %s" % no_data_after
             t = re.sub(r"(?m)^train_after = \d+", extra, t)
+            if max_inflight and fn == "pdmd.conf":
+                t = re.sub(r"(?m)^qos = 1$", "qos = 1\nmax_inflight = %d" % max_inflight, t)
             if mb_port_b and fn.startswith("21-pump-b"):
                 t = t.replace("source = plant-plc", "source = plc-b")
                 t = re.sub(r"register = hr:(\d+)",
@@ -518,6 +526,31 @@ def verify_alerts(db, sub, timeout):
     return {"alerts": len(stored), "episodes": episodes, "redelivered": redelivered}
 
 
+def verify_states(d, sub, since, timeout):
+    """After a reconnect at `since` the daemon publishes every asset's state
+    again (the broker may have lost it), and each asset's newest message on
+    P/state/<asset> says the state status.json reports: none was dropped
+    because the publish slots were taken by alerts."""
+    last = {}
+
+    def ok():
+        st = d.asset_status()
+        if not st:
+            return None
+        for name, a in st.items():
+            got = sub.states(name)
+            live = sub.states(name, since, live=True)
+            last[name] = (a["state"], got[-1] if got else None, len(live))
+            if not live or got[-1] != a["state"]:
+                return None
+        return True
+    try:
+        wait_for(ok, timeout, "every asset's retained state to match status.json")
+    except Failure:
+        raise Failure("retained state out of date (asset: daemon's state, last published, "
+                      "published since the reconnect): %s" % last)
+
+
 # ---- scenarios -------------------------------------------------------------
 
 class Rig:
@@ -549,7 +582,7 @@ class Rig:
     def write_config(self, no_data_after=None):
         write_config(self.confdir, self.state_dir, self.broker.uri, self.sim.port,
                      self.args.train_after, self.sim_b.port if self.sim_b else None,
-                     no_data_after)
+                     no_data_after, self.args.max_inflight)
 
     def close(self):
         if self.pdmd.alive():
@@ -668,6 +701,7 @@ def scen_outage(args):
     time.sleep(args.outage * 0.5)
     check(d.alive(), "pdmd died during the broker outage")
     t1 = int(time.time() * 1000)
+    back = time.time()
     rig.broker.start()
     log("broker back")
     c = ro_connect(d.db)
@@ -679,6 +713,7 @@ def scen_outage(args):
     fig["outage_s"] = args.outage
     fig["alerts_during_outage"] = during
     check(during >= 1, "no alert event while the broker was away: nothing was tested")
+    verify_states(d, rig.sub, back, 30)
     rc = d.term()
     check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
     integrity_check(d.db)
@@ -1070,6 +1105,7 @@ def main():
                     help="seconds between injected plant faults (kill)")
     ap.add_argument("--backlog", type=int, default=6000, help="alerts in the outbox (backlog)")
     ap.add_argument("--bounces", type=int, default=6, help="broker restarts (backlog)")
+    ap.add_argument("--max-inflight", type=int, help="the daemon's mqtt max_inflight")
     ap.add_argument("--outage", type=int, default=45, help="broker outage in seconds (outage)")
     ap.add_argument("--train-after", type=int, default=40, help="windows before the first model")
     ap.add_argument("--model-timeout", type=float, default=120)
