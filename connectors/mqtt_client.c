@@ -47,6 +47,11 @@
 #define DEFAULT_BACKOFF_MIN_MS 500
 #define DEFAULT_BACKOFF_MAX_MS 30000
 #define CONNECT_TIMEOUT_S 10
+/* A connection the broker closes this soon after it opened, with nothing
+ * acknowledged on it, counts as refused; after STORM_LIVES of them in a row
+ * the client starts over with a new paho handle (see on_connection_lost). */
+#define SHORT_LIFE_MS 3000
+#define STORM_LIVES 5
 
 enum conn_state {
 	ST_IDLE,       /* not started */
@@ -105,6 +110,10 @@ struct mqtt_client {
 	int *free_slots; /* stack of free slot indices */
 	int n_free;
 	int publishing; /* threads inside MQTTAsync_sendMessage */
+	int64_t connected_at_ms;  /* monotonic, of the last successful connect */
+	uint64_t acked_at_connect;
+	unsigned short_lives;     /* connections in a row closed at once, nothing acked */
+	bool rebuild;             /* the supervisor replaces the paho handle first */
 	struct mqtt_stats st;
 	struct pdm_ratelimit conn_rl;
 };
@@ -369,6 +378,8 @@ static void on_connected(void *ctx, MQTTAsync_successData *resp)
 		c->st.reconnects++;
 	c->ever_connected = true;
 	c->attempt = 0;
+	c->connected_at_ms = pdm_mono_ms();
+	c->acked_at_connect = c->st.acked;
 	c->state = ST_CONNECTED;
 	c->up_reported = false;
 	c->st.connected = true;
@@ -421,6 +432,19 @@ static void on_connection_lost(void *ctx, char *cause)
 	c->up_reported = false;
 	c->st.connected = false;
 	if (!c->stopping) {
+		/* paho 1.3.12 can corrupt a message it holds in its session when
+		 * the connection breaks while it writes a burst: every reconnect
+		 * then resends it, the broker closes the connection (a "malformed
+		 * packet"), and nothing gets through again. Connections that die
+		 * at once with nothing acknowledged, several in a row, start a
+		 * new handle without that state (see rebuild_handle()). */
+		bool brief = pdm_mono_ms() - c->connected_at_ms < SHORT_LIFE_MS &&
+			     c->st.acked == c->acked_at_connect;
+		c->short_lives = brief ? c->short_lives + 1 : 0;
+		if (c->short_lives >= STORM_LIVES) {
+			c->short_lives = 0;
+			c->rebuild = true;
+		}
 		c->attempt = 0;
 		d = schedule_retry(c);
 		say = conn_log_ok(c, LOG_WARNING);
@@ -501,6 +525,63 @@ static void issue_connect(struct mqtt_client *c)
 	}
 }
 
+static void release_slot(struct mqtt_client *c, struct slot *sl, int rc);
+
+static int create_handle(struct mqtt_client *c)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+
+	/* In-memory persistence: unacknowledged messages survive reconnects;
+	 * across daemon restarts the daemon's outbox is the durable copy. */
+	co.sendWhileDisconnected = 0;
+	co.MQTTVersion = MQTTVERSION_3_1_1;
+	int rc = MQTTAsync_createWithOptions(&c->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+					     NULL, &co);
+	if (rc != MQTTASYNC_SUCCESS) {
+		LOG_E("mqtt[%s]: cannot create a client for %s (paho error %d)", c->client_id, c->uri_shown, rc);
+		c->h = NULL;
+		return rc == MQTTASYNC_BAD_PROTOCOL ? -EINVAL : -EIO;
+	}
+	rc = MQTTAsync_setCallbacks(c->h, c, on_connection_lost, on_message, NULL);
+	if (rc != MQTTASYNC_SUCCESS) {
+		LOG_E("mqtt[%s]: cannot set callbacks (paho error %d)", c->client_id, rc);
+		MQTTAsync_destroy(&c->h);
+		c->h = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Supervisor thread, not connected (state ST_WAIT, so no new publisher gets
+ * in): replaces the paho handle, dropping the session state paho held.
+ * Messages it still held are reported failed (-ECANCELED) and their owners
+ * publish them again; the broker keeps our subscriptions (same client id,
+ * persistent session). A paho callback of the old handle that was already
+ * running finishes during the reconnect backoff, before any slot is reused.
+ */
+static int rebuild_handle(struct mqtt_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->publishing > 0) {
+		pthread_mutex_unlock(&c->lock);
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
+	c->st.rebuilds++;
+	pthread_mutex_unlock(&c->lock);
+	LOG_W("mqtt[%s]: %s closed %d connections in a row as soon as they opened, with nothing "
+	      "acknowledged; starting over without the messages the library held (they are published "
+	      "again). If this repeats, check the broker's log for the reason it gives.",
+	      c->client_id, c->uri_shown, STORM_LIVES);
+	if (c->h)
+		MQTTAsync_destroy(&c->h);
+	c->h = NULL;
+	for (int i = 0; i < c->max_inflight; i++)
+		release_slot(c, &c->slots[i], -ECANCELED);
+	return create_handle(c);
+}
+
 static void *supervisor(void *arg)
 {
 	struct mqtt_client *c = arg;
@@ -513,6 +594,18 @@ static void *supervisor(void *arg)
 		if (c->state == ST_WAIT) {
 			int64_t now = pdm_mono_ms();
 			if (now >= c->next_try_ms) {
+				if (c->rebuild) {
+					c->rebuild = false;
+					pthread_mutex_unlock(&c->lock);
+					int rc = rebuild_handle(c);
+					pthread_mutex_lock(&c->lock);
+					if (rc < 0) {
+						c->rebuild = true;
+						if (!c->stopping)
+							schedule_retry(c);
+						continue;
+					}
+				}
 				c->state = ST_CONNECTING;
 				pthread_mutex_unlock(&c->lock);
 				issue_connect(c);
@@ -832,7 +925,6 @@ int mqtt_client_add_sub(struct mqtt_client *c, const struct mqtt_sub_cfg *s, pdm
 
 int mqtt_client_start(struct mqtt_client *c)
 {
-	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
 	int rc;
 
 	if (!c)
@@ -851,23 +943,9 @@ int mqtt_client_start(struct mqtt_client *c)
 	}
 	c->buf = xcalloc(c->buf_len, sizeof(*c->buf));
 
-	/* In-memory persistence: unacknowledged messages survive reconnects;
-	 * across daemon restarts the daemon's outbox is the durable copy. */
-	co.sendWhileDisconnected = 0;
-	co.MQTTVersion = MQTTVERSION_3_1_1;
-	rc = MQTTAsync_createWithOptions(&c->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
-	if (rc != MQTTASYNC_SUCCESS) {
-		LOG_E("mqtt[%s]: cannot create a client for %s (paho error %d)", c->client_id, c->uri_shown, rc);
-		c->h = NULL;
-		return rc == MQTTASYNC_BAD_PROTOCOL ? -EINVAL : -EIO;
-	}
-	rc = MQTTAsync_setCallbacks(c->h, c, on_connection_lost, on_message, NULL);
-	if (rc != MQTTASYNC_SUCCESS) {
-		LOG_E("mqtt[%s]: cannot set callbacks (paho error %d)", c->client_id, rc);
-		MQTTAsync_destroy(&c->h);
-		c->h = NULL;
-		return -EIO;
-	}
+	rc = create_handle(c);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&c->lock);
 	c->state = ST_WAIT;
 	c->next_try_ms = pdm_mono_ms();

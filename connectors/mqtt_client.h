@@ -69,6 +69,8 @@ struct mqtt_stats {
 	uint64_t malformed, oversized, non_utf8, wrong_type; /* rejected payloads */
 	uint64_t out_of_range; /* samples marked bad: NaN/Inf, outside valid range, absurd time */
 	uint64_t reconnects;   /* successful connections after the first */
+	uint64_t rebuilds;     /* times the broker closed connections at once in a row and the
+				  client started over with a new paho handle */
 	uint64_t published, acked, publish_failed;
 	bool connected;
 	int64_t last_message_ms; /* wall clock of the last message, 0 = none */

@@ -7,7 +7,10 @@
  * clean stop), and the password file checks.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +126,13 @@ static uint64_t n_acked(struct mqtt_client *c)
 	struct mqtt_stats s;
 	mqtt_client_stats(c, SIZE_MAX, &s);
 	return s.acked;
+}
+
+static uint64_t n_outcomes(struct mqtt_client *c)
+{
+	struct mqtt_stats s;
+	mqtt_client_stats(c, SIZE_MAX, &s);
+	return s.acked + s.publish_failed;
 }
 
 /* Polls until cond holds, or fails the test after timeout_ms. */
@@ -572,6 +583,155 @@ static void test_publish_across_restart_clean(void **state)
 	publish_across_restart(*state, true);
 }
 
+/*
+ * A TCP relay on 127.0.0.1 in front of the broker that hangs up each of its
+ * first `kicks` connections just after the broker's CONNACK went through:
+ * to the client, a broker that accepts it and drops it at once, again and
+ * again, as mosquitto does with a client whose resent message it calls
+ * malformed. Later connections are relayed both ways until one side closes.
+ */
+struct kicker {
+	int lfd, port, broker_port, kicks;
+	int accepted; /* atomic */
+	bool stop;    /* atomic */
+	pthread_t th;
+};
+
+static int relay_chunk(int from, int to, int timeout_ms)
+{
+	char buf[4096];
+	struct pollfd p = { .fd = from, .events = POLLIN };
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return -1;
+	ssize_t n = read(from, buf, sizeof(buf));
+	if (n <= 0)
+		return -1;
+	return write(to, buf, (size_t)n) == n ? 0 : -1;
+}
+
+static int connect_local(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void *kicker_main(void *arg)
+{
+	struct kicker *k = arg;
+
+	while (!__atomic_load_n(&k->stop, __ATOMIC_SEQ_CST)) {
+		struct pollfd lp = { .fd = k->lfd, .events = POLLIN };
+		if (poll(&lp, 1, 50) <= 0)
+			continue;
+		int cfd = accept(k->lfd, NULL, NULL);
+		if (cfd < 0)
+			continue;
+		int bfd = connect_local(k->broker_port);
+		int n = __atomic_add_fetch(&k->accepted, 1, __ATOMIC_SEQ_CST);
+		if (bfd >= 0 && n <= k->kicks) {
+			/* CONNECT up, CONNACK down, a moment for the client to
+			 * take it as connected, then gone */
+			if (relay_chunk(cfd, bfd, 2000) == 0 && relay_chunk(bfd, cfd, 2000) == 0)
+				test_sleep_ms(150);
+		} else if (bfd >= 0) {
+			struct pollfd p[2] = { { .fd = cfd, .events = POLLIN }, { .fd = bfd, .events = POLLIN } };
+			while (!__atomic_load_n(&k->stop, __ATOMIC_SEQ_CST)) {
+				if (poll(p, 2, 50) <= 0)
+					continue;
+				if ((p[0].revents && relay_chunk(cfd, bfd, 0) != 0) ||
+				    (p[1].revents && relay_chunk(bfd, cfd, 0) != 0))
+					break;
+			}
+		}
+		if (bfd >= 0)
+			close(bfd);
+		close(cfd);
+	}
+	return NULL;
+}
+
+static void kicker_start(struct kicker *k, int broker_port, int kicks)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+
+	memset(k, 0, sizeof(*k));
+	k->broker_port = broker_port;
+	k->kicks = kicks;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	k->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(k->lfd >= 0);
+	assert_int_equal(bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(k->lfd, 8), 0);
+	assert_int_equal(getsockname(k->lfd, (struct sockaddr *)&sa, &len), 0);
+	k->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&k->th, NULL, kicker_main, k), 0);
+}
+
+static void kicker_stop(struct kicker *k)
+{
+	__atomic_store_n(&k->stop, true, __ATOMIC_SEQ_CST);
+	pthread_join(k->th, NULL);
+	close(k->lfd);
+}
+
+/* A broker that drops every connection as soon as it is made (here: the
+ * kicker, 7 times): after 5 in a row with nothing acknowledged the client
+ * starts over with a new paho handle, so whatever paho held and kept
+ * resending is gone. Every publish still gets exactly one outcome (those
+ * paho held are reported cancelled, for the owner to publish again), and
+ * publishing works once the broker keeps the connection. */
+static void test_rebuild_after_dropped_connections(void **state)
+{
+	struct fixture *f = *state;
+	struct kicker k;
+	char uri[64];
+
+	kicker_start(&k, f->b.port, 7);
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", k.port);
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-kicked");
+	cfg.uri = uri;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+
+	/* Publish whenever the client takes a message: during the dropped
+	 * connections paho holds them and resends them at each reconnect. */
+	uint64_t tag = 1;
+	int64_t until = pdm_mono_ms() + 20000;
+	while (pdm_mono_ms() < until && tag < N_PUBLISH) {
+		char msg[32];
+		int len = snprintf(msg, sizeof(msg), "%llu", (unsigned long long)tag);
+		if (mqtt_publish(f->c, "pdm/alerts/kicked", msg, (size_t)len, 1, false, tag) == 0)
+			tag++;
+		if (__atomic_load_n(&k.accepted, __ATOMIC_SEQ_CST) > k.kicks && n_acked(f->c) >= 3)
+			break;
+		test_sleep_ms(5);
+	}
+	struct mqtt_stats st;
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_true(__atomic_load_n(&k.accepted, __ATOMIC_SEQ_CST) > k.kicks);
+	assert_int_equal(st.rebuilds, 1);
+	assert_true(n_acked(f->c) >= 3);
+	uint64_t published = tag - 1;
+	WAIT_UNTIL(n_outcomes(f->c) == published, 10000);
+	pthread_mutex_lock(&f->col->lock);
+	for (uint64_t t = 1; t <= published; t++)
+		if (f->col->acks[t] + f->col->fails[t] != 1)
+			fail_msg("publish %llu: %u acks, %u failures", (unsigned long long)t, f->col->acks[t],
+				 f->col->fails[t]);
+	pthread_mutex_unlock(&f->col->lock);
+	mqtt_client_free(f->c);
+	f->c = NULL;
+	kicker_stop(&k);
+}
+
 static struct mqtt_client *sink_client;
 static int sink_calls;
 
@@ -887,6 +1047,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_persistent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_sink_publishes_on_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_after_dropped_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_no_will, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_backoff, setup, teardown),
