@@ -589,6 +589,15 @@ class Rig:
             self.pdmd.term()
         self.sub.close()
 
+    def finish(self, figures):
+        """The end of a scenario: pdmd stops cleanly on SIGTERM, the database
+        passes integrity_check, the peers are let go. Returns the figures."""
+        rc = self.pdmd.term()
+        check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
+        integrity_check(self.pdmd.db)
+        self.close()
+        return figures
+
 
 def faults_thread(rig, stop, period):
     """Keeps episodes coming: a fault on one pump after another."""
@@ -714,11 +723,7 @@ def scen_outage(args):
     fig["alerts_during_outage"] = during
     check(during >= 1, "no alert event while the broker was away: nothing was tested")
     verify_states(d, rig.sub, back, 30)
-    rc = d.term()
-    check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
-    integrity_check(d.db)
-    rig.close()
-    return fig
+    return rig.finish(fig)
 
 
 def scen_backlog(args):
@@ -784,11 +789,7 @@ def scen_backlog(args):
           "nothing was tested (try a larger --backlog)")
     fig = verify_alerts(d.db, rig.sub, args.drain_timeout + 60)
     fig["broker_restarts"] = bounces
-    rc = d.term()
-    check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
-    integrity_check(d.db)
-    rig.close()
-    return fig
+    return rig.finish(fig)
 
 
 def scen_plc(args):
@@ -845,11 +846,7 @@ def scen_plc(args):
     fail_and_recover("disappear")
     res["plc_disappearances"] += 1
     check(d.alive(), "pdmd died")
-    rc = d.term()
-    check(rc == 0, "pdmd exited %d on SIGTERM" % rc)
-    integrity_check(d.db)
-    rig.close()
-    return res
+    return rig.finish(res)
 
 
 def scen_disk(args):
