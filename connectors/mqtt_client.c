@@ -73,6 +73,7 @@ struct sub {
 struct slot {
 	struct mqtt_client *c;
 	uint64_t tag;
+	uint64_t sum; /* of the topic and payload handed to paho */
 	bool used;
 };
 
@@ -654,11 +655,44 @@ static void release_slot(struct mqtt_client *c, struct slot *sl, int rc)
 		c->cb.on_delivered(tag, rc, c->user);
 }
 
+/* FNV-1a over the topic, a NUL and the payload. */
+static uint64_t message_sum(const char *topic, const void *payload, size_t len)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	const unsigned char *p = (const unsigned char *)topic;
+	for (size_t i = 0, n = strlen(topic) + 1; i < n; i++)
+		h = (h ^ p[i]) * UINT64_C(1099511628211);
+	p = payload;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * UINT64_C(1099511628211);
+	return h;
+}
+
 static void on_published(void *ctx, MQTTAsync_successData *resp)
 {
 	struct slot *sl = ctx;
-	(void)resp;
-	release_slot(sl->c, sl, 0);
+	struct mqtt_client *c = sl->c;
+	int rc = 0;
+
+	/* paho hands back its own copy of the message the broker acknowledged.
+	 * 1.3.12 can corrupt a copy it holds across a broken connection and
+	 * resend that: then the acknowledgement is for something else, and the
+	 * owner must publish the real message again. */
+	if (resp && resp->alt.pub.destinationName && resp->alt.pub.message.payloadlen >= 0 &&
+	    (resp->alt.pub.message.payload || resp->alt.pub.message.payloadlen == 0) &&
+	    message_sum(resp->alt.pub.destinationName, resp->alt.pub.message.payload,
+			(size_t)resp->alt.pub.message.payloadlen) != sl->sum) {
+		rc = -EBADMSG;
+		pthread_mutex_lock(&c->lock);
+		c->st.mismatched++;
+		bool say = conn_log_ok(c, LOG_WARNING);
+		pthread_mutex_unlock(&c->lock);
+		if (say)
+			pdm_log(LOG_WARNING, "mqtt[%s]: the broker acknowledged a message that is not the one "
+				"published (the MQTT library resent a damaged copy after a reconnect); it "
+				"is published again", c->client_id);
+	}
+	release_slot(c, sl, rc);
 }
 
 static void on_publish_failed(void *ctx, MQTTAsync_failureData *resp)
@@ -680,6 +714,7 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 	if (!c || !topic || !*topic || strpbrk(topic, "+#") || qos < 0 || qos > 2 || (!payload && len) ||
 	    len > INT32_MAX)
 		return -EINVAL;
+	uint64_t sum = message_sum(topic, payload, len);
 	pthread_mutex_lock(&c->lock);
 	if (c->state != ST_CONNECTED || c->stopping) {
 		pthread_mutex_unlock(&c->lock);
@@ -692,6 +727,7 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 	sl = &c->slots[c->free_slots[--c->n_free]];
 	sl->used = true;
 	sl->tag = tag;
+	sl->sum = sum;
 	c->st.published++;
 	c->publishing++;
 	pthread_mutex_unlock(&c->lock);

@@ -72,6 +72,8 @@ struct mqtt_stats {
 	uint64_t rebuilds;     /* times the broker closed connections at once in a row and the
 				  client started over with a new paho handle */
 	uint64_t published, acked, publish_failed;
+	uint64_t mismatched; /* acknowledged, but paho's copy differed from what was published
+				(counted in publish_failed: the owner publishes it again) */
 	bool connected;
 	int64_t last_message_ms; /* wall clock of the last message, 0 = none */
 };
