@@ -759,6 +759,10 @@ static void write_status_file(struct engine *e, int64_t now)
 		cJSON_AddNumberToObject(j, "reconnects", (double)st.reconnects);
 		cJSON_AddNumberToObject(j, "published", (double)st.published);
 		cJSON_AddNumberToObject(j, "acked", (double)st.acked);
+		cJSON_AddNumberToObject(j, "publish_failed", (double)st.publish_failed);
+		/* non-zero only after the MQTT library's session went bad (docs/reliability.md) */
+		cJSON_AddNumberToObject(j, "mismatched", (double)st.mismatched);
+		cJSON_AddNumberToObject(j, "rebuilds", (double)st.rebuilds);
 		cJSON_AddItemToArray(sources, j);
 	}
 	struct store_stats ss;

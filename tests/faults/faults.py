@@ -328,6 +328,13 @@ class Daemon:
         except (OSError, ValueError):
             return None
 
+    def mqtt_status(self):
+        """The daemon's own MQTT connection's counters in status.json."""
+        st = self.status()
+        if not st or st.get("pid") != self.proc.pid:
+            return None
+        return next((x for x in st.get("sources", []) if x.get("type") == "mqtt"), None)
+
     def asset_status(self):
         st = self.status()
         if not st or st.get("pid") != self.proc.pid:
@@ -723,6 +730,13 @@ def scen_outage(args):
     fig["alerts_during_outage"] = during
     check(during >= 1, "no alert event while the broker was away: nothing was tested")
     verify_states(d, rig.sub, back, 30)
+    # A broker that was simply away is no reason to distrust the library's
+    # session: no new handle, no acknowledgement for a damaged message.
+    mq = wait_for(d.mqtt_status, 10, "the MQTT counters in status.json")
+    check(mq["rebuilds"] == 0 and mq["mismatched"] == 0,
+          "after a plain outage: %d new MQTT handles, %d mismatched acknowledgements"
+          % (mq["rebuilds"], mq["mismatched"]))
+    fig["publish_failed"] = mq["publish_failed"]
     return rig.finish(fig)
 
 
@@ -789,6 +803,9 @@ def scen_backlog(args):
           "nothing was tested (try a larger --backlog)")
     fig = verify_alerts(d.db, rig.sub, args.drain_timeout + 60)
     fig["broker_restarts"] = bounces
+    mq = d.mqtt_status() or {}
+    fig["mqtt_rebuilds"] = mq.get("rebuilds")
+    fig["mqtt_mismatched"] = mq.get("mismatched")
     return rig.finish(fig)
 
 
