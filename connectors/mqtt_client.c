@@ -22,6 +22,7 @@
  * counted so that stop never destroys the paho handle under them.
  */
 #include "mqtt_client.h"
+#include "pdm_hash.h"
 #include "pdm_secret.h"
 #include "pdm_uri.h"
 
@@ -655,17 +656,10 @@ static void release_slot(struct mqtt_client *c, struct slot *sl, int rc)
 		c->cb.on_delivered(tag, rc, c->user);
 }
 
-/* FNV-1a over the topic, a NUL and the payload. */
+/* FNV-1a over the topic, its NUL and the payload. */
 static uint64_t message_sum(const char *topic, const void *payload, size_t len)
 {
-	uint64_t h = UINT64_C(14695981039346656037);
-	const unsigned char *p = (const unsigned char *)topic;
-	for (size_t i = 0, n = strlen(topic) + 1; i < n; i++)
-		h = (h ^ p[i]) * UINT64_C(1099511628211);
-	p = payload;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * UINT64_C(1099511628211);
-	return h;
+	return pdm_fnv1a(pdm_fnv1a(PDM_FNV1A_INIT, topic, strlen(topic) + 1), payload, len);
 }
 
 static void on_published(void *ctx, MQTTAsync_successData *resp)

@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "pdm_config.h"
 #include "pdm_error.h"
+#include "pdm_hash.h"
 #include "pdm_time.h"
 #include "store.h"
 #include "trainer.h"
@@ -198,15 +199,6 @@ static int flying_index(const struct engine *e, int64_t id)
 	return -1;
 }
 
-/* FNV-1a; two topics that collide are merely sent one at a time. */
-static uint64_t topic_hash(const char *s)
-{
-	uint64_t h = UINT64_C(14695981039346656037);
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
-	return h;
-}
-
 /* Marks the topic busy; returns whether it already was. */
 static bool topic_busy(struct pump_ctx *c, uint64_t h)
 {
@@ -227,7 +219,9 @@ static int pump_row(const struct store_outbox_row *r, void *user)
 	 * is sent again before anything after it on its topic was sent, so
 	 * subscribers see each asset's events in order even across broker
 	 * restarts. Rows still in flight are paho's (it resends them itself). */
-	bool busy = topic_busy(c, topic_hash(r->topic));
+	/* Topics are told apart by hash: two that collide are merely sent
+	 * one at a time. */
+	bool busy = topic_busy(c, pdm_fnv1a(PDM_FNV1A_INIT, r->topic, strlen(r->topic)));
 	if (busy || flying_index(e, r->id) >= 0)
 		return 0;
 	if (e->inflight >= c->max)

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pdm_parse.h"
 #include "pdm_time.h"
+#include "pdm_hash.h"
 #include "pdm_uri.h"
 
 static void test_duration(void **state)
@@ -114,6 +115,17 @@ static void test_log_level(void **state)
 	assert_string_equal(pdm_log_level_name(LOG_DEBUG), "debug");
 }
 
+/* The published FNV-1a 64 test vectors, and hashing in pieces. */
+static void test_fnv1a(void **state)
+{
+	(void)state;
+	assert_true(pdm_fnv1a(PDM_FNV1A_INIT, NULL, 0) == UINT64_C(0xcbf29ce484222325));
+	assert_true(pdm_fnv1a(PDM_FNV1A_INIT, "a", 1) == UINT64_C(0xaf63dc4c8601ec8c));
+	assert_true(pdm_fnv1a(PDM_FNV1A_INIT, "foobar", 6) == UINT64_C(0x85944171f73967e8));
+	assert_true(pdm_fnv1a(pdm_fnv1a(PDM_FNV1A_INIT, "foo", 3), "bar", 3) ==
+		    UINT64_C(0x85944171f73967e8));
+}
+
 static void test_uri(void **state)
 {
 	size_t start = 0, at = 0;
@@ -155,6 +167,7 @@ int main(void)
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_log_level),
 		cmocka_unit_test(test_uri),
+		cmocka_unit_test(test_fnv1a),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
