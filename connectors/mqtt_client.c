@@ -554,6 +554,30 @@ static int create_handle(struct mqtt_client *c)
 	return 0;
 }
 
+/* Called with the lock held once no new publisher can get in: waits for
+ * those still inside MQTTAsync_sendMessage, so that the handle is not
+ * destroyed under them. */
+static void wait_publishers(struct mqtt_client *c)
+{
+	while (c->publishing > 0) {
+		pthread_mutex_unlock(&c->lock);
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
+/* Destroys the paho handle. paho calls nothing of ours after that, so what
+ * is still in a slot has no answer coming: it is reported cancelled, for
+ * its owner to publish again. */
+static void drop_handle(struct mqtt_client *c)
+{
+	if (c->h)
+		MQTTAsync_destroy(&c->h);
+	c->h = NULL;
+	for (int i = 0; i < c->max_inflight; i++)
+		release_slot(c, &c->slots[i], -ECANCELED);
+}
+
 /*
  * Supervisor thread, not connected (state ST_WAIT, so no new publisher gets
  * in): replaces the paho handle, dropping the session state paho held.
@@ -565,22 +589,14 @@ static int create_handle(struct mqtt_client *c)
 static int rebuild_handle(struct mqtt_client *c)
 {
 	pthread_mutex_lock(&c->lock);
-	while (c->publishing > 0) {
-		pthread_mutex_unlock(&c->lock);
-		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
-		pthread_mutex_lock(&c->lock);
-	}
+	wait_publishers(c);
 	c->st.rebuilds++;
 	pthread_mutex_unlock(&c->lock);
 	LOG_W("mqtt[%s]: %s closed %d connections in a row as soon as they opened, with nothing "
 	      "acknowledged; starting over without the messages the library held (they are published "
 	      "again). If this repeats, check the broker's log for the reason it gives.",
 	      c->client_id, c->uri_shown, STORM_LIVES);
-	if (c->h)
-		MQTTAsync_destroy(&c->h);
-	c->h = NULL;
-	for (int i = 0; i < c->max_inflight; i++)
-		release_slot(c, &c->slots[i], -ECANCELED);
+	drop_handle(c);
 	return create_handle(c);
 }
 
@@ -1041,11 +1057,7 @@ int mqtt_client_stop(struct mqtt_client *c, int timeout_ms)
 	c->up_reported = false;
 	pthread_cond_broadcast(&c->cond);
 	/* new publishes now fail with -ENOTCONN; let running ones finish */
-	while (c->publishing > 0) {
-		pthread_mutex_unlock(&c->lock);
-		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
-		pthread_mutex_lock(&c->lock);
-	}
+	wait_publishers(c);
 	pthread_mutex_unlock(&c->lock);
 
 	if (c->thread_started) {
@@ -1074,18 +1086,11 @@ int mqtt_client_stop(struct mqtt_client *c, int timeout_ms)
 			pthread_mutex_unlock(&c->lock);
 		}
 	}
-	/* After destroy paho calls nothing of ours again; anything still in a
-	 * slot has no answer coming and is reported as cancelled. */
-	if (c->h) {
-		MQTTAsync_destroy(&c->h);
-		c->h = NULL;
-	}
 	pthread_mutex_lock(&c->lock);
 	c->state = ST_STOPPED;
 	c->st.connected = false;
 	pthread_mutex_unlock(&c->lock);
-	for (int i = 0; i < c->max_inflight; i++)
-		release_slot(c, &c->slots[i], -ECANCELED);
+	drop_handle(c);
 	if (was_up && c->cb.on_connection)
 		c->cb.on_connection(false, c->user);
 	LOG_I("mqtt[%s]: disconnected from %s", c->client_id, c->uri_shown);
