@@ -7,9 +7,7 @@
  * clean stop), and the password file checks.
  */
 #include <errno.h>
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -609,18 +607,6 @@ static int relay_chunk(int from, int to, int timeout_ms)
 	return write(to, buf, (size_t)n) == n ? 0 : -1;
 }
 
-static int connect_local(int port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
 static void *kicker_main(void *arg)
 {
 	struct kicker *k = arg;
@@ -632,7 +618,7 @@ static void *kicker_main(void *arg)
 		int cfd = accept(k->lfd, NULL, NULL);
 		if (cfd < 0)
 			continue;
-		int bfd = connect_local(k->broker_port);
+		int bfd = test_connect_local(k->broker_port);
 		int n = __atomic_add_fetch(&k->accepted, 1, __ATOMIC_SEQ_CST);
 		if (bfd >= 0 && n <= k->kicks) {
 			/* CONNECT up, CONNACK down, a moment for the client to
@@ -658,19 +644,11 @@ static void *kicker_main(void *arg)
 
 static void kicker_start(struct kicker *k, int broker_port, int kicks)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-
 	memset(k, 0, sizeof(*k));
 	k->broker_port = broker_port;
 	k->kicks = kicks;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	k->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	k->lfd = test_listen_local(&k->port);
 	assert_true(k->lfd >= 0);
-	assert_int_equal(bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(k->lfd, 8), 0);
-	assert_int_equal(getsockname(k->lfd, (struct sockaddr *)&sa, &len), 0);
-	k->port = ntohs(sa.sin_port);
 	assert_int_equal(pthread_create(&k->th, NULL, kicker_main, k), 0);
 }
 

@@ -328,18 +328,21 @@ class Daemon:
         except (OSError, ValueError):
             return None
 
+    def own_status(self):
+        """status.json if the running process wrote it, else None."""
+        st = self.status()
+        return st if st and st.get("pid") == self.proc.pid else None
+
     def mqtt_status(self):
         """The daemon's own MQTT connection's counters in status.json."""
-        st = self.status()
-        if not st or st.get("pid") != self.proc.pid:
+        st = self.own_status()
+        if not st:
             return None
         return next((x for x in st.get("sources", []) if x.get("type") == "mqtt"), None)
 
     def asset_status(self):
-        st = self.status()
-        if not st or st.get("pid") != self.proc.pid:
-            return None
-        return {a["asset"]: a for a in st["assets"]}
+        st = self.own_status()
+        return {a["asset"]: a for a in st["assets"]} if st else None
 
     def wait_models(self, timeout, min_versions=None):
         """Until every asset has a model (and at least min_versions)."""

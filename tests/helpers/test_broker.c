@@ -26,33 +26,60 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-int test_free_port(void)
+int test_listen_local(int *port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
-	int port = -1;
 
 	if (fd < 0)
 		return -errno;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 8) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+int test_free_port(void)
+{
+	int port = -1;
+	int fd = test_listen_local(&port);
+
+	if (fd < 0)
+		return fd;
 	close(fd);
 	return port;
+}
+
+int test_connect_local(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -errno;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
 int test_wait_port(int port, int timeout_ms)
 {
 	for (int waited = 0; waited < timeout_ms; waited += 10) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		close(fd);
-		if (ok)
+		int fd = test_connect_local(port);
+		if (fd >= 0) {
+			close(fd);
 			return 0;
+		}
 		sleep_ms(10);
 	}
 	return -ETIMEDOUT;

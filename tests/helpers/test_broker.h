@@ -29,8 +29,13 @@ void test_broker_kill(struct test_broker *b);
 /* Stops the broker and removes its directory. Safe to call twice. */
 void test_broker_stop(struct test_broker *b);
 
+/* A TCP socket listening on 127.0.0.1 on a port of the kernel's choice,
+ * stored in *port. Returns the socket or a negative errno. */
+int test_listen_local(int *port);
 /* A free TCP port on 127.0.0.1 (bound once and released). */
 int test_free_port(void);
+/* A TCP connection to 127.0.0.1:port. Returns the socket or a negative errno. */
+int test_connect_local(int port);
 /* Waits until something accepts TCP connections on 127.0.0.1:port. */
 int test_wait_port(int port, int timeout_ms);
 
