@@ -33,6 +33,32 @@ int64_t pdm_wall_ms(void)
 	return clock_ns(CLOCK_REALTIME) / 1000000;
 }
 
+int64_t pdm_clock_watch(struct pdm_clock_watch *cw, int64_t wall_ms, int64_t mono_ms)
+{
+	int64_t off = wall_ms - mono_ms, step = off - cw->offset_ms;
+
+	cw->offset_ms = off;
+	if (!cw->primed) {
+		cw->primed = 1;
+		return 0;
+	}
+	/* Following the offset even below the threshold keeps a slow slew
+	 * from adding up to a false step. */
+	if (step <= PDM_CLOCK_STEP_MS && step >= -PDM_CLOCK_STEP_MS)
+		return 0;
+	cw->fence_lo_ms = wall_ms - PDM_CLOCK_SLACK_MS;
+	cw->fence_until_mono = mono_ms + PDM_CLOCK_FENCE_MS;
+	return step;
+}
+
+int pdm_clock_fenced(const struct pdm_clock_watch *cw, int64_t ts_ms, int64_t wall_ms,
+		     int64_t mono_ms)
+{
+	if (mono_ms >= cw->fence_until_mono)
+		return 0;
+	return ts_ms < cw->fence_lo_ms || ts_ms > wall_ms + PDM_CLOCK_SLACK_MS;
+}
+
 char *pdm_iso8601(int64_t epoch_ms, char *buf, size_t len)
 {
 	int64_t secs = epoch_ms / 1000;

@@ -166,6 +166,16 @@ int detector_advance(struct detector *d, int64_t now_ms)
 	return d->hook_rc;
 }
 
+void detector_clock_step(struct detector *d, int64_t now_ms)
+{
+	window_restart(d->win, now_ms);
+}
+
+void detector_window_stats(const struct detector *d, struct window_stats *st)
+{
+	window_get_stats(d->win, st);
+}
+
 void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version)
 {
 	nn_model_free(d->model);

@@ -66,6 +66,13 @@ int detector_push(struct detector *d, int channel, int64_t ts_ms, double value, 
  * runs the alert engine and the hooks. Returns 0 or the first hook error. */
 int detector_advance(struct detector *d, int64_t now_ms);
 
+/* The clock the samples are stamped with stepped to now_ms: the window
+ * starts over (window_restart); the model and any open episode stay. */
+void detector_clock_step(struct detector *d, int64_t now_ms);
+
+/* The window's counters (late samples, restarts...). */
+void detector_window_stats(const struct detector *d, struct window_stats *st);
+
 /* Installs a model (the detector takes ownership; the previous one is freed).
  * kind is the model's kind name for alert payloads. */
 void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version);

@@ -69,6 +69,7 @@ struct asset_rt {
 	char *model_json;
 	bool state_dirty, model_dirty;
 	int64_t trained_at_ms;
+	bool own_clock;          /* some sensor is stamped by the daemon's clock */
 	uint64_t trainable_mark; /* detector count when the last job was judged short */
 	size_t windows_needed;
 	bool retrain_requested;
@@ -83,6 +84,7 @@ struct sensor_map {
 	int asset;   /* -1 if the sensor's asset is unknown (cannot happen after cfg) */
 	int channel;
 	uint32_t store_id;
+	bool own_clock; /* stamped by the daemon's clock, not the device's */
 };
 
 struct engine {
@@ -127,6 +129,10 @@ struct engine {
 	int64_t last_wd_ms, last_status_ms, last_control_ms;
 	struct pdm_sample *pop_buf;
 	size_t pop_cap;
+	struct pdm_clock_watch clock;
+	struct pdm_ratelimit clock_rl;
+	uint64_t clock_steps, fenced;
+	int64_t last_step_ms; /* signed: how far the last step moved the clock */
 };
 
 /* ---- MQTT callbacks (paho's thread): into the mailbox ------------------ */
@@ -660,18 +666,56 @@ static void handle_train_results(struct engine *e)
 
 /* ---- samples ---------------------------------------------------------------- */
 
+/*
+ * The wall clock stamps Modbus samples and MQTT samples without a time field,
+ * and it is the windows' "now". Set back by an hour, it would make every new
+ * sample older than the last one seen, and the windows would drop them all
+ * for an hour; set forward, it would turn the jump into gaps and no_data.
+ * So a step restarts the window of every asset with such sensors, and their
+ * samples stamped on the old clock are kept from the new windows for a while
+ * (they are still stored). Devices that stamp their own samples did not
+ * step: their assets carry on untouched.
+ */
+static void watch_clock(struct engine *e)
+{
+	int64_t wall = pdm_wall_ms(), mono = pdm_mono_ms();
+	int64_t step = pdm_clock_watch(&e->clock, wall, mono);
+
+	if (step == 0)
+		return;
+	e->clock_steps++;
+	e->last_step_ms = step;
+	for (size_t i = 0; i < e->n_assets; i++)
+		if (e->assets[i].own_clock)
+			detector_clock_step(e->assets[i].det, wall);
+	LOG_RL(&e->clock_rl, LOG_WARNING,
+	       "daemon: the system clock was set %s by %.3f s; the windows of assets polled "
+	       "or stamped on receipt start over (scores resume one window length from now); "
+	       "samples stamped before the change are stored but not scored. NTP slewing "
+	       "instead of stepping avoids this",
+	       step < 0 ? "back" : "forward", (double)(step < 0 ? -step : step) / 1000.0);
+}
+
 static void drain_ingest(struct engine *e)
 {
 	size_t n;
 
-	while ((n = ingest_pop(e->ingest, e->pop_buf, e->pop_cap)) > 0) {
+	for (;;) {
+		watch_clock(e);
+		if ((n = ingest_pop(e->ingest, e->pop_buf, e->pop_cap)) == 0)
+			break;
+		int64_t mono = pdm_mono_ms(), wall = pdm_wall_ms();
 		for (size_t i = 0; i < n; i++) {
 			struct pdm_sample *s = &e->pop_buf[i];
 			if (s->sensor >= e->cfg->n_sensors)
 				continue;
 			const struct sensor_map *m = &e->smap[s->sensor];
 			struct asset_rt *a = &e->assets[m->asset];
-			detector_push(a->det, m->channel, s->ts_ms, s->value, s->quality == PDM_Q_GOOD);
+			if (m->own_clock && pdm_clock_fenced(&e->clock, s->ts_ms, wall, mono))
+				e->fenced++;
+			else
+				detector_push(a->det, m->channel, s->ts_ms, s->value,
+					      s->quality == PDM_Q_GOOD);
 			s->sensor = m->store_id;
 		}
 		/* Stale markers carry no value; they are not history. */
@@ -697,6 +741,11 @@ static void write_status_file(struct engine *e, int64_t now)
 	cJSON_AddStringToObject(o, "started", pdm_iso8601(e->started_ms, ts, sizeof(ts)));
 	cJSON_AddStringToObject(o, "updated", pdm_iso8601(now, ts, sizeof(ts)));
 	cJSON_AddBoolToObject(o, "mqtt_connected", e->connected);
+	cJSON_AddNumberToObject(o, "clock_steps", (double)e->clock_steps);
+	if (e->clock_steps > 0) {
+		cJSON_AddNumberToObject(o, "last_clock_step_ms", (double)e->last_step_ms);
+		cJSON_AddNumberToObject(o, "samples_fenced", (double)e->fenced);
+	}
 	cJSON *assets = cJSON_AddArrayToObject(o, "assets");
 	for (size_t i = 0; i < e->n_assets; i++) {
 		struct asset_rt *a = &e->assets[i];
@@ -712,6 +761,11 @@ static void write_status_file(struct engine *e, int64_t now)
 						pdm_iso8601(a->trained_at_ms, ts, sizeof(ts)));
 		cJSON_AddNumberToObject(j, "windows", (double)detector_trainable_windows(a->det));
 		cJSON_AddBoolToObject(j, "training", trainer_busy(e->trainer, i));
+		struct window_stats ws;
+		detector_window_stats(a->det, &ws);
+		/* samples older than their sensor's newest one: a clock or a
+		 * gateway that goes back in time */
+		cJSON_AddNumberToObject(j, "late_samples", (double)ws.late_samples);
 		if (a->last_alert_id[0]) {
 			cJSON_AddStringToObject(j, "last_alert", a->last_alert_id);
 			cJSON_AddStringToObject(j, "last_alert_ts",
@@ -1095,7 +1149,11 @@ static int setup_assets(struct engine *e)
 				LOG_E("store: cannot register sensor %s: %s", se->name, pdm_strerror(rc));
 				return rc;
 			}
-			e->smap[ac->sensors[c]] = (struct sensor_map){ (int)i, (int)c, a->store_ids[c] };
+			const struct cfg_source *src = &cfg->sources[se->source];
+			bool own = src->type != CFG_SRC_MQTT || !src->timestamp || !src->timestamp[0];
+			e->smap[ac->sensors[c]] =
+				(struct sensor_map){ (int)i, (int)c, a->store_ids[c], own };
+			a->own_clock |= own;
 		}
 		char score_name[300];
 		snprintf(score_name, sizeof(score_name), "%s/score", ac->name);
@@ -1316,6 +1374,7 @@ struct engine *engine_new(struct pdm_config *cfg)
 	e->cfg = cfg;
 	e->epfd = e->sfd = e->tfd = e->ev_fd = -1;
 	e->started_ms = pdm_wall_ms();
+	e->clock_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(60000, 3);
 	sigset_t mask;
 	block_signals(&mask);
 	pthread_mutex_init(&e->ev_lock, NULL);
@@ -1419,9 +1478,10 @@ static void on_tick(struct engine *e)
 	uint64_t expirations;
 	ssize_t r = read(e->tfd, &expirations, sizeof(expirations));
 	(void)r;
-	int64_t now = pdm_wall_ms(), mono = pdm_mono_ms();
-
+	/* The clock is read after drain_ingest has looked for a step: a
+	 * window restarted for a step back must never see the old clock. */
 	drain_ingest(e);
+	int64_t now = pdm_wall_ms(), mono = pdm_mono_ms();
 	for (size_t i = 0; i < e->n_assets; i++)
 		detector_advance(e->assets[i].det, now);
 	if (mono - e->last_control_ms >= 1000) {

@@ -525,6 +525,31 @@ int window_advance(struct window *w, int64_t now_ms, window_emit_fn emit, void *
 	return 0;
 }
 
+void window_restart(struct window *w, int64_t now_ms)
+{
+	if (!w)
+		return;
+	for (int c = 0; c < w->cfg.C; c++) {
+		struct wchan *ch = &w->ch[c];
+
+		ch->last_ts = TS_NONE;
+		ch->held_ts = TS_NONE;
+		ch->head = ch->n = 0;
+	}
+	for (size_t i = 0; i < (size_t)w->cfg.W * (size_t)w->cfg.C; i++)
+		w->rows[i] = NAN;
+	w->started = false;
+	w->next_k = 0;
+	w->epoch_ms = now_ms;
+	w->newest_ts = TS_NONE;
+	w->newest_good = TS_NONE;
+	w->n_final = 0;
+	w->last_gap_k = INT64_MIN;
+	w->last_off_k = INT64_MIN;
+	w->silent_run = 0;
+	w->st.restarts++;
+}
+
 bool window_no_data(const struct window *w, int64_t now_ms)
 {
 	if (!w || w->cfg.no_data_ms <= 0)

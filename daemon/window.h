@@ -118,6 +118,17 @@ typedef int (*window_emit_fn)(const float *x /* (C, W) */, int64_t ts_ms,
  */
 int window_advance(struct window *w, int64_t now_ms, window_emit_fn emit, void *user);
 
+/*
+ * The clock the samples were stamped with stepped (the daemon's wall clock
+ * was set back or forward): forgets every pending sample, the grid and the
+ * finalized points, and starts over with the next sample, as if the window
+ * were new. Without it a clock set back by an hour would make every sample
+ * "late" for an hour, and one set forward would finalize its whole jump as
+ * gaps. The next window comes W points after data resumes. no_data counts
+ * from now_ms (the new clock). Counters are kept (stats.restarts counts).
+ */
+void window_restart(struct window *w, int64_t now_ms);
+
 /* True if no good sample on any channel has been seen for longer than
  * no_data_ms before now_ms (counting from the first sample or the first
  * window_advance call, whichever came first). False before either, or when
@@ -138,6 +149,7 @@ struct window_stats {
 	uint64_t overdue_samples; /* arrived after their grid point was final */
 	uint64_t points;          /* grid points finalized */
 	uint64_t silent_windows;  /* hop points skipped during a silence */
+	uint64_t restarts;        /* window_restart calls */
 };
 
 /* Copies the counters (cumulative since window_new) into *st. */

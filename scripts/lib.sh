@@ -14,6 +14,9 @@ PDM_TEST_PKGS=(mosquitto mosquitto-clients python3 python3-pymodbus python3-seri
 # tests/faults drives pdmd from Python with a paho MQTT subscriber.
 PDM_TEST_PKGS+=(python3-paho-mqtt)
 
+# The clock scenario of tests/faults sets the daemon's clock with libfaketime.
+PDM_TEST_PKGS+=(faketime)
+
 # The MQTT TLS tests make their own CA and certificates with openssl.
 PDM_TEST_PKGS+=(openssl)
 # The demo: a broker, and its client to show alerts as SCADA receives them.

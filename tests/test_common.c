@@ -1,5 +1,6 @@
 /*
- * test_common.c - parsers, clocks, the rate limiter and broker URIs in common/.
+ * test_common.c - parsers, clocks and their step watch, the rate limiter and
+ * broker URIs in common/.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -92,6 +93,52 @@ static void test_iso8601(void **state)
 	assert_int_equal(pdm_parse_iso8601("2026-11-28T04:25:42Zjunk", &ms), -EINVAL);
 }
 
+static void test_clock_watch(void **state)
+{
+	struct pdm_clock_watch cw = { 0 };
+	(void)state;
+
+	/* The first look primes; a wall clock that keeps pace is no step,
+	 * and nothing is fenced. */
+	assert_int_equal(pdm_clock_watch(&cw, 1000000, 50), 0);
+	assert_int_equal(pdm_clock_watch(&cw, 1000100, 150), 0);
+	assert_false(pdm_clock_fenced(&cw, 1000100, 1000100, 150));
+	assert_false(pdm_clock_fenced(&cw, 0, 1000100, 150));
+	/* NTP's slew (0.5 ms/s at most) over an hour stays below the
+	 * threshold because every look follows it. */
+	int64_t wall = 1000100, mono = 150;
+	for (int i = 0; i < 3600; i++) {
+		wall += 1000 + (i % 2);
+		mono += 1000;
+		assert_int_equal(pdm_clock_watch(&cw, wall, mono), 0);
+	}
+	/* Set back ten minutes: reported once. */
+	mono += 100;
+	wall += 100 - 600000;
+	assert_int_equal(pdm_clock_watch(&cw, wall, mono), -600000);
+	/* For the fence's time, samples stamped on the old clock are fenced
+	 * (ahead of now), the new clock's are not, however late they come. */
+	assert_true(pdm_clock_fenced(&cw, wall + 600000 - 50, wall + 20, mono + 20));
+	assert_false(pdm_clock_fenced(&cw, wall + 10, wall + 20, mono + 20));
+	assert_false(pdm_clock_fenced(&cw, wall - PDM_CLOCK_SLACK_MS, wall + 3000, mono + 3000));
+	assert_true(pdm_clock_fenced(&cw, wall - PDM_CLOCK_SLACK_MS - 1, wall + 3000, mono + 3000));
+	assert_false(pdm_clock_fenced(&cw, wall + 600000 - 50, wall + PDM_CLOCK_FENCE_MS,
+				      mono + PDM_CLOCK_FENCE_MS));
+	mono += 100;
+	wall += 100;
+	assert_int_equal(pdm_clock_watch(&cw, wall, mono), 0);
+	/* Set forward an hour: the old clock's samples are now the old ones. */
+	wall += 3600000;
+	assert_int_equal(pdm_clock_watch(&cw, wall, mono), 3600000);
+	assert_true(pdm_clock_fenced(&cw, wall - 3600000 - 10, wall + 5, mono + 5));
+	assert_false(pdm_clock_fenced(&cw, wall - 10, wall + 5, mono + 5));
+	/* At the threshold is not yet a step. */
+	wall += PDM_CLOCK_STEP_MS;
+	assert_int_equal(pdm_clock_watch(&cw, wall, mono), 0);
+	wall -= PDM_CLOCK_STEP_MS + 1;
+	assert_int_equal(pdm_clock_watch(&cw, wall, mono), -PDM_CLOCK_STEP_MS - 1);
+}
+
 static void test_ratelimit(void **state)
 {
 	struct pdm_ratelimit rl = PDM_RATELIMIT_INIT(60000, 3);
@@ -164,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_iso8601),
+		cmocka_unit_test(test_clock_watch),
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_log_level),
 		cmocka_unit_test(test_uri),

@@ -58,7 +58,8 @@ static void write_status(int64_t updated, pid_t pid)
 	pdm_iso8601(updated - 3600000, st, sizeof(st));
 	snprintf(text, sizeof(text),
 		 "{\"host\":\"%s\",\"pid\":%d,\"version\":\"0.1.0\",\"started\":\"%s\","
-		 "\"updated\":\"%s\",\"mqtt_connected\":true,\"assets\":[{\"asset\":\"pump-a\","
+		 "\"updated\":\"%s\",\"mqtt_connected\":true,\"clock_steps\":1,"
+		 "\"last_clock_step_ms\":-600000,\"samples_fenced\":3,\"assets\":[{\"asset\":\"pump-a\","
 		 "\"state\":\"normal\",\"score\":0.412,\"model_version\":1,\"trained_at\":\"%s\","
 		 "\"windows\":4321,\"training\":false,\"last_alert\":\"pump-a-1\","
 		 "\"last_alert_ts\":\"%s\"}],\"sources\":[{\"source\":\"plc\",\"type\":\"modbus\","
@@ -258,12 +259,14 @@ static void test_status(void **state)
 	assert_aligned(hdr, row, "TYPE", "modbus");
 	assert_non_null(strstr(row, "12345"));
 	assert_non_null(strstr(OUT, "outbox: 2 message(s) not yet delivered"));
+	assert_non_null(strstr(OUT, "clock: set 1 time(s) since the start, last back by 600.0 s"));
 
 	assert_int_equal(RUN("status", "--json"), 0);
 	cJSON *j = cJSON_Parse(OUT);
 	assert_non_null(j);
 	const cJSON *d = cJSON_GetObjectItem(j, "daemon");
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "running")));
+	assert_int_equal(cJSON_GetObjectItem(d, "clock_steps")->valueint, 1);
 	const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "assets"), 0);
 	assert_string_equal(cJSON_GetObjectItem(a, "asset")->valuestring, "pump-a");
 	assert_string_equal(cJSON_GetObjectItem(a, "state")->valuestring, "normal");

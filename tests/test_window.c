@@ -1,6 +1,6 @@
 /*
  * test_window.c - resampling onto the grid, window cutting, machine state,
- * late and overdue samples, silences, no_data; and a long random stream
+ * late and overdue samples, silences, no_data, clock steps; and a long random stream
  * checked against a naive reference written from the rules alone.
  */
 #include <errno.h>
@@ -449,6 +449,69 @@ static void test_no_data(void **state)
 	window_free(w);
 }
 
+/* Pushes n points of both channels at t0 + 100 * (1..n), value = point
+ * number + base, and advances to the last one. */
+static void push_run(struct window *w, struct coll *co, int64_t t0, int n, float base)
+{
+	for (int i = 1; i <= n; i++) {
+		assert_int_equal(window_push(w, 0, t0 + 100 * i, base + (float)i, true), 0);
+		assert_int_equal(window_push(w, 1, t0 + 100 * i, -(base + (float)i), true), 0);
+	}
+	assert_int_equal(window_advance(w, t0 + 100 * n, collect, co), 0);
+}
+
+/* The clock stamping the samples is set back an hour, then forward two:
+ * after window_restart the window takes the new clock's samples at once
+ * and cuts clean windows W points later, with nothing of the old clock in
+ * them and no gap windows for the jump. */
+static void test_clock_step(void **state)
+{
+	struct window_cfg cfg = base_cfg(2, 100, 4, 1, 2);
+	struct coll co;
+	struct window_stats st;
+	(void)state;
+
+	cfg.no_data_ms = 1000;
+	struct window *w = window_new(&cfg);
+	coll_init(&co, 2, 4);
+	const int64_t t0 = 100000000, back = t0 - 3600000, fwd = back + 7200000;
+
+	push_run(w, &co, t0, 10, 0.0f);
+	/* The last point waits for a newer sample or the hold. */
+	assert_int_equal(co.n, 6);
+	/* Set back: without a restart every new sample is late. */
+	assert_int_equal(window_push(w, 0, back + 100, 1.0, true), -ESTALE);
+	window_restart(w, back);
+	assert_false(window_no_data(w, back + 1000));
+	assert_true(window_no_data(w, back + 1001));
+	push_run(w, &co, back, 10, 100.0f);
+	assert_int_equal(co.n, 12);
+	assert_int_equal(co.r[6].ts, back + 400);
+	assert_int_equal(co.r[6].st, WINDOW_OK);
+	const float want[4] = { 101, 102, 103, 104 }, want_neg[4] = { -101, -102, -103, -104 };
+	assert_series(&co, 6, 0, want);
+	assert_series(&co, 6, 1, want_neg);
+
+	/* Set forward: the jump is neither gap windows nor no_data. */
+	window_restart(w, fwd);
+	assert_false(window_no_data(w, fwd + 500));
+	assert_int_equal(window_advance(w, fwd + 100, collect, &co), 0);
+	assert_int_equal(co.n, 12);
+	push_run(w, &co, fwd, 6, 200.0f);
+	assert_int_equal(co.n, 14);
+	for (size_t i = 12; i < co.n; i++)
+		assert_int_equal(co.r[i].st, WINDOW_OK);
+	assert_int_equal(co.r[12].ts, fwd + 400);
+
+	window_get_stats(w, &st);
+	assert_int_equal(st.restarts, 2);
+	assert_int_equal(st.late_samples, 1);
+	assert_int_equal(st.gaps, 0);
+	window_restart(NULL, 0);
+	coll_free(&co);
+	window_free(w);
+}
+
 /* The emit callback can stop advance; the next call resumes after it. */
 static void test_emit_stop(void **state)
 {
@@ -793,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_finality_and_overdue),
 		cmocka_unit_test(test_silence),
 		cmocka_unit_test(test_no_data),
+		cmocka_unit_test(test_clock_step),
 		cmocka_unit_test(test_emit_stop),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_random_vs_reference),

@@ -569,6 +569,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		const cJSON *mc = cJSON_GetObjectItemCaseSensitive(d.status, "mqtt_connected");
 		if (cJSON_IsBool(mc))
 			cJSON_AddBoolToObject(jd, "mqtt_connected", cJSON_IsTrue(mc));
+		double steps;
+		if (jnum(d.status, "clock_steps", &steps))
+			cJSON_AddNumberToObject(jd, "clock_steps", steps);
 		cJSON *ja = cJSON_AddArrayToObject(o2, "assets");
 		char ts[PDM_ISO8601_LEN];
 		for (size_t i = 0; i < na; i++) {
@@ -691,6 +694,13 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 	if (pending >= 0)
 		printf("%soutbox: %lld message(s) not yet delivered to the broker\n", jst ? "" : "\n",
 		       (long long)pending);
+	double steps = 0, last_step = 0;
+	if (jnum(d.status, "clock_steps", &steps) && steps > 0) {
+		jnum(d.status, "last_clock_step_ms", &last_step);
+		printf("clock: set %.0f time(s) since the start, last %s by %.1f s (windows restarted "
+		       "then; keep NTP slewing)\n",
+		       steps, last_step < 0 ? "back" : "forward", fabs(last_step) / 1000.0);
+	}
 	ex = d.state == DAEMON_RUNNING ? 0 : EX_UNAVAILABLE;
 out:
 	free(rows);

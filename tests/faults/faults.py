@@ -26,6 +26,10 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
           the asset trains again; the daemon never crashes
   hup     SIGHUP with invalid configurations: the old one keeps running
   term    SIGTERM at random moments: always a clean stop (exit 0)
+  clock   the daemon's wall clock set back 10 minutes, then forward again
+          (libfaketime): the polled assets score on the new clock within
+          seconds, the one whose gateway stamps its samples is untouched,
+          a fault after the step is alerted, no no_data
 
 Environment (set by tests/meson.build): PDMD, PLANTSIM, PDM_ETC.
 Exit status: 0 pass, 1 a check failed, 77 skipped (missing peer or not root).
@@ -286,6 +290,7 @@ def write_config(confdir, state_dir, uri, mb_port, train_after, mb_port_b=None,
 class Daemon:
     def __init__(self, work, state_dir, confdir):
         self.state_dir, self.confdir = state_dir, confdir
+        self.env = None  # extra environment for the next start
         self.db = os.path.join(state_dir, "samples.db")
         self.logpath = os.path.join(work, "pdmd.log")
         self.proc = None
@@ -297,8 +302,9 @@ class Daemon:
             f.write("==== faults: start %d\n" % (self.starts + 1))
             self.log_offset = f.tell()
         logf = open(self.logpath, "a")
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = Procs.add(subprocess.Popen([os.environ["PDMD"], "run", "-c", self.confdir],
-                                               stdout=logf, stderr=subprocess.STDOUT))
+                                               stdout=logf, stderr=subprocess.STDOUT, env=env))
         logf.close()
         self.starts += 1
 
@@ -448,6 +454,20 @@ def newest_sample_ts(db, names):
             if r is not None:
                 best = max(best, r & TS_MASK)
         return best
+    finally:
+        c.close()
+
+
+def samples_between(db, name, lo, hi):
+    """Rows of one sensor (full name) stamped in [lo, hi]."""
+    c = ro_connect(db)
+    try:
+        r = c.execute("SELECT id FROM sensors WHERE name = ?", (name,)).fetchone()
+        if not r:
+            return 0
+        i = r[0]
+        return c.execute("SELECT count(*) FROM samples WHERE k BETWEEN ? AND ?",
+                         ((i << 42) | lo, (i << 42) | hi)).fetchone()[0]
     finally:
         c.close()
 
@@ -1107,7 +1127,103 @@ def scen_term(args):
     return res
 
 
-SCENARIOS = {"term": scen_term, "backlog": scen_backlog, "kill": scen_kill,
+def faketime_lib():
+    import glob
+    libs = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
+    return libs[0] if libs else None
+
+
+def scen_clock(args):
+    """The wall clock set back 10 minutes while pdmd runs, then forward to
+    the right time again, as NTP does to a box whose clock ran ahead. Only
+    the daemon's clock moves (libfaketime, the monotonic clock untouched);
+    the simulator keeps the real time, so pump-c's MQTT samples (stamped by
+    the gateway) are 10 minutes ahead of the daemon in between."""
+    lib = faketime_lib()
+    if not lib:
+        print("SKIP: libfaketime is not installed (scripts/lib.sh PDM_TEST_PKGS)")
+        return SKIP
+    rig = Rig(args)
+    d = rig.pdmd
+    offset_file = os.path.join(rig.work, "faketime")
+
+    def set_offset(s):
+        with open(offset_file + ".tmp", "w") as f:
+            f.write("%+d\n" % s)
+        os.rename(offset_file + ".tmp", offset_file)
+    set_offset(0)
+    d.env = {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": offset_file,
+             "FAKETIME_CACHE_DURATION": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+             # the sanitizer build: libfaketime is preloaded ahead of its runtime
+             "ASAN_OPTIONS": ":".join(x for x in (os.environ.get("ASAN_OPTIONS"),
+                                                  "verify_asan_link_order=0") if x)}
+    d.start()
+    d.wait_models(args.model_timeout)
+    res = {"steps": 0}
+
+    def scoring_after(lo, what):
+        """Every asset stores scores from lo on: pump-a and pump-b on the
+        daemon's clock (polled), pump-c on the gateway's (its samples carry
+        their time), which never stepped."""
+        real = int(time.time() * 1000) - 2000
+        t0 = time.time()
+
+        def ok():
+            check(d.alive(), "pdmd died after the clock was %s" % what)
+            return all(samples_between(d.db, "%s/score" % a, t, t + 120000) >= 10
+                       for a, t in (("pump-a", lo), ("pump-b", lo), ("pump-c", real)))
+        wait_for(ok, 30, "every asset scoring after the clock was %s" % what)
+        st = d.asset_status()
+        bad = {a: s["state"] for a, s in st.items() if s["state"] in ("no_data", "learning")}
+        check(not bad, "after the clock was %s: %s" % (what, bad))
+        return round(time.time() - t0, 1)
+
+    back = 600
+    step_at = int((time.time() - back) * 1000)
+    set_offset(-back)
+    log("daemon clock set back %d s" % back)
+    res["scoring_after_back_s"] = scoring_after(step_at, "set back")
+    st = wait_for(lambda: (lambda s: s if s and s.get("clock_steps") == 1 else None)(
+        d.own_status()), 15, "clock_steps 1 in status.json")
+    check(abs(st["last_clock_step_ms"] + back * 1000) < 5000,
+          "last_clock_step_ms %s for a %d s step back" % (st["last_clock_step_ms"], back))
+    res["steps"] += 1
+    res["fenced_after_back"] = st["samples_fenced"]
+
+    # A fault after the step is detected and alerted on the new clock (the
+    # demo's one-minute models have false alarms of their own: start from a
+    # closed episode so the fault's alert is a new one).
+    wait_for(lambda: d.asset_status()["pump-a"]["state"] == "normal", 90,
+             "pump-a normal before its fault")
+    n_before = sum(1 for a in rig.sub.alerts() if a["asset"] == "pump-a")
+    rig.sim.cmd("fault pump-a bearing_wear severity=1.0 ramp=2s for 30s")
+
+    def raised():
+        new = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"][n_before:]
+        return next((a for a in new if a["event"] == "raised"), None)
+    t0 = time.time()
+    al = wait_for(raised, 60, "pump-a's fault alerted after the clock was set back")
+    res["alert_after_back_s"] = round(time.time() - t0, 1)
+    import datetime
+    ts = datetime.datetime.fromisoformat(al["ts"].replace("Z", "+00:00")).timestamp()
+    check(abs(ts - (time.time() - back)) < 60,
+          "the alert's ts %s is not on the daemon's clock (%d s behind)" % (al["ts"], back))
+    rig.sim.cmd("clear pump-a")
+
+    step_at = int(time.time() * 1000)
+    set_offset(0)
+    log("daemon clock set forward to the real time")
+    res["scoring_after_forward_s"] = scoring_after(step_at, "set forward again")
+    st = wait_for(lambda: (lambda s: s if s and s.get("clock_steps") == 2 else None)(
+        d.own_status()), 15, "clock_steps 2 in status.json")
+    res["steps"] += 1
+    res["samples_fenced"] = st["samples_fenced"]
+    fig = verify_alerts(d.db, rig.sub, args.drain_timeout)
+    res.update(fig)
+    return rig.finish(res)
+
+
+SCENARIOS = {"clock": scen_clock, "term": scen_term, "backlog": scen_backlog, "kill": scen_kill,
              "outage": scen_outage, "plc": scen_plc, "disk": scen_disk,
              "model": scen_model, "hup": scen_hup}
 

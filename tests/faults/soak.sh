@@ -44,5 +44,6 @@ run disk
 run model
 run hup
 run term --kills 10
+run clock
 echo "soak: $(( $(date +%s) - start )) s; results in $report"
 exit $failed
