@@ -13,7 +13,9 @@
  * off paho keeps unacknowledged QoS 1 messages across reconnects and
  * resends them, so a slot stays taken until a real answer arrives; only a
  * message paho was still writing when the connection broke comes back as
- * failed (seen under load), and the owner publishes it again.
+ * failed, and the owner publishes it again. paho 1.3.12 keeps a damaged copy
+ * of such a message in its session, so the handle is then replaced before
+ * the next connect (see on_publish_failed).
  *
  * Locking: one mutex per client guards state, slots and counters. It is
  * never held while calling user callbacks, paho functions that could call
@@ -53,6 +55,12 @@
  * the client starts over with a new paho handle (see on_connection_lost). */
 #define SHORT_LIFE_MS 3000
 #define STORM_LIVES 5
+
+enum rebuild_why {
+	REBUILD_NO,
+	REBUILD_STORM,        /* connections closed at once, several in a row */
+	REBUILD_BROKEN_WRITE, /* a publish failed on the wire (see on_publish_failed) */
+};
 
 enum conn_state {
 	ST_IDLE,       /* not started */
@@ -115,7 +123,7 @@ struct mqtt_client {
 	int64_t connected_at_ms;  /* monotonic, of the last successful connect */
 	uint64_t acked_at_connect;
 	unsigned short_lives;     /* connections in a row closed at once, nothing acked */
-	bool rebuild;             /* the supervisor replaces the paho handle first */
+	enum rebuild_why rebuild; /* the supervisor replaces the paho handle first */
 	struct mqtt_stats st;
 	struct pdm_ratelimit conn_rl;
 };
@@ -445,7 +453,8 @@ static void on_connection_lost(void *ctx, char *cause)
 		c->short_lives = brief ? c->short_lives + 1 : 0;
 		if (c->short_lives >= STORM_LIVES) {
 			c->short_lives = 0;
-			c->rebuild = true;
+			if (!c->rebuild)
+				c->rebuild = REBUILD_STORM;
 		}
 		c->attempt = 0;
 		d = schedule_retry(c);
@@ -586,16 +595,22 @@ static void drop_handle(struct mqtt_client *c)
  * persistent session). A paho callback of the old handle that was already
  * running finishes during the reconnect backoff, before any slot is reused.
  */
-static int rebuild_handle(struct mqtt_client *c)
+static int rebuild_handle(struct mqtt_client *c, enum rebuild_why why)
 {
 	pthread_mutex_lock(&c->lock);
 	wait_publishers(c);
 	c->st.rebuilds++;
+	bool say = why == REBUILD_STORM || conn_log_ok(c, LOG_WARNING);
 	pthread_mutex_unlock(&c->lock);
-	LOG_W("mqtt[%s]: %s closed %d connections in a row as soon as they opened, with nothing "
-	      "acknowledged; starting over without the messages the library held (they are published "
-	      "again). If this repeats, check the broker's log for the reason it gives.",
-	      c->client_id, c->uri_shown, STORM_LIVES);
+	if (why == REBUILD_STORM)
+		LOG_W("mqtt[%s]: %s closed %d connections in a row as soon as they opened, with nothing "
+		      "acknowledged; starting over without the messages the library held (they are "
+		      "published again). If this repeats, check the broker's log for the reason it gives.",
+		      c->client_id, c->uri_shown, STORM_LIVES);
+	else if (say)
+		pdm_log(LOG_WARNING, "mqtt[%s]: a publish broke off with the connection to %s; "
+			"reconnecting with a new MQTT library handle, without its damaged copy (the "
+			"messages it held are published again)", c->client_id, c->uri_shown);
 	drop_handle(c);
 	return create_handle(c);
 }
@@ -613,12 +628,13 @@ static void *supervisor(void *arg)
 			int64_t now = pdm_mono_ms();
 			if (now >= c->next_try_ms) {
 				if (c->rebuild) {
-					c->rebuild = false;
+					enum rebuild_why why = c->rebuild;
+					c->rebuild = REBUILD_NO;
 					pthread_mutex_unlock(&c->lock);
-					int rc = rebuild_handle(c);
+					int rc = rebuild_handle(c, why);
 					pthread_mutex_lock(&c->lock);
 					if (rc < 0) {
-						c->rebuild = true;
+						c->rebuild = why;
 						if (!c->stopping)
 							schedule_retry(c);
 						continue;
@@ -708,9 +724,25 @@ static void on_published(void *ctx, MQTTAsync_successData *resp)
 static void on_publish_failed(void *ctx, MQTTAsync_failureData *resp)
 {
 	struct slot *sl = ctx;
+	struct mqtt_client *c = sl->c;
 	int code = resp ? resp->code : MQTTASYNC_FAILURE;
 
-	release_slot(sl->c, sl, code == MQTTASYNC_OPERATION_INCOMPLETE ? -ECANCELED : -EIO);
+	/* Token 0 is paho 1.3.12's answer when writing a QoS 1/2 publish fails
+	 * on the socket (the connection broke mid-burst). It has then freed
+	 * the message's topic and payload while its session still lists the
+	 * message, and the next connect on this handle would resend the freed
+	 * memory: a payload SCADA cannot read, or a "malformed packet" the
+	 * broker hangs up on, at every reconnect. So the supervisor replaces
+	 * the handle before it connects again. Every other failure of a
+	 * publish carries the message's own token. */
+	if (resp && resp->token == 0) {
+		pthread_mutex_lock(&c->lock);
+		c->st.broken_writes++;
+		if (!c->stopping)
+			c->rebuild = REBUILD_BROKEN_WRITE;
+		pthread_mutex_unlock(&c->lock);
+	}
+	release_slot(c, sl, code == MQTTASYNC_OPERATION_INCOMPLETE ? -ECANCELED : -EIO);
 }
 
 int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, size_t len, int qos,

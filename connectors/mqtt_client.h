@@ -69,8 +69,10 @@ struct mqtt_stats {
 	uint64_t malformed, oversized, non_utf8, wrong_type; /* rejected payloads */
 	uint64_t out_of_range; /* samples marked bad: NaN/Inf, outside valid range, absurd time */
 	uint64_t reconnects;   /* successful connections after the first */
-	uint64_t rebuilds;     /* times the broker closed connections at once in a row and the
-				  client started over with a new paho handle */
+	uint64_t rebuilds;     /* times the client started over with a new paho handle: after
+				  a broken write, or connections closed at once several in a row */
+	uint64_t broken_writes; /* publishes whose write broke with the connection (paho holds
+				   a damaged copy of each: the handle is replaced) */
 	uint64_t published, acked, publish_failed;
 	uint64_t mismatched; /* acknowledged, but paho's copy differed from what was published
 				(counted in publish_failed: the owner publishes it again) */

@@ -811,6 +811,7 @@ static void write_status_file(struct engine *e, int64_t now)
 		/* non-zero only after the MQTT library's session went bad (docs/reliability.md) */
 		cJSON_AddNumberToObject(j, "mismatched", (double)st.mismatched);
 		cJSON_AddNumberToObject(j, "rebuilds", (double)st.rebuilds);
+		cJSON_AddNumberToObject(j, "broken_writes", (double)st.broken_writes);
 		cJSON_AddItemToArray(sources, j);
 	}
 	struct store_stats ss;

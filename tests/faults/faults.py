@@ -16,8 +16,8 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
   backlog thousands of alerts in the outbox drained while the broker is
           stopped and started again and again: every alert delivered, in
           order per asset, even those paho failed on the wire and the
-          daemon sent again (soak.sh only: it still trips, about once in
-          16 runs, the MQTT library's race of docs/reliability.md)
+          daemon sent again (soak.sh only, for now: it used to trip the
+          MQTT library's bug of docs/reliability.md, about once in 16 runs)
   plc     one PLC frozen (SIGSTOP) then killed and restarted on the same port:
           the other assets keep scoring, no_data published, recovery
   disk    state_dir on an 8 MiB tmpfs filled up (root only, else skipped):
@@ -754,12 +754,15 @@ def scen_outage(args):
     check(during >= 1, "no alert event while the broker was away: nothing was tested")
     verify_states(d, rig.sub, back, 30)
     # A broker that was simply away is no reason to distrust the library's
-    # session: no new handle, no acknowledgement for a damaged message.
+    # session: no new handle unless a publish broke off on the wire as the
+    # broker went (then one per such write), no acknowledgement for a
+    # damaged message.
     mq = wait_for(d.mqtt_status, 10, "the MQTT counters in status.json")
-    check(mq["rebuilds"] == 0 and mq["mismatched"] == 0,
-          "after a plain outage: %d new MQTT handles, %d mismatched acknowledgements"
-          % (mq["rebuilds"], mq["mismatched"]))
+    check(mq["rebuilds"] <= mq["broken_writes"] and mq["mismatched"] == 0,
+          "after a plain outage: %d new MQTT handles for %d broken writes, %d mismatched "
+          "acknowledgements" % (mq["rebuilds"], mq["broken_writes"], mq["mismatched"]))
     fig["publish_failed"] = mq["publish_failed"]
+    fig["broken_writes"] = mq["broken_writes"]
     return rig.finish(fig)
 
 
@@ -828,6 +831,7 @@ def scen_backlog(args):
     fig["broker_restarts"] = bounces
     mq = d.mqtt_status() or {}
     fig["mqtt_rebuilds"] = mq.get("rebuilds")
+    fig["mqtt_broken_writes"] = mq.get("broken_writes")
     fig["mqtt_mismatched"] = mq.get("mismatched")
     return rig.finish(fig)
 
@@ -1190,23 +1194,31 @@ def scen_clock(args):
     res["steps"] += 1
     res["fenced_after_back"] = st["samples_fenced"]
 
-    # A fault after the step is detected and alerted on the new clock (the
-    # demo's one-minute models have false alarms of their own: start from a
-    # closed episode so the fault's alert is a new one).
-    wait_for(lambda: d.asset_status()["pump-a"]["state"] == "normal", 90,
-             "pump-a normal before its fault")
-    n_before = sum(1 for a in rig.sub.alerts() if a["asset"] == "pump-a")
+    # A fault after the step is detected and alerted on the new clock. The
+    # demo's one-minute models have false alarms of their own: start when
+    # pump-a's last event closed its episode and its live state is normal
+    # (status.json can be 5 s old), and take the fault's raised or
+    # escalated event, stamped after it began.
+    import datetime
+
+    def ts_of(a):
+        return datetime.datetime.fromisoformat(a["ts"].replace("Z", "+00:00")).timestamp()
+
+    def quiet():
+        ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
+        st = rig.sub.states("pump-a")
+        return (not ev or ev[-1]["event"] == "cleared") and st and st[-1] == "normal"
+    wait_for(quiet, 90, "pump-a back to normal before its fault")
+    t0 = time.time()
     rig.sim.cmd("fault pump-a bearing_wear severity=1.0 ramp=2s for 30s")
 
-    def raised():
-        new = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"][n_before:]
-        return next((a for a in new if a["event"] == "raised"), None)
-    t0 = time.time()
-    al = wait_for(raised, 60, "pump-a's fault alerted after the clock was set back")
+    def alerted():
+        return next((a for a in rig.sub.alerts() if a["asset"] == "pump-a"
+                     and a["event"] in ("raised", "escalated")
+                     and ts_of(a) >= t0 - back - 1), None)
+    al = wait_for(alerted, 60, "pump-a's fault alerted after the clock was set back")
     res["alert_after_back_s"] = round(time.time() - t0, 1)
-    import datetime
-    ts = datetime.datetime.fromisoformat(al["ts"].replace("Z", "+00:00")).timestamp()
-    check(abs(ts - (time.time() - back)) < 60,
+    check(ts_of(al) < time.time() - back + 60,
           "the alert's ts %s is not on the daemon's clock (%d s behind)" % (al["ts"], back))
     rig.sim.cmd("clear pump-a")
 
