@@ -189,6 +189,29 @@ static int cfg_check(const struct window_cfg *c)
 	return 0;
 }
 
+/* No sample seen, nothing pending, nothing final (the queues keep their
+ * memory). */
+static void clear_data(struct window *w)
+{
+	for (int c = 0; c < w->cfg.C; c++) {
+		struct wchan *ch = &w->ch[c];
+
+		ch->last_ts = TS_NONE;
+		ch->held_ts = TS_NONE;
+		ch->head = ch->n = 0;
+	}
+	for (size_t i = 0; i < (size_t)w->cfg.W * (size_t)w->cfg.C; i++)
+		w->rows[i] = NAN;
+	w->started = false;
+	w->next_k = 0;
+	w->newest_ts = TS_NONE;
+	w->newest_good = TS_NONE;
+	w->n_final = 0;
+	w->last_gap_k = INT64_MIN;
+	w->last_off_k = INT64_MIN;
+	w->silent_run = 0;
+}
+
 struct window *window_new(const struct window_cfg *cfg)
 {
 	struct window *w = NULL;
@@ -209,20 +232,13 @@ struct window *window_new(const struct window_cfg *cfg)
 		goto fail;
 
 	for (size_t c = 0; c < C; c++) {
-		w->ch[c].last_ts = TS_NONE;
-		w->ch[c].held_ts = TS_NONE;
 		w->ch[c].q = calloc(QUEUE_MIN, sizeof(*w->ch[c].q));
 		if (!w->ch[c].q)
 			goto fail;
 		w->ch[c].cap = QUEUE_MIN;
 	}
-	for (size_t i = 0; i < W * C; i++)
-		w->rows[i] = NAN;
+	clear_data(w);
 	w->epoch_ms = TS_NONE;
-	w->newest_ts = TS_NONE;
-	w->newest_good = TS_NONE;
-	w->last_gap_k = INT64_MIN;
-	w->last_off_k = INT64_MIN;
 	return w;
 
 fail:
@@ -529,24 +545,8 @@ void window_restart(struct window *w, int64_t now_ms)
 {
 	if (!w)
 		return;
-	for (int c = 0; c < w->cfg.C; c++) {
-		struct wchan *ch = &w->ch[c];
-
-		ch->last_ts = TS_NONE;
-		ch->held_ts = TS_NONE;
-		ch->head = ch->n = 0;
-	}
-	for (size_t i = 0; i < (size_t)w->cfg.W * (size_t)w->cfg.C; i++)
-		w->rows[i] = NAN;
-	w->started = false;
-	w->next_k = 0;
+	clear_data(w);
 	w->epoch_ms = now_ms;
-	w->newest_ts = TS_NONE;
-	w->newest_good = TS_NONE;
-	w->n_final = 0;
-	w->last_gap_k = INT64_MIN;
-	w->last_off_k = INT64_MIN;
-	w->silent_run = 0;
 	w->st.restarts++;
 }
 
