@@ -697,6 +697,21 @@ static void kicker_stop(struct kicker *k)
 	free(k);
 }
 
+/* f->c, started, reaching the broker through a new kicker. */
+static struct kicker *client_behind_kicker(struct fixture *f, const char *id, int kicks,
+					   long reset_after)
+{
+	char uri[64];
+	struct kicker *k = kicker_start(f->b.port, kicks, reset_after);
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", k->port);
+	struct mqtt_client_cfg cfg = base_cfg(f, id);
+	cfg.uri = uri;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	return k;
+}
+
 /* A broker that drops every connection as soon as it is made (here: the
  * kicker, 7 times): after 5 in a row with nothing acknowledged the client
  * starts over with a new paho handle, so whatever paho held and kept
@@ -706,16 +721,7 @@ static void kicker_stop(struct kicker *k)
 static void test_rebuild_after_dropped_connections(void **state)
 {
 	struct fixture *f = *state;
-	struct kicker *k;
-	char uri[64];
-
-	k = kicker_start(f->b.port, 7, 0);
-	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", k->port);
-	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-kicked");
-	cfg.uri = uri;
-	f->c = mqtt_client_new(&cfg, &cbs, f->col);
-	assert_non_null(f->c);
-	assert_int_equal(mqtt_client_start(f->c), 0);
+	struct kicker *k = client_behind_kicker(f, "pdm-kicked", 7, 0);
 
 	/* Publish whenever the client takes a message: during the dropped
 	 * connections paho holds them and resends them at each reconnect. */
@@ -758,7 +764,6 @@ static void test_rebuild_after_dropped_connections(void **state)
 static void test_rebuild_after_broken_write(void **state)
 {
 	struct fixture *f = *state;
-	char uri[64];
 
 	struct collector *wcol = collector_new();
 	const struct mqtt_field wf[] = { { .path = "v", .sensor = 1 } };
@@ -771,13 +776,7 @@ static void test_rebuild_after_broken_write(void **state)
 	assert_int_equal(mqtt_client_start(watch), 0);
 	WAIT_UNTIL(ups(wcol) == 1, 5000);
 
-	struct kicker *k = kicker_start(f->b.port, 1000, 3000);
-	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", k->port);
-	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-broken");
-	cfg.uri = uri;
-	f->c = mqtt_client_new(&cfg, &cbs, f->col);
-	assert_non_null(f->c);
-	assert_int_equal(mqtt_client_start(f->c), 0);
+	struct kicker *k = client_behind_kicker(f, "pdm-broken", 1000, 3000);
 
 	struct mqtt_stats st = { 0 };
 	uint64_t tag = 1, mark = 0;
