@@ -766,6 +766,9 @@ static void write_status_file(struct engine *e, int64_t now)
 		/* samples older than their sensor's newest one: a clock or a
 		 * gateway that goes back in time */
 		cJSON_AddNumberToObject(j, "late_samples", (double)ws.late_samples);
+		/* samples that came after their point was decided: stamped by
+		 * a device whose clock is behind the daemon's, or delayed */
+		cJSON_AddNumberToObject(j, "overdue_samples", (double)ws.overdue_samples);
 		if (a->last_alert_id[0]) {
 			cJSON_AddStringToObject(j, "last_alert", a->last_alert_id);
 			cJSON_AddStringToObject(j, "last_alert_ts",
