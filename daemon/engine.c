@@ -676,9 +676,8 @@ static void handle_train_results(struct engine *e)
  * (they are still stored). Devices that stamp their own samples did not
  * step: their assets carry on untouched.
  */
-static void watch_clock(struct engine *e)
+static void watch_clock(struct engine *e, int64_t wall, int64_t mono)
 {
-	int64_t wall = pdm_wall_ms(), mono = pdm_mono_ms();
 	int64_t step = pdm_clock_watch(&e->clock, wall, mono);
 
 	if (step == 0)
@@ -701,10 +700,12 @@ static void drain_ingest(struct engine *e)
 	size_t n;
 
 	for (;;) {
-		watch_clock(e);
+		/* One reading of the clocks per batch serves the step watch and
+		 * the fence. */
+		int64_t wall = pdm_wall_ms(), mono = pdm_mono_ms();
+		watch_clock(e, wall, mono);
 		if ((n = ingest_pop(e->ingest, e->pop_buf, e->pop_cap)) == 0)
 			break;
-		int64_t mono = pdm_mono_ms(), wall = pdm_wall_ms();
 		for (size_t i = 0; i < n; i++) {
 			struct pdm_sample *s = &e->pop_buf[i];
 			if (s->sensor >= e->cfg->n_sensors)

@@ -38,6 +38,8 @@ The figures of a run are printed as one line `FAULTS_RESULT {json}` and, with
 """
 import argparse
 import collections
+import datetime
+import glob
 import json
 import os
 import random
@@ -1132,7 +1134,6 @@ def scen_term(args):
 
 
 def faketime_lib():
-    import glob
     libs = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
     return libs[0] if libs else None
 
@@ -1165,6 +1166,13 @@ def scen_clock(args):
     d.wait_models(args.model_timeout)
     res = {"steps": 0}
 
+    def steps_reported(n):
+        """status.json once it counts n clock steps."""
+        def ok():
+            st = d.own_status()
+            return st if st and st.get("clock_steps") == n else None
+        return wait_for(ok, 15, "clock_steps %d in status.json" % n)
+
     def scoring_after(lo, what):
         """Every asset stores scores from lo on: pump-a and pump-b on the
         daemon's clock (polled), pump-c on the gateway's (its samples carry
@@ -1187,8 +1195,7 @@ def scen_clock(args):
     set_offset(-back)
     log("daemon clock set back %d s" % back)
     res["scoring_after_back_s"] = scoring_after(step_at, "set back")
-    st = wait_for(lambda: (lambda s: s if s and s.get("clock_steps") == 1 else None)(
-        d.own_status()), 15, "clock_steps 1 in status.json")
+    st = steps_reported(1)
     check(abs(st["last_clock_step_ms"] + back * 1000) < 5000,
           "last_clock_step_ms %s for a %d s step back" % (st["last_clock_step_ms"], back))
     res["steps"] += 1
@@ -1199,8 +1206,6 @@ def scen_clock(args):
     # pump-a's last event closed its episode and its live state is normal
     # (status.json can be 5 s old), and take the fault's raised or
     # escalated event, stamped after it began.
-    import datetime
-
     def ts_of(a):
         return datetime.datetime.fromisoformat(a["ts"].replace("Z", "+00:00")).timestamp()
 
@@ -1226,8 +1231,7 @@ def scen_clock(args):
     set_offset(0)
     log("daemon clock set forward to the real time")
     res["scoring_after_forward_s"] = scoring_after(step_at, "set forward again")
-    st = wait_for(lambda: (lambda s: s if s and s.get("clock_steps") == 2 else None)(
-        d.own_status()), 15, "clock_steps 2 in status.json")
+    st = steps_reported(2)
     res["steps"] += 1
     res["samples_fenced"] = st["samples_fenced"]
     fig = verify_alerts(d.db, rig.sub, args.drain_timeout)
