@@ -59,6 +59,61 @@ int pdm_clock_fenced(const struct pdm_clock_watch *cw, int64_t ts_ms, int64_t wa
 	return ts_ms < cw->fence_lo_ms || ts_ms > wall_ms + PDM_CLOCK_SLACK_MS;
 }
 
+void pdm_lag_add(struct pdm_lag *l, int64_t lag_ms, int64_t mono_ms)
+{
+	int64_t b = mono_ms / PDM_LAG_BUCKET_MS + 1;
+	int i = (int)(b % PDM_LAG_BUCKETS);
+
+	if (l->bucket[i] != b) {
+		l->bucket[i] = b;
+		l->min_ms[i] = l->max_ms[i] = lag_ms;
+	} else if (lag_ms > l->max_ms[i]) {
+		l->max_ms[i] = lag_ms;
+	} else if (lag_ms < l->min_ms[i]) {
+		l->min_ms[i] = lag_ms;
+	}
+	l->samples++;
+}
+
+int pdm_lag_get(struct pdm_lag *l, int64_t mono_ms, int64_t *min_ms, int64_t *max_ms)
+{
+	int64_t b = mono_ms / PDM_LAG_BUCKET_MS + 1, lo = INT64_MAX, hi = INT64_MIN;
+
+	for (int i = 0; i < PDM_LAG_BUCKETS; i++) {
+		if (l->bucket[i] == 0 || l->bucket[i] <= b - PDM_LAG_BUCKETS)
+			continue;
+		if (l->min_ms[i] < lo)
+			lo = l->min_ms[i];
+		if (l->max_ms[i] > hi)
+			hi = l->max_ms[i];
+	}
+	if (hi != INT64_MIN) {
+		l->est_min_ms = lo;
+		l->est_max_ms = hi;
+	}
+	if (min_ms)
+		*min_ms = l->est_min_ms;
+	if (max_ms)
+		*max_ms = l->est_max_ms;
+	return l->samples > 0 ? 0 : -ENODATA;
+}
+
+void pdm_lag_shift(struct pdm_lag *l, int64_t step_ms)
+{
+	for (int i = 0; i < PDM_LAG_BUCKETS; i++) {
+		l->min_ms[i] += step_ms;
+		l->max_ms[i] += step_ms;
+	}
+	l->est_min_ms += step_ms;
+	l->est_max_ms += step_ms;
+}
+
+void pdm_lag_reset(struct pdm_lag *l)
+{
+	for (int i = 0; i < PDM_LAG_BUCKETS; i++)
+		l->bucket[i] = 0;
+}
+
 char *pdm_iso8601(int64_t epoch_ms, char *buf, size_t len)
 {
 	int64_t secs = epoch_ms / 1000;

@@ -43,6 +43,41 @@ int64_t pdm_clock_watch(struct pdm_clock_watch *cw, int64_t wall_ms, int64_t mon
 int pdm_clock_fenced(const struct pdm_clock_watch *cw, int64_t ts_ms, int64_t wall_ms,
 		     int64_t mono_ms);
 
+/*
+ * How far behind the host's clock a device's samples arrive: the smallest
+ * and the largest (receipt time - sample time) seen in the last minute, kept
+ * in six buckets of ten seconds of the monotonic clock, so that a delivery
+ * delayed once ages out within a minute and a device clock that drifts is
+ * followed. The smallest is the device's clock offset (plus the quickest
+ * delivery, negated: a device whose clock is behind shows a positive lag);
+ * the largest adds the worst recent delivery delay, which is how long
+ * windows on that device's clock must wait. Without samples for a minute the
+ * last estimates stay. Zero-initialise.
+ */
+#define PDM_LAG_BUCKETS 6
+#define PDM_LAG_BUCKET_MS 10000
+struct pdm_lag {
+	int64_t min_ms[PDM_LAG_BUCKETS], max_ms[PDM_LAG_BUCKETS];
+	int64_t bucket[PDM_LAG_BUCKETS]; /* 1 + the bucket number each slot holds; 0 = empty */
+	int64_t est_min_ms, est_max_ms;
+	uint64_t samples;
+};
+
+/* Records one sample that arrived lag_ms after the time it carries. */
+void pdm_lag_add(struct pdm_lag *l, int64_t lag_ms, int64_t mono_ms);
+
+/* The current estimates into *min_ms and *max_ms (either may be NULL).
+ * Returns 0, or -ENODATA (both 0) before the first sample. */
+int pdm_lag_get(struct pdm_lag *l, int64_t mono_ms, int64_t *min_ms, int64_t *max_ms);
+
+/* The host's clock stepped by step_ms (positive: forward): every lag seen
+ * so far, measured on the old clock, moves by as much. */
+void pdm_lag_shift(struct pdm_lag *l, int64_t step_ms);
+
+/* Forgets the buckets (the device's clock stepped, by an amount only its
+ * next samples tell); the next sample sets the estimates afresh. */
+void pdm_lag_reset(struct pdm_lag *l);
+
 /* Formats epoch ms as "2026-11-28T04:25:42.123Z" (24 chars + NUL).
  * buf must hold at least PDM_ISO8601_LEN bytes. Returns buf. */
 #define PDM_ISO8601_LEN 32

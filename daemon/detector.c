@@ -166,6 +166,11 @@ int detector_advance(struct detector *d, int64_t now_ms)
 	return d->hook_rc;
 }
 
+int64_t detector_newest_ts(const struct detector *d)
+{
+	return window_newest_ts(d->win);
+}
+
 void detector_clock_step(struct detector *d, int64_t now_ms)
 {
 	window_restart(d->win, now_ms);

@@ -59,8 +59,12 @@ struct detector *detector_new(const struct detector_cfg *cfg, const struct detec
 			      void *user, const struct alert_persist *restored);
 void detector_free(struct detector *d);
 
-/* A sample for channel c (0-based, the asset's sensor order). */
+/* A sample for channel c (0-based, the asset's sensor order). Returns
+ * window_push's result (-ESTALE: older than the channel's newest sample). */
 int detector_push(struct detector *d, int channel, int64_t ts_ms, double value, bool good);
+
+/* The newest sample time pushed on any channel; INT64_MIN before any. */
+int64_t detector_newest_ts(const struct detector *d);
 
 /* Cuts every window complete at now_ms, scores it when a model is set,
  * runs the alert engine and the hooks. Returns 0 or the first hook error. */

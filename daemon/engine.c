@@ -70,6 +70,8 @@ struct asset_rt {
 	bool state_dirty, model_dirty;
 	int64_t trained_at_ms;
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
+	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
+	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
 	uint64_t trainable_mark; /* detector count when the last job was judged short */
 	size_t windows_needed;
 	bool retrain_requested;
@@ -85,6 +87,18 @@ struct sensor_map {
 	int channel;
 	uint32_t store_id;
 	bool own_clock; /* stamped by the daemon's clock, not the device's */
+	size_t source;
+};
+
+/* A source whose devices stamp their own samples (MQTT with a time field):
+ * how their clock compares with the host's. */
+struct src_clock {
+	bool device;
+	struct pdm_lag lag;
+	int64_t offset_ms, max_lag_ms; /* refreshed every tick */
+	int64_t off_since_mono;        /* the offset beyond CLOCK_WARN_MS since; 0 = not */
+	bool warned;
+	int64_t warned_offset_ms, warned_mono;
 };
 
 struct engine {
@@ -103,6 +117,7 @@ struct engine {
 	struct asset_rt *assets;
 	size_t n_assets;
 	struct sensor_map *smap;
+	struct src_clock *srcs; /* per cfg source */
 	struct trainer *trainer;
 	char *password;
 	char status_topic[512];
@@ -134,6 +149,13 @@ struct engine {
 	uint64_t clock_steps, fenced;
 	int64_t last_step_ms; /* signed: how far the last step moved the clock */
 };
+
+/* The asset's "now" for its windows, no_data and training: the host's clock,
+ * or its devices' (see refresh_clocks). */
+static int64_t asset_now(const struct asset_rt *a, int64_t wall)
+{
+	return a->own_clock ? wall : wall - a->clock_lag_ms;
+}
 
 /* ---- MQTT callbacks (paho's thread): into the mailbox ------------------ */
 
@@ -542,7 +564,9 @@ static void fill_window_cfg(const struct pdm_config *cfg, const struct cfg_asset
 static void submit_training(struct engine *e, struct asset_rt *a, const char *why)
 {
 	struct train_job *j = calloc(1, sizeof(*j));
-	int64_t now = pdm_wall_ms();
+	/* Training reaches up to the asset's clock (a device's, maybe hours
+	 * off the host's): the newest samples it has. */
+	int64_t now = asset_now(a, pdm_wall_ms());
 
 	if (!j)
 		return;
@@ -687,12 +711,53 @@ static void watch_clock(struct engine *e, int64_t wall, int64_t mono)
 	for (size_t i = 0; i < e->n_assets; i++)
 		if (e->assets[i].own_clock)
 			detector_clock_step(e->assets[i].det, wall);
+	/* Every device's lag seen so far was measured on the old clock. */
+	for (size_t i = 0; i < e->cfg->n_sources; i++)
+		pdm_lag_shift(&e->srcs[i].lag, step);
 	LOG_RL(&e->clock_rl, LOG_WARNING,
 	       "daemon: the system clock was set %s by %.3f s; the windows of assets polled "
 	       "or stamped on receipt start over (scores resume one window length from now); "
 	       "samples stamped before the change are stored but not scored. NTP slewing "
 	       "instead of stepping avoids this",
 	       step < 0 ? "back" : "forward", (double)(step < 0 ? -step : step) / 1000.0);
+}
+
+#define DEVICE_STEP_MS 5000 /* only late samples this long: the devices' clock went back */
+
+/*
+ * The same blind spot as a step of the host's clock, for an asset on its
+ * devices' clock: a device whose clock is set back (a gateway told to send
+ * UTC instead of a local time ahead of it) makes every new sample older
+ * than the last one received, for as long as the step. Samples that all
+ * come late for DEVICE_STEP_MS, none accepted in between, cannot be a
+ * delayed delivery (live ones would be accepted among them): the window
+ * starts over on the new clock. Returns true when it did; the caller pushes
+ * the sample again.
+ */
+static bool device_clock_back(struct engine *e, struct asset_rt *a, int rc, int64_t ts,
+			      int64_t mono)
+{
+	if (rc != -ESTALE) {
+		if (rc == 0)
+			a->late_since_mono = 0;
+		return false;
+	}
+	if (a->late_since_mono == 0) {
+		a->late_since_mono = mono;
+		return false;
+	}
+	if (mono - a->late_since_mono < DEVICE_STEP_MS)
+		return false;
+	a->late_since_mono = 0;
+	int64_t back = detector_newest_ts(a->det) - ts;
+	detector_clock_step(a->det, ts);
+	for (size_t c = 0; c < a->cfg->n_sensors; c++)
+		pdm_lag_reset(&e->srcs[e->cfg->sensors[a->cfg->sensors[c]].source].lag);
+	LOG_W("asset %s: its devices' clock went back by about %.1f s (their samples have all "
+	      "been older than the newest one received for %d s); its window starts over on "
+	      "the new clock (scores resume one window length from now)",
+	      a->cfg->name, (double)back / 1000.0, DEVICE_STEP_MS / 1000);
+	return true;
 }
 
 static void drain_ingest(struct engine *e)
@@ -712,11 +777,16 @@ static void drain_ingest(struct engine *e)
 				continue;
 			const struct sensor_map *m = &e->smap[s->sensor];
 			struct asset_rt *a = &e->assets[m->asset];
-			if (m->own_clock && pdm_clock_fenced(&e->clock, s->ts_ms, wall, mono))
+			if (m->own_clock && pdm_clock_fenced(&e->clock, s->ts_ms, wall, mono)) {
 				e->fenced++;
-			else
-				detector_push(a->det, m->channel, s->ts_ms, s->value,
-					      s->quality == PDM_Q_GOOD);
+			} else {
+				bool good = s->quality == PDM_Q_GOOD;
+				int rc = detector_push(a->det, m->channel, s->ts_ms, s->value, good);
+				if (!a->own_clock && device_clock_back(e, a, rc, s->ts_ms, mono))
+					detector_push(a->det, m->channel, s->ts_ms, s->value, good);
+			}
+			if (!m->own_clock && s->quality != PDM_Q_STALE)
+				pdm_lag_add(&e->srcs[m->source].lag, wall - s->ts_ms, mono);
 			s->sensor = m->store_id;
 		}
 		/* Stale markers carry no value; they are not history. */
@@ -726,6 +796,137 @@ static void drain_ingest(struct engine *e)
 				e->pop_buf[k++] = e->pop_buf[i];
 		if (k > 0)
 			store_submit(e->store, e->pop_buf, k);
+	}
+}
+
+/* ---- device clocks --------------------------------------------------------------- */
+
+#define CLOCK_WARN_MS 5000         /* a device clock this far off is worth a warning */
+#define CLOCK_WARN_AFTER_MS 15000  /* ... once it has been off this long */
+#define CLOCK_REWARN_MS (600 * 1000)
+
+/*
+ * An asset whose samples all carry their devices' time runs on the devices'
+ * clock: its windows, no_data and training reach up to the host's time minus
+ * the largest lag of its sources, so a gateway stamping local time without a
+ * zone (hours behind) or a device whose clock is off is scored as if it were
+ * right, instead of every sample arriving after its window was closed. An
+ * asset that mixes them with host-stamped samples stays on the host's clock
+ * (its windows cannot line the two up; the warning below says so).
+ */
+static void refresh_clocks(struct engine *e, int64_t mono)
+{
+	for (size_t i = 0; i < e->cfg->n_sources; i++) {
+		struct src_clock *sc = &e->srcs[i];
+		int64_t lo, hi;
+		if (sc->device && pdm_lag_get(&sc->lag, mono, &lo, &hi) == 0) {
+			sc->offset_ms = -lo;
+			sc->max_lag_ms = hi;
+		}
+	}
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		int64_t lag = 0;
+		bool any = false;
+		if (a->own_clock)
+			continue;
+		for (size_t c = 0; c < a->cfg->n_sensors; c++) {
+			const struct src_clock *sc = &e->srcs[e->cfg->sensors[a->cfg->sensors[c]].source];
+			if (sc->lag.samples > 0 && (!any || sc->max_lag_ms > lag)) {
+				lag = sc->max_lag_ms;
+				any = true;
+			}
+		}
+		a->clock_lag_ms = lag;
+	}
+}
+
+/* "5.0 h", "12.3 s": a clock offset for a log line. */
+static const char *fmt_offset(int64_t ms, char *buf, size_t len)
+{
+	double s = (double)(ms < 0 ? -ms : ms) / 1000.0;
+
+	if (s >= 3570)
+		snprintf(buf, len, "%.1f h", s / 3600);
+	else if (s >= 120)
+		snprintf(buf, len, "%.1f min", s / 60);
+	else
+		snprintf(buf, len, "%.1f s", s);
+	return buf;
+}
+
+/* Names the assets that read source i: those on its clock, and those that
+ * mix it with the host's. */
+static void clock_assets(const struct engine *e, size_t src, char *on, size_t on_len, char *mixed,
+			 size_t mixed_len)
+{
+	size_t no = 0, nm = 0;
+
+	on[0] = mixed[0] = '\0';
+	for (size_t i = 0; i < e->n_assets; i++) {
+		const struct asset_rt *a = &e->assets[i];
+		bool reads = false;
+		for (size_t c = 0; c < a->cfg->n_sensors && !reads; c++)
+			reads = e->cfg->sensors[a->cfg->sensors[c]].source == src;
+		if (!reads)
+			continue;
+		if (a->own_clock && nm < mixed_len)
+			nm += (size_t)snprintf(mixed + nm, mixed_len - nm, "%s%s", nm ? ", " : "",
+					       a->cfg->name);
+		else if (!a->own_clock && no < on_len)
+			no += (size_t)snprintf(on + no, on_len - no, "%s%s", no ? ", " : "",
+					       a->cfg->name);
+	}
+}
+
+/*
+ * A device clock off by more than a few seconds is a fault of its own, and
+ * one the user can fix: say which source, by how much, and the likely cause
+ * (an offset of whole quarter hours is a time zone). Once it has lasted
+ * CLOCK_WARN_AFTER_MS (a backlog delivered after a reconnect is not an
+ * offset), again when it changes, at most every ten minutes.
+ */
+static void check_device_clocks(struct engine *e, int64_t mono)
+{
+	for (size_t i = 0; i < e->cfg->n_sources; i++) {
+		struct src_clock *sc = &e->srcs[i];
+		const char *name = e->cfg->sources[i].name;
+		if (!sc->device || sc->lag.samples == 0)
+			continue;
+		int64_t off = sc->offset_ms, aoff = off < 0 ? -off : off;
+		if (aoff <= CLOCK_WARN_MS) {
+			sc->off_since_mono = 0;
+			if (sc->warned && aoff <= CLOCK_WARN_MS / 2) {
+				sc->warned = false;
+				LOG_I("source %s: its clock agrees with this host's again (%+lld ms)",
+				      name, (long long)off);
+			}
+			continue;
+		}
+		if (sc->off_since_mono == 0)
+			sc->off_since_mono = mono;
+		int64_t change = off - sc->warned_offset_ms;
+		if (mono - sc->off_since_mono < CLOCK_WARN_AFTER_MS ||
+		    (sc->warned && ((change < 0 ? -change : change) <= CLOCK_WARN_MS + aoff / 10 ||
+				    mono - sc->warned_mono < CLOCK_REWARN_MS)))
+			continue;
+		char amount[32], on[256], mixed[256];
+		int64_t quarter = 15 * 60 * 1000, rem = aoff % quarter;
+		bool zone = aoff >= quarter - 120000 && (rem <= 120000 || rem >= quarter - 120000);
+		fmt_offset(off, amount, sizeof(amount));
+		clock_assets(e, i, on, sizeof(on), mixed, sizeof(mixed));
+		LOG_W("source %s: its samples are stamped %s %s this host's clock (%+.1f s)%s%s%s%s%s",
+		      name, amount, off < 0 ? "behind" : "ahead of", (double)off / 1000.0,
+		      zone ? ", a whole number of quarter hours: likely local time sent without "
+			     "its zone (read as UTC); add the zone to the timestamps or send UTC"
+			   : ": the device's clock or this host's is wrong; set both from NTP",
+		      on[0] ? ". Assets on that clock (their alert and state times too): " : "", on,
+		      mixed[0] ? ". Cannot line its samples up with the host-stamped ones of: "
+			       : "",
+		      mixed);
+		sc->warned = true;
+		sc->warned_offset_ms = off;
+		sc->warned_mono = mono;
 	}
 }
 
@@ -770,6 +971,11 @@ static void write_status_file(struct engine *e, int64_t now)
 		/* samples that came after their point was decided: stamped by
 		 * a device whose clock is behind the daemon's, or delayed */
 		cJSON_AddNumberToObject(j, "overdue_samples", (double)ws.overdue_samples);
+		/* "device": every sample carries its device's time, and the asset
+		 * runs on that clock, clock_lag_ms behind the host's */
+		cJSON_AddStringToObject(j, "clock", a->own_clock ? "host" : "device");
+		if (!a->own_clock)
+			cJSON_AddNumberToObject(j, "clock_lag_ms", (double)a->clock_lag_ms);
 		if (a->last_alert_id[0]) {
 			cJSON_AddStringToObject(j, "last_alert", a->last_alert_id);
 			cJSON_AddStringToObject(j, "last_alert_ts",
@@ -817,6 +1023,20 @@ static void write_status_file(struct engine *e, int64_t now)
 		cJSON_AddNumberToObject(j, "rebuilds", (double)st.rebuilds);
 		cJSON_AddNumberToObject(j, "broken_writes", (double)st.broken_writes);
 		cJSON_AddItemToArray(sources, j);
+	}
+	/* Sources that stamp their own samples: their clock against the host's
+	 * (offset_ms > 0: ahead) and how late their samples can arrive. */
+	cJSON *clocks = cJSON_AddArrayToObject(o, "device_clocks");
+	for (size_t i = 0; i < e->cfg->n_sources; i++) {
+		const struct src_clock *sc = &e->srcs[i];
+		if (!sc->device || sc->lag.samples == 0)
+			continue;
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "source", e->cfg->sources[i].name);
+		cJSON_AddNumberToObject(j, "offset_ms", (double)sc->offset_ms);
+		cJSON_AddNumberToObject(j, "max_delay_ms", (double)(sc->max_lag_ms + sc->offset_ms));
+		cJSON_AddNumberToObject(j, "samples", (double)sc->lag.samples);
+		cJSON_AddItemToArray(clocks, j);
 	}
 	struct store_stats ss;
 	store_stats(e->store, &ss);
@@ -1131,7 +1351,8 @@ static int setup_assets(struct engine *e)
 	e->n_assets = cfg->n_assets;
 	e->assets = calloc(cfg->n_assets ? cfg->n_assets : 1, sizeof(*e->assets));
 	e->smap = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*e->smap));
-	if (!e->assets || !e->smap)
+	e->srcs = calloc(cfg->n_sources ? cfg->n_sources : 1, sizeof(*e->srcs));
+	if (!e->assets || !e->smap || !e->srcs)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_sensors; i++)
 		e->smap[i].asset = -1;
@@ -1156,8 +1377,9 @@ static int setup_assets(struct engine *e)
 			}
 			const struct cfg_source *src = &cfg->sources[se->source];
 			bool own = src->type != CFG_SRC_MQTT || !src->timestamp || !src->timestamp[0];
-			e->smap[ac->sensors[c]] =
-				(struct sensor_map){ (int)i, (int)c, a->store_ids[c], own };
+			e->smap[ac->sensors[c]] = (struct sensor_map){ (int)i, (int)c, a->store_ids[c],
+								       own, se->source };
+			e->srcs[se->source].device = !own;
 			a->own_clock |= own;
 		}
 		char score_name[300];
@@ -1282,6 +1504,8 @@ static void teardown(struct engine *e)
 	e->n_assets = 0;
 	free(e->smap);
 	e->smap = NULL;
+	free(e->srcs);
+	e->srcs = NULL;
 	if (e->store) {
 		store_flush(e->store, 3000);
 		store_close(e->store);
@@ -1484,13 +1708,19 @@ static void on_tick(struct engine *e)
 	ssize_t r = read(e->tfd, &expirations, sizeof(expirations));
 	(void)r;
 	/* The clock is read after drain_ingest has looked for a step: a
-	 * window restarted for a step back must never see the old clock. */
+	 * window restarted for a step back must never see the old clock. It
+	 * is watched once more, for a step since: an asset on its devices'
+	 * clock advanced with the new wall clock but lags measured on the
+	 * old one would decide minutes of points it has no samples for yet. */
 	drain_ingest(e);
 	int64_t now = pdm_wall_ms(), mono = pdm_mono_ms();
+	watch_clock(e, now, mono);
+	refresh_clocks(e, mono);
 	for (size_t i = 0; i < e->n_assets; i++)
-		detector_advance(e->assets[i].det, now);
+		detector_advance(e->assets[i].det, asset_now(&e->assets[i], now));
 	if (mono - e->last_control_ms >= 1000) {
 		e->last_control_ms = mono;
+		check_device_clocks(e, mono);
 		check_control(e);
 		schedule_training(e, now);
 		flush_retained(e);

@@ -554,7 +554,10 @@ bool window_no_data(const struct window *w, int64_t now_ms)
 {
 	if (!w || w->cfg.no_data_ms <= 0)
 		return false;
-	int64_t ref = w->newest_good > w->epoch_ms ? w->newest_good : w->epoch_ms;
+	/* The newest good sample, even one older than the first advance: the
+	 * clock of a device that stamps its own samples may be hours behind
+	 * the one the window was first advanced with. */
+	int64_t ref = w->newest_good != TS_NONE ? w->newest_good : w->epoch_ms;
 
 	if (ref == TS_NONE)
 		return false;

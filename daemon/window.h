@@ -130,9 +130,10 @@ int window_advance(struct window *w, int64_t now_ms, window_emit_fn emit, void *
 void window_restart(struct window *w, int64_t now_ms);
 
 /* True if no good sample on any channel has been seen for longer than
- * no_data_ms before now_ms (counting from the first sample or the first
- * window_advance call, whichever came first). False before either, or when
- * no_data_ms <= 0. */
+ * no_data_ms before now_ms: counting from the newest good sample (even one
+ * older than the first window_advance call: a device's clock may be behind
+ * the host's) or, before any, from the first sample or window_advance call,
+ * whichever came first. False before either, or when no_data_ms <= 0. */
 bool window_no_data(const struct window *w, int64_t now_ms);
 
 /* Newest sample timestamp pushed on any channel (accepted samples only), or

@@ -93,6 +93,80 @@ static void test_iso8601(void **state)
 	assert_int_equal(pdm_parse_iso8601("2026-11-28T04:25:42Zjunk", &ms), -EINVAL);
 }
 
+/* Reads the lag estimates into lo/hi; returns pdm_lag_get's result. */
+static int lag_at(struct pdm_lag *l, int64_t mono, int64_t *lo, int64_t *hi)
+{
+	return pdm_lag_get(l, mono, lo, hi);
+}
+
+/* A device clock 5 h behind the host, delivery delays of a few ms, one
+ * delivery held up half a minute, then the host's clock set back. */
+static void test_lag(void **state)
+{
+	struct pdm_lag l = { 0 };
+	int64_t lo, hi;
+	const int64_t off = 5 * 3600 * 1000;
+	(void)state;
+
+	assert_int_equal(lag_at(&l, 1000, &lo, &hi), -ENODATA);
+	assert_int_equal(lo, 0);
+	assert_int_equal(hi, 0);
+	int64_t mono = 1000;
+	for (int i = 0; i < 600; i++, mono += 100)
+		pdm_lag_add(&l, off + 2 + i % 7, mono);
+	assert_int_equal(lag_at(&l, mono, &lo, &hi), 0);
+	assert_int_equal(lo, off + 2);
+	assert_int_equal(hi, off + 8);
+	/* One sample delivered 30 s late: the largest lag shows it for a
+	 * minute at most, the smallest (the clock offset) never. */
+	pdm_lag_add(&l, off + 30000, mono);
+	int64_t late_at = mono;
+	for (; mono < late_at + 80000; mono += 100) {
+		pdm_lag_add(&l, off + 3, mono);
+		assert_int_equal(lag_at(&l, mono, &lo, &hi), 0);
+		if (mono - late_at < 50000) {
+			assert_int_equal(lo, off + 2);
+			assert_int_equal(hi, off + 30000);
+		}
+		if (mono - late_at >= 70000) {
+			assert_int_equal(lo, off + 3);
+			assert_int_equal(hi, off + 3);
+		}
+	}
+	/* Silence: the last estimates stay. */
+	mono += 600000;
+	assert_int_equal(lag_at(&l, mono, &lo, &hi), 0);
+	assert_int_equal(lo, off + 3);
+	assert_int_equal(hi, off + 3);
+	/* The host's clock set back 10 min: every lag seen moves with it,
+	 * the held estimates too, before any new sample. */
+	pdm_lag_shift(&l, -600000);
+	assert_int_equal(lag_at(&l, mono, &lo, &hi), 0);
+	assert_int_equal(lo, off - 600000 + 3);
+	assert_int_equal(hi, off - 600000 + 3);
+	pdm_lag_add(&l, off - 600000 + 4, mono);
+	pdm_lag_add(&l, off - 600000 + 2, mono);
+	pdm_lag_shift(&l, 600000);
+	assert_int_equal(lag_at(&l, mono, &lo, &hi), 0);
+	assert_int_equal(lo, off + 2);
+	assert_int_equal(hi, off + 4);
+	/* The device's clock set back an hour: the next sample sets the
+	 * estimates afresh, not the extremes of old and new. */
+	pdm_lag_reset(&l);
+	pdm_lag_add(&l, off + 3600000 + 5, mono);
+	assert_int_equal(lag_at(&l, mono, &lo, &hi), 0);
+	assert_int_equal(lo, off + 3600000 + 5);
+	assert_int_equal(hi, off + 3600000 + 5);
+	/* A device ahead of the host: negative lags. */
+	struct pdm_lag a = { 0 };
+	pdm_lag_add(&a, -3600000 + 5, 0);
+	pdm_lag_add(&a, -3600000 + 1, 0);
+	assert_int_equal(lag_at(&a, 0, &lo, &hi), 0);
+	assert_int_equal(lo, -3600000 + 1);
+	assert_int_equal(hi, -3600000 + 5);
+	assert_int_equal(lag_at(&a, 0, NULL, NULL), 0);
+}
+
 static void test_clock_watch(void **state)
 {
 	struct pdm_clock_watch cw = { 0 };
@@ -212,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_iso8601),
 		cmocka_unit_test(test_clock_watch),
+		cmocka_unit_test(test_lag),
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_log_level),
 		cmocka_unit_test(test_uri),

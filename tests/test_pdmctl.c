@@ -66,7 +66,9 @@ static void write_status(int64_t updated, pid_t pid)
 		 "\"connected\":true,\"requests\":12345,\"errors\":3,\"timeouts\":1,"
 		 "\"exceptions\":0,\"reconnects\":2,\"last_success\":\"%s\",\"latency_avg_ms\":1.5}],"
 		 "\"store\":{\"appended\":5400,\"dropped_full\":0,\"evicted\":0,\"write_errors\":0,"
-		 "\"ingest_dropped\":0}}",
+		 "\"ingest_dropped\":0},\"device_clocks\":[{\"source\":\"gw-east\","
+		 "\"offset_ms\":-18000210,\"max_delay_ms\":12,\"samples\":999},{\"source\":"
+		 "\"gw-ok\",\"offset_ms\":40,\"max_delay_ms\":3,\"samples\":5}]}",
 		 F.host, (int)pid, st, u, st, u, u);
 	assert_int_equal(test_write_file(F.state, "status.json", text), 0);
 }
@@ -260,6 +262,9 @@ static void test_status(void **state)
 	assert_non_null(strstr(row, "12345"));
 	assert_non_null(strstr(OUT, "outbox: 2 message(s) not yet delivered"));
 	assert_non_null(strstr(OUT, "clock: set 1 time(s) since the start, last back by 600.0 s"));
+	/* A gateway 5 h behind is reported; one 40 ms off is not. */
+	assert_non_null(strstr(OUT, "device clock: gw-east stamps its samples 5h00m behind"));
+	assert_null(strstr(OUT, "gw-ok"));
 
 	assert_int_equal(RUN("status", "--json"), 0);
 	cJSON *j = cJSON_Parse(OUT);
@@ -273,6 +278,9 @@ static void test_status(void **state)
 	assert_int_equal(cJSON_GetObjectItem(a, "model_version")->valueint, 1);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "sources")), 1);
 	assert_int_equal(cJSON_GetObjectItem(j, "outbox_pending")->valueint, 2);
+	const cJSON *dc = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "device_clocks"), 0);
+	assert_string_equal(cJSON_GetObjectItem(dc, "source")->valuestring, "gw-east");
+	assert_int_equal((int64_t)cJSON_GetObjectItem(dc, "offset_ms")->valuedouble, -18000210);
 	cJSON_Delete(j);
 
 	/* A minute-old status: the daemon is not running; still shown. */

@@ -417,8 +417,8 @@ static void test_silence(void **state)
 	window_free(w);
 }
 
-/* no_data: no good sample for longer than no_data_ms, counted from the first
- * sample or the first advance. */
+/* no_data: no good sample for longer than no_data_ms, counted from the
+ * newest good sample, or before any from the first sample or advance. */
 static void test_no_data(void **state)
 {
 	struct window_cfg cfg = base_cfg(2, 100, 4, 1, 2);
@@ -440,6 +440,16 @@ static void test_no_data(void **state)
 	assert_int_equal(window_advance(w, 100, NULL, NULL), 0);
 	assert_false(window_no_data(w, 1100));
 	assert_true(window_no_data(w, 1101));
+	window_free(w);
+
+	/* First advanced on the host's clock, then fed by a device whose clock
+	 * is far behind it (and advanced on that clock): the newest sample
+	 * counts, not the first advance. */
+	w = window_new(&cfg);
+	assert_int_equal(window_advance(w, 1000000, NULL, NULL), 0);
+	assert_int_equal(window_push(w, 0, 5000, 1.0, true), 0);
+	assert_false(window_no_data(w, 6000));
+	assert_true(window_no_data(w, 6001));
 	window_free(w);
 
 	cfg.no_data_ms = 0;

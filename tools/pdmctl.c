@@ -608,6 +608,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		const cJSON *jst = cJSON_GetObjectItemCaseSensitive(d.status, "store");
 		if (jst)
 			cJSON_AddItemToObject(o2, "store", cJSON_Duplicate(jst, 1));
+		const cJSON *jdc = cJSON_GetObjectItemCaseSensitive(d.status, "device_clocks");
+		if (cJSON_IsArray(jdc))
+			cJSON_AddItemToObject(o2, "device_clocks", cJSON_Duplicate(jdc, 1));
 		if (pending >= 0)
 			cJSON_AddNumberToObject(o2, "outbox_pending", (double)pending);
 		ex = print_json(o2);
@@ -700,6 +703,20 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		printf("clock: set %.0f time(s) since the start, last %s by %.1f s (windows restarted "
 		       "then; keep NTP slewing)\n",
 		       steps, last_step < 0 ? "back" : "forward", fabs(last_step) / 1000.0);
+	}
+	/* Devices that stamp their own samples with a clock off the host's:
+	 * their assets run on that clock (the daemon's log says why). */
+	const cJSON *dc;
+	cJSON_ArrayForEach(dc, cJSON_GetObjectItemCaseSensitive(d.status, "device_clocks"))
+	{
+		double off;
+		if (!jstr(dc, "source") || !jnum(dc, "offset_ms", &off) || fabs(off) <= 5000)
+			continue;
+		char amount[32];
+		pdmctl_fmt_age((int64_t)fabs(off), amount, sizeof(amount));
+		printf("device clock: %s stamps its samples %s %s this host's clock (its assets run "
+		       "on that clock)\n",
+		       jstr(dc, "source"), amount, off < 0 ? "behind" : "ahead of");
 	}
 	ex = d.state == DAEMON_RUNNING ? 0 : EX_UNAVAILABLE;
 out:

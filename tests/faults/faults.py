@@ -30,6 +30,10 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
           (libfaketime): the polled assets score on the new clock within
           seconds, the one whose gateway stamps its samples is untouched,
           a fault after the step is alerted, no no_data
+  skew    a gateway stamping its samples 5 h behind, then 1 h ahead of the
+          daemon's clock: its asset trains, scores and alerts on the
+          gateway's clock, goes no_data when it falls silent, and
+          status.json and the log say what is wrong with the gateway
 
 Environment (set by tests/meson.build): PDMD, PLANTSIM, PDM_ETC.
 Exit status: 0 pass, 1 a check failed, 77 skipped (missing peer or not root).
@@ -38,6 +42,7 @@ The figures of a run are printed as one line `FAULTS_RESULT {json}` and, with
 """
 import argparse
 import collections
+import copy
 import datetime
 import glob
 import json
@@ -166,15 +171,16 @@ class Broker:
 class Sim:
     """plantsim; faults are sent as commands on its stdin."""
 
-    def __init__(self, work, name, assets, mqtt_uri, seed, port=0):
+    def __init__(self, work, name, assets, mqtt_uri, seed, port=0, extra=()):
         self.work, self.name, self.assets = work, name, assets
         self.uri, self.seed, self.port = mqtt_uri, seed, port
+        self.extra = list(extra)
         self.proc = None
 
     def start(self):
         args = [os.environ["PLANTSIM"], "--modbus-port", str(self.port), "--mqtt", self.uri,
                 "--assets", self.assets, "--regime-time", "30m", "--no-stops",
-                "--seed", str(self.seed), "--log-level", "warning"]
+                "--seed", str(self.seed), "--log-level", "warning"] + self.extra
         logf = open(os.path.join(self.work, "%s.log" % self.name), "a")
         self.proc = Procs.add(subprocess.Popen(args, stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, stderr=logf, text=True))
@@ -588,7 +594,7 @@ def verify_states(d, sub, since, timeout):
 class Rig:
     """Broker + simulator(s) + subscriber + daemon in one work directory."""
 
-    def __init__(self, args, split_b=False, state_dir=None, no_data_after=None):
+    def __init__(self, args, split_b=False, state_dir=None, no_data_after=None, sim_args=()):
         self.args = args
         self.work = args.work
         self.broker = Broker(self.work)
@@ -601,7 +607,7 @@ class Rig:
             self.sim_b.start()
         else:
             self.sim = Sim(self.work, "plantsim", "pump-a:modbus,pump-b:modbus,pump-c:mqtt",
-                           self.broker.uri, seed)
+                           self.broker.uri, seed, extra=sim_args)
             self.sim_b = None
         self.sim.start()
         self.sub = Subscriber(self.broker.uri)
@@ -1133,6 +1139,121 @@ def scen_term(args):
     return res
 
 
+def ts_of(alert):
+    """An alert's ts in epoch seconds."""
+    return datetime.datetime.fromisoformat(alert["ts"].replace("Z", "+00:00")).timestamp()
+
+
+def fault_alerted(rig, asset, fault, skew, what):
+    """Injects a fault on asset once it is quiet and returns the raised or
+    escalated event that reports it, stamped on a clock skew seconds off the
+    real time. The demo's one-minute models have false alarms of their own:
+    start when the asset's last event closed its episode and its live state
+    is normal (status.json can be 5 s old), and take an event stamped after
+    the fault began."""
+    def quiet():
+        ev = [a for a in rig.sub.alerts() if a["asset"] == asset]
+        st = rig.sub.states(asset)
+        return (not ev or ev[-1]["event"] == "cleared") and st and st[-1] == "normal"
+    wait_for(quiet, 90, "%s back to normal before its fault" % asset)
+    t0 = time.time()
+    rig.sim.cmd("fault %s %s" % (asset, fault))
+
+    def alerted():
+        return next((a for a in rig.sub.alerts() if a["asset"] == asset
+                     and a["event"] in ("raised", "escalated")
+                     and ts_of(a) >= t0 + skew - 1), None)
+    return wait_for(alerted, 60, "%s's fault alerted %s" % (asset, what))
+
+
+def scen_skew(args):
+    """pump-c's gateway stamps its samples on a clock hours off this host's:
+    5 h behind (the local time of a plant at UTC-5 sent without a zone),
+    then, with a fresh daemon and state, 1 h ahead (UTC+1). The polled pumps
+    are stamped by the daemon. pump-c must still train, score on its
+    gateway's clock, alert a fault, go no_data when the gateway falls silent
+    and come back; status.json shows the gateway's offset, and the log names
+    the source and the likely cause. Then the gateway is set right (sends
+    UTC) and pump-c scores on the real time at once."""
+    res = {}
+    for label, skew in (("behind", -5 * 3600), ("ahead", 3600)):
+        sub = copy.copy(args)
+        sub.work = os.path.join(args.work, label)
+        os.makedirs(sub.work)
+        start = int((time.time() + skew) * 1000)
+        rig = Rig(sub, no_data_after="5s", sim_args=["--start-ts", str(start)])
+        d = rig.pdmd
+        d.start()
+        t0 = time.time()
+        d.wait_models(args.model_timeout)
+        res["%s_models_s" % label] = round(time.time() - t0, 1)
+
+        def feed():
+            st = d.own_status() or {}
+            return next((x for x in st.get("device_clocks", [])
+                         if x.get("source") == "pump-c-feed"), None)
+        src = wait_for(feed, 15, "pump-c-feed in status.json's device_clocks")
+        check(abs(src["offset_ms"] - skew * 1000) < 5000,
+              "pump-c-feed's clock offset %s ms in status.json, it is %+d s"
+              % (src["offset_ms"], skew))
+        res["%s_offset_ms" % label] = src["offset_ms"]
+        res["%s_max_delay_ms" % label] = src["max_delay_ms"]
+        warned = r"source pump-c-feed: .*local time sent without its zone"
+        wait_for(lambda: re.search(warned, d.log_since_start()), 30,
+                 "a warning naming pump-c-feed's clock in %s" % d.logpath)
+
+        # Scores stored on the gateway's clock, the fault alerted on it.
+        lo = int((time.time() + skew) * 1000)
+        wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 20,
+                 "pump-c scoring on its gateway's clock (%s)" % label)
+        t1 = time.time()
+        al = fault_alerted(rig, "pump-c", "cavitation severity=1.0 for 20s", skew,
+                           "with its gateway's clock %s" % label)
+        res["%s_alert_s" % label] = round(time.time() - t1, 1)
+        check(ts_of(al) < t1 + skew + 60,
+              "the alert's ts %s is not on the gateway's clock (%+d s)" % (al["ts"], skew))
+        rig.sim.cmd("clear pump-c")
+
+        # The gateway falls silent (frozen), then resumes.
+        t2 = time.time()
+        os.kill(rig.sim.proc.pid, signal.SIGSTOP)
+        wait_for(lambda: (d.asset_status() or {}).get("pump-c", {}).get("state") == "no_data",
+                 30, "pump-c no_data after its gateway fell silent (%s)" % label)
+        res["%s_no_data_s" % label] = round(time.time() - t2, 1)
+        os.kill(rig.sim.proc.pid, signal.SIGCONT)
+        t3 = time.time()
+        lo = int((t3 + skew) * 1000)
+        wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10 and
+                 (d.asset_status() or {}).get("pump-c", {}).get("state")
+                 in ("normal", "warning", "critical"), 60,
+                 "pump-c scoring again after its gateway resumed (%s)" % label)
+        res["%s_recovery_s" % label] = round(time.time() - t3, 1)
+
+        # The gateway told to send UTC: its clock jumps to the real time,
+        # forward from behind, back from ahead (then every new sample is
+        # older than the last one received, until the window starts over).
+        rig.sim.proc.kill()
+        rig.sim.proc.wait(5)
+        rig.sim.extra = []
+        t4 = time.time()
+        rig.sim.start()
+        lo = int(t4 * 1000)
+        wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 120000) >= 10 and
+                 (d.asset_status() or {}).get("pump-c", {}).get("state")
+                 in ("normal", "warning", "critical"), 60,
+                 "pump-c scoring on the real time once its gateway sends UTC (was %s)" % label)
+        res["%s_fixed_s" % label] = round(time.time() - t4, 1)
+        wait_for(lambda: "source pump-c-feed: its clock agrees with this host's again"
+                 in d.log_since_start(), 30, "the log saying pump-c-feed's clock is right")
+        if skew > 0:
+            check("asset pump-c: its devices' clock went back" in d.log_since_start(),
+                  "no warning that pump-c's gateway clock went back")
+        fig = verify_alerts(d.db, rig.sub, args.drain_timeout)
+        res.update({"%s_%s" % (label, k): v for k, v in fig.items()})
+        rig.finish(res)
+    return res
+
+
 def faketime_lib():
     libs = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
     return libs[0] if libs else None
@@ -1201,27 +1322,10 @@ def scen_clock(args):
     res["steps"] += 1
     res["fenced_after_back"] = st["samples_fenced"]
 
-    # A fault after the step is detected and alerted on the new clock. The
-    # demo's one-minute models have false alarms of their own: start when
-    # pump-a's last event closed its episode and its live state is normal
-    # (status.json can be 5 s old), and take the fault's raised or
-    # escalated event, stamped after it began.
-    def ts_of(a):
-        return datetime.datetime.fromisoformat(a["ts"].replace("Z", "+00:00")).timestamp()
-
-    def quiet():
-        ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
-        st = rig.sub.states("pump-a")
-        return (not ev or ev[-1]["event"] == "cleared") and st and st[-1] == "normal"
-    wait_for(quiet, 90, "pump-a back to normal before its fault")
+    # A fault after the step is detected and alerted on the new clock.
     t0 = time.time()
-    rig.sim.cmd("fault pump-a bearing_wear severity=1.0 ramp=2s for 30s")
-
-    def alerted():
-        return next((a for a in rig.sub.alerts() if a["asset"] == "pump-a"
-                     and a["event"] in ("raised", "escalated")
-                     and ts_of(a) >= t0 - back - 1), None)
-    al = wait_for(alerted, 60, "pump-a's fault alerted after the clock was set back")
+    al = fault_alerted(rig, "pump-a", "bearing_wear severity=1.0 ramp=2s for 30s", -back,
+                       "after the clock was set back")
     res["alert_after_back_s"] = round(time.time() - t0, 1)
     check(ts_of(al) < time.time() - back + 60,
           "the alert's ts %s is not on the daemon's clock (%d s behind)" % (al["ts"], back))
@@ -1239,8 +1343,8 @@ def scen_clock(args):
     return rig.finish(res)
 
 
-SCENARIOS = {"clock": scen_clock, "term": scen_term, "backlog": scen_backlog, "kill": scen_kill,
-             "outage": scen_outage, "plc": scen_plc, "disk": scen_disk,
+SCENARIOS = {"skew": scen_skew, "clock": scen_clock, "term": scen_term, "backlog": scen_backlog,
+             "kill": scen_kill, "outage": scen_outage, "plc": scen_plc, "disk": scen_disk,
              "model": scen_model, "hup": scen_hup}
 
 

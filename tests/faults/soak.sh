@@ -45,5 +45,6 @@ run model
 run hup
 run term --kills 10
 run clock
+run skew
 echo "soak: $(( $(date +%s) - start )) s; results in $report"
 exit $failed
