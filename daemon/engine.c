@@ -75,6 +75,8 @@ struct asset_rt {
 	uint64_t trainable_mark; /* detector count when the last job was judged short */
 	size_t windows_needed;
 	bool retrain_requested;
+	int64_t retrain_since_ms; /* the request's --since (0: none), until submitted */
+	int64_t training_since_ms; /* the same, for the job in flight */
 	struct train_episode episodes[MAX_EPISODES];
 	size_t n_episodes;
 	uint64_t alerts;
@@ -566,7 +568,7 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 	struct train_job *j = calloc(1, sizeof(*j));
 	/* Training reaches up to the asset's clock (a device's, maybe hours
 	 * off the host's): the newest samples it has. */
-	int64_t now = asset_now(a, pdm_wall_ms());
+	int64_t wall = pdm_wall_ms(), now = asset_now(a, wall);
 
 	if (!j)
 		return;
@@ -581,12 +583,34 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 		return;
 	}
 	memcpy(j->sensor_ids, a->store_ids, a->cfg->n_sensors * sizeof(uint32_t));
-	memcpy(j->episodes, a->episodes, a->n_episodes * sizeof(struct train_episode));
-	j->n_episodes = a->n_episodes;
 	fill_window_cfg(e->cfg, a->cfg, &j->window);
 	fill_train_params(a->cfg, (int)a->cfg->n_sensors, &j->params);
 	j->t0_ms = now - a->cfg->train_history_ms;
 	j->t1_ms = now;
+	a->training_since_ms = a->retrain_since_ms;
+	a->retrain_since_ms = 0;
+	if (a->training_since_ms > 0) {
+		/* The user vouches for everything from then on (maintenance, a
+		 * new process): an open episode must not keep the machine's new
+		 * normal out of its model, and the model it flags is the one
+		 * being replaced, so the loss comparison does not apply. The
+		 * time was given on the host's clock; windows are on the asset's. */
+		int64_t since = a->training_since_ms - (wall - now);
+		if (since > j->t0_ms)
+			j->t0_ms = since;
+		for (size_t i = 0; i < a->n_episodes; i++) {
+			struct train_episode ep = a->episodes[i];
+			if (ep.start_ms >= since)
+				continue;
+			if (ep.end_ms > since)
+				ep.end_ms = since;
+			j->episodes[j->n_episodes++] = ep;
+		}
+		j->params.promote_margin = 1e30;
+	} else {
+		memcpy(j->episodes, a->episodes, a->n_episodes * sizeof(struct train_episode));
+		j->n_episodes = a->n_episodes;
+	}
 	j->current_version = detector_model_version(a->det);
 	j->new_version = j->current_version + 1;
 	uint32_t versions[1];
@@ -667,6 +691,14 @@ static void handle_train_results(struct engine *e)
 			      a->cfg->name, o->reason);
 			break;
 		case TRAIN_NOT_ENOUGH:
+			if (a->training_since_ms > 0) {
+				char ts[PDM_ISO8601_LEN];
+				LOG_W("trainer[%s]: the retrain on the data since %s was not done: %s; "
+				      "ask again later or from an earlier time",
+				      a->cfg->name, pdm_iso8601(a->training_since_ms, ts, sizeof(ts)),
+				      o->reason);
+				break;
+			}
 			/* Wait for what is missing rather than retrying every tick. */
 			a->trainable_mark = detector_trainable_windows(a->det);
 			a->windows_needed = (size_t)a->cfg->train_after > o->windows
@@ -1065,18 +1097,39 @@ static void write_status_file(struct engine *e, int64_t now)
 	free(s);
 }
 
-/* pdmctl asks for a retrain by creating STATE_DIR/control/retrain.ASSET. */
+/* pdmctl asks for a retrain by creating STATE_DIR/control/retrain.ASSET,
+ * empty or with one line "since_ms N" (pdmctl retrain --since). */
 static void check_control(struct engine *e)
 {
 	char path[4096];
 
 	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
 		snprintf(path, sizeof(path), "%s/control/retrain.%s", e->cfg->daemon.state_dir,
-			 e->assets[i].cfg->name);
-		if (unlink(path) == 0) {
-			LOG_I("control: retrain of %s requested", e->assets[i].cfg->name);
-			e->assets[i].retrain_requested = true;
+			 a->cfg->name);
+		char line[128] = "";
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		bool got = fgets(line, sizeof(line), f) != NULL;
+		fclose(f);
+		if (unlink(path) < 0)
+			continue;
+		long long since = 0;
+		char ts[PDM_ISO8601_LEN];
+		line[strcspn(line, "\r\n")] = '\0';
+		if (got && (sscanf(line, "since_ms %lld", &since) != 1 || since <= 0)) {
+			LOG_W("control: %s: unreadable request \"%.40s\"; retraining %s as usual",
+			      path, line, a->cfg->name);
+			since = 0;
 		}
+		a->retrain_requested = true;
+		a->retrain_since_ms = since;
+		if (since > 0)
+			LOG_I("control: retrain of %s on the data since %s requested, all of it "
+			      "taken as normal", a->cfg->name, pdm_iso8601(since, ts, sizeof(ts)));
+		else
+			LOG_I("control: retrain of %s requested", a->cfg->name);
 	}
 }
 

@@ -483,6 +483,26 @@ static void test_retrain(void **state)
 
 	assert_int_equal(RUN("retrain", "pump-z"), 64);
 	assert_int_not_equal(stat(path, &st), 0);
+
+	/* --since: the request carries the time, whole (written then renamed). */
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("retrain", "--no-wait", "--since", "2026-11-28T04:00:00Z", "pump-a"), 0);
+	size_t len;
+	char *text = test_read_file(path, &len);
+	assert_non_null(text);
+	assert_string_equal(text, "since_ms 1795838400000\n");
+	free(text);
+	assert_int_equal(unlink(path), 0);
+	int64_t before = pdm_wall_ms();
+	assert_int_equal(RUN("retrain", "--no-wait", "--since", "2h", "pump-a"), 0);
+	text = test_read_file(path, &len);
+	long long since = 0;
+	assert_int_equal(sscanf(text, "since_ms %lld", &since), 1);
+	assert_true(since >= before - 7200000 - 1000 && since <= pdm_wall_ms() - 7200000 + 1000);
+	free(text);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(RUN("retrain", "--since", "last tuesday", "pump-a"), 64);
+	assert_int_not_equal(stat(path, &st), 0);
 }
 
 static void test_plot(void **state)

@@ -1155,17 +1155,23 @@ out:
 static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 {
 	bool no_wait = false;
+	const char *since_s = NULL;
 	int ex;
 	const struct pdmctl_opt opts[] = {
 		{ "no-wait", 0, NULL, &no_wait },
+		{ "since", 's', &since_s, NULL },
 		{ NULL },
 	};
 	int rc = pdmctl_getopt(c, "retrain",
-		"Usage: pdmctl retrain [-c DIR] [--no-wait] ASSET\n"
+		"Usage: pdmctl retrain [-c DIR] [--no-wait] [--since WHEN] ASSET\n"
 		"Asks pdmd to train a new model for ASSET now (it creates\n"
 		"STATE_DIR/control/retrain.ASSET, which the daemon takes within a\n"
 		"second) and waits up to 5 s to see it taken. The new model replaces\n"
 		"the current one only if it is better (see 'pdmctl models').\n"
+		"--since WHEN (30m, 2h, 7d or a time): after maintenance or a change\n"
+		"of the process, train only on the data from then on, and take all of\n"
+		"it as normal, also what an open alert flags; the new model replaces\n"
+		"the current one whatever its loss.\n"
 		"Exit 0 when taken, 69 when pdmd is not running (the request then\n"
 		"waits for its next start), 75 when not taken within 5 s.\n",
 		opts, "ASSET", argc, argv);
@@ -1173,6 +1179,10 @@ static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 		return rc;
 	bool wait = !no_wait;
 	const char *asset = argv[optind];
+	int64_t since = 0;
+	if (since_s && pdmctl_parse_when(since_s, pdm_wall_ms(), &since) < 0)
+		return pdmctl_usage_error("retrain", "bad --since (want 30m, 2h, 7d or a time)",
+					  since_s);
 	if ((ex = pdmctl_load_cfg(c)) != 0)
 		return ex;
 	if (!find_asset_or_complain(c, "retrain", asset))
@@ -1185,12 +1195,21 @@ static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
 	}
 	snprintf(path, sizeof(path), "%s/retrain.%s", dir, asset);
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0) {
+	/* The request's one line ("since_ms N") is written to a temporary
+	 * file and renamed, so that the daemon never reads half of it. */
+	char tmp[4500], line[64] = "";
+	snprintf(tmp, sizeof(tmp), "%s/.retrain.%s.tmp", dir, asset);
+	if (since_s)
+		snprintf(line, sizeof(line), "since_ms %lld\n", (long long)since);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	bool ok = fd >= 0 && write(fd, line, strlen(line)) == (ssize_t)strlen(line);
+	if (fd >= 0)
+		ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0) {
 		fprintf(stderr, "pdmctl retrain: cannot create %s: %s\n", path, strerror(errno));
+		unlink(tmp);
 		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
 	}
-	close(fd);
 
 	struct daemon_info d;
 	daemon_probe(c->cfg, pdm_wall_ms(), &d);

@@ -30,6 +30,9 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
           (libfaketime): the polled assets score on the new clock within
           seconds, the one whose gateway stamps its samples is untouched,
           a fault after the step is alerted, no no_data
+  maint   a machine that runs differently after maintenance, for good: a
+          plain retrain leaves it in alarm, 'pdmctl retrain --since' ends
+          the episode with a model of its new normal
   skew    a gateway stamping its samples 5 h behind, then 1 h ahead of the
           daemon's clock: its asset trains, scores and alerts on the
           gateway's clock, goes no_data when it falls silent, and
@@ -637,10 +640,12 @@ class Rig:
         return figures
 
 
-def faults_thread(rig, stop, period):
+FAULT_PLAN = [("pump-a", "bearing_wear severity=1.0 ramp=2s"),
+              ("pump-c", "cavitation severity=1.0"), ("pump-b", "cavitation severity=1.0")]
+
+
+def faults_thread(rig, stop, period, plan=FAULT_PLAN):
     """Keeps episodes coming: a fault on one pump after another."""
-    plan = [("pump-a", "bearing_wear severity=1.0 ramp=2s"), ("pump-c", "cavitation severity=1.0"),
-            ("pump-b", "cavitation severity=1.0")]
     i = 0
     while not stop.wait(period):
         asset, what = plan[i % len(plan)]
@@ -1254,6 +1259,191 @@ def scen_skew(args):
     return res
 
 
+def pdmctl(confdir, *argv):
+    """Runs pdmctl against the rig's configuration; returns (exit, output)."""
+    exe = os.environ.get("PDMCTL") or os.path.join(
+        os.path.dirname(os.path.dirname(os.environ["PDMD"])), "tools", "pdmctl")
+    p = subprocess.run([exe, "-c", confdir] + list(argv), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=30)
+    return p.returncode, p.stdout
+
+
+def scen_maint(args):
+    """After maintenance the machine runs differently, for good: pump-a's
+    bearing wears (severity 0.4, for good), an episode opens and stays open.
+    A plain retrain cannot help (training leaves out the windows of alert
+    episodes, so it never sees the new normal): pump-a stays in alarm.
+    'pdmctl retrain --since TIME' trains on the data from the change on,
+    all of it taken as normal: the new model is used, the open episode is
+    cleared (same id) and pump-a is normal again."""
+    rig = Rig(args)
+    d = rig.pdmd
+    d.start()
+    versions = d.wait_models(args.model_timeout)
+    res = {}
+
+    def quiet():
+        ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
+        st = rig.sub.states("pump-a")
+        return (not ev or ev[-1]["event"] == "cleared") and st and st[-1] == "normal"
+    wait_for(quiet, 90, "pump-a normal before the change")
+    change = time.time()
+    rig.sim.cmd("fault pump-a bearing_wear severity=0.4 ramp=1s")
+
+    def episode():
+        ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
+        return ev and ev[-1]["event"] in ("raised", "escalated") and ev[-1]["id"]
+    ep = wait_for(episode, 60, "an episode of pump-a after the change")
+    res["raised_after_s"] = round(time.time() - change, 1)
+    # Enough of the new normal for a model: train_after windows and then some.
+    time.sleep(30)
+
+    def trained(n):
+        """The n-th trainer outcome for pump-a in the log since the start."""
+        def ok():
+            out = re.findall(r"trainer\[pump-a\]: (model v\d+ in use|new model refused|"
+                             r"not trained yet|the retrain on the data since)",
+                             d.log_since_start())
+            return out[n - 1] if len(out) >= n else None
+        return ok
+    base = len(re.findall(r"trainer\[pump-a\]: (model v\d+ in use|new model refused)",
+                          d.log_since_start()))
+    rc, out = pdmctl(rig.confdir, "retrain", "pump-a")
+    check(rc == 0, "pdmctl retrain: exit %d: %s" % (rc, out))
+    res["plain_retrain"] = wait_for(trained(base + 1), 60, "the plain retrain's outcome")
+    time.sleep(8)
+    ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
+    check(ev[-1]["id"] == ep and ev[-1]["event"] != "cleared",
+          "pump-a's episode %s ended after a plain retrain: nothing to show" % ep)
+
+    since = datetime.datetime.fromtimestamp(change + 3, datetime.timezone.utc)
+    t0 = time.time()
+    rc, out = pdmctl(rig.confdir, "retrain", "--since",
+                     since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", "pump-a")
+    check(rc == 0, "pdmctl retrain --since: exit %d: %s" % (rc, out))
+    got = wait_for(trained(base + 2), 60, "the retrain since the change")
+    check(got.startswith("model v"), "the retrain since the change: %s" % got)
+
+    def cleared():
+        return any(a["id"] == ep and a["event"] == "cleared" for a in rig.sub.alerts())
+    wait_for(cleared, 60, "pump-a's episode %s cleared by the model of the new normal" % ep)
+    res["cleared_after_s"] = round(time.time() - t0, 1)
+    wait_for(lambda: rig.sub.states("pump-a")[-1] == "normal", 15, "pump-a normal again")
+    v = d.asset_status()["pump-a"]["model_version"]
+    check(v > versions["pump-a"], "pump-a still on model v%d" % v)
+    res["model_version"] = v
+    res.update(verify_alerts(d.db, rig.sub, args.drain_timeout))
+    return rig.finish(res)
+
+
+def proc_figures(pid):
+    """(RSS in KiB, open descriptors, threads) of a running process."""
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(line.split(":", 1) for line in f if ":" in line)
+    return (int(st["VmRSS"].split()[0]), len(os.listdir("/proc/%d/fd" % pid)),
+            int(st["Threads"]))
+
+
+def scen_endure(args):
+    """Months of service compressed into --minutes: the sample ring
+    (max_samples 50,000, about 4 minutes of the demo plant) wraps again and
+    again, every asset retrains every minute (keep_models 3), a fault comes
+    every 20 s, the broker restarts every 5 minutes and the configuration is
+    reloaded every 7. Memory, descriptors, threads, the database and the
+    model directory must level off: from the end of the first third to the
+    end, RSS grows by at most 4 MiB and the database file by at most 10%, the
+    descriptors and threads return to their level, the ring holds at most
+    max_samples; every alert is delivered and the database is intact."""
+    max_samples, keep = 50000, 3
+    rig = Rig(args)
+    d = rig.pdmd
+    for root, _, files in os.walk(rig.confdir):
+        for fn in files:
+            p = os.path.join(root, fn)
+            with open(p) as f:
+                t = f.read()
+            t = re.sub(r"(?m)^max_samples = \d+", "max_samples = %d" % max_samples, t)
+            t = re.sub(r"(?m)^retrain = .*", "retrain = 1m", t)
+            t = re.sub(r"(?m)^\[daemon\]$", "[daemon]\nkeep_models = %d" % keep, t)
+            with open(p, "w") as f:
+                f.write(t)
+    d.start()
+    d.wait_models(args.model_timeout)
+    stop = threading.Event()
+    # Faults the pumps recover from within seconds: severity 0.4 wears the
+    # bearing without heating it (a hot bearing cools for minutes, and a
+    # fault every minute would keep pump-a's episode open for good).
+    plan = [("pump-a", "bearing_wear severity=0.4 ramp=2s"), ("pump-c", "cavitation severity=1.0"),
+            ("pump-b", "cavitation severity=1.0")]
+    th = threading.Thread(target=faults_thread, args=(rig, stop, 20.0, plan), daemon=True)
+    th.start()
+    t0 = time.time()
+    end = t0 + args.minutes * 60
+    samples = []           # (seconds since t0, rss KiB, fds, threads, db bytes)
+    next_bounce, next_hup = t0 + 300, t0 + 420
+    res = {"bounces": 0, "reloads": 0}
+    while time.time() < end:
+        time.sleep(10)
+        check(d.alive(), "pdmd died after %.0f s (exit %s); log %s"
+              % (time.time() - t0, d.proc.returncode, d.logpath))
+        now = time.time()
+        if now >= next_bounce:
+            rig.broker.stop()
+            time.sleep(10)
+            rig.broker.start()
+            res["bounces"] += 1
+            next_bounce = now + 300
+        elif now >= next_hup:
+            os.kill(d.proc.pid, signal.SIGHUP)
+            res["reloads"] += 1
+            next_hup = now + 420
+        rss, fds, threads = proc_figures(d.proc.pid)
+        samples.append((now - t0, rss, fds, threads, os.path.getsize(d.db)))
+    stop.set()
+    th.join()
+    rig.sim.cmd("clear all")
+    # Compare the last third with the state at the end of the first one
+    # (the ring is full by then, every asset has retrained).
+    third = [x for x in samples if x[0] <= args.minutes * 20]
+    last = [x for x in samples if x[0] >= args.minutes * 40]
+    check(third and last, "too short a run for a comparison (--minutes)")
+    ref, fin = third[-1], last
+    rss_growth = max(x[1] for x in fin) - max(x[1] for x in third)
+    res.update(minutes=args.minutes, rss_kib_at_third=third[-1][1],
+               rss_kib_max=max(x[1] for x in samples), rss_growth_kib=rss_growth,
+               fds=[min(x[2] for x in samples), max(x[2] for x in samples)],
+               threads=[min(x[3] for x in samples), max(x[3] for x in samples)],
+               db_bytes_at_third=ref[4], db_bytes_end=fin[-1][4])
+    st = d.own_status() or {}
+    res["evicted"] = st.get("store", {}).get("evicted")
+    res["models"] = {a: s["model_version"] for a, s in (d.asset_status() or {}).items()}
+    c = ro_connect(d.db)
+    try:
+        res["samples_stored"] = c.execute("SELECT count(*) FROM samples").fetchone()[0]
+    finally:
+        c.close()
+    files = {os.path.basename(p): len(os.listdir(p))
+             for p in glob.glob(os.path.join(d.state_dir, "models", "*"))}
+    res["model_files"] = files
+    log("figures: %s" % json.dumps(res, sort_keys=True))
+    check(rss_growth <= 4096, "RSS grew by %d KiB in the last two thirds" % rss_growth)
+    check(fin[-1][2] <= ref[2] + 2, "open descriptors %d at the end, %d at a third"
+          % (fin[-1][2], ref[2]))
+    check(fin[-1][3] <= ref[3], "threads %d at the end, %d at a third" % (fin[-1][3], ref[3]))
+    check(fin[-1][4] <= ref[4] * 1.1, "the database grew from %d to %d bytes"
+          % (ref[4], fin[-1][4]))
+    check(res["samples_stored"] <= max_samples, "%d samples stored, max_samples %d"
+          % (res["samples_stored"], max_samples))
+    check(res["evicted"], "the ring never wrapped: nothing was tested")
+    for a, v in res["models"].items():
+        check(v >= args.minutes // 2, "%s: model v%d after %d minutes of retraining every "
+              "minute" % (a, v, args.minutes))
+    check(all(n <= keep for n in files.values()), "model files kept: %s (keep_models %d)"
+          % (files, keep))
+    res.update(verify_alerts(d.db, rig.sub, args.drain_timeout))
+    return rig.finish(res)
+
+
 def faketime_lib():
     libs = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
     return libs[0] if libs else None
@@ -1343,9 +1533,9 @@ def scen_clock(args):
     return rig.finish(res)
 
 
-SCENARIOS = {"skew": scen_skew, "clock": scen_clock, "term": scen_term, "backlog": scen_backlog,
-             "kill": scen_kill, "outage": scen_outage, "plc": scen_plc, "disk": scen_disk,
-             "model": scen_model, "hup": scen_hup}
+SCENARIOS = {"maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "clock": scen_clock, "term": scen_term,
+             "backlog": scen_backlog, "kill": scen_kill, "outage": scen_outage, "plc": scen_plc,
+             "disk": scen_disk, "model": scen_model, "hup": scen_hup}
 
 
 def main():
@@ -1356,6 +1546,7 @@ def main():
     ap.add_argument("--max-up", type=float, default=5.0, help="max seconds up before a kill")
     ap.add_argument("--fault-period", type=float, default=12.0,
                     help="seconds between injected plant faults (kill)")
+    ap.add_argument("--minutes", type=int, default=30, help="length of the run (endure)")
     ap.add_argument("--backlog", type=int, default=6000, help="alerts in the outbox (backlog)")
     ap.add_argument("--bounces", type=int, default=6, help="broker restarts (backlog)")
     ap.add_argument("--max-inflight", type=int, help="the daemon's mqtt max_inflight")

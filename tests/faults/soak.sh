@@ -9,7 +9,8 @@
 #   -c  the one CPU everything runs on (taskset; default 0)
 # Runs every scenario of tests/faults/faults.py once, the kill and outage ones
 # with the long parameters, pinned to one CPU at low priority. Exit status 1
-# if any scenario failed.
+# if any scenario failed. PDM_ENDURE_MINUTES sets the length of the
+# endurance run (default 30).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -21,7 +22,7 @@ while getopts k:o:b:r:c: opt; do
 	b) build=$OPTARG ;;
 	r) report=$OPTARG ;;
 	c) cpu=$OPTARG ;;
-	*) sed -n '2,11p' "$0"; exit 64 ;;
+	*) sed -n '2,13p' "$0"; exit 64 ;;
 	esac
 done
 export PDMD="$build/daemon/pdmd" PLANTSIM="$build/tools/plantsim" PDM_ETC="$root/etc"
@@ -46,5 +47,7 @@ run hup
 run term --kills 10
 run clock
 run skew
+run maint
+run endure --minutes "${PDM_ENDURE_MINUTES:-30}"
 echo "soak: $(( $(date +%s) - start )) s; results in $report"
 exit $failed
