@@ -1425,6 +1425,9 @@ def scen_endure(args):
     files = {os.path.basename(p): len(os.listdir(p))
              for p in glob.glob(os.path.join(d.state_dir, "models", "*"))}
     res["model_files"] = files
+    # RSS (MiB) once a minute: the curve behind the figures.
+    res["rss_mib_by_minute"] = [round(x[1] / 1024, 1) for i, x in enumerate(samples)
+                                if i % 6 == 5]
     log("figures: %s" % json.dumps(res, sort_keys=True))
     check(rss_growth <= 4096, "RSS grew by %d KiB in the last two thirds" % rss_growth)
     check(fin[-1][2] <= ref[2] + 2, "open descriptors %d at the end, %d at a third"
