@@ -159,6 +159,12 @@ static int64_t asset_now(const struct asset_rt *a, int64_t wall)
 	return a->own_clock ? wall : wall - a->clock_lag_ms;
 }
 
+/* The clock state of the source feeding the asset's channel c. */
+static struct src_clock *channel_clock(const struct engine *e, const struct asset_rt *a, size_t c)
+{
+	return &e->srcs[e->cfg->sensors[a->cfg->sensors[c]].source];
+}
+
 /* ---- MQTT callbacks (paho's thread): into the mailbox ------------------ */
 
 static void post_event(struct engine *e, enum mq_event_kind k, uint64_t tag, int rc)
@@ -784,7 +790,7 @@ static bool device_clock_back(struct engine *e, struct asset_rt *a, int rc, int6
 	int64_t back = detector_newest_ts(a->det) - ts;
 	detector_clock_step(a->det, ts);
 	for (size_t c = 0; c < a->cfg->n_sensors; c++)
-		pdm_lag_reset(&e->srcs[e->cfg->sensors[a->cfg->sensors[c]].source].lag);
+		pdm_lag_reset(&channel_clock(e, a, c)->lag);
 	LOG_W("asset %s: its devices' clock went back by about %.1f s (their samples have all "
 	      "been older than the newest one received for %d s); its window starts over on "
 	      "the new clock (scores resume one window length from now)",
@@ -863,7 +869,7 @@ static void refresh_clocks(struct engine *e, int64_t mono)
 		if (a->own_clock)
 			continue;
 		for (size_t c = 0; c < a->cfg->n_sensors; c++) {
-			const struct src_clock *sc = &e->srcs[e->cfg->sensors[a->cfg->sensors[c]].source];
+			const struct src_clock *sc = channel_clock(e, a, c);
 			if (sc->lag.samples > 0 && (!any || sc->max_lag_ms > lag)) {
 				lag = sc->max_lag_ms;
 				any = true;
@@ -899,7 +905,7 @@ static void clock_assets(const struct engine *e, size_t src, char *on, size_t on
 		const struct asset_rt *a = &e->assets[i];
 		bool reads = false;
 		for (size_t c = 0; c < a->cfg->n_sensors && !reads; c++)
-			reads = e->cfg->sensors[a->cfg->sensors[c]].source == src;
+			reads = channel_clock(e, a, c) == &e->srcs[src];
 		if (!reads)
 			continue;
 		if (a->own_clock && nm < mixed_len)
