@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -970,6 +971,31 @@ static void check_device_clocks(struct engine *e, int64_t mono)
 
 /* ---- status file for pdmctl -------------------------------------------------- */
 
+/* Memory, so that a long run tells growth that piles up (heap_in_use) from
+ * memory the allocator keeps for reuse (heap_free) and from caches. */
+static void add_memory(cJSON *o, int64_t sqlite_bytes)
+{
+	long long rss = -1, anon = -1;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "VmRSS: %lld", &rss) == 1 || sscanf(line, "RssAnon: %lld", &anon) == 1)
+			continue;
+	}
+	if (f)
+		fclose(f);
+	struct mallinfo2 mi = mallinfo2();
+	cJSON *m = cJSON_AddObjectToObject(o, "memory");
+	if (rss >= 0)
+		cJSON_AddNumberToObject(m, "rss_kib", (double)rss);
+	if (anon >= 0)
+		cJSON_AddNumberToObject(m, "anon_kib", (double)anon);
+	cJSON_AddNumberToObject(m, "heap_in_use_kib", (double)((mi.uordblks + mi.hblkhd) / 1024));
+	cJSON_AddNumberToObject(m, "heap_free_kib", (double)(mi.fordblks / 1024));
+	cJSON_AddNumberToObject(m, "sqlite_kib", (double)(sqlite_bytes / 1024));
+}
+
 static void write_status_file(struct engine *e, int64_t now)
 {
 	char path[4096], tmp[4200], ts[PDM_ISO8601_LEN];
@@ -1086,6 +1112,7 @@ static void write_status_file(struct engine *e, int64_t now)
 	struct ingest_stats is;
 	ingest_stats(e->ingest, &is);
 	cJSON_AddNumberToObject(sj, "ingest_dropped", (double)is.dropped);
+	add_memory(o, ss.sqlite_bytes);
 
 	char *s = cJSON_Print(o);
 	cJSON_Delete(o);

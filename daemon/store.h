@@ -127,6 +127,7 @@ struct store_stats {
 	int last_error;         /* negative code of the last failed batch, 0 if none */
 	size_t queue_len;
 	int64_t samples_kept;
+	int64_t sqlite_bytes; /* held by SQLite (every connection of the process) */
 };
 /* Thread-safe snapshot. */
 void store_stats(struct store *s, struct store_stats *st);

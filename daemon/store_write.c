@@ -666,4 +666,5 @@ void store_stats(struct store *s, struct store_stats *st)
 	*st = s->stats;
 	st->queue_len = s->qlen;
 	pthread_mutex_unlock(&s->qmu);
+	st->sqlite_bytes = sqlite3_memory_used();
 }

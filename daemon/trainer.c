@@ -9,6 +9,7 @@
 #include "trainer.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -377,6 +378,12 @@ static void *trainer_main(void *arg)
 		if (r)
 			run_job(j, r);
 		train_job_free(j);
+		/* A job borrows tens of MB (history, windows, the model's
+		 * buffers) for seconds once a retrain period. glibc keeps
+		 * freed memory in the thread's arena, resident: hand it back
+		 * now rather than hold it until the next job (measured in
+		 * docs/reliability.md, "Endurance"). */
+		malloc_trim(0);
 
 		pthread_mutex_lock(&t->lock);
 		t->running_job = false;

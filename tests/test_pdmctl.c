@@ -66,7 +66,9 @@ static void write_status(int64_t updated, pid_t pid)
 		 "\"connected\":true,\"requests\":12345,\"errors\":3,\"timeouts\":1,"
 		 "\"exceptions\":0,\"reconnects\":2,\"last_success\":\"%s\",\"latency_avg_ms\":1.5}],"
 		 "\"store\":{\"appended\":5400,\"dropped_full\":0,\"evicted\":0,\"write_errors\":0,"
-		 "\"ingest_dropped\":0},\"device_clocks\":[{\"source\":\"gw-east\","
+		 "\"ingest_dropped\":0},\"memory\":{\"rss_kib\":25190,\"anon_kib\":14000,"
+		 "\"heap_in_use_kib\":6554,\"heap_free_kib\":1024,\"sqlite_kib\":2150},"
+		 "\"device_clocks\":[{\"source\":\"gw-east\","
 		 "\"offset_ms\":-18000210,\"max_delay_ms\":12,\"samples\":999},{\"source\":"
 		 "\"gw-ok\",\"offset_ms\":40,\"max_delay_ms\":3,\"samples\":5}]}",
 		 F.host, (int)pid, st, u, st, u, u);
@@ -265,6 +267,8 @@ static void test_status(void **state)
 	/* A gateway 5 h behind is reported; one 40 ms off is not. */
 	assert_non_null(strstr(OUT, "device clock: gw-east stamps its samples 5h00m behind"));
 	assert_null(strstr(OUT, "gw-ok"));
+	assert_non_null(strstr(OUT, "memory: 24.6 MiB resident; heap 6.4 MiB in use (SQLite 2.1 MiB "
+				    "of it), 1.0 MiB free for reuse"));
 
 	assert_int_equal(RUN("status", "--json"), 0);
 	cJSON *j = cJSON_Parse(OUT);
@@ -281,6 +285,8 @@ static void test_status(void **state)
 	const cJSON *dc = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "device_clocks"), 0);
 	assert_string_equal(cJSON_GetObjectItem(dc, "source")->valuestring, "gw-east");
 	assert_int_equal((int64_t)cJSON_GetObjectItem(dc, "offset_ms")->valuedouble, -18000210);
+	const cJSON *m = cJSON_GetObjectItem(j, "memory");
+	assert_int_equal(cJSON_GetObjectItem(m, "heap_in_use_kib")->valueint, 6554);
 	cJSON_Delete(j);
 
 	/* A minute-old status: the daemon is not running; still shown. */

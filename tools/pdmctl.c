@@ -608,6 +608,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		const cJSON *jst = cJSON_GetObjectItemCaseSensitive(d.status, "store");
 		if (jst)
 			cJSON_AddItemToObject(o2, "store", cJSON_Duplicate(jst, 1));
+		const cJSON *jm = cJSON_GetObjectItemCaseSensitive(d.status, "memory");
+		if (cJSON_IsObject(jm))
+			cJSON_AddItemToObject(o2, "memory", cJSON_Duplicate(jm, 1));
 		const cJSON *jdc = cJSON_GetObjectItemCaseSensitive(d.status, "device_clocks");
 		if (cJSON_IsArray(jdc))
 			cJSON_AddItemToObject(o2, "device_clocks", cJSON_Duplicate(jdc, 1));
@@ -697,6 +700,13 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 	if (pending >= 0)
 		printf("%soutbox: %lld message(s) not yet delivered to the broker\n", jst ? "" : "\n",
 		       (long long)pending);
+	const cJSON *jm = cJSON_GetObjectItemCaseSensitive(d.status, "memory");
+	double rss, used, kept, sq;
+	if (jnum(jm, "rss_kib", &rss) && jnum(jm, "heap_in_use_kib", &used) &&
+	    jnum(jm, "heap_free_kib", &kept) && jnum(jm, "sqlite_kib", &sq))
+		printf("memory: %.1f MiB resident; heap %.1f MiB in use (SQLite %.1f MiB of it), "
+		       "%.1f MiB free for reuse\n",
+		       rss / 1024, used / 1024, sq / 1024, kept / 1024);
 	double steps = 0, last_step = 0;
 	if (jnum(d.status, "clock_steps", &steps) && steps > 0) {
 		jnum(d.status, "last_clock_step_ms", &last_step);
