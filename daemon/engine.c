@@ -69,7 +69,9 @@ struct asset_rt {
 	char *state_json; /* retained: republished on every connect */
 	char *model_json;
 	bool state_dirty, model_dirty;
-	int64_t trained_at_ms;
+	int64_t trained_at_ms;   /* the model's (0: none) */
+	int64_t retrain_base_ms; /* the retrain period counts from here: the model or the last try */
+	int64_t skip_told_ms;    /* the open episode a skipped retrain was explained for */
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
 	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
 	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
@@ -517,6 +519,7 @@ static void set_model_json(struct asset_rt *a, struct nn_model *m)
 	a->model_json = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	a->trained_at_ms = info.trained_at_ms;
+	a->retrain_base_ms = info.trained_at_ms;
 }
 
 static void install_model(struct asset_rt *a, struct nn_model *m, uint32_t version)
@@ -633,6 +636,37 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 	}
 }
 
+/*
+ * Training leaves the windows of alert episodes out. An episode open for a
+ * whole retrain period leaves a scheduled retrain only the data the current
+ * model saw (less of it, as history ages out): it is skipped, and the log
+ * says once per episode how to train on the machine's new normal when the
+ * change is for good (maintenance, another process).
+ */
+static bool skip_retrain(struct asset_rt *a, int64_t now)
+{
+	if (a->n_episodes == 0 || a->episodes[a->n_episodes - 1].end_ms != INT64_MAX)
+		return false;
+	int64_t start = a->episodes[a->n_episodes - 1].start_ms;
+	if (asset_now(a, now) - start < a->cfg->retrain_ms)
+		return false;
+	a->retrain_base_ms = now;
+	if (a->skip_told_ms == start) {
+		LOG_D("trainer[%s]: scheduled retrain skipped (alert episode still open)",
+		      a->cfg->name);
+		return true;
+	}
+	a->skip_told_ms = start;
+	char ts[PDM_ISO8601_LEN];
+	pdm_iso8601(start, ts, sizeof(ts));
+	LOG_W("trainer[%s]: scheduled retrains skipped while the alert raised at %s lasts: "
+	      "training leaves alert episodes out, so they would learn nothing new. If the "
+	      "machine runs this way for good (maintenance, a new process), train on its new "
+	      "normal: pdmctl retrain --since %s %s (or the time of the change)",
+	      a->cfg->name, ts, ts, a->cfg->name);
+	return true;
+}
+
 static void schedule_training(struct engine *e, int64_t now)
 {
 	for (size_t i = 0; i < e->n_assets; i++) {
@@ -646,8 +680,9 @@ static void schedule_training(struct engine *e, int64_t now)
 		} else if (!detector_has_model(a->det)) {
 			if (seen >= a->windows_needed)
 				submit_training(e, a, "first model");
-		} else if (a->cfg->retrain_ms > 0 && now - a->trained_at_ms >= a->cfg->retrain_ms) {
-			submit_training(e, a, "scheduled retrain");
+		} else if (a->cfg->retrain_ms > 0 && now - a->retrain_base_ms >= a->cfg->retrain_ms) {
+			if (!skip_retrain(a, now))
+				submit_training(e, a, "scheduled retrain");
 		}
 	}
 }
@@ -693,11 +728,14 @@ static void handle_train_results(struct engine *e)
 			break;
 		}
 		case TRAIN_REFUSED:
-			a->trained_at_ms = pdm_wall_ms();
+			a->retrain_base_ms = pdm_wall_ms();
 			LOG_W("trainer[%s]: new model refused: %s; the current model stays",
 			      a->cfg->name, o->reason);
 			break;
 		case TRAIN_NOT_ENOUGH:
+			/* A model in use: the next try is a retrain period away
+			 * (else a scheduled retrain would run every second). */
+			a->retrain_base_ms = pdm_wall_ms();
 			if (a->training_since_ms > 0) {
 				char ts[PDM_ISO8601_LEN];
 				LOG_W("trainer[%s]: the retrain on the data since %s was not done: %s; "
@@ -714,7 +752,7 @@ static void handle_train_results(struct engine *e)
 			LOG_I("trainer[%s]: not trained yet: %s", a->cfg->name, o->reason);
 			break;
 		case TRAIN_FAILED:
-			a->trained_at_ms = pdm_wall_ms();
+			a->retrain_base_ms = pdm_wall_ms();
 			a->trainable_mark = detector_trainable_windows(a->det);
 			a->windows_needed = (size_t)a->cfg->train_after;
 			LOG_E("trainer[%s]: %s", a->cfg->name, o->reason);

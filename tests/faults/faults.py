@@ -1272,15 +1272,31 @@ def scen_maint(args):
     """After maintenance the machine runs differently, for good: pump-a's
     bearing wears (severity 0.4, for good), an episode opens and stays open.
     A plain retrain cannot help (training leaves out the windows of alert
-    episodes, so it never sees the new normal): pump-a stays in alarm.
-    'pdmctl retrain --since TIME' trains on the data from the change on,
-    all of it taken as normal: the new model is used, the open episode is
-    cleared (same id) and pump-a is normal again."""
-    rig = Rig(args)
+    episodes, so it never sees the new normal): pump-a stays in alarm, and
+    its scheduled retrains (every minute here) are skipped once the episode
+    has lasted a period, with one line in the log that says what to do. 'pdmctl retrain --since TIME' trains on
+    the data from the change on, all of it taken as normal: the new model is
+    used, the open episode is cleared (same id) and pump-a is normal again.
+    Meanwhile pump-b's PLC is frozen for longer than pump-b's training
+    history (a minute, as its retrain period): its retrains find no windows
+    and must wait a retrain period each, not run every second; it scores
+    with its model again when the PLC answers again."""
+    rig = Rig(args, split_b=True)
     d = rig.pdmd
+    for fn, extra in (("20-pump-a.conf", "retrain = 1m\ntrain_history = 1d"),
+                      ("21-pump-b.conf", "retrain = 1m\ntrain_history = 1m")):
+        p = os.path.join(rig.confdir, "conf.d", fn)
+        with open(p) as f:
+            t = f.read()
+        t = re.sub(r"(?m)^retrain = .*\n", "", t)
+        t = re.sub(r"(?m)^train_history = .*", extra, t)
+        with open(p, "w") as f:
+            f.write(t)
     d.start()
     versions = d.wait_models(args.model_timeout)
     res = {}
+    os.kill(rig.sim_b.proc.pid, signal.SIGSTOP)
+    stopped = time.time()
 
     def quiet():
         ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
@@ -1315,12 +1331,27 @@ def scen_maint(args):
     ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
     check(ev[-1]["id"] == ep and ev[-1]["event"] != "cleared",
           "pump-a's episode %s ended after a plain retrain: nothing to show" % ep)
+    def hints():
+        return re.findall(r"trainer\[pump-a\]: scheduled retrains skipped while the alert "
+                          r"raised at (\S+) lasts.*pdmctl retrain --since (\S+) pump-a",
+                          d.log_since_start())
+    # The episode outlasts a retrain period (a minute) by the second one due.
+    t0 = time.time()
+    wait_for(hints, 130, "pump-a's scheduled retrains skipped during its episode, and why")
+    res["skip_told_after_s"] = round(time.time() - t0, 1)
+    res["skipped_retrain_hint"] = hints()[0][1]
 
     since = datetime.datetime.fromtimestamp(change + 3, datetime.timezone.utc)
     t0 = time.time()
     rc, out = pdmctl(rig.confdir, "retrain", "--since",
                      since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", "pump-a")
     check(rc == 0, "pdmctl retrain --since: exit %d: %s" % (rc, out))
+    h = hints()
+    check(len(h) == 1, "pump-a: %d lines on skipped retrains in one episode, want 1" % len(h))
+    lg = d.log_since_start()
+    check("trainer[pump-a]: training started (scheduled retrain)"
+          not in lg[lg.find("trainer[pump-a]: scheduled retrains skipped"):],
+          "pump-a: a scheduled retrain ran after the log said they were skipped")
     got = wait_for(trained(base + 2), 60, "the retrain since the change")
     check(got.startswith("model v"), "the retrain since the change: %s" % got)
 
@@ -1332,6 +1363,26 @@ def scen_maint(args):
     v = d.asset_status()["pump-a"]["model_version"]
     check(v > versions["pump-a"], "pump-a still on model v%d" % v)
     res["model_version"] = v
+
+    # pump-b, its PLC frozen all along: no training data for a while now.
+    # Its first retrain without data is due a minute after its model.
+    time.sleep(max(0.0, stopped + 90 - time.time()))
+    log_b = d.log_since_start()
+    first = log_b.find("trainer[pump-b]: not trained yet")
+    check(first >= 0, "pump-b, without data for %.0f s and train_history 1m: no retrain found "
+          "its data missing" % (time.time() - stopped))
+    tries = log_b[first:].count("trainer[pump-b]: training started (scheduled retrain)")
+    spell = time.time() - stopped - 45
+    res["pump_b_retrains_while_stopped"] = tries
+    check(tries <= spell / 60 + 2, "pump-b: %d retrains in about %.0f s without training data "
+          "(retrain = 1m)" % (tries, spell))
+    check(d.asset_status()["pump-b"]["model_version"] == versions["pump-b"],
+          "pump-b lost its model without data")
+    os.kill(rig.sim_b.proc.pid, signal.SIGCONT)
+    t0 = time.time()
+    wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state") == "normal", 60,
+             "pump-b scoring again after its PLC answers again")
+    res["pump_b_scoring_after_s"] = round(time.time() - t0, 1)
     res.update(verify_alerts(d.db, rig.sub, args.drain_timeout))
     return rig.finish(res)
 
