@@ -1458,6 +1458,15 @@ static int cfg_handler(void *user, const char *section, const char *key, const c
 			 "[source NAME])", key);
 		return 1;
 	}
+	/* A comment after a value needs a space before its ';': "key =; x"
+	 * would keep "; x" as the value, which reads as a comment once the
+	 * configuration is printed (pdmd check) and read back. */
+	if (value[0] == ';') {
+		error_at(ld, ld->file, line,
+			 "%s: the value starts with ';' (a comment needs a space before it: "
+			 "\"%s = ; note\" sets nothing)", key, key);
+		return 1;
+	}
 	struct raw_section *sec = &ld->secs[ld->cur];
 	if (sec->skip)
 		return 1;

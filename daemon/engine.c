@@ -1017,10 +1017,9 @@ static void add_memory(cJSON *o, int64_t sqlite_bytes)
 	char line[256];
 	FILE *f = fopen("/proc/self/status", "r");
 
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "VmRSS: %lld", &rss) == 1 || sscanf(line, "RssAnon: %lld", &anon) == 1)
-			continue;
-	}
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lld", &rss) != 1)
+			sscanf(line, "RssAnon: %lld", &anon);
 	if (f)
 		fclose(f);
 	struct mallinfo2 mi = mallinfo2();

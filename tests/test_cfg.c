@@ -799,7 +799,9 @@ static void test_syntax_errors(void **state)
 		 "[mqtt] trailing\n"    /* 11 */
 		 "[sensors a.x]\n"      /* 12 */
 		 "[sensor a.temp]\n"    /* 13 */
-		 "%s\n", longline);     /* 14 */
+		 "%s\n"                 /* 14 */
+		 "unit =; degC\n",      /* 15 */
+		 longline);
 	test_write_file(f->dir, "pdmd.conf", conf);
 	test_write_file(f->dir, "conf.d/a.conf", BASE);
 	assert_null(load(f));
@@ -817,6 +819,8 @@ static void test_syntax_errors(void **state)
 				      "[storage], [source NAME], [asset NAME] or [sensor "
 				      "ASSET.NAME]); did you mean [sensor ASSET.NAME]?");
 	expect_msg(f, "pdmd.conf", 14, "line too long (at most 198 characters)");
+	expect_msg(f, "pdmd.conf", 15, "unit: the value starts with ';' (a comment needs a space "
+				      "before it: \"unit = ; note\" sets nothing)");
 	assert_null(strstr(f->errbuf, "log_level"));
 
 	/* Indented keys, comments, inline comments, CRLF and a BOM are fine. */
