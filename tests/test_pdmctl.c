@@ -51,17 +51,24 @@ static const char cleared_fmt[] =
 	"\"severity\":\"warning\",\"ts\":\"%s\",\"started\":\"%s\",\"score\":0.4,\"threshold\":1,"
 	"\"model\":{\"kind\":\"mlp_ae\",\"version\":1},\"contributors\":[],\"host\":\"h\"}";
 
-static void write_status(int64_t updated, pid_t pid)
+/* lag_ms > 0: pump-a runs on its devices' clock, that far behind, and its
+ * last alert was 3 minutes ago on that clock. */
+static void write_status_lag(int64_t updated, pid_t pid, int64_t lag_ms)
 {
-	char u[PDM_ISO8601_LEN], st[PDM_ISO8601_LEN], text[2048];
+	char u[PDM_ISO8601_LEN], st[PDM_ISO8601_LEN], la[PDM_ISO8601_LEN], clk[96] = "",
+		text[2048];
 	pdm_iso8601(updated, u, sizeof(u));
 	pdm_iso8601(updated - 3600000, st, sizeof(st));
+	pdm_iso8601(lag_ms ? updated - lag_ms - 180000 : updated, la, sizeof(la));
+	if (lag_ms)
+		snprintf(clk, sizeof(clk), "\"clock\":\"device\",\"clock_lag_ms\":%lld,",
+			 (long long)lag_ms);
 	snprintf(text, sizeof(text),
 		 "{\"host\":\"%s\",\"pid\":%d,\"version\":\"0.1.0\",\"started\":\"%s\","
 		 "\"updated\":\"%s\",\"mqtt_connected\":true,\"clock_steps\":1,"
 		 "\"last_clock_step_ms\":-600000,\"samples_fenced\":3,\"assets\":[{\"asset\":\"pump-a\","
 		 "\"state\":\"normal\",\"score\":0.412,\"model_version\":1,\"trained_at\":\"%s\","
-		 "\"windows\":4321,\"training\":false,\"last_alert\":\"pump-a-1\","
+		 "\"windows\":4321,\"training\":false,%s\"last_alert\":\"pump-a-1\","
 		 "\"last_alert_ts\":\"%s\"}],\"sources\":[{\"source\":\"plc\",\"type\":\"modbus\","
 		 "\"connected\":true,\"requests\":12345,\"errors\":3,\"timeouts\":1,"
 		 "\"exceptions\":0,\"reconnects\":2,\"last_success\":\"%s\",\"latency_avg_ms\":1.5}],"
@@ -71,8 +78,13 @@ static void write_status(int64_t updated, pid_t pid)
 		 "\"device_clocks\":[{\"source\":\"gw-east\","
 		 "\"offset_ms\":-18000210,\"max_delay_ms\":12,\"samples\":999},{\"source\":"
 		 "\"gw-ok\",\"offset_ms\":40,\"max_delay_ms\":3,\"samples\":5}]}",
-		 F.host, (int)pid, st, u, st, u, u);
+		 F.host, (int)pid, st, u, st, clk, la, u);
 	assert_int_equal(test_write_file(F.state, "status.json", text), 0);
+}
+
+static void write_status(int64_t updated, pid_t pid)
+{
+	write_status_lag(updated, pid, 0);
 }
 
 static int fail_at(int step)
@@ -287,6 +299,18 @@ static void test_status(void **state)
 	assert_int_equal((int64_t)cJSON_GetObjectItem(dc, "offset_ms")->valuedouble, -18000210);
 	const cJSON *m = cJSON_GetObjectItem(j, "memory");
 	assert_int_equal(cJSON_GetObjectItem(m, "heap_in_use_kib")->valueint, 6554);
+	cJSON_Delete(j);
+
+	/* pump-a on a gateway's clock 5 h behind: its last alert, 3 minutes
+	 * ago on that clock, is not 5 h old. */
+	write_status_lag(pdm_wall_ms(), getpid(), 18000000);
+	assert_int_equal(RUN("status"), 0);
+	assert_non_null(strstr(OUT, "pump-a-1 (3m0"));
+	assert_int_equal(RUN("status", "--json"), 0);
+	j = cJSON_Parse(OUT);
+	a = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "assets"), 0);
+	assert_string_equal(cJSON_GetObjectItem(a, "clock")->valuestring, "device");
+	assert_int_equal((int64_t)cJSON_GetObjectItem(a, "clock_lag_ms")->valuedouble, 18000000);
 	cJSON_Delete(j);
 
 	/* A minute-old status: the daemon is not running; still shown. */

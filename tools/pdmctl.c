@@ -408,6 +408,9 @@ struct asset_row {
 	bool training;
 	const char *last_alert;
 	int64_t last_alert_ms;
+	/* > 0: the asset runs on its devices' clock, this far behind the host's;
+	 * its alert times are on that clock */
+	int64_t clock_lag_ms;
 };
 
 static int model_latest_cb(const struct store_model *m, void *user)
@@ -538,6 +541,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			t = jstr(ja, "last_alert_ts");
 			if (t)
 				(void)pdm_parse_iso8601(t, &r->last_alert_ms);
+			t = jstr(ja, "clock");
+			if (t && strcmp(t, "device") == 0 && jnum(ja, "clock_lag_ms", &v))
+				r->clock_lag_ms = (int64_t)v;
 		}
 		asset_row_from_store(s, r);
 	}
@@ -601,6 +607,10 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 				cJSON_AddStringToObject(j, "last_alert_ts",
 							pdm_iso8601(r->last_alert_ms, ts, sizeof(ts)));
 			}
+			if (r->clock_lag_ms != 0) {
+				cJSON_AddStringToObject(j, "clock", "device");
+				cJSON_AddNumberToObject(j, "clock_lag_ms", (double)r->clock_lag_ms);
+			}
 			cJSON_AddItemToArray(ja, j);
 		}
 		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
@@ -645,7 +655,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			snprintf(win, sizeof(win), "%.0f", r->windows);
 		if (r->last_alert) {
 			char a[32];
-			pdmctl_fmt_age(now - r->last_alert_ms, a, sizeof(a));
+			/* on the asset's clock, or a gateway 5 h behind would
+			 * make every alert look 5 h old */
+			pdmctl_fmt_age(now - r->clock_lag_ms - r->last_alert_ms, a, sizeof(a));
 			snprintf(last, sizeof(last), "%s (%s ago)", r->last_alert, a);
 		}
 		snprintf(state, sizeof(state), "%s", r->state ? r->state : "?");
