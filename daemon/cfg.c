@@ -1174,7 +1174,9 @@ static const struct key asset_keys[] = {
 	  .def = "1.2", .min = 1, .max = 100, .help = "Factor on that quantile: the threshold." },
 	{ .name = "train_max_windows", .type = T_I64, .off = ASSET(train_max_windows),
 	  .def = "20000", .min = 1, .max = 1e8,
-	  .help = "Training uses a random sample of at most this many windows." },
+	  .help = "Training uses a random sample of at most this many windows. The trainer holds "
+		  "them in memory while it trains: up to `train_max_windows` x sensors x `window` x "
+		  "4 bytes (`pdmd check` prints it per asset), one asset at a time." },
 	{ .name = "promote_margin", .type = T_DOUBLE, .off = ASSET(promote_margin), .def = "0.05",
 	  .min = 0, .max = 10,
 	  .help = "A retrained model replaces the current one unless its validation loss is "
@@ -2315,7 +2317,15 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 	}
 	for (size_t a = 0; a < c->n_assets; a++) {
 		const struct cfg_asset *as = &c->assets[a];
-		fprintf(out, "\n# %s:%d\n[asset %s]\n", as->where.file, as->where.line, as->name);
+		fprintf(out, "\n# %s:%d\n", as->where.file, as->where.line);
+		/* What a small box must have spare while the asset trains: the
+		 * trainer holds its sample of windows (docs/configuration.md). */
+		double mib = (double)as->train_max_windows * (double)as->n_sensors *
+			     (double)as->window * sizeof(float) / (1024.0 * 1024.0);
+		fprintf(out, "# training holds up to %.1f MiB of windows (train_max_windows %lld x %zu "
+			"sensors x window %d x 4 bytes)\n",
+			mib, (long long)as->train_max_windows, as->n_sensors, as->window);
+		fprintf(out, "[asset %s]\n", as->name);
 		print_keys(c, SK_ASSET, as, 0, out);
 		for (size_t j = 0; j < as->n_sensors; j++) {
 			const struct cfg_sensor *s = &c->sensors[as->sensors[j]];

@@ -1005,6 +1005,9 @@ static void test_print_round_trip(void **state)
 	if (!c1)
 		fail_msg("%s", f->errbuf);
 	char *p1 = print_to_string(c1);
+	/* What the operator must have spare while an asset trains. */
+	assert_non_null(strstr(p1, "# training holds up to 2.3 MiB of windows (train_max_windows "
+				   "20000 x 3 sensors x window 10 x 4 bytes)\n[asset b]\n"));
 
 	assert_int_equal(test_mkdtemp(dir2, sizeof(dir2)), 0);
 	test_write_file(dir2, "pdmd.conf", p1);
