@@ -698,6 +698,11 @@ static void handle_train_results(struct engine *e)
 			free(r);
 			continue;
 		}
+		/* Whatever the outcome, the next scheduled try is a retrain
+		 * period away (a promoted model resets it to its own time):
+		 * retrying on the next tick would read the whole history every
+		 * second. */
+		a->retrain_base_ms = pdm_wall_ms();
 		switch (o->status) {
 		case TRAIN_PROMOTED: {
 			char path[4096], err[256] = "";
@@ -728,14 +733,10 @@ static void handle_train_results(struct engine *e)
 			break;
 		}
 		case TRAIN_REFUSED:
-			a->retrain_base_ms = pdm_wall_ms();
 			LOG_W("trainer[%s]: new model refused: %s; the current model stays",
 			      a->cfg->name, o->reason);
 			break;
 		case TRAIN_NOT_ENOUGH:
-			/* A model in use: the next try is a retrain period away
-			 * (else a scheduled retrain would run every second). */
-			a->retrain_base_ms = pdm_wall_ms();
 			if (a->training_since_ms > 0) {
 				char ts[PDM_ISO8601_LEN];
 				LOG_W("trainer[%s]: the retrain on the data since %s was not done: %s; "
@@ -752,7 +753,6 @@ static void handle_train_results(struct engine *e)
 			LOG_I("trainer[%s]: not trained yet: %s", a->cfg->name, o->reason);
 			break;
 		case TRAIN_FAILED:
-			a->retrain_base_ms = pdm_wall_ms();
 			a->trainable_mark = detector_trainable_windows(a->det);
 			a->windows_needed = (size_t)a->cfg->train_after;
 			LOG_E("trainer[%s]: %s", a->cfg->name, o->reason);
