@@ -135,6 +135,26 @@ static int top_shares(const float *shares, int C, struct alert_contrib *top)
 	return n;
 }
 
+/* The open episode's cleared event (its peak and the contributors then),
+ * and the state back to no episode. */
+static void close_episode(struct alert_persist *p, struct alert_event *ev)
+{
+	ev->kind = ALERT_CLEARED;
+	ev->severity = p->severity;
+	ev->episode_seq = p->episode_seq;
+	ev->started_ms = p->started_ms;
+	ev->score = p->peak_score;
+	memcpy(ev->top, p->peak_top, sizeof(ev->top));
+	ev->n_top = p->n_peak_top;
+	p->severity = ALERT_SEV_NONE;
+	p->started_ms = 0;
+	p->peak_score = 0.0;
+	p->n_peak_top = 0;
+	memset(p->peak_top, 0, sizeof(p->peak_top));
+	p->over = 0;
+	p->under = 0;
+}
+
 int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares, int C,
 	       struct alert_event *ev)
 {
@@ -182,20 +202,7 @@ int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float 
 	} else {
 		if (++p->under < a->cfg.clear_after)
 			return 0;
-		ev->kind = ALERT_CLEARED;
-		ev->severity = p->severity;
-		ev->episode_seq = p->episode_seq;
-		ev->started_ms = p->started_ms;
-		ev->score = p->peak_score;
-		memcpy(ev->top, p->peak_top, sizeof(ev->top));
-		ev->n_top = p->n_peak_top;
-		p->severity = ALERT_SEV_NONE;
-		p->started_ms = 0;
-		p->peak_score = 0.0;
-		p->n_peak_top = 0;
-		memset(p->peak_top, 0, sizeof(p->peak_top));
-		p->over = 0;
-		p->under = 0;
+		close_episode(p, ev);
 		return 0;
 	}
 	ev->severity = p->severity;
@@ -203,6 +210,19 @@ int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float 
 	ev->started_ms = p->started_ms;
 	memcpy(ev->top, top, sizeof(top));
 	ev->n_top = n_top;
+	return 0;
+}
+
+int alert_close(struct alert_engine *a, int64_t ts_ms, struct alert_event *ev)
+{
+	if (!a || !ev)
+		return -EINVAL;
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = ALERT_NONE;
+	ev->ts_ms = ts_ms;
+	a->p.over = 0;
+	if (a->p.severity != ALERT_SEV_NONE)
+		close_episode(&a->p, ev);
 	return 0;
 }
 

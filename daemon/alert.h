@@ -93,6 +93,12 @@ int alert_reconfigure(struct alert_engine *a, const struct alert_cfg *cfg);
 int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares /* (C) */,
 	       int C, struct alert_event *ev);
 
+/* Ends the open episode now, whatever the scores (the user took it as
+ * normal operation): *ev is its cleared event, as alert_step makes it, or
+ * ALERT_NONE when none is open; the raise counter starts over either way.
+ * Returns 0 or -EINVAL. */
+int alert_close(struct alert_engine *a, int64_t ts_ms, struct alert_event *ev);
+
 /* Copies the engine's state into *p (to store with the event). */
 void alert_get_persist(const struct alert_engine *a, struct alert_persist *p);
 

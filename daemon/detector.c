@@ -25,6 +25,10 @@ struct detector {
 	bool state_published;
 	double last_score;
 	uint64_t trainable;
+	/* Relearning (detector_relearn_start): scores without alerts. */
+	bool relearning;
+	int relearn_over;  /* consecutive scores >= 1.0 */
+	bool relearn_loud; /* raise_after of them since the model was installed */
 	int hook_rc;
 	struct pdm_ratelimit rl;
 };
@@ -138,6 +142,16 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 		return 0;
 	}
 	d->last_score = score;
+	if (d->relearning) {
+		if (score < 1.0f)
+			d->relearn_over = 0;
+		else if (++d->relearn_over >= d->cfg.alert.raise_after)
+			d->relearn_loud = true;
+		if (d->hooks.on_score)
+			d->hooks.on_score(d->user, ts_ms, score, d->shares, DET_LEARNING);
+		set_state(d, DET_LEARNING, score, ts_ms);
+		return 0;
+	}
 
 	struct alert_event ev;
 	alert_step(d->alert, ts_ms, score, d->shares, d->cfg.window.C, &ev);
@@ -186,12 +200,51 @@ void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version
 	nn_model_free(d->model);
 	d->model = m;
 	d->model_version = version;
-	if (m && d->state == DET_LEARNING) {
+	d->relearn_over = 0;
+	d->relearn_loud = false;
+	if (m && d->state == DET_LEARNING && !d->relearning) {
 		struct alert_persist p;
 		alert_get_persist(d->alert, &p);
 		d->state = severity_state(p.severity);
 		d->state_published = false;
 	}
+}
+
+int detector_relearn_start(struct detector *d, int64_t ts_ms)
+{
+	struct alert_event ev;
+	int rc = 0;
+
+	alert_close(d->alert, ts_ms, &ev);
+	if (ev.kind == ALERT_CLEARED && d->model)
+		rc = emit_alert(d, &ev);
+	d->relearning = true;
+	d->relearn_over = 0;
+	d->relearn_loud = false;
+	set_state(d, DET_LEARNING, d->last_score, ts_ms);
+	return rc;
+}
+
+void detector_relearn_end(struct detector *d)
+{
+	if (!d->relearning)
+		return;
+	d->relearning = false;
+	d->relearn_over = 0;
+	if (d->model && d->state == DET_LEARNING) {
+		d->state = DET_NORMAL;
+		d->state_published = false;
+	}
+}
+
+bool detector_relearning(const struct detector *d)
+{
+	return d->relearning;
+}
+
+bool detector_relearn_loud(const struct detector *d)
+{
+	return d->relearn_loud;
 }
 
 uint32_t detector_model_version(const struct detector *d)

@@ -80,6 +80,21 @@ void detector_window_stats(const struct detector *d, struct window_stats *st);
 /* Installs a model (the detector takes ownership; the previous one is freed).
  * kind is the model's kind name for alert payloads. */
 void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version);
+/*
+ * Relearning: the user took the open episode as normal operation (a state
+ * the model has not seen). The episode is cleared now (its cleared event
+ * goes through on_alert), and until detector_relearn_end the windows are
+ * scored but raise nothing: the state is "learning" and they are trainable,
+ * so the caller can retrain until a model knows the new state. Returns 0
+ * or the on_alert hook's error.
+ */
+int detector_relearn_start(struct detector *d, int64_t ts_ms);
+void detector_relearn_end(struct detector *d);
+bool detector_relearning(const struct detector *d);
+/* While relearning: raise_after consecutive scores >= 1.0 came since the
+ * model was installed (it would have raised an alert). */
+bool detector_relearn_loud(const struct detector *d);
+
 uint32_t detector_model_version(const struct detector *d);
 bool detector_has_model(const struct detector *d);
 

@@ -10,6 +10,7 @@
 #include "engine.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
 #include <math.h>
@@ -57,6 +58,14 @@ struct mq_event {
 
 struct engine;
 
+/* An alert episode as training sees it: its windows are left out unless the
+ * user said it was normal operation (pdmctl normal). */
+struct episode {
+	struct train_episode span; /* end INT64_MAX while open */
+	uint64_t seq;              /* the alert id's number; 0 in lists saved before it was kept */
+	bool normal;
+};
+
 struct asset_rt {
 	struct engine *e;
 	const struct cfg_asset *cfg;
@@ -72,6 +81,9 @@ struct asset_rt {
 	int64_t trained_at_ms;   /* the model's (0: none) */
 	int64_t retrain_base_ms; /* the retrain period counts from here: the model or the last try */
 	int64_t skip_told_ms;    /* the open episode a skipped retrain was explained for */
+	int64_t relearn_since_ms; /* relearning an episode taken as normal, from its start; 0 = not */
+	int64_t relearn_fit_ms;   /* asset time of the last training while relearning */
+	int64_t relearn_model_ms; /* ... and of the last model installed while relearning */
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
 	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
 	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
@@ -80,7 +92,7 @@ struct asset_rt {
 	bool retrain_requested;
 	int64_t retrain_since_ms; /* the request's --since (0: none), until submitted */
 	int64_t training_since_ms; /* the same, for the job in flight */
-	struct train_episode episodes[MAX_EPISODES];
+	struct episode episodes[MAX_EPISODES];
 	size_t n_episodes;
 	uint64_t alerts;
 	int64_t last_alert_ms;
@@ -396,12 +408,17 @@ static void save_episodes(struct asset_rt *a)
 	char key[300];
 	cJSON *arr = cJSON_CreateArray();
 
+	/* Each episode as [start_ms, end_ms or -1 while open, seq, normal 0|1];
+	 * lists saved before seq was kept have the first two only. */
 	for (size_t i = 0; i < a->n_episodes; i++) {
+		const struct episode *ep = &a->episodes[i];
 		cJSON *p = cJSON_CreateArray();
-		cJSON_AddItemToArray(p, cJSON_CreateNumber((double)a->episodes[i].start_ms));
-		cJSON_AddItemToArray(p, cJSON_CreateNumber(a->episodes[i].end_ms == INT64_MAX
+		cJSON_AddItemToArray(p, cJSON_CreateNumber((double)ep->span.start_ms));
+		cJSON_AddItemToArray(p, cJSON_CreateNumber(ep->span.end_ms == INT64_MAX
 								   ? -1.0
-								   : (double)a->episodes[i].end_ms));
+								   : (double)ep->span.end_ms));
+		cJSON_AddItemToArray(p, cJSON_CreateNumber((double)ep->seq));
+		cJSON_AddItemToArray(p, cJSON_CreateNumber(ep->normal ? 1 : 0));
 		cJSON_AddItemToArray(arr, p);
 	}
 	char *s = cJSON_PrintUnformatted(arr);
@@ -423,15 +440,42 @@ static void load_episodes(struct asset_rt *a)
 	cJSON *p;
 	cJSON_ArrayForEach(p, arr)
 	{
-		if (a->n_episodes == MAX_EPISODES || cJSON_GetArraySize(p) != 2)
+		int n = cJSON_GetArraySize(p);
+		if (a->n_episodes == MAX_EPISODES || (n != 2 && n != 4))
 			break;
 		double st = cJSON_GetArrayItem(p, 0)->valuedouble;
 		double en = cJSON_GetArrayItem(p, 1)->valuedouble;
-		a->episodes[a->n_episodes++] =
-			(struct train_episode){ (int64_t)st, en < 0 ? INT64_MAX : (int64_t)en };
+		struct episode *ep = &a->episodes[a->n_episodes++];
+		*ep = (struct episode){
+			.span = { (int64_t)st, en < 0 ? INT64_MAX : (int64_t)en },
+		};
+		if (n == 4) {
+			double seq = cJSON_GetArrayItem(p, 2)->valuedouble;
+			ep->seq = seq > 0 ? (uint64_t)seq : 0;
+			ep->normal = cJSON_GetArrayItem(p, 3)->valuedouble != 0;
+		}
 	}
 	cJSON_Delete(arr);
 	free(s);
+}
+
+/* The episode the user means by seq (and, for lists saved before seq was
+ * kept, by its start); NULL when it is no longer in the list. */
+static struct episode *find_episode(struct asset_rt *a, uint64_t seq, int64_t started_ms)
+{
+	for (size_t i = a->n_episodes; i-- > 0;) {
+		struct episode *ep = &a->episodes[i];
+		if (ep->seq == seq || (ep->seq == 0 && started_ms > 0 && ep->span.start_ms == started_ms))
+			return ep;
+	}
+	return NULL;
+}
+
+/* The open episode, if the newest one is still open. */
+static struct episode *open_episode(struct asset_rt *a)
+{
+	struct episode *ep = a->n_episodes ? &a->episodes[a->n_episodes - 1] : NULL;
+	return ep && ep->span.end_ms == INT64_MAX ? ep : NULL;
 }
 
 static int hook_alert(void *user, const struct alert_event *ev, const char *payload)
@@ -465,10 +509,13 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 			memmove(a->episodes, a->episodes + 1, (MAX_EPISODES - 1) * sizeof(a->episodes[0]));
 			a->n_episodes--;
 		}
-		a->episodes[a->n_episodes++] = (struct train_episode){ ev->started_ms, INT64_MAX };
+		a->episodes[a->n_episodes++] = (struct episode){
+			.span = { ev->started_ms, INT64_MAX },
+			.seq = ev->episode_seq,
+		};
 		save_episodes(a);
-	} else if (ev->kind == ALERT_CLEARED && a->n_episodes > 0) {
-		a->episodes[a->n_episodes - 1].end_ms = ev->ts_ms;
+	} else if (ev->kind == ALERT_CLEARED && open_episode(a)) {
+		open_episode(a)->span.end_ms = ev->ts_ms;
 		save_episodes(a);
 	}
 	LOG_I("alert[%s]: %s", a->cfg->name, payload);
@@ -609,8 +656,8 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 		if (since > j->t0_ms)
 			j->t0_ms = since;
 		for (size_t i = 0; i < a->n_episodes; i++) {
-			struct train_episode ep = a->episodes[i];
-			if (ep.start_ms >= since)
+			struct train_episode ep = a->episodes[i].span;
+			if (ep.start_ms >= since || a->episodes[i].normal)
 				continue;
 			if (ep.end_ms > since)
 				ep.end_ms = since;
@@ -618,9 +665,12 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 		}
 		j->params.promote_margin = 1e30;
 	} else {
-		memcpy(j->episodes, a->episodes, a->n_episodes * sizeof(struct train_episode));
-		j->n_episodes = a->n_episodes;
+		for (size_t i = 0; i < a->n_episodes; i++)
+			if (!a->episodes[i].normal)
+				j->episodes[j->n_episodes++] = a->episodes[i].span;
 	}
+	if (a->relearn_since_ms > 0)
+		a->relearn_fit_ms = now;
 	j->current_version = detector_model_version(a->det);
 	j->new_version = j->current_version + 1;
 	uint32_t versions[1];
@@ -640,14 +690,17 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
  * Training leaves the windows of alert episodes out. An episode open for a
  * whole retrain period leaves a scheduled retrain only the data the current
  * model saw (less of it, as history ages out): it is skipped, and the log
- * says once per episode how to train on the machine's new normal when the
- * change is for good (maintenance, another process).
+ * says once per episode how to tell pdmd the episode is normal operation,
+ * or to train on the machine's new normal when the change is for good
+ * (maintenance, another process). An episode marked normal is training data,
+ * so its retrains go on.
  */
 static bool skip_retrain(struct asset_rt *a, int64_t now)
 {
-	if (a->n_episodes == 0 || a->episodes[a->n_episodes - 1].end_ms != INT64_MAX)
+	const struct episode *ep = open_episode(a);
+	if (!ep || ep->normal)
 		return false;
-	int64_t start = a->episodes[a->n_episodes - 1].start_ms;
+	int64_t start = ep->span.start_ms;
 	if (asset_now(a, now) - start < a->cfg->retrain_ms)
 		return false;
 	a->retrain_base_ms = now;
@@ -660,11 +713,93 @@ static bool skip_retrain(struct asset_rt *a, int64_t now)
 	char ts[PDM_ISO8601_LEN];
 	pdm_iso8601(start, ts, sizeof(ts));
 	LOG_W("trainer[%s]: scheduled retrains skipped while the alert raised at %s lasts: "
-	      "training leaves alert episodes out, so they would learn nothing new. If the "
-	      "machine runs this way for good (maintenance, a new process), train on its new "
-	      "normal: pdmctl retrain --since %s %s (or the time of the change)",
-	      a->cfg->name, ts, ts, a->cfg->name);
+	      "training leaves alert episodes out, so they would learn nothing new. If it is "
+	      "normal operation (a state the model has not seen), say so: pdmctl normal %s-%llu "
+	      "(its data becomes training data, the older data is kept). If the machine runs "
+	      "this way for good (maintenance, a new process), train on its new normal only: "
+	      "pdmctl retrain --since %s %s (or the time of the change)",
+	      a->cfg->name, ts, a->cfg->name, (unsigned long long)ep->seq, ts, a->cfg->name);
 	return true;
+}
+
+/* Relearning survives a restart: the key holds the episode's start. */
+static void save_relearn(struct asset_rt *a)
+{
+	char key[300], val[32];
+
+	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
+	snprintf(val, sizeof(val), "%lld", (long long)a->relearn_since_ms);
+	int rc = a->relearn_since_ms > 0 ? store_kv_set(a->e->store, key, val)
+					 : store_kv_del(a->e->store, key);
+	if (rc < 0 && rc != -ENOENT)
+		LOG_W("detector[%s]: cannot save the relearning state: %s", a->cfg->name,
+		      pdm_strerror(rc));
+}
+
+static void load_relearn(struct asset_rt *a)
+{
+	char key[300], *s = NULL;
+
+	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
+	if (store_kv_get(a->e->store, key, &s) < 0)
+		return;
+	long long since = strtoll(s, NULL, 10);
+	free(s);
+	if (since <= 0)
+		return;
+	/* An episode restored open is cleared again (its cleared event was
+	 * not stored before the stop). */
+	a->relearn_since_ms = since;
+	(void)detector_relearn_start(a->det, asset_now(a, pdm_wall_ms()));
+	char ts[PDM_ISO8601_LEN];
+	LOG_I("asset[%s]: relearning the episode raised at %s, taken as normal, without alerts",
+	      a->cfg->name, pdm_iso8601(since, ts, sizeof(ts)));
+}
+
+static void relearn_end(struct asset_rt *a)
+{
+	detector_relearn_end(a->det);
+	a->relearn_since_ms = 0;
+	save_relearn(a);
+}
+
+/*
+ * Relearning an episode taken as normal (pdmctl normal): the new state is
+ * often still moving - a pump at a new speed warms or cools for minutes,
+ * further than a model trained on its first seconds knows - so one retrain
+ * is not enough. A model installed while relearning that scores under its
+ * threshold (never raise_after over it) for half as long as the relearning
+ * had lasted when it came (at least 10 s) has learned the new state: alerts
+ * are on again. Otherwise the asset retrains each time the relearning has
+ * doubled its age since the last training (at least 10 s apart). After
+ * RELEARN_MAX_MS alerts are on again whatever the scores: a state that keeps
+ * moving that long may be a fault after all.
+ */
+#define RELEARN_MAX_MS 3600000LL
+
+static bool relearn_due(struct asset_rt *a, int64_t now)
+{
+	if (a->relearn_since_ms <= 0)
+		return false;
+	int64_t t = asset_now(a, now), since = a->relearn_since_ms, inst = a->relearn_model_ms;
+	if (inst > 0 && !detector_relearn_loud(a->det)) {
+		if (t - inst >= 10000 && 2 * (t - inst) >= inst - since) {
+			LOG_I("asset[%s]: relearned: model v%u has scored under its threshold for "
+			      "%.0f s; alerts are on again", a->cfg->name,
+			      detector_model_version(a->det), (double)(t - inst) / 1000.0);
+			relearn_end(a);
+		}
+		return false;
+	}
+	if (t - since >= RELEARN_MAX_MS) {
+		LOG_W("asset[%s]: still over its threshold after relearning for %lld min; alerts "
+		      "are on again (a state that keeps moving this long may be a fault; 'pdmctl "
+		      "plot %s' shows it)", a->cfg->name, RELEARN_MAX_MS / 60000, a->cfg->name);
+		relearn_end(a);
+		return false;
+	}
+	int64_t last = a->relearn_fit_ms > since ? a->relearn_fit_ms : since;
+	return t - last >= 10000 && 2 * (t - last) >= last - since;
 }
 
 static void schedule_training(struct engine *e, int64_t now)
@@ -680,6 +815,8 @@ static void schedule_training(struct engine *e, int64_t now)
 		} else if (!detector_has_model(a->det)) {
 			if (seen >= a->windows_needed)
 				submit_training(e, a, "first model");
+		} else if (relearn_due(a, now)) {
+			submit_training(e, a, "relearning an episode taken as normal");
 		} else if (a->cfg->retrain_ms > 0 && now - a->retrain_base_ms >= a->cfg->retrain_ms) {
 			if (!skip_retrain(a, now))
 				submit_training(e, a, "scheduled retrain");
@@ -728,6 +865,8 @@ static void handle_train_results(struct engine *e)
 			};
 			store_model_add(e->store, &sm);
 			install_model(a, m, r->version);
+			if (a->relearn_since_ms > 0)
+				a->relearn_model_ms = asset_now(a, pdm_wall_ms());
 			LOG_I("trainer[%s]: model v%u in use (%s, %.1f s)", a->cfg->name, r->version,
 			      o->reason, o->seconds);
 			break;
@@ -1064,6 +1203,10 @@ static void write_status_file(struct engine *e, int64_t now)
 						pdm_iso8601(a->trained_at_ms, ts, sizeof(ts)));
 		cJSON_AddNumberToObject(j, "windows", (double)detector_trainable_windows(a->det));
 		cJSON_AddBoolToObject(j, "training", trainer_busy(e->trainer, i));
+		/* learning an episode taken as normal (pdmctl normal), no alerts */
+		if (a->relearn_since_ms > 0)
+			cJSON_AddStringToObject(j, "relearning_since",
+						pdm_iso8601(a->relearn_since_ms, ts, sizeof(ts)));
 		struct window_stats ws;
 		detector_window_stats(a->det, &ws);
 		/* samples older than their sensor's newest one: a clock or a
@@ -1167,6 +1310,89 @@ static void write_status_file(struct engine *e, int64_t now)
 	free(s);
 }
 
+/* The user says alert episode ASSET-SEQ was normal operation (a state the
+ * model had not seen, not a fault): its windows become training data, the
+ * older data stays, and the asset retrains now. An open episode is cleared
+ * at once and the asset relearns (relearn_due) without raising alerts. */
+static void mark_normal(struct engine *e, struct asset_rt *a, uint64_t seq, int64_t started_ms)
+{
+	char ts[PDM_ISO8601_LEN];
+	struct episode *ep = find_episode(a, seq, started_ms);
+
+	if (!ep) {
+		LOG_I("control: alert episode %s-%llu is not among the %d newest of %s, whose data "
+		      "training leaves out: its data is training data already",
+		      a->cfg->name, (unsigned long long)seq, MAX_EPISODES, a->cfg->name);
+		return;
+	}
+	pdm_iso8601(ep->span.start_ms, ts, sizeof(ts));
+	bool open = ep->span.end_ms == INT64_MAX, again = ep->normal;
+	ep->normal = true;
+	if (ep->seq == 0)
+		ep->seq = seq;
+	save_episodes(a);
+	a->retrain_requested = true;
+	if (open && detector_has_model(a->det)) {
+		/* The cleared event closes the episode's span (hook_alert). If it
+		 * cannot be stored (logged there), relearning still starts, and
+		 * after a restart relearning clears the episode again. */
+		int64_t since = ep->span.start_ms;
+		(void)detector_relearn_start(a->det, asset_now(a, pdm_wall_ms()));
+		a->relearn_since_ms = since;
+		a->relearn_fit_ms = a->relearn_model_ms = 0;
+		save_relearn(a);
+	}
+	LOG_I("control: alert episode %s-%llu (raised %s, %s) %s normal operation: its data is "
+	      "training data from now on; retraining %s%s",
+	      a->cfg->name, (unsigned long long)seq, ts, open ? "still open" : "cleared",
+	      again ? "was marked" : "marked", a->cfg->name,
+	      open ? ", which relearns without alerts until a model knows the new state" : "");
+}
+
+/* pdmctl normal ID creates STATE_DIR/control/normal.ID holding one line
+ * "ASSET SEQ STARTED_MS". */
+static void check_normal_requests(struct engine *e)
+{
+	char dir[4096], path[4400];
+
+	snprintf(dir, sizeof(dir), "%s/control", e->cfg->daemon.state_dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "normal.", 7) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		char line[256] = "", name[128];
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		bool got = fgets(line, sizeof(line), f) != NULL;
+		fclose(f);
+		if (unlink(path) < 0)
+			continue;
+		unsigned long long seq;
+		long long started;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!got || sscanf(line, "%127s %llu %lld", name, &seq, &started) != 3 || seq == 0) {
+			LOG_W("control: %s: unreadable request \"%.60s\"; ignored (pdmctl normal "
+			      "writes these)", path, line);
+			continue;
+		}
+		struct asset_rt *a = NULL;
+		for (size_t i = 0; i < e->n_assets && !a; i++)
+			if (strcmp(e->assets[i].cfg->name, name) == 0)
+				a = &e->assets[i];
+		if (!a) {
+			LOG_W("control: %s: no asset \"%s\" in the configuration; ignored", path, name);
+			continue;
+		}
+		mark_normal(e, a, seq, started);
+	}
+	closedir(d);
+}
+
 /* pdmctl asks for a retrain by creating STATE_DIR/control/retrain.ASSET,
  * empty or with one line "since_ms N" (pdmctl retrain --since). */
 static void check_control(struct engine *e)
@@ -1201,6 +1427,7 @@ static void check_control(struct engine *e)
 		else
 			LOG_I("control: retrain of %s requested", a->cfg->name);
 	}
+	check_normal_requests(e);
 }
 
 /* ---- building and tearing down -------------------------------------------------- */
@@ -1460,8 +1687,8 @@ static int close_orphan_episode(struct engine *e, struct asset_rt *a, struct ale
 	}
 	LOG_W("alert[%s]: no usable model: episode %s-%llu closed (cleared) so that the asset "
 	      "can train again", ac->name, ac->name, (unsigned long long)rp->episode_seq);
-	if (a->n_episodes > 0 && a->episodes[a->n_episodes - 1].end_ms == INT64_MAX) {
-		a->episodes[a->n_episodes - 1].end_ms = now;
+	if (open_episode(a)) {
+		open_episode(a)->span.end_ms = now;
 		save_episodes(a);
 	}
 	return 0;
@@ -1539,6 +1766,9 @@ static int setup_assets(struct engine *e)
 		if (!a->det)
 			return -ENOMEM;
 		load_episodes(a);
+		if (rp && open_episode(a) && open_episode(a)->seq == 0)
+			open_episode(a)->seq = rp->episode_seq;
+		load_relearn(a);
 
 		struct nn_model *m = NULL;
 		uint32_t version = 0;

@@ -132,6 +132,49 @@ static void test_escalation_once(void **state)
 	alert_free(a);
 }
 
+/* alert_close ends the open episode whatever the scores: the cleared event
+ * is the one alert_step would make (peak score and its contributors); with
+ * none open it is ALERT_NONE and a raise run in progress starts over. */
+static void test_close(void **state)
+{
+	struct alert_engine *a = alert_new(&cfg_3_2, NULL);
+	struct alert_event ev;
+	const float sh[4] = { 0.1f, 0.7f, 0.1f, 0.1f };
+	struct alert_persist p;
+	(void)state;
+
+	step(a, 0, 1.2, NULL, &ev);
+	step(a, 1, 1.2, NULL, &ev);
+	assert_int_equal(alert_close(a, T0 + 2 * HOP_MS, &ev), 0);
+	assert_int_equal(ev.kind, ALERT_NONE);
+	assert_int_equal(step(a, 3, 1.2, NULL, &ev), ALERT_NONE); /* the run started over */
+	assert_int_equal(step(a, 4, 1.2, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, 5, 3.5, sh, &ev), ALERT_RAISED);
+	assert_int_equal(step(a, 6, 9.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(alert_close(a, T0 + 7 * HOP_MS, &ev), 0);
+	assert_int_equal(ev.kind, ALERT_CLEARED);
+	assert_int_equal(ev.episode_seq, 1);
+	assert_int_equal(ev.severity, ALERT_SEV_CRITICAL);
+	assert_int_equal(ev.ts_ms, T0 + 7 * HOP_MS);
+	assert_int_equal(ev.started_ms, T0 + 5 * HOP_MS);
+	assert_true(ev.score == 9.0);
+	assert_int_equal(ev.n_top, 3); /* the peak window's top three */
+	alert_get_persist(a, &p);
+	assert_int_equal(p.severity, ALERT_SEV_NONE);
+	assert_int_equal(p.episode_seq, 1);
+	assert_int_equal(p.over + p.under, 0);
+	/* Closed twice: nothing more; the next episode is number 2. */
+	assert_int_equal(alert_close(a, T0 + 8 * HOP_MS, &ev), 0);
+	assert_int_equal(ev.kind, ALERT_NONE);
+	for (int i = 9; i < 12; i++)
+		step(a, i, 1.5, NULL, &ev);
+	assert_int_equal(ev.kind, ALERT_RAISED);
+	assert_int_equal(ev.episode_seq, 2);
+	assert_int_equal(alert_close(NULL, T0, &ev), -EINVAL);
+	assert_int_equal(alert_close(a, T0, NULL), -EINVAL);
+	alert_free(a);
+}
+
 /* Contributors: largest shares first, ties to the lower channel, NaN and
  * zero shares left out; raised carries the raising window's, cleared the
  * peak window's. */
@@ -599,6 +642,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hysteresis_boundaries),
 		cmocka_unit_test(test_escalation_once),
+		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_contributors),
 		cmocka_unit_test(test_persist_json),
 		cmocka_unit_test(test_restart_continues_episode),

@@ -53,6 +53,9 @@ static const char cleared_fmt[] =
 
 /* lag_ms > 0: pump-a runs on its devices' clock, that far behind, and its
  * last alert was 3 minutes ago on that clock. */
+/* Added to pump-a's entry in status.json when set. */
+static const char *status_extra = "";
+
 static void write_status_lag(int64_t updated, pid_t pid, int64_t lag_ms)
 {
 	char u[PDM_ISO8601_LEN], st[PDM_ISO8601_LEN], la[PDM_ISO8601_LEN], clk[96] = "",
@@ -68,7 +71,7 @@ static void write_status_lag(int64_t updated, pid_t pid, int64_t lag_ms)
 		 "\"updated\":\"%s\",\"mqtt_connected\":true,\"clock_steps\":1,"
 		 "\"last_clock_step_ms\":-600000,\"samples_fenced\":3,\"assets\":[{\"asset\":\"pump-a\","
 		 "\"state\":\"normal\",\"score\":0.412,\"model_version\":1,\"trained_at\":\"%s\","
-		 "\"windows\":4321,\"training\":false,%s\"last_alert\":\"pump-a-1\","
+		 "\"windows\":4321,\"training\":false,%s%s\"last_alert\":\"pump-a-1\","
 		 "\"last_alert_ts\":\"%s\"}],\"sources\":[{\"source\":\"plc\",\"type\":\"modbus\","
 		 "\"connected\":true,\"requests\":12345,\"errors\":3,\"timeouts\":1,"
 		 "\"exceptions\":0,\"reconnects\":2,\"last_success\":\"%s\",\"latency_avg_ms\":1.5}],"
@@ -78,7 +81,7 @@ static void write_status_lag(int64_t updated, pid_t pid, int64_t lag_ms)
 		 "\"device_clocks\":[{\"source\":\"gw-east\","
 		 "\"offset_ms\":-18000210,\"max_delay_ms\":12,\"samples\":999},{\"source\":"
 		 "\"gw-ok\",\"offset_ms\":40,\"max_delay_ms\":3,\"samples\":5}]}",
-		 F.host, (int)pid, st, u, st, clk, la, u);
+		 F.host, (int)pid, st, u, st, clk, status_extra, la, u);
 	assert_int_equal(test_write_file(F.state, "status.json", text), 0);
 }
 
@@ -483,7 +486,7 @@ static void test_retrain(void **state)
 	write_status(pdm_wall_ms(), getpid());
 	assert_int_equal(RUN("retrain", "--no-wait", "pump-a"), 0);
 	assert_int_equal(stat(path, &st), 0);
-	assert_non_null(strstr(OUT, "requested"));
+	assert_non_null(strstr(OUT, "written"));
 	assert_int_equal(unlink(path), 0);
 
 	/* A stand-in for the daemon's control poll takes the request: pdmctl
@@ -533,6 +536,68 @@ static void test_retrain(void **state)
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(RUN("retrain", "--since", "last tuesday", "pump-a"), 64);
 	assert_int_not_equal(stat(path, &st), 0);
+}
+
+/* pdmctl normal ID: the request names the episode's asset, number and start
+ * (from its raised event in the outbox), so the daemon finds it. */
+static void test_normal(void **state)
+{
+	(void)state;
+	char path[400], want[200], t_raise[PDM_ISO8601_LEN];
+	struct stat st;
+	size_t len;
+	snprintf(path, sizeof(path), "%s/control/normal.pump-a-1", F.state);
+	unlink(path);
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("normal", "--no-wait", "pump-a-1"), 0);
+	assert_non_null(strstr(OUT, "pump-a-1 (cleared) as normal operation written"));
+	char *text = test_read_file(path, &len);
+	assert_non_null(text);
+	int64_t started;
+	pdm_iso8601(F.now - 600000, t_raise, sizeof(t_raise));
+	assert_int_equal(pdm_parse_iso8601(t_raise, &started), 0);
+	snprintf(want, sizeof(want), "pump-a 1 %lld\n", (long long)started);
+	assert_string_equal(text, want);
+	free(text);
+	assert_int_equal(unlink(path), 0);
+
+	/* Taken by a stand-in for the daemon's control poll. */
+	pid_t taker = fork();
+	assert_true(taker >= 0);
+	if (taker == 0) {
+		for (int i = 0; i < 200; i++) {
+			if (unlink(path) == 0)
+				_exit(0);
+			test_sleep_ms(20);
+		}
+		_exit(1);
+	}
+	assert_int_equal(RUN("normal", "pump-a-1"), 0);
+	assert_non_null(strstr(OUT, "pdmd took the request to take pump-a-1"));
+	assert_non_null(strstr(OUT, "pump-a retrains with it")); /* a cleared one */
+	int ts;
+	assert_int_equal(waitpid(taker, &ts, 0), taker);
+	assert_int_equal(WEXITSTATUS(ts), 0);
+
+	/* No such episode (or one of another asset's name): nothing written. */
+	assert_int_equal(RUN("normal", "pump-a-2"), 65);
+	assert_non_null(strstr(ERR, "no alert episode 'pump-a-2'"));
+	assert_int_equal(RUN("normal", "pump-a"), 65);
+	assert_int_equal(RUN("normal", "pump-b-1"), 65);
+	assert_int_not_equal(stat(path, &st), 0);
+	assert_int_equal(RUN("normal"), 64);
+
+	/* An asset relearning: status says so, and --json passes it on. */
+	status_extra = "\"relearning_since\":\"2026-12-04T00:12:08.800Z\",";
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("status"), 0);
+	char *row = strstr(OUT, "\npump-a ");
+	assert_non_null(row);
+	assert_non_null(strstr(row, "relearning"));
+	assert_int_equal(RUN("status", "--json"), 0);
+	assert_non_null(strstr(OUT, "\"relearning_since\":\t\"2026-12-04T00:12:08.800Z\""));
+	status_extra = "";
+	write_status(pdm_wall_ms(), getpid());
 }
 
 static void test_plot(void **state)
@@ -689,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_models),
 		cmocka_unit_test(test_export),
 		cmocka_unit_test(test_retrain),
+		cmocka_unit_test(test_normal),
 		cmocka_unit_test(test_plot),
 		cmocka_unit_test(test_watch_json),
 	};

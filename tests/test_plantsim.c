@@ -620,6 +620,7 @@ static void test_fault_statistics(void **state)
 	assert_int_equal(test_write_file(dir, "s.scen",
 		"# fault statistics test\n"
 		"at 60s fault pump-a bearing_wear severity=1.0 for 120s ramp=10s\n"
+		"at 60s fault pump-a offset sensor=flow severity=0.5 ramp=0 for 60s\n"
 		"at 60s fault pump-b cavitation severity=0.8 for 120s\n"
 		"  at 60s  fault pump-c stuck sensor=motor_temp for 60s   # frozen transmitter\n"
 		"at 60s fault pump-c spikes sensor=current severity=1\n"
@@ -648,6 +649,16 @@ static void test_fault_statistics(void **state)
 	assert_true(mean(ta1, 1700, 1800) - mean(ta0, 1700, 1800) >
 		    mean(ta1, 620, 720) - mean(ta0, 620, 720));
 	assert_true(mean(va1, 2100, 2400) < mean(va0, 2100, 2400) + 0.5);
+	/* Offset: the transmitter reads exactly 0.5 x 25 m3/h higher for 60 s. */
+	double *fa0 = series(&base, "pump-a", "flow", &n);
+	double *fa1 = series(&fault, "pump-a", "flow", &n);
+	for (size_t i = 0; i < 2400; i++) {
+		double d = fa1[i] - fa0[i];
+		if (i >= on && i < on + 600)
+			assert_true(fabs(d - 12.5) < 1e-6);
+		else
+			assert_true(d == 0.0);
+	}
 
 	double *pb0 = series(&base, "pump-b", "pressure", &n);
 	double *pb1 = series(&fault, "pump-b", "pressure", &n);
@@ -699,11 +710,12 @@ static void test_fault_statistics(void **state)
 	const cJSON *l = fault.lines[3 * 1000];
 	assert_string_equal(line_asset(l), "pump-a");
 	const cJSON *faults = cJSON_GetObjectItemCaseSensitive(l, "faults");
-	assert_int_equal(cJSON_GetArraySize(faults), 1);
+	assert_int_equal(cJSON_GetArraySize(faults), 2);
 	assert_string_equal(cJSON_GetArrayItem(faults, 0)->valuestring, "bearing_wear");
+	assert_string_equal(cJSON_GetArrayItem(faults, 1)->valuestring, "offset");
 
 	double *all[] = { va0, va1, ta0, ta1, pb0, pb1, qb0, qb1, vb0, vb1, mc0, mc1, ic0, ic1,
-			  sc0, sc1, bc0, bc1, vc0, vc1 };
+			  sc0, sc1, bc0, bc1, vc0, vc1, fa0, fa1 };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		free(all[i]);
 	child_free(&base);

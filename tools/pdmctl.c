@@ -1,7 +1,7 @@
 /*
  * pdmctl.c - the operator's tool: what is pdmd doing, what did it send,
- * which models does it have, and a few requests (retrain) to the running
- * daemon.
+ * which models does it have, and a few requests (retrain, normal) to the
+ * running daemon.
  *
  * Everything here reads the state directory the daemon's configuration
  * names: status.json (rewritten by pdmd every 5 s), the store through a
@@ -411,6 +411,8 @@ struct asset_row {
 	/* > 0: the asset runs on its devices' clock, this far behind the host's;
 	 * its alert times are on that clock */
 	int64_t clock_lag_ms;
+	/* relearning an episode taken as normal (pdmctl normal), since then */
+	const char *relearning_since;
 };
 
 static int model_latest_cb(const struct store_model *m, void *user)
@@ -544,6 +546,7 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			t = jstr(ja, "clock");
 			if (t && strcmp(t, "device") == 0 && jnum(ja, "clock_lag_ms", &v))
 				r->clock_lag_ms = (int64_t)v;
+			r->relearning_since = jstr(ja, "relearning_since");
 		}
 		asset_row_from_store(s, r);
 	}
@@ -611,6 +614,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 				cJSON_AddStringToObject(j, "clock", "device");
 				cJSON_AddNumberToObject(j, "clock_lag_ms", (double)r->clock_lag_ms);
 			}
+			if (r->relearning_since)
+				cJSON_AddStringToObject(j, "relearning_since", r->relearning_since);
 			cJSON_AddItemToArray(ja, j);
 		}
 		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
@@ -660,7 +665,10 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			pdmctl_fmt_age(now - r->clock_lag_ms - r->last_alert_ms, a, sizeof(a));
 			snprintf(last, sizeof(last), "%s (%s ago)", r->last_alert, a);
 		}
-		snprintf(state, sizeof(state), "%s", r->state ? r->state : "?");
+		/* learning, but with a model: no alerts until it knows the state
+		 * an episode taken as normal brought */
+		snprintf(state, sizeof(state), "%s",
+			 r->relearning_since ? "relearning" : r->state ? r->state : "?");
 		table_add(&t, r->asset, state, score, model, age, win, last);
 	}
 	table_print(&t, stdout);
@@ -1172,7 +1180,57 @@ out:
 	return ex;
 }
 
-/* ---- retrain ------------------------------------------------------------------------------- */
+/* ---- requests to the daemon (retrain, normal) ---------------------------------------- */
+
+/* Writes STATE_DIR/control/NAME holding `line` (written to a temporary file
+ * and renamed, so that the daemon never reads half of it), then waits up to
+ * 5 s for the daemon, which polls control/ every second, to take it (it
+ * deletes the file). `what` names the request in messages, `taken` says
+ * what follows once it is taken. */
+static int control_request(struct pdmctl *c, const char *cmd, const char *name, const char *line,
+			   bool wait, const char *what, const char *taken)
+{
+	char dir[4200], path[4400], tmp[4500];
+	snprintf(dir, sizeof(dir), "%s/control", c->cfg->daemon.state_dir);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		fprintf(stderr, "pdmctl %s: cannot create %s: %s\n", cmd, dir, strerror(errno));
+		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	bool ok = fd >= 0 && write(fd, line, strlen(line)) == (ssize_t)strlen(line);
+	if (fd >= 0)
+		ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0) {
+		fprintf(stderr, "pdmctl %s: cannot create %s: %s\n", cmd, path, strerror(errno));
+		unlink(tmp);
+		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
+	}
+
+	struct daemon_info d;
+	daemon_probe(c->cfg, pdm_wall_ms(), &d);
+	cJSON_Delete(d.status);
+	if (d.state != DAEMON_RUNNING) {
+		printf("%s written (%s), but pdmd is not running: it takes it when it starts\n",
+		       what, path);
+		return EX_UNAVAILABLE;
+	}
+	if (!wait) {
+		printf("%s written (%s)\n", what, path);
+		return 0;
+	}
+	for (int i = 0; i < 50; i++) {
+		if (access(path, F_OK) < 0 && errno == ENOENT) {
+			printf("pdmd took the %s; %s\n", what, taken);
+			return 0;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	printf("%s written (%s) but not taken within 5 s; is pdmd busy?\n", what, path);
+	return EX_TEMPFAIL;
+}
 
 static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 {
@@ -1199,7 +1257,6 @@ static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 		opts, "ASSET", argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
-	bool wait = !no_wait;
 	const char *asset = argv[optind];
 	int64_t since = 0;
 	if (since_s && pdmctl_parse_when(since_s, pdm_wall_ms(), &since) < 0)
@@ -1210,57 +1267,109 @@ static int cmd_retrain(struct pdmctl *c, int argc, char **argv)
 	if (!find_asset_or_complain(c, "retrain", asset))
 		return EX_USAGE;
 
-	char dir[4200], path[4400];
-	snprintf(dir, sizeof(dir), "%s/control", c->cfg->daemon.state_dir);
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		fprintf(stderr, "pdmctl retrain: cannot create %s: %s\n", dir, strerror(errno));
-		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
-	}
-	snprintf(path, sizeof(path), "%s/retrain.%s", dir, asset);
-	/* The request's one line ("since_ms N") is written to a temporary
-	 * file and renamed, so that the daemon never reads half of it. */
-	char tmp[4500], line[64] = "";
-	snprintf(tmp, sizeof(tmp), "%s/.retrain.%s.tmp", dir, asset);
+	char name[200], line[64] = "", what[200], taken[300];
+	snprintf(name, sizeof(name), "retrain.%s", asset);
 	if (since_s)
 		snprintf(line, sizeof(line), "since_ms %lld\n", (long long)since);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	bool ok = fd >= 0 && write(fd, line, strlen(line)) == (ssize_t)strlen(line);
-	if (fd >= 0)
-		ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) < 0) {
-		fprintf(stderr, "pdmctl retrain: cannot create %s: %s\n", path, strerror(errno));
-		unlink(tmp);
-		return errno == EACCES ? EX_NOPERM : EX_CANTCREAT;
-	}
+	snprintf(what, sizeof(what), "retrain request for %s", asset);
+	snprintf(taken, sizeof(taken), "'pdmctl models %s' shows the result when training ends",
+		 asset);
+	return control_request(c, "retrain", name, line, !no_wait, what, taken);
+}
 
-	struct daemon_info d;
-	daemon_probe(c->cfg, pdm_wall_ms(), &d);
-	cJSON_Delete(d.status);
-	if (d.state != DAEMON_RUNNING) {
-		printf("retrain of %s requested (%s), but pdmd is not running: it will retrain when "
-		       "it starts\n",
-		       asset, path);
-		return EX_UNAVAILABLE;
-	}
-	if (!wait) {
-		printf("retrain of %s requested (%s)\n", asset, path);
-		return 0;
-	}
-	/* The daemon polls control/ every second and deletes the file when it
-	 * takes the request. */
-	for (int i = 0; i < 50; i++) {
-		if (access(path, F_OK) < 0 && errno == ENOENT) {
-			printf("pdmd took the retrain request for %s; 'pdmctl models %s' shows the "
-			       "result when training ends\n",
-			       asset, asset);
-			return 0;
+/* The raised event of one episode, looked up by id in the outbox. */
+struct find_ep_ctx {
+	const char *id;
+	char asset[128];
+	uint64_t seq;
+	int64_t started_ms;
+	bool found, cleared;
+};
+
+static int find_ep_cb(const struct store_outbox_row *r, void *user)
+{
+	struct find_ep_ctx *x = user;
+	cJSON *al = cJSON_Parse(r->payload);
+	const char *id = jstr(al, "id"), *ev = jstr(al, "event"), *asset = jstr(al, "asset");
+	const char *st = jstr(al, "started");
+	int64_t started;
+	size_t n = asset ? strlen(asset) : 0;
+	if (id && ev && asset && st && strcmp(id, x->id) == 0 && strncmp(id, asset, n) == 0 &&
+	    id[n] == '-' && pdm_parse_iso8601(st, &started) == 0) {
+		char *end;
+		unsigned long long seq = strtoull(id + n + 1, &end, 10);
+		if (*end == '\0' && seq > 0) {
+			x->found = true;
+			snprintf(x->asset, sizeof(x->asset), "%s", asset);
+			x->seq = seq;
+			x->started_ms = started;
+			if (strcmp(ev, "cleared") == 0)
+				x->cleared = true;
 		}
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
 	}
-	printf("retrain of %s requested (%s) but not taken within 5 s; is pdmd busy?\n", asset,
-	       path);
-	return EX_TEMPFAIL;
+	cJSON_Delete(al);
+	return 0;
+}
+
+static int cmd_normal(struct pdmctl *c, int argc, char **argv)
+{
+	bool no_wait = false;
+	int ex;
+	const struct pdmctl_opt opts[] = {
+		{ "no-wait", 0, NULL, &no_wait },
+		{ NULL },
+	};
+	int rc = pdmctl_getopt(c, "normal",
+		"Usage: pdmctl normal [-c DIR] [--no-wait] ID\n"
+		"Tells pdmd that alert episode ID (as in 'pdmctl alerts', e.g.\n"
+		"pump-a-42) was normal operation, a state its model had not seen,\n"
+		"not a fault. Training leaves alert episodes out; this one's data\n"
+		"becomes training data, the older data is kept, and the asset\n"
+		"retrains now. An open episode is cleared at once and the asset\n"
+		"relearns: state learning, scored but no alerts, retraining as the\n"
+		"new state settles, until a model scores it under its threshold.\n"
+		"(After a change for good, where the data before it no longer\n"
+		"counts, use 'pdmctl retrain --since' instead.)\n"
+		"Exit 0 when taken, 65 when there is no such episode, 69 when pdmd is\n"
+		"not running (the request then waits for its next start), 75 when not\n"
+		"taken within 5 s.\n",
+		opts, "ID", argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
+	const char *id = argv[optind];
+	if ((ex = pdmctl_load_cfg(c)) != 0)
+		return ex;
+	struct store *s = pdmctl_open_store(c, &ex);
+	if (!s)
+		return ex;
+	struct find_ep_ctx x = { .id = id };
+	int e = store_outbox_list(s, 0, find_ep_cb, &x);
+	store_close(s);
+	if (e < 0) {
+		fprintf(stderr, "pdmctl normal: cannot read the outbox: %s\n", pdm_strerror(e));
+		return EX_IOERR;
+	}
+	if (!x.found) {
+		fprintf(stderr, "pdmctl normal: no alert episode '%s' among the alerts kept ('pdmctl "
+				"alerts' lists them)\n", id);
+		return EX_DATAERR;
+	}
+	if (!cfg_find_asset(c->cfg, x.asset)) {
+		fprintf(stderr, "pdmctl normal: episode %s is of asset '%s', which %s no longer "
+				"configures\n", id, x.asset, c->config_dir);
+		return EX_DATAERR;
+	}
+	char name[200], line[200], what[200], taken[400];
+	snprintf(name, sizeof(name), "normal.%s", id);
+	snprintf(line, sizeof(line), "%s %llu %lld\n", x.asset, (unsigned long long)x.seq,
+		 (long long)x.started_ms);
+	snprintf(what, sizeof(what), "request to take %s (%s) as normal operation", id,
+		 x.cleared ? "cleared" : "still open");
+	snprintf(taken, sizeof(taken), "%s %s ('pdmctl status' shows its state)", x.asset,
+		 x.cleared ? "retrains with it"
+			   : "clears it and relearns without alerts until a model knows the new "
+			     "state");
+	return control_request(c, "normal", name, line, !no_wait, what, taken);
 }
 
 /* ---- plot without PLplot -------------------------------------------------------------------- */
@@ -1291,6 +1400,7 @@ static const struct command commands[] = {
 	{ "models", "an asset's model registry and model files", cmd_models },
 	{ "export", "an asset's stored samples as CSV (for pdmd replay)", cmd_export },
 	{ "retrain", "ask the running daemon to retrain an asset now", cmd_retrain },
+	{ "normal", "tell the daemon an alert episode was normal operation", cmd_normal },
 	{ "watch", "live view of states, scores and alerts (MQTT)", pdmctl_cmd_watch },
 	{ "plot", "draw an asset's sensors, score and alerts to PNG or SVG", pdmctl_cmd_plot },
 };

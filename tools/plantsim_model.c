@@ -67,6 +67,7 @@ static const char *const fault_names[PS_F_NKINDS] = {
 	[PS_F_CAVITATION] = "cavitation",
 	[PS_F_STUCK] = "stuck",
 	[PS_F_SPIKES] = "spikes",
+	[PS_F_OFFSET] = "offset",
 };
 
 /* Speed levels of the regime schedule, as fractions of rated speed. */
@@ -540,6 +541,10 @@ static void asset_step(struct ps_plant *p, struct asset_state *s)
 				if (f->sensor == PS_SPEED || f->sensor == PS_VIBRATION)
 					v[f->sensor] = fabs(v[f->sensor]);
 			}
+		} else if (f->kind == PS_F_OFFSET) {
+			/* A transmitter replaced or re-ranged: it reads higher by
+			 * a fixed amount (ramped in like any fault). */
+			v[f->sensor] += effective_severity(f, p->tick) * spike_scale[f->sensor];
 		}
 	}
 	memcpy(a->value, v, sizeof(v));
@@ -561,7 +566,7 @@ int ps_plant_inject(struct ps_plant *p, int i, enum ps_fault_kind kind, double s
 	if (i < 0 || i >= p->n || (unsigned)kind >= PS_F_NKINDS || !(severity >= 0.0) ||
 	    severity > 1.0 || ramp_ticks < 0)
 		return -EINVAL;
-	bool needs_sensor = kind == PS_F_STUCK || kind == PS_F_SPIKES;
+	bool needs_sensor = kind == PS_F_STUCK || kind == PS_F_SPIKES || kind == PS_F_OFFSET;
 	if (needs_sensor != (sensor >= 0) || sensor >= PS_NSENSORS)
 		return -EINVAL;
 

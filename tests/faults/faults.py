@@ -32,7 +32,8 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
           a fault after the step is alerted, no no_data
   maint   a machine that runs differently after maintenance, for good: a
           plain retrain leaves it in alarm, 'pdmctl retrain --since' ends
-          the episode with a model of its new normal
+          the episode with a model of its new normal; a pump at a speed its
+          model has not seen: 'pdmctl normal ID' ends its episode
   skew    a gateway stamping its samples 5 h behind, then 1 h ahead of the
           daemon's clock: its asset trains, scores and alerts on the
           gateway's clock, goes no_data when it falls silent, and
@@ -258,6 +259,12 @@ class Subscriber:
             return [json.loads(p)["state"] for t, topic, p, r in self.msgs
                     if topic == "%s/state/%s" % (PREFIX, asset) and t >= since
                     and not (live and r)]
+
+    def state_times(self, asset):
+        """(receive time, state) of each message on P/state/<asset>."""
+        with self.lock:
+            return [(t, json.loads(p)["state"]) for t, topic, p, _ in self.msgs
+                    if topic == "%s/state/%s" % (PREFIX, asset)]
 
     def close(self):
         self.c.loop_stop()
@@ -1155,12 +1162,26 @@ def fault_alerted(rig, asset, fault, skew, what):
     real time. The demo's one-minute models have false alarms of their own:
     start when the asset's last event closed its episode and its live state
     is normal (status.json can be 5 s old), and take an event stamped after
-    the fault began."""
+    the fault began. A young model that meets a state it has not seen (a
+    regime change of the simulator) stays in alarm: after 30 s of it the
+    open episode is taken as normal operation (pdmctl normal), as an
+    operator would, and the asset relearns."""
     def quiet():
         ev = [a for a in rig.sub.alerts() if a["asset"] == asset]
         st = rig.sub.states(asset)
         return (not ev or ev[-1]["event"] == "cleared") and st and st[-1] == "normal"
-    wait_for(quiet, 90, "%s back to normal before its fault" % asset)
+    try:
+        wait_for(quiet, 30, "%s back to normal before its fault" % asset)
+    except Failure:
+        ev = [a for a in rig.sub.alerts() if a["asset"] == asset]
+        if ev and ev[-1]["event"] != "cleared":
+            log("%s in alarm before its fault (episode %s): taking it as normal operation"
+                % (asset, ev[-1]["id"]))
+            rc, out = pdmctl(rig.confdir, "normal", ev[-1]["id"])
+            check(rc == 0, "pdmctl normal %s: exit %d: %s" % (ev[-1]["id"], rc, out))
+        # Relearning lasts until a model knows the state (minutes if it
+        # is still warming).
+        wait_for(quiet, 180, "%s back to normal before its fault" % asset)
     t0 = time.time()
     rig.sim.cmd("fault %s %s" % (asset, fault))
 
@@ -1278,7 +1299,11 @@ def scen_maint(args):
     'pdmctl retrain --since TIME' trains on the data from the change on, all
     of it taken as normal: the new model is used, the open episode is
     cleared (same id) and pump-a is normal again.
-    Meanwhile pump-b's PLC is frozen for longer than pump-b's training
+    Meanwhile pump-c's flow transmitter is replaced by one that reads 10 m3/h
+    higher, no fault of the pump: its episode, taken as normal operation
+    ('pdmctl normal ID'), is cleared at once; pump-c relearns (state
+    learning, no alerts) until a model knows the new reading, and is
+    monitored again. And pump-b's PLC is frozen for longer than pump-b's training
     history (a minute, as its retrain period): its retrains find no windows
     and must wait a retrain period each, not run every second; it scores
     with its model again when the PLC answers again."""
@@ -1312,8 +1337,30 @@ def scen_maint(args):
         return ev and ev[-1]["event"] in ("raised", "escalated") and ev[-1]["id"]
     ep = wait_for(episode, 60, "an episode of pump-a after the change")
     res["raised_after_s"] = round(time.time() - change, 1)
+    # pump-c's flow transmitter replaced by one that reads 10 m3/h higher: a
+    # state its model has not seen, and no fault of the pump.
+    rig.sim.cmd("fault pump-c offset sensor=flow severity=0.4 ramp=0")
     # Enough of the new normal for a model: train_after windows and then some.
     time.sleep(30)
+
+    def episode_c():
+        ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-c"]
+        return ev and ev[-1]["event"] in ("raised", "escalated") and ev[-1]["id"]
+    ep_c = wait_for(episode_c, 60, "an episode of pump-c with its new flow transmitter")
+    rc, out = pdmctl(rig.confdir, "normal", ep_c)
+    check(rc == 0 and "pdmd took the request to take %s (still open)" % ep_c in out,
+          "pdmctl normal %s: exit %d: %s" % (ep_c, rc, out))
+    normal_at = time.time()
+    wait_for(lambda: re.search(r"control: alert episode %s \(raised \S+, still open\) marked "
+                               r"normal operation" % ep_c, d.log_since_start()), 10,
+             "the log taking %s as normal operation" % ep_c)
+    # Cleared at once (same id), and pump-c relearns without alerts.
+    wait_for(lambda: any(a["id"] == ep_c and a["event"] == "cleared" for a in rig.sub.alerts()),
+             10, "%s cleared when taken as normal" % ep_c)
+    wait_for(lambda: (rig.sub.states("pump-c") or [""])[-1] == "learning", 10,
+             "pump-c's state learning while it relearns")
+    wait_for(lambda: "relearning_since" in (d.asset_status() or {}).get("pump-c", {}), 10,
+             "relearning_since in status.json")
 
     def trained(n):
         """The n-th trainer outcome for pump-a in the log since the start."""
@@ -1365,6 +1412,28 @@ def scen_maint(args):
     v = d.asset_status()["pump-a"]["model_version"]
     check(v > versions["pump-a"], "pump-a still on model v%d" % v)
     res["model_version"] = v
+
+    # pump-c relearned its new flow reading: a model scored it under the threshold
+    # long enough, alerts are on again; none was raised meanwhile.
+    def relearned():
+        return re.search(r"asset\[pump-c\]: relearned: model v(\d+)", d.log_since_start())
+    wait_for(relearned, 300, "pump-c relearned after %s was taken as normal" % ep_c)
+
+    def out_of_learning():
+        st = [(t, x) for t, x in rig.sub.state_times("pump-c") if t >= normal_at - 6]
+        first = next((i for i, (_, x) in enumerate(st) if x == "learning"), None)
+        return first is not None and next((t for t, x in st[first:] if x != "learning"), None)
+    relearned_at = wait_for(out_of_learning, 15, "pump-c's state out of learning")
+    res["relearned_after_s"] = round(relearned_at - normal_at, 1)
+    lg = d.log_since_start()
+    res["relearn_retrains"] = len(re.findall(r"trainer\[pump-c\]: training started",
+                                             lg[lg.find("control: alert episode %s" % ep_c):
+                                                lg.find("asset[pump-c]: relearned")]))
+    raised = [a for a in rig.sub.alerts() if a["asset"] == "pump-c" and a["event"] == "raised"
+              and normal_at <= ts_of(a) <= relearned_at - 1]
+    check(not raised, "pump-c raised %s while it relearned" % [a["id"] for a in raised])
+    check("trainer[pump-c]: scheduled retrains skipped" not in lg,
+          "pump-c: retrains skipped")
 
     # pump-b, its PLC frozen all along: no training data for a while now.
     # Its first retrain without data is due a minute after its model.

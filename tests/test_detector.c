@@ -1,0 +1,209 @@
+/*
+ * test_detector.c - one asset's scoring pipeline with a real trained model:
+ * normal data stays quiet, a shift raises an episode, and relearning (an
+ * episode taken as normal) clears it at once, scores without alerts, counts
+ * its windows as trainable and hands alerts back when it ends.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alert.h"
+#include "detector.h"
+#include "nn.h"
+
+#define NC 2
+#define NW 16
+#define HOP 4
+#define STEP_MS 100
+#define T0 1795839942100LL
+#define PERIOD 40 /* samples */
+
+/* What the hooks saw. */
+static struct {
+	int raised, cleared, escalated;
+	uint64_t last_seq;
+	int64_t last_event_ts;
+	enum det_state state;
+	int states;
+	int scored, scored_learning;
+} seen;
+
+static int on_alert(void *user, const struct alert_event *ev, const char *payload)
+{
+	(void)user;
+	assert_non_null(strstr(payload, "\"asset\":\"pump\""));
+	seen.last_seq = ev->episode_seq;
+	seen.last_event_ts = ev->ts_ms;
+	if (ev->kind == ALERT_RAISED)
+		seen.raised++;
+	else if (ev->kind == ALERT_CLEARED)
+		seen.cleared++;
+	else if (ev->kind == ALERT_ESCALATED)
+		seen.escalated++;
+	return 0;
+}
+
+static void on_score(void *user, int64_t ts_ms, double score, const float *shares,
+		     enum det_state st)
+{
+	(void)user;
+	(void)ts_ms;
+	(void)shares;
+	assert_true(isfinite(score));
+	seen.scored++;
+	if (st == DET_LEARNING)
+		seen.scored_learning++;
+}
+
+static void on_state(void *user, enum det_state st, double score, int64_t ts_ms)
+{
+	(void)user;
+	(void)score;
+	(void)ts_ms;
+	seen.state = st;
+	seen.states++;
+}
+
+/* The plant: two channels in quadrature; `shift` moves both off their range. */
+static double signal(int c, long i, double shift)
+{
+	double ph = 2 * M_PI * (double)i / PERIOD;
+	return (c == 0 ? 10.0 + 2.0 * sin(ph) : 50.0 + 5.0 * cos(ph)) + shift;
+}
+
+static struct nn_model *trained_model(double shift)
+{
+	const size_t N = 600;
+	float *x = malloc(sizeof(float) * N * NC * NW);
+	assert_non_null(x);
+	for (size_t n = 0; n < N; n++)
+		for (int c = 0; c < NC; c++)
+			for (int t = 0; t < NW; t++)
+				x[(n * NC + (size_t)c) * NW + (size_t)t] =
+					(float)signal(c, (long)(n * 3 + (size_t)t), shift);
+	struct nn_model *m = nn_model_new(NN_MLP_AE, NC, NW, 5);
+	assert_non_null(m);
+	struct nn_train_opts o;
+	nn_train_opts_default(&o);
+	o.epochs = 40;
+	o.patience = 0;
+	o.lr = 3e-3f;
+	assert_int_equal(nn_train(m, x, N, &o, NULL), 0);
+	free(x);
+	return m;
+}
+
+/* Feeds samples [from, to) and advances the detector past them. */
+static void feed(struct detector *d, long from, long to, double shift)
+{
+	for (long i = from; i < to; i++) {
+		for (int c = 0; c < NC; c++)
+			assert_int_equal(detector_push(d, c, T0 + i * STEP_MS, signal(c, i, shift),
+						       true), 0);
+		assert_int_equal(detector_advance(d, T0 + i * STEP_MS), 0);
+	}
+}
+
+static void test_relearn(void **state)
+{
+	(void)state;
+	static const char *const names[NC] = { "a", "b" };
+	struct detector_cfg cfg = {
+		.asset = "pump",
+		.host = "h",
+		.channel_names = names,
+		.window = { .C = NC, .interval_ms = STEP_MS, .W = NW, .hop = HOP, .hold = 2,
+			    .run_channel = -1, .no_data_ms = 0 },
+		.alert = { .raise_after = 3, .clear_after = 5, .critical = 2.0 },
+	};
+	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state };
+	memset(&seen, 0, sizeof(seen));
+	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	detector_set_model(d, trained_model(0.0), 1);
+
+	/* Normal running: scored, quiet. */
+	feed(d, 0, 400, 0.0);
+	assert_int_equal(seen.raised, 0);
+	assert_int_equal(seen.state, DET_NORMAL);
+	assert_true(seen.scored > 80);
+	assert_false(detector_relearning(d));
+
+	/* A state the model has not seen: an episode. */
+	feed(d, 400, 500, 8.0);
+	assert_int_equal(seen.raised, 1);
+	assert_true(detector_in_episode(d));
+	uint64_t trainable = detector_trainable_windows(d);
+	assert_false(detector_relearn_loud(d)); /* only counted while relearning */
+
+	/* Taken as normal: cleared now (same episode), state learning. */
+	int64_t now = T0 + 500 * STEP_MS;
+	assert_int_equal(detector_relearn_start(d, now), 0);
+	assert_int_equal(seen.cleared, 1);
+	assert_int_equal(seen.last_seq, 1);
+	assert_int_equal(seen.last_event_ts, now);
+	assert_false(detector_in_episode(d));
+	assert_true(detector_relearning(d));
+	assert_int_equal(seen.state, DET_LEARNING);
+	assert_int_equal(detector_state(d), DET_LEARNING);
+
+	/* Still over the threshold: scored as learning, no alert, trainable,
+	 * and loud (it would have raised). A new model quiets it. */
+	int scored = seen.scored_learning;
+	feed(d, 500, 600, 8.0);
+	assert_int_equal(seen.raised, 1);
+	assert_int_equal(seen.cleared, 1);
+	assert_true(seen.scored_learning - scored >= 20);
+	assert_true(detector_trainable_windows(d) >= trainable + 20);
+	assert_true(detector_relearn_loud(d));
+	assert_true(detector_last_score(d) >= 1.0);
+	detector_set_model(d, trained_model(8.0), 2);
+	assert_false(detector_relearn_loud(d));
+	assert_int_equal(detector_state(d), DET_LEARNING); /* a model does not end it */
+	feed(d, 600, 700, 8.0);
+	assert_false(detector_relearn_loud(d));
+	assert_true(detector_last_score(d) < 1.0);
+	assert_int_equal(seen.state, DET_LEARNING);
+
+	/* Relearning over: normal again, and a real change alerts. */
+	int states = seen.states;
+	detector_relearn_end(d);
+	assert_false(detector_relearning(d));
+	feed(d, 700, 720, 8.0);
+	assert_int_equal(seen.state, DET_NORMAL);
+	assert_true(seen.states > states);
+	feed(d, 720, 820, 30.0);
+	assert_int_equal(seen.raised, 2);
+	assert_int_equal(seen.last_seq, 2);
+	detector_relearn_end(d); /* not relearning: nothing */
+	assert_true(detector_in_episode(d));
+
+	/* Relearning with no episode open (after a restart): no event. */
+	int cleared = seen.cleared;
+	detector_free(d);
+	d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	assert_int_equal(detector_relearn_start(d, now), 0);
+	assert_int_equal(seen.cleared, cleared);
+	detector_set_model(d, trained_model(0.0), 3);
+	feed(d, 0, 100, 0.0);
+	assert_int_equal(seen.state, DET_LEARNING);
+	detector_free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_relearn),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
