@@ -829,12 +829,12 @@ static void handle_train_results(struct engine *e)
 	struct train_result *r;
 
 	while ((r = trainer_poll(e->trainer)) != NULL) {
-		struct asset_rt *a = &e->assets[r->asset_index];
-		const struct train_outcome *o = &r->outcome;
 		if (r->asset_index >= e->n_assets) {
 			free(r);
 			continue;
 		}
+		struct asset_rt *a = &e->assets[r->asset_index];
+		const struct train_outcome *o = &r->outcome;
 		/* Whatever the outcome, the next scheduled try is a retrain
 		 * period away (a promoted model resets it to its own time):
 		 * retrying on the next tick would read the whole history every

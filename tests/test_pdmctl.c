@@ -587,6 +587,34 @@ static void test_normal(void **state)
 	assert_int_not_equal(stat(path, &st), 0);
 	assert_int_equal(RUN("normal"), 64);
 
+	/* Once the daemon took it (its episode list marks the episode), the
+	 * cleared event says so in pdmctl alerts; other lists change nothing. */
+	char err[256], *row2 = NULL;
+	struct store *s = store_open(F.db, NULL, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_kv_set(s, "episodes/pump-a", "[[1,2,1,0]]"), 0);
+	store_close(s);
+	assert_int_equal(RUN("alerts"), 0);
+	assert_null(strstr(OUT, "(normal)"));
+	s = store_open(F.db, NULL, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_kv_set(s, "episodes/pump-a", "[[5,6,7,1],[1,2,1,1]]"), 0);
+	store_close(s);
+	assert_int_equal(RUN("alerts"), 0);
+	row2 = strstr(OUT, "cleared (normal)");
+	assert_non_null(row2);
+	assert_non_null(strstr(OUT, "raised "));
+	assert_int_equal(RUN("alerts", "--json"), 0);
+	cJSON *j = cJSON_Parse(OUT);
+	assert_non_null(j);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "taken_as_normal")));
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 1), "taken_as_normal")));
+	cJSON_Delete(j);
+	s = store_open(F.db, NULL, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_kv_del(s, "episodes/pump-a"), 0);
+	store_close(s);
+
 	/* An asset relearning: status says so, and --json passes it on. */
 	status_extra = "\"relearning_since\":\"2026-12-04T00:12:08.800Z\",";
 	write_status(pdm_wall_ms(), getpid());

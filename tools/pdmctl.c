@@ -763,7 +763,37 @@ struct alerts_ctx {
 	struct table *t;
 	cJSON *arr;
 	size_t n;
+	struct store *s;
+	char ep_asset[128]; /* whose episode list ep_list holds */
+	cJSON *ep_list;
 };
+
+/* Whether the user took episode ASSET-SEQ as normal operation (pdmctl
+ * normal): the daemon's episode list says so, [start, end, seq, normal]. */
+static bool taken_as_normal(struct alerts_ctx *a, const char *asset, const char *id)
+{
+	size_t n = strlen(asset);
+	if (strncmp(id, asset, n) != 0 || id[n] != '-')
+		return false;
+	double seq = strtod(id + n + 1, NULL);
+	if (strcmp(a->ep_asset, asset) != 0) {
+		char key[300], *v = NULL;
+		cJSON_Delete(a->ep_list);
+		a->ep_list = NULL;
+		snprintf(a->ep_asset, sizeof(a->ep_asset), "%s", asset);
+		snprintf(key, sizeof(key), "episodes/%s", asset);
+		if (store_kv_get(a->s, key, &v) == 0)
+			a->ep_list = cJSON_Parse(v);
+		free(v);
+	}
+	const cJSON *ep;
+	cJSON_ArrayForEach(ep, a->ep_list)
+	{
+		if (cJSON_GetArraySize(ep) == 4 && cJSON_GetArrayItem(ep, 2)->valuedouble == seq)
+			return cJSON_GetArrayItem(ep, 3)->valuedouble != 0;
+	}
+	return false;
+}
 
 /* "vibration_rms 62%, bearing_temp 21%" */
 static void fmt_contributors(const cJSON *alert, char *buf, size_t len)
@@ -797,6 +827,8 @@ static int alerts_cb(const struct store_outbox_row *r, void *user)
 		return 0;
 	cJSON *al = cJSON_Parse(r->payload);
 	char created[PDM_ISO8601_LEN], delivered[PDM_ISO8601_LEN];
+	const char *id = jstr(al, "id"), *ev = jstr(al, "event");
+	bool normal = id && ev && strcmp(ev, "cleared") == 0 && taken_as_normal(a, r->topic + pl, id);
 	a->n++;
 	if (a->arr) {
 		cJSON *j = cJSON_CreateObject();
@@ -811,6 +843,9 @@ static int alerts_cb(const struct store_outbox_row *r, void *user)
 							    sizeof(delivered)));
 		/* The payload as SCADA got it (or a string if it is not JSON). */
 		cJSON_AddItemToObject(j, "alert", al ? al : cJSON_CreateString(r->payload));
+		/* the episode it clears was taken as normal operation (pdmctl normal) */
+		if (normal)
+			cJSON_AddBoolToObject(j, "taken_as_normal", true);
 		cJSON_AddItemToArray(a->arr, j);
 		return 0;
 	}
@@ -823,7 +858,7 @@ static int alerts_cb(const struct store_outbox_row *r, void *user)
 	if (jnum(al, "score", &v))
 		snprintf(score, sizeof(score), "%.3f", v);
 	fmt_contributors(al, top, sizeof(top));
-	table_add(a->t, jstr(al, "id"), jstr(al, "event"), jstr(al, "severity"), when, score, top,
+	table_add(a->t, id, normal ? "cleared (normal)" : ev, jstr(al, "severity"), when, score, top,
 		  r->delivered_ms > 0 ? "delivered" : "PENDING");
 	cJSON_Delete(al);
 	return 0;
@@ -860,10 +895,11 @@ static int cmd_alerts(struct pdmctl *c, int argc, char **argv)
 	struct table t;
 	table_init(&t, 1u << 4, 7, "ID", "EVENT", "SEVERITY", "TIME (UTC)", "SCORE",
 		   "TOP CONTRIBUTORS", "MQTT");
-	struct alerts_ctx a = { .prefix = prefix, .asset = asset, .t = &t };
+	struct alerts_ctx a = { .prefix = prefix, .asset = asset, .t = &t, .s = s };
 	if (json)
 		a.arr = cJSON_CreateArray();
 	int e = store_outbox_list(s, since, alerts_cb, &a);
+	cJSON_Delete(a.ep_list);
 	store_close(s);
 	if (e < 0) {
 		fprintf(stderr, "pdmctl alerts: cannot read the outbox: %s\n", pdm_strerror(e));
