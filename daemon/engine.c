@@ -1310,6 +1310,24 @@ static void write_status_file(struct engine *e, int64_t now)
 	free(s);
 }
 
+/* Takes a request file of pdmctl's: its first line (without the newline,
+ * "" if none) into line, and the file deleted, which tells pdmctl it was
+ * taken. False when there is none (or it cannot be deleted: taking it
+ * again every second would repeat it). */
+static bool take_request(const char *path, char *line, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(line, (int)len, f))
+		line[0] = '\0';
+	fclose(f);
+	if (unlink(path) < 0)
+		return false;
+	line[strcspn(line, "\r\n")] = '\0';
+	return true;
+}
+
 /* The user says alert episode ASSET-SEQ was normal operation (a state the
  * model had not seen, not a fault): its windows become training data, the
  * older data stays, and the asset retrains now. An open episode is cleared
@@ -1364,18 +1382,12 @@ static void check_normal_requests(struct engine *e)
 		if (strncmp(de->d_name, "normal.", 7) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		char line[256] = "", name[128];
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		bool got = fgets(line, sizeof(line), f) != NULL;
-		fclose(f);
-		if (unlink(path) < 0)
+		char line[256], name[128];
+		if (!take_request(path, line, sizeof(line)))
 			continue;
 		unsigned long long seq;
 		long long started;
-		line[strcspn(line, "\r\n")] = '\0';
-		if (!got || sscanf(line, "%127s %llu %lld", name, &seq, &started) != 3 || seq == 0) {
+		if (sscanf(line, "%127s %llu %lld", name, &seq, &started) != 3 || seq == 0) {
 			LOG_W("control: %s: unreadable request \"%.60s\"; ignored (pdmctl normal "
 			      "writes these)", path, line);
 			continue;
@@ -1403,18 +1415,12 @@ static void check_control(struct engine *e)
 		struct asset_rt *a = &e->assets[i];
 		snprintf(path, sizeof(path), "%s/control/retrain.%s", e->cfg->daemon.state_dir,
 			 a->cfg->name);
-		char line[128] = "";
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		bool got = fgets(line, sizeof(line), f) != NULL;
-		fclose(f);
-		if (unlink(path) < 0)
+		char line[128];
+		if (!take_request(path, line, sizeof(line)))
 			continue;
 		long long since = 0;
 		char ts[PDM_ISO8601_LEN];
-		line[strcspn(line, "\r\n")] = '\0';
-		if (got && (sscanf(line, "since_ms %lld", &since) != 1 || since <= 0)) {
+		if (line[0] && (sscanf(line, "since_ms %lld", &since) != 1 || since <= 0)) {
 			LOG_W("control: %s: unreadable request \"%.40s\"; retraining %s as usual",
 			      path, line, a->cfg->name);
 			since = 0;

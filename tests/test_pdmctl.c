@@ -476,6 +476,30 @@ static void test_export(void **state)
 	assert_int_equal(RUN("export", "nope"), 64);
 }
 
+/* A stand-in for the daemon's control poll: a child that deletes path as
+ * soon as it appears (exit 0), or gives up after 4 s (exit 1). */
+static pid_t take_soon(const char *path)
+{
+	pid_t taker = fork();
+	assert_true(taker >= 0);
+	if (taker == 0) {
+		for (int i = 0; i < 200; i++) {
+			if (unlink(path) == 0)
+				_exit(0);
+			test_sleep_ms(20);
+		}
+		_exit(1);
+	}
+	return taker;
+}
+
+static int taken(pid_t taker)
+{
+	int ts;
+	assert_int_equal(waitpid(taker, &ts, 0), taker);
+	return WEXITSTATUS(ts);
+}
+
 static void test_retrain(void **state)
 {
 	(void)state;
@@ -491,21 +515,10 @@ static void test_retrain(void **state)
 
 	/* A stand-in for the daemon's control poll takes the request: pdmctl
 	 * sees the file go and reports it taken. */
-	pid_t taker = fork();
-	assert_true(taker >= 0);
-	if (taker == 0) {
-		for (int i = 0; i < 200; i++) {
-			if (unlink(path) == 0)
-				_exit(0);
-			test_sleep_ms(20);
-		}
-		_exit(1);
-	}
+	pid_t taker = take_soon(path);
 	assert_int_equal(RUN("retrain", "pump-a"), 0);
 	assert_non_null(strstr(OUT, "pdmd took the retrain request for pump-a"));
-	int ts;
-	assert_int_equal(waitpid(taker, &ts, 0), taker);
-	assert_int_equal(WEXITSTATUS(ts), 0);
+	assert_int_equal(taken(taker), 0);
 
 	/* The daemon is gone: the request is left for its next start. */
 	write_status(pdm_wall_ms() - 60000, getpid());
@@ -562,22 +575,11 @@ static void test_normal(void **state)
 	assert_int_equal(unlink(path), 0);
 
 	/* Taken by a stand-in for the daemon's control poll. */
-	pid_t taker = fork();
-	assert_true(taker >= 0);
-	if (taker == 0) {
-		for (int i = 0; i < 200; i++) {
-			if (unlink(path) == 0)
-				_exit(0);
-			test_sleep_ms(20);
-		}
-		_exit(1);
-	}
+	pid_t taker = take_soon(path);
 	assert_int_equal(RUN("normal", "pump-a-1"), 0);
 	assert_non_null(strstr(OUT, "pdmd took the request to take pump-a-1"));
 	assert_non_null(strstr(OUT, "pump-a retrains with it")); /* a cleared one */
-	int ts;
-	assert_int_equal(waitpid(taker, &ts, 0), taker);
-	assert_int_equal(WEXITSTATUS(ts), 0);
+	assert_int_equal(taken(taker), 0);
 
 	/* No such episode (or one of another asset's name): nothing written. */
 	assert_int_equal(RUN("normal", "pump-a-2"), 65);
