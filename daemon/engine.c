@@ -82,6 +82,8 @@ struct asset_rt {
 	int64_t retrain_base_ms; /* the retrain period counts from here: the model or the last try */
 	int64_t skip_told_ms;    /* the open episode a skipped retrain was explained for */
 	int64_t relearn_since_ms; /* relearning an episode taken as normal, from its start; 0 = not */
+	int64_t relearn_mark_ms;  /* asset time the user took it as normal: relearning's age counts
+				   * from here */
 	int64_t relearn_fit_ms;   /* asset time of the last training while relearning */
 	int64_t relearn_model_ms; /* ... and of the last model installed while relearning */
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
@@ -722,13 +724,14 @@ static bool skip_retrain(struct asset_rt *a, int64_t now)
 	return true;
 }
 
-/* Relearning survives a restart: the key holds the episode's start. */
+/* Relearning survives a restart: the key holds "EPISODE_START MARK". */
 static void save_relearn(struct asset_rt *a)
 {
-	char key[300], val[32];
+	char key[300], val[64];
 
 	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
-	snprintf(val, sizeof(val), "%lld", (long long)a->relearn_since_ms);
+	snprintf(val, sizeof(val), "%lld %lld", (long long)a->relearn_since_ms,
+		 (long long)a->relearn_mark_ms);
 	int rc = a->relearn_since_ms > 0 ? store_kv_set(a->e->store, key, val)
 					 : store_kv_del(a->e->store, key);
 	if (rc < 0 && rc != -ENOENT)
@@ -743,13 +746,15 @@ static void load_relearn(struct asset_rt *a)
 	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
 	if (store_kv_get(a->e->store, key, &s) < 0)
 		return;
-	long long since = strtoll(s, NULL, 10);
+	long long since = 0, mark = 0;
+	int n = sscanf(s, "%lld %lld", &since, &mark);
 	free(s);
-	if (since <= 0)
+	if (n < 1 || since <= 0)
 		return;
 	/* An episode restored open is cleared again (its cleared event was
 	 * not stored before the stop). */
 	a->relearn_since_ms = since;
+	a->relearn_mark_ms = n == 2 && mark >= since ? mark : since;
 	(void)detector_relearn_start(a->det, asset_now(a, pdm_wall_ms()));
 	char ts[PDM_ISO8601_LEN];
 	LOG_I("asset[%s]: relearning the episode raised at %s, taken as normal, without alerts",
@@ -773,7 +778,9 @@ static void relearn_end(struct asset_rt *a)
  * are on again. Otherwise the asset retrains each time the relearning has
  * doubled its age since the last training (at least 10 s apart). After
  * RELEARN_MAX_MS alerts are on again whatever the scores: a state that keeps
- * moving that long may be a fault after all.
+ * moving that long may be a fault after all. Relearning's age counts from
+ * when the user took the episode as normal (the first training has all of
+ * the episode, however long it was open).
  */
 #define RELEARN_MAX_MS 3600000LL
 
@@ -781,7 +788,7 @@ static bool relearn_due(struct asset_rt *a, int64_t now)
 {
 	if (a->relearn_since_ms <= 0)
 		return false;
-	int64_t t = asset_now(a, now), since = a->relearn_since_ms, inst = a->relearn_model_ms;
+	int64_t t = asset_now(a, now), since = a->relearn_mark_ms, inst = a->relearn_model_ms;
 	if (inst > 0 && !detector_relearn_loud(a->det)) {
 		if (t - inst >= 10000 && 2 * (t - inst) >= inst - since) {
 			LOG_I("asset[%s]: relearned: model v%u has scored under its threshold for "
@@ -1355,8 +1362,10 @@ static void mark_normal(struct engine *e, struct asset_rt *a, uint64_t seq, int6
 		 * cannot be stored (logged there), relearning still starts, and
 		 * after a restart relearning clears the episode again. */
 		int64_t since = ep->span.start_ms;
-		(void)detector_relearn_start(a->det, asset_now(a, pdm_wall_ms()));
+		int64_t mark = asset_now(a, pdm_wall_ms());
+		(void)detector_relearn_start(a->det, mark);
 		a->relearn_since_ms = since;
+		a->relearn_mark_ms = mark;
 		a->relearn_fit_ms = a->relearn_model_ms = 0;
 		save_relearn(a);
 	}
@@ -1774,7 +1783,6 @@ static int setup_assets(struct engine *e)
 		load_episodes(a);
 		if (rp && open_episode(a) && open_episode(a)->seq == 0)
 			open_episode(a)->seq = rp->episode_seq;
-		load_relearn(a);
 
 		struct nn_model *m = NULL;
 		uint32_t version = 0;
@@ -1804,6 +1812,8 @@ static int setup_assets(struct engine *e)
 				return -ENOMEM;
 			detector_set_model(a->det, NULL, version);
 		}
+		/* After the model: an episode still open is cleared with it. */
+		load_relearn(a);
 		/* Initial retained state: learning until a model exists; with one,
 		 * the severity of an episode still open from before a restart (a
 		 * crash mid-episode must not publish "normal"). */
