@@ -1306,7 +1306,8 @@ def scen_maint(args):
     higher, no fault of the pump: its episode, taken as normal operation
     ('pdmctl normal ID'), is cleared at once; pump-c relearns (state
     learning, no alerts) until a model knows the new reading, and is
-    monitored again. And pump-b's PLC is frozen for longer than pump-b's training
+    monitored again; relearning goes on across a kill -9. And pump-b's PLC
+    is frozen for longer than pump-b's training
     history (a minute, as its retrain period): its retrains find no windows
     and must wait a retrain period each, not run every second; it scores
     with its model again when the PLC answers again."""
@@ -1357,6 +1358,12 @@ def scen_maint(args):
     wait_for(lambda: re.search(r"control: alert episode %s \(raised \S+, still open\) marked "
                                r"normal operation" % ep_c, d.log_since_start()), 10,
              "the log taking %s as normal operation" % ep_c)
+    # Relearning survives a kill -9 right after the request: it goes on
+    # after the restart (the cleared event was committed with it).
+    d.kill9()
+    d.start()
+    wait_for(lambda: "asset[pump-c]: relearning the episode raised at" in d.log_since_start(),
+             20, "pump-c relearning again after a restart")
     # Cleared at once (same id), and pump-c relearns without alerts.
     wait_for(lambda: any(a["id"] == ep_c and a["event"] == "cleared" for a in rig.sub.alerts()),
              10, "%s cleared when taken as normal" % ep_c)
@@ -1428,10 +1435,12 @@ def scen_maint(args):
         return first is not None and next((t for t, x in st[first:] if x != "learning"), None)
     relearned_at = wait_for(out_of_learning, 15, "pump-c's state out of learning")
     res["relearned_after_s"] = round(relearned_at - normal_at, 1)
-    lg = d.log_since_start()
+    with open(d.logpath, errors="replace") as f:
+        lg = f.read()
     res["relearn_retrains"] = len(re.findall(r"trainer\[pump-c\]: training started",
                                              lg[lg.find("control: alert episode %s" % ep_c):
                                                 lg.find("asset[pump-c]: relearned")]))
+    lg = d.log_since_start()
     raised = [a for a in rig.sub.alerts() if a["asset"] == "pump-c" and a["event"] == "raised"
               and normal_at <= ts_of(a) <= relearned_at - 1]
     check(not raised, "pump-c raised %s while it relearned" % [a["id"] for a in raised])
