@@ -783,6 +783,7 @@ static void relearn_end(struct asset_rt *a)
  * the episode, however long it was open).
  */
 #define RELEARN_MAX_MS 3600000LL
+#define RELEARN_MIN_MS 10000LL /* between trainings, and a model's quiet time at least */
 
 static bool relearn_due(struct asset_rt *a, int64_t now)
 {
@@ -790,7 +791,7 @@ static bool relearn_due(struct asset_rt *a, int64_t now)
 		return false;
 	int64_t t = asset_now(a, now), since = a->relearn_mark_ms, inst = a->relearn_model_ms;
 	if (inst > 0 && !detector_relearn_loud(a->det)) {
-		if (t - inst >= 10000 && 2 * (t - inst) >= inst - since) {
+		if (t - inst >= RELEARN_MIN_MS && 2 * (t - inst) >= inst - since) {
 			LOG_I("asset[%s]: relearned: model v%u has scored under its threshold for "
 			      "%.0f s; alerts are on again", a->cfg->name,
 			      detector_model_version(a->det), (double)(t - inst) / 1000.0);
@@ -806,7 +807,7 @@ static bool relearn_due(struct asset_rt *a, int64_t now)
 		return false;
 	}
 	int64_t last = a->relearn_fit_ms > since ? a->relearn_fit_ms : since;
-	return t - last >= 10000 && 2 * (t - last) >= last - since;
+	return t - last >= RELEARN_MIN_MS && 2 * (t - last) >= last - since;
 }
 
 static void schedule_training(struct engine *e, int64_t now)
@@ -1339,7 +1340,7 @@ static bool take_request(const char *path, char *line, size_t len)
  * model had not seen, not a fault): its windows become training data, the
  * older data stays, and the asset retrains now. An open episode is cleared
  * at once and the asset relearns (relearn_due) without raising alerts. */
-static void mark_normal(struct engine *e, struct asset_rt *a, uint64_t seq, int64_t started_ms)
+static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 {
 	char ts[PDM_ISO8601_LEN];
 	struct episode *ep = find_episode(a, seq, started_ms);
@@ -1409,7 +1410,7 @@ static void check_normal_requests(struct engine *e)
 			LOG_W("control: %s: no asset \"%s\" in the configuration; ignored", path, name);
 			continue;
 		}
-		mark_normal(e, a, seq, started);
+		mark_normal(a, seq, started);
 	}
 	closedir(d);
 }

@@ -768,14 +768,28 @@ struct alerts_ctx {
 	cJSON *ep_list;
 };
 
+/* The number of alert episode id "ASSET-SEQ" of asset; false when id is
+ * not one of asset's. */
+static bool episode_seq(const char *id, const char *asset, uint64_t *seq)
+{
+	size_t n = strlen(asset);
+	if (strncmp(id, asset, n) != 0 || id[n] != '-' || id[n + 1] < '0' || id[n + 1] > '9')
+		return false;
+	char *end;
+	unsigned long long v = strtoull(id + n + 1, &end, 10);
+	if (*end != '\0' || v == 0)
+		return false;
+	*seq = v;
+	return true;
+}
+
 /* Whether the user took episode ASSET-SEQ as normal operation (pdmctl
  * normal): the daemon's episode list says so, [start, end, seq, normal]. */
 static bool taken_as_normal(struct alerts_ctx *a, const char *asset, const char *id)
 {
-	size_t n = strlen(asset);
-	if (strncmp(id, asset, n) != 0 || id[n] != '-')
+	uint64_t seq;
+	if (!episode_seq(id, asset, &seq))
 		return false;
-	double seq = strtod(id + n + 1, NULL);
 	if (strcmp(a->ep_asset, asset) != 0) {
 		char key[300], *v = NULL;
 		cJSON_Delete(a->ep_list);
@@ -789,7 +803,7 @@ static bool taken_as_normal(struct alerts_ctx *a, const char *asset, const char 
 	const cJSON *ep;
 	cJSON_ArrayForEach(ep, a->ep_list)
 	{
-		if (cJSON_GetArraySize(ep) == 4 && cJSON_GetArrayItem(ep, 2)->valuedouble == seq)
+		if (cJSON_GetArraySize(ep) == 4 && cJSON_GetArrayItem(ep, 2)->valuedouble == (double)seq)
 			return cJSON_GetArrayItem(ep, 3)->valuedouble != 0;
 	}
 	return false;
@@ -1329,19 +1343,15 @@ static int find_ep_cb(const struct store_outbox_row *r, void *user)
 	const char *id = jstr(al, "id"), *ev = jstr(al, "event"), *asset = jstr(al, "asset");
 	const char *st = jstr(al, "started");
 	int64_t started;
-	size_t n = asset ? strlen(asset) : 0;
-	if (id && ev && asset && st && strcmp(id, x->id) == 0 && strncmp(id, asset, n) == 0 &&
-	    id[n] == '-' && pdm_parse_iso8601(st, &started) == 0) {
-		char *end;
-		unsigned long long seq = strtoull(id + n + 1, &end, 10);
-		if (*end == '\0' && seq > 0) {
-			x->found = true;
-			snprintf(x->asset, sizeof(x->asset), "%s", asset);
-			x->seq = seq;
-			x->started_ms = started;
-			if (strcmp(ev, "cleared") == 0)
-				x->cleared = true;
-		}
+	uint64_t seq;
+	if (id && ev && asset && st && strcmp(id, x->id) == 0 && episode_seq(id, asset, &seq) &&
+	    pdm_parse_iso8601(st, &started) == 0) {
+		x->found = true;
+		snprintf(x->asset, sizeof(x->asset), "%s", asset);
+		x->seq = seq;
+		x->started_ms = started;
+		if (strcmp(ev, "cleared") == 0)
+			x->cleared = true;
 	}
 	cJSON_Delete(al);
 	return 0;
