@@ -153,6 +153,7 @@ static void close_episode(struct alert_persist *p, struct alert_event *ev)
 	memset(p->peak_top, 0, sizeof(p->peak_top));
 	p->over = 0;
 	p->under = 0;
+	ev->reason = ALERT_CLEAR_RECOVERED;
 }
 
 int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares, int C,
@@ -221,8 +222,10 @@ int alert_close(struct alert_engine *a, int64_t ts_ms, struct alert_event *ev)
 	ev->kind = ALERT_NONE;
 	ev->ts_ms = ts_ms;
 	a->p.over = 0;
-	if (a->p.severity != ALERT_SEV_NONE)
+	if (a->p.severity != ALERT_SEV_NONE) {
 		close_episode(&a->p, ev);
+		ev->reason = ALERT_CLEAR_TAKEN_AS_NORMAL;
+	}
 	return 0;
 }
 
@@ -264,6 +267,19 @@ const char *alert_severity_name(int severity)
 	default:
 		return "?";
 	}
+}
+
+const char *alert_clear_reason_name(enum alert_clear_reason r)
+{
+	switch (r) {
+	case ALERT_CLEAR_RECOVERED:
+		return "recovered";
+	case ALERT_CLEAR_TAKEN_AS_NORMAL:
+		return "taken_as_normal";
+	case ALERT_CLEAR_NO_MODEL:
+		return "no_model";
+	}
+	return "?";
 }
 
 const char *alert_event_name(enum alert_event_kind kind)
@@ -473,6 +489,8 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
 		add_num(c, "share", round3(ev->top[i].share), &ok);
 	}
 	add_str(root, "host", host, &ok);
+	if (ev->kind == ALERT_CLEARED)
+		add_str(root, "reason", alert_clear_reason_name(ev->reason), &ok);
 	return print_free(root, ok);
 }
 

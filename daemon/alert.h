@@ -51,6 +51,14 @@ struct alert_persist {
 
 enum alert_event_kind { ALERT_NONE, ALERT_RAISED, ALERT_ESCALATED, ALERT_CLEARED };
 
+/* Why an episode was cleared: SCADA shows an episode that ended by itself
+ * differently from one an engineer dismissed. */
+enum alert_clear_reason {
+	ALERT_CLEAR_RECOVERED,       /* clear_after windows under the threshold */
+	ALERT_CLEAR_TAKEN_AS_NORMAL, /* pdmctl normal: the user took it as normal operation */
+	ALERT_CLEAR_NO_MODEL,        /* no usable model left to score it (see the engine) */
+};
+
 struct alert_event {
 	enum alert_event_kind kind;
 	int severity;         /* raised/escalated: the new one; cleared: the episode's last */
@@ -60,6 +68,7 @@ struct alert_event {
 	double score;         /* that window's score (cleared: the episode's peak) */
 	struct alert_contrib top[ALERT_TOP]; /* largest shares first */
 	int n_top;
+	enum alert_clear_reason reason; /* cleared only */
 };
 
 struct alert_engine;
@@ -94,8 +103,8 @@ int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float 
 	       int C, struct alert_event *ev);
 
 /* Ends the open episode now, whatever the scores (the user took it as
- * normal operation): *ev is its cleared event, as alert_step makes it, or
- * ALERT_NONE when none is open; the raise counter starts over either way.
+ * normal operation): *ev is its cleared event, as alert_step makes it but
+ * with reason ALERT_CLEAR_TAKEN_AS_NORMAL, or ALERT_NONE when none is open; the raise counter starts over either way.
  * Returns 0 or -EINVAL. */
 int alert_close(struct alert_engine *a, int64_t ts_ms, struct alert_event *ev);
 
@@ -117,6 +126,8 @@ const char *alert_asset_state(bool no_data, bool off, bool has_model, int severi
 
 /* "none", "warning", "critical". */
 const char *alert_severity_name(int severity);
+/* "recovered", "taken_as_normal", "no_model". */
+const char *alert_clear_reason_name(enum alert_clear_reason r);
 /* "none", "raised", "escalated", "cleared". */
 const char *alert_event_name(enum alert_event_kind kind);
 
@@ -132,6 +143,8 @@ int alert_persist_from_json(const char *s, struct alert_persist *p);
  * {"schema":1,"id":"<asset>-<seq>","asset","event","severity","ts","started",
  *  "score","threshold":1.0,"model":{"kind","version"},
  *  "contributors":[{"sensor","share"}...],"host"}
+ * and, for cleared only, "reason": "recovered", "taken_as_normal" or
+ * "no_model" (alert_clear_reason_name).
  * ts and started in ISO-8601 UTC with milliseconds; score and shares rounded
  * to 3 decimals. channel_names maps ev->top[i].channel to sensor names (it
  * must cover every channel named there). host may be NULL (then null).

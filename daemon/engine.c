@@ -568,7 +568,10 @@ static void set_model_json(struct asset_rt *a, struct nn_model *m)
 	a->model_json = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	a->trained_at_ms = info.trained_at_ms;
-	a->retrain_base_ms = info.trained_at_ms;
+	/* A model trained while the clock ran ahead would put off the next
+	 * retrain until that time comes again. */
+	int64_t now = pdm_wall_ms();
+	a->retrain_base_ms = info.trained_at_ms < now ? info.trained_at_ms : now;
 }
 
 static void install_model(struct asset_rt *a, struct nn_model *m, uint32_t version)
@@ -932,9 +935,24 @@ static void watch_clock(struct engine *e, int64_t wall, int64_t mono)
 		return;
 	e->clock_steps++;
 	e->last_step_ms = step;
-	for (size_t i = 0; i < e->n_assets; i++)
-		if (e->assets[i].own_clock)
-			detector_clock_step(e->assets[i].det, wall);
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		/* Schedules keep their elapsed time: set back an hour, the
+		 * retrain period would last an hour longer, and relearning too
+		 * (alerts off). */
+		a->retrain_base_ms += step;
+		if (!a->own_clock)
+			continue;
+		detector_clock_step(a->det, wall);
+		if (a->relearn_since_ms > 0) {
+			a->relearn_mark_ms += step;
+			if (a->relearn_fit_ms > 0)
+				a->relearn_fit_ms += step;
+			if (a->relearn_model_ms > 0)
+				a->relearn_model_ms += step;
+			save_relearn(a);
+		}
+	}
 	/* Every device's lag seen so far was measured on the old clock. */
 	for (size_t i = 0; i < e->cfg->n_sources; i++)
 		pdm_lag_shift(&e->srcs[i].lag, step);
@@ -1210,6 +1228,10 @@ static void write_status_file(struct engine *e, int64_t now)
 			cJSON_AddStringToObject(j, "trained_at",
 						pdm_iso8601(a->trained_at_ms, ts, sizeof(ts)));
 		cJSON_AddNumberToObject(j, "windows", (double)detector_trainable_windows(a->det));
+		if (a->cfg->retrain_ms > 0 && detector_has_model(a->det))
+			cJSON_AddStringToObject(j, "next_retrain",
+						pdm_iso8601(a->retrain_base_ms + a->cfg->retrain_ms,
+							    ts, sizeof(ts)));
 		cJSON_AddBoolToObject(j, "training", trainer_busy(e->trainer, i));
 		/* learning an episode taken as normal (pdmctl normal), no alerts */
 		if (a->relearn_since_ms > 0)
@@ -1684,6 +1706,7 @@ static int close_orphan_episode(struct engine *e, struct asset_rt *a, struct ale
 		.ts_ms = now,
 		.started_ms = rp->started_ms,
 		.score = rp->peak_score,
+		.reason = ALERT_CLEAR_NO_MODEL,
 	};
 	char *payload = alert_format_json(&ev, ac->name, a->channel_names,
 					  nn_kind_name((enum nn_kind)ac->model), 0, e->cfg->daemon.host);

@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,7 @@ struct trainer {
 	bool running_job;
 	size_t running_asset;
 	bool stop;
+	atomic_int cancel; /* set by trainer_free: a running job ends at its next step */
 	bool started;
 	int efd;
 	int64_t heartbeat_ms;
@@ -242,6 +244,7 @@ void train_job_free(struct train_job *j)
 
 struct cut_ctx {
 	const struct train_job *job;
+	const atomic_int *cancel;
 	struct window_set *set;
 	struct window *win;
 	int64_t last_advance;
@@ -280,6 +283,9 @@ static int cut_row(uint32_t sensor, int64_t ts_ms, double value, uint8_t quality
 		}
 	if (ch < 0)
 		return 0;
+	/* Reading a week of history takes seconds; a stop must not wait for it. */
+	if ((c->rows & 0xfff) == 0 && atomic_load_explicit(c->cancel, memory_order_relaxed))
+		return -ECANCELED;
 	/* Rows come in time order: everything before ts_ms has been seen. */
 	if (ts_ms - 1 > c->last_advance + c->job->window.interval_ms) {
 		window_advance(c->win, ts_ms - 1, cut_emit, c);
@@ -290,10 +296,10 @@ static int cut_row(uint32_t sensor, int64_t ts_ms, double value, uint8_t quality
 	return 0;
 }
 
-static void run_job(struct train_job *j, struct train_result *r)
+static void run_job(struct train_job *j, struct train_result *r, const atomic_int *cancel)
 {
 	char err[256] = "";
-	struct cut_ctx c = { .job = j, .ids = j->sensor_ids, .C = j->window.C };
+	struct cut_ctx c = { .job = j, .cancel = cancel, .ids = j->sensor_ids, .C = j->window.C };
 	struct store *st = NULL;
 	struct nn_model *current = NULL, *fresh = NULL;
 	int rc;
@@ -325,6 +331,7 @@ static void run_job(struct train_job *j, struct train_result *r)
 		if (nn_model_load(path, &current, err, sizeof(err)) < 0)
 			current = NULL; /* compared against nothing: the new one must just be valid */
 	}
+	j->params.opts.cancel = cancel;
 	trainer_fit(&j->params, window_set_data(c.set), window_set_count(c.set),
 		    window_set_seen(c.set), current, &fresh, &r->outcome);
 	if (r->outcome.status == TRAIN_PROMOTED) {
@@ -360,7 +367,9 @@ static void *trainer_main(void *arg)
 		t->heartbeat_ms = pdm_mono_ms();
 		while (!t->stop && t->n_jobs == 0) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
+			/* monotonic (trainer_new): a wall clock set back must not
+			 * stall the heartbeat the watchdog depends on */
+			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&t->cond, &t->lock, &ts);
 			t->heartbeat_ms = pdm_mono_ms();
@@ -376,7 +385,7 @@ static void *trainer_main(void *arg)
 
 		struct train_result *r = calloc(1, sizeof(*r));
 		if (r)
-			run_job(j, r);
+			run_job(j, r, &t->cancel);
 		train_job_free(j);
 		/* A job borrows tens of MB (history, windows, the model's
 		 * buffers) for seconds once a retrain period. glibc keeps
@@ -406,8 +415,12 @@ struct trainer *trainer_new(void)
 
 	if (!t)
 		return NULL;
+	pthread_condattr_t ca;
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	t->heartbeat_ms = pdm_mono_ms();
 	if (t->efd < 0 || pthread_create(&t->thread, NULL, trainer_main, t) != 0) {
@@ -425,6 +438,7 @@ void trainer_free(struct trainer *t)
 	if (t->started) {
 		pthread_mutex_lock(&t->lock);
 		t->stop = true;
+		atomic_store(&t->cancel, 1);
 		pthread_cond_signal(&t->cond);
 		pthread_mutex_unlock(&t->lock);
 		pthread_join(t->thread, NULL);

@@ -100,7 +100,8 @@ struct train_result {
 
 struct trainer;
 struct trainer *trainer_new(void);
-/* Stops the thread (a running fit is finished first, bounded by its time cap). */
+/* Stops the thread. A running job ends at its next training step or history
+ * read (its model is dropped), so a reload or a stop never waits for a fit. */
 void trainer_free(struct trainer *t);
 /* Takes ownership of job. -EBUSY when a job for the same asset is queued or running. */
 int trainer_submit(struct trainer *t, struct train_job *job);

@@ -842,6 +842,7 @@ void nn_train_opts_default(struct nn_train_opts *o)
 	o->adam_beta2 = 0.999f;
 	o->adam_eps = 1e-8f;
 	o->min_delta = 1e-4f;
+	o->cancel = NULL;
 }
 
 void nn_train_report_free(struct nn_train_report *r)
@@ -1413,6 +1414,10 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 			if (o->max_seconds > 0.0 && now_s() - t0 >= o->max_seconds) {
 				capped = 1;
 				break;
+			}
+			if (o->cancel && atomic_load_explicit(o->cancel, memory_order_relaxed)) {
+				rc = -ECANCELED;
+				goto fail;
 			}
 		}
 		trainer_sync(&t);

@@ -21,6 +21,7 @@
 #ifndef NN_H
 #define NN_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,8 @@ struct nn_train_opts {
 	float adam_eps;           /* default 1e-8 */
 	float min_delta;          /* relative improvement of the validation loss that counts
 				     as better for early stopping (default 1e-4) */
+	const atomic_int *cancel; /* when set and non-zero, training stops at its next step
+				     and nn_train returns -ECANCELED (default NULL) */
 };
 
 /* Fills *o with the documented defaults above. */
@@ -109,7 +112,8 @@ void nn_model_free(struct nn_model *m);
  * nn_train_report_free().
  * Returns 0; -EINVAL on bad options or too few windows; -PDM_ENONFINITE if
  * x holds NaN/Inf (checked before anything changes) or training diverged
- * (the model is then left as it was); -ENOMEM.
+ * (the model is then left as it was); -ECANCELED when o->cancel was set
+ * (the model is left as it was too); -ENOMEM.
  */
 int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train_opts *o,
 	     struct nn_train_report *report);

@@ -159,6 +159,7 @@ static void test_close(void **state)
 	assert_int_equal(ev.started_ms, T0 + 5 * HOP_MS);
 	assert_true(ev.score == 9.0);
 	assert_int_equal(ev.n_top, 3); /* the peak window's top three */
+	assert_int_equal(ev.reason, ALERT_CLEAR_TAKEN_AS_NORMAL);
 	alert_get_persist(a, &p);
 	assert_int_equal(p.severity, ALERT_SEV_NONE);
 	assert_int_equal(p.episode_seq, 1);
@@ -464,7 +465,17 @@ static void test_alert_payload(void **state)
 	assert_string_equal(get(o, "ts")->valuestring, "2026-11-28T04:25:43.623Z");
 	assert_string_equal(get(o, "started")->valuestring, "2026-11-28T04:25:42.123Z");
 	assert_true(cJSON_IsNull(get(o, "host")));
+	assert_string_equal(get(o, "reason")->valuestring, "recovered");
 	cJSON_Delete(o);
+	free(s);
+	/* An episode ended otherwise says so. */
+	ev.reason = ALERT_CLEAR_TAKEN_AS_NORMAL;
+	s = alert_format_json(&ev, "pump-a", names, "mlp_ae", 7, NULL);
+	assert_non_null(strstr(s, "\"reason\":\"taken_as_normal\""));
+	free(s);
+	ev.reason = ALERT_CLEAR_NO_MODEL;
+	s = alert_format_json(&ev, "pump-a", names, "mlp_ae", 7, NULL);
+	assert_non_null(strstr(s, "\"reason\":\"no_model\""));
 	free(s);
 
 	/* Nothing to publish for ALERT_NONE or bad arguments. */

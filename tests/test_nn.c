@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -497,6 +498,48 @@ static void test_time_cap(void **state)
 	assert_true(r.epochs_run >= 1 && r.epochs_run < o.epochs);
 	assert_true(m->threshold > 0 && isfinite(m->threshold));
 	nn_train_report_free(&r);
+	nn_model_free(m);
+	free(x);
+}
+
+static void *cancel_later(void *arg)
+{
+	struct timespec d = { 0, 100 * 1000 * 1000 };
+	nanosleep(&d, NULL);
+	atomic_store((atomic_int *)arg, 1);
+	return NULL;
+}
+
+/* A training that would run for ever ends at its next step once its cancel
+ * flag is set from another thread (the daemon stopping), and the model is
+ * left as it was. */
+static void test_cancel(void **state)
+{
+	const size_t N = 400;
+	float *x = make_windows(4, 16, N, 3, 0.05);
+	struct nn_model *m = nn_model_new(NN_CONV_AE, 4, 16, 3);
+	struct nn_train_opts o;
+	atomic_int cancel = 0;
+	pthread_t th;
+	(void)state;
+
+	float *before = malloc(sizeof(float) * m->n_params);
+	assert_non_null(before);
+	memcpy(before, m->params, sizeof(float) * m->n_params);
+	double thr = m->threshold;
+	quick_opts(&o);
+	o.epochs = 1000000;
+	o.patience = 0;
+	o.cancel = &cancel;
+	assert_int_equal(pthread_create(&th, NULL, cancel_later, &cancel), 0);
+	assert_int_equal(nn_train(m, x, N, &o, NULL), -ECANCELED);
+	pthread_join(th, NULL);
+	assert_memory_equal(before, m->params, sizeof(float) * m->n_params);
+	assert_true(m->threshold == thr);
+	/* Set before the start: nothing trains. */
+	assert_int_equal(nn_train(m, x, N, &o, NULL), -ECANCELED);
+	assert_memory_equal(before, m->params, sizeof(float) * m->n_params);
+	free(before);
 	nn_model_free(m);
 	free(x);
 }
@@ -1142,6 +1185,7 @@ int main(void)
 		cmocka_unit_test(test_deterministic_two_threads),
 		cmocka_unit_test(test_early_stopping_restores_best),
 		cmocka_unit_test(test_time_cap),
+		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_nonfinite_refused),
 		cmocka_unit_test(test_scores_and_shares),

@@ -615,10 +615,38 @@ static void test_normal(void **state)
 	s = store_open(F.db, NULL, err, sizeof(err));
 	assert_non_null(s);
 	assert_int_equal(store_kv_del(s, "episodes/pump-a"), 0);
+	/* The cleared event's own reason (newer payloads) says it too, and an
+	 * episode closed for want of a usable model is shown as such. */
+	const char *why[] = { "taken_as_normal", "no_model" };
+	for (int i = 0; i < 2; i++) {
+		char pl[1024], t[PDM_ISO8601_LEN];
+		int64_t id;
+		/* hours ago: outside test_plot's range */
+		pdm_iso8601(F.now - 3 * 3600000 - 1000 * (2 - i), t, sizeof(t));
+		int n = snprintf(pl, sizeof(pl), cleared_fmt, t, t);
+		assert_true(n > 0 && (size_t)n < sizeof(pl) - 40);
+		snprintf(pl + n - 1, sizeof(pl) - (size_t)n + 1, ",\"reason\":\"%s\"}", why[i]);
+		strstr(pl, "pump-a-1")[7] = (char)('3' + i); /* ids pump-a-3, pump-a-4 */
+		assert_int_equal(store_alert_commit(s, "pump-a", "alert", "{}", "pdm/alerts/pump-a",
+						    pl, &id), 0);
+	}
 	store_close(s);
+	char line[512];
+	assert_int_equal(RUN("alerts"), 0);
+	assert_non_null(line_with(OUT, "pump-a-3 ", line, sizeof(line)));
+	assert_non_null(strstr(line, "cleared (normal)"));
+	assert_non_null(line_with(OUT, "pump-a-4 ", line, sizeof(line)));
+	assert_non_null(strstr(line, "cleared (no model)"));
+	assert_int_equal(RUN("alerts", "--json"), 0);
+	j = cJSON_Parse(OUT);
+	assert_int_equal(cJSON_GetArraySize(j), 4);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 2), "taken_as_normal")));
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 3), "taken_as_normal")));
+	cJSON_Delete(j);
 
 	/* An asset relearning: status says so, and --json passes it on. */
-	status_extra = "\"relearning_since\":\"2026-12-04T00:12:08.800Z\",";
+	status_extra = "\"relearning_since\":\"2026-12-04T00:12:08.800Z\","
+		       "\"next_retrain\":\"2026-12-05T00:12:08.800Z\",";
 	write_status(pdm_wall_ms(), getpid());
 	assert_int_equal(RUN("status"), 0);
 	char *row = strstr(OUT, "\npump-a ");
@@ -626,6 +654,7 @@ static void test_normal(void **state)
 	assert_non_null(strstr(row, "relearning"));
 	assert_int_equal(RUN("status", "--json"), 0);
 	assert_non_null(strstr(OUT, "\"relearning_since\":\t\"2026-12-04T00:12:08.800Z\""));
+	assert_non_null(strstr(OUT, "\"next_retrain\":\t\"2026-12-05T00:12:08.800Z\""));
 	status_extra = "";
 	write_status(pdm_wall_ms(), getpid());
 }

@@ -413,6 +413,7 @@ struct asset_row {
 	int64_t clock_lag_ms;
 	/* relearning an episode taken as normal (pdmctl normal), since then */
 	const char *relearning_since;
+	const char *next_retrain; /* when the next scheduled retrain is due */
 };
 
 static int model_latest_cb(const struct store_model *m, void *user)
@@ -547,6 +548,7 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			if (t && strcmp(t, "device") == 0 && jnum(ja, "clock_lag_ms", &v))
 				r->clock_lag_ms = (int64_t)v;
 			r->relearning_since = jstr(ja, "relearning_since");
+			r->next_retrain = jstr(ja, "next_retrain");
 		}
 		asset_row_from_store(s, r);
 	}
@@ -616,6 +618,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			}
 			if (r->relearning_since)
 				cJSON_AddStringToObject(j, "relearning_since", r->relearning_since);
+			if (r->next_retrain)
+				cJSON_AddStringToObject(j, "next_retrain", r->next_retrain);
 			cJSON_AddItemToArray(ja, j);
 		}
 		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
@@ -842,7 +846,13 @@ static int alerts_cb(const struct store_outbox_row *r, void *user)
 	cJSON *al = cJSON_Parse(r->payload);
 	char created[PDM_ISO8601_LEN], delivered[PDM_ISO8601_LEN];
 	const char *id = jstr(al, "id"), *ev = jstr(al, "event");
-	bool normal = id && ev && strcmp(ev, "cleared") == 0 && taken_as_normal(a, r->topic + pl, id);
+	/* The payload's reason says how the episode ended; the episode list also
+	 * knows episodes taken as normal after they had cleared by themselves. */
+	const char *why = jstr(al, "reason");
+	bool cleared = id && ev && strcmp(ev, "cleared") == 0;
+	bool normal = cleared && ((why && strcmp(why, "taken_as_normal") == 0) ||
+				  taken_as_normal(a, r->topic + pl, id));
+	bool no_model = cleared && why && strcmp(why, "no_model") == 0;
 	a->n++;
 	if (a->arr) {
 		cJSON *j = cJSON_CreateObject();
@@ -872,7 +882,8 @@ static int alerts_cb(const struct store_outbox_row *r, void *user)
 	if (jnum(al, "score", &v))
 		snprintf(score, sizeof(score), "%.3f", v);
 	fmt_contributors(al, top, sizeof(top));
-	table_add(a->t, id, normal ? "cleared (normal)" : ev, jstr(al, "severity"), when, score, top,
+	table_add(a->t, id, normal ? "cleared (normal)" : no_model ? "cleared (no model)" : ev,
+		  jstr(al, "severity"), when, score, top,
 		  r->delivered_ms > 0 ? "delivered" : "PENDING");
 	cJSON_Delete(al);
 	return 0;

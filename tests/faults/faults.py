@@ -1067,8 +1067,10 @@ def scen_model(args):
     check(d.alive(), "pdmd died")
     check(d.term() == 0, "pdmd did not stop cleanly")
     fig = verify_alerts(d.db, rig.sub, args.drain_timeout)
-    check(any(a["id"] == raised and a["event"] == "cleared" for a in rig.sub.alerts()),
-          "episode %s left open by a model that is gone was never cleared" % raised)
+    check(any(a["id"] == raised and a["event"] == "cleared" and a.get("reason") == "no_model"
+              for a in rig.sub.alerts()),
+          "episode %s left open by a model that is gone was never cleared (reason no_model)"
+          % raised)
     res["orphan_episodes_cleared"] = 1
     res["alerts"] = fig["alerts"]
     # The new model must load (it was not mixed up with the corrupt files).
@@ -1124,7 +1126,34 @@ def scen_hup(args):
     d.wait_models(args.restart_timeout)
     wait_for(lambda: newest_sample_ts(d.db, ["pump-a/score"]) > mark + 1000, 30,
              "pump-a scored after the good reload")
-    check(d.term() == 0, "pdmd did not stop cleanly")
+    # A reload and a stop while a training runs for minutes: neither waits
+    # for it (systemd's watchdog would kill a main loop that did).
+    with open(pa, "w") as f:
+        f.write(re.sub(r"(?m)^(\[asset pump-a\])$",
+                       r"\1\nepochs = 100000\npatience = 0\ntrain_timeout = 10m", good))
+    n = d.log_since_start().count("configuration reloaded")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: d.log_since_start().count("configuration reloaded") > n, 20,
+             "the reload to a long training")
+    for what in ("reload", "stop"):
+        fits = re.compile(r"trainer\[pump-a\]: \d+ samples -> \d+ usable windows")
+        n_fit = len(fits.findall(d.log_since_start()))
+        rc, out = pdmctl(rig.confdir, "retrain", "pump-a")
+        check(rc == 0, "pdmctl retrain pump-a: exit %d: %s" % (rc, out))
+        wait_for(lambda: len(fits.findall(d.log_since_start())) > n_fit, 30,
+                 "pump-a's long training started")
+        time.sleep(1)
+        t0 = time.time()
+        if what == "reload":
+            n = d.log_since_start().count("configuration reloaded")
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: d.log_since_start().count("configuration reloaded") > n, 10,
+                     "a reload during a 10-minute training")
+            check(d.alive() and d.proc.pid == pid, "pdmd died reloading during a training")
+        else:
+            check(d.term(15) == 0, "pdmd did not stop cleanly during a training")
+        res[what + "_during_training_s"] = round(time.time() - t0, 1)
+        log("%s during a training: %.1f s" % (what, time.time() - t0))
     integrity_check(d.db)
     rig.close()
     return res
@@ -1151,9 +1180,14 @@ def scen_term(args):
     return res
 
 
+def parse_iso_ms(s):
+    """An ISO-8601 UTC time (as pdmd writes them) in epoch ms."""
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() * 1000
+
+
 def ts_of(alert):
     """An alert's ts in epoch seconds."""
-    return datetime.datetime.fromisoformat(alert["ts"].replace("Z", "+00:00")).timestamp()
+    return parse_iso_ms(alert["ts"]) / 1000
 
 
 def fault_alerted(rig, asset, fault, skew, what):
@@ -1367,6 +1401,9 @@ def scen_maint(args):
     # Cleared at once (same id), and pump-c relearns without alerts.
     wait_for(lambda: any(a["id"] == ep_c and a["event"] == "cleared" for a in rig.sub.alerts()),
              10, "%s cleared when taken as normal" % ep_c)
+    why = [a.get("reason") for a in rig.sub.alerts() if a["id"] == ep_c and a["event"] == "cleared"]
+    check(set(why) == {"taken_as_normal"}, "%s's cleared event gives reason %s, not taken_as_normal"
+          % (ep_c, why))
     wait_for(lambda: (rig.sub.states("pump-c") or [""])[-1] == "learning", 10,
              "pump-c's state learning while it relearns")
     wait_for(lambda: "relearning_since" in (d.asset_status() or {}).get("pump-c", {}), 10,
@@ -1415,7 +1452,8 @@ def scen_maint(args):
     check(got.startswith("model v"), "the retrain since the change: %s" % got)
 
     def cleared():
-        return any(a["id"] == ep and a["event"] == "cleared" for a in rig.sub.alerts())
+        return any(a["id"] == ep and a["event"] == "cleared" and a.get("reason") == "recovered"
+                   for a in rig.sub.alerts())
     wait_for(cleared, 60, "pump-a's episode %s cleared by the model of the new normal" % ep)
     res["cleared_after_s"] = round(time.time() - t0, 1)
     wait_for(lambda: rig.sub.states("pump-a")[-1] == "normal", 15, "pump-a normal again")
@@ -1656,12 +1694,27 @@ def scen_clock(args):
         check(not bad, "after the clock was %s: %s" % (what, bad))
         return round(time.time() - t0, 1)
 
+    def retrain_in():
+        """Seconds from the daemon's now to pump-a's next scheduled retrain."""
+        st = d.own_status()
+        a = next(x for x in st["assets"] if x["asset"] == "pump-a")
+        return (parse_iso_ms(a["next_retrain"]) - parse_iso_ms(st["updated"])) / 1000.0
+
     back = 600
+    wait_for(lambda: "next_retrain" in d.asset_status().get("pump-a", {}), 10,
+             "pump-a's next_retrain in status.json")
+    before = retrain_in()
     step_at = int((time.time() - back) * 1000)
     set_offset(-back)
     log("daemon clock set back %d s" % back)
     res["scoring_after_back_s"] = scoring_after(step_at, "set back")
     st = steps_reported(1)
+    # The retrain period keeps its elapsed time (on the old clock the
+    # retrain would come 10 minutes later than due).
+    after = retrain_in()
+    check(abs(after - before) < 120, "pump-a's next retrain moved from %.0f s to %.0f s away "
+          "when the clock was set back %d s" % (before, after, back))
+    res["retrain_in_s"] = [round(before), round(after)]
     check(abs(st["last_clock_step_ms"] + back * 1000) < 5000,
           "last_clock_step_ms %s for a %d s step back" % (st["last_clock_step_ms"], back))
     res["steps"] += 1
