@@ -565,8 +565,10 @@ static void try_connect(struct mb_conn *c)
 			c->g[i].st.reconnects++;
 	}
 	pthread_mutex_unlock(&c->lock);
+	/* A device that accepts TCP but never answers reconnects at every
+	 * backoff step, for days: the line shares the connection's limit. */
 	if (c->ever_connected)
-		LOG_I("modbus[%s]: reconnected", c->name);
+		LOG_RL(&c->rl_conn, LOG_INFO, "modbus[%s]: reconnected", c->name);
 	else
 		LOG_D("modbus[%s]: connected", c->name);
 	c->ever_connected = true;

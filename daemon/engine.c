@@ -86,6 +86,7 @@ struct asset_rt {
 				   * from here */
 	int64_t relearn_fit_ms;   /* asset time of the last training while relearning */
 	int64_t relearn_model_ms; /* ... and of the last model installed while relearning */
+	struct pdm_ratelimit state_rl; /* state change lines */
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
 	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
 	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
@@ -165,6 +166,7 @@ struct engine {
 	size_t pop_cap;
 	struct pdm_clock_watch clock;
 	struct pdm_ratelimit clock_rl;
+	struct pdm_ratelimit conn_rl; /* broker connected / lost lines */
 	uint64_t clock_steps, fenced;
 	int64_t last_step_ms; /* signed: how far the last step moved the clock */
 };
@@ -345,7 +347,9 @@ static void on_connected(struct engine *e)
 	 * holds from the old connection it resends itself (persistent
 	 * session); the rest (refused, or from before a restart) goes again
 	 * under the same ids. */
-	LOG_I("mqtt: connected to %s", e->cfg->mqtt.uri);
+	/* A broker that drops us right after each connect (another client with
+	 * our client id) would log this and the loss below every few seconds. */
+	LOG_RL(&e->conn_rl, LOG_INFO, "mqtt: connected to %s", e->cfg->mqtt.uri);
 	/* The broker may have lost the retained messages: all of them again. */
 	e->status_dirty = true;
 	for (size_t i = 0; i < e->n_assets; i++)
@@ -378,8 +382,9 @@ static void drain_events(struct engine *e)
 				break;
 			case MQ_DOWN:
 				if (e->connected)
-					LOG_W("mqtt: lost the broker %s; alerts wait in the outbox",
-					      e->cfg->mqtt.uri);
+					LOG_RL(&e->conn_rl, LOG_WARNING,
+					       "mqtt: lost the broker %s; alerts wait in the outbox",
+					       e->cfg->mqtt.uri);
 				e->connected = false;
 				break;
 			case MQ_DELIVERED: {
@@ -544,7 +549,10 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 	free(a->state_json);
 	a->state_json = alert_format_state_json(a->cfg->name, detector_state_name(st), score,
 						detector_model_version(a->det), ts_ms);
-	LOG_I("asset[%s]: state %s", a->cfg->name, detector_state_name(st));
+	/* A run_when sensor hovering at its limit flips off/normal every
+	 * window, for days: every change is published, the log keeps a few. */
+	LOG_RL(&a->state_rl, LOG_INFO, "asset[%s]: state %s", a->cfg->name,
+	       detector_state_name(st));
 	a->state_dirty = !publish_retained(a->e, a->state_topic, a->state_json);
 }
 
@@ -1749,6 +1757,7 @@ static int setup_assets(struct engine *e)
 		const struct cfg_asset *ac = &cfg->assets[i];
 		struct asset_rt *a = &e->assets[i];
 		a->e = e;
+		a->state_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(600000, 20);
 		a->cfg = ac;
 		a->index = i;
 		a->windows_needed = (size_t)ac->train_after;
@@ -1997,6 +2006,7 @@ struct engine *engine_new(struct pdm_config *cfg)
 	e->epfd = e->sfd = e->tfd = e->ev_fd = -1;
 	e->started_ms = pdm_wall_ms();
 	e->clock_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(60000, 3);
+	e->conn_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(600000, 20);
 	sigset_t mask;
 	block_signals(&mask);
 	pthread_mutex_init(&e->ev_lock, NULL);
