@@ -374,6 +374,13 @@ static int parse_json(const struct mqtt_sub_cfg *s, const char *payload, size_t 
 		rc = json_timestamp(root, s->ts_field, &ts, why, whylen);
 		if (rc < 0)
 			goto out;
+		if (ts - recv_ms > MQTT_TS_MAX_AHEAD_MS) {
+			say(why, whylen,
+			    "timestamp field '%s' is %.1f h ahead of this host's clock (more than "
+			    "a day: no time zone is)", s->ts_field, (double)(ts - recv_ms) / 3.6e6);
+			rc = -ERANGE;
+			goto out;
+		}
 	}
 	size_t n = 0, wrong = 0;
 	const char *first_wrong = NULL;

@@ -37,6 +37,10 @@
 /* Timestamps outside [2000-01-01, 2100-01-01) are refused as absurd. */
 #define MQTT_TS_MIN_MS INT64_C(946684800000)
 #define MQTT_TS_MAX_MS INT64_C(4102444800000)
+/* ... and so are those more than a day ahead of the receive time: no time
+ * zone is, and one such sample would hold its sensor's window in the
+ * future, every later sample "late", the asset unscored. */
+#define MQTT_TS_MAX_AHEAD_MS INT64_C(86400000)
 
 struct mqtt_field {
 	const char *path; /* JSON dot path, or (format value) topic / last level */
@@ -74,7 +78,8 @@ const char *mqtt_format_name(enum mqtt_format f);
  *   -EILSEQ     not valid UTF-8
  *   -EBADMSG    malformed: not JSON, nested too deep, timestamp missing
  *   -EPROTOTYPE wrong type: not an object / not a number where one is needed
- *   -ERANGE     the timestamp is absurd (before 2000 or after 2100)
+ *   -ERANGE     the timestamp is absurd (before 2000, after 2100, or more
+ *               than MQTT_TS_MAX_AHEAD_MS after recv_ms)
  *   -EINVAL     bad arguments (a programming error)
  */
 

@@ -16,7 +16,7 @@
 
 #include "mqtt_parse.h"
 
-#define RECV_MS INT64_C(1790000000000) /* 2026-09-21 */
+#define RECV_MS INT64_C(1795003600000) /* 2026-11-18T12:06:40Z */
 
 static const struct mqtt_field json_fields[] = {
 	{ .path = "temp", .sensor = 1 },
@@ -164,6 +164,15 @@ static void test_json_timestamps(void **state)
 	ts_of("ts", "{\"ts\": -1795000000, \"temp\": 1}", &rc);
 	assert_int_equal(rc, -ERANGE);
 	ts_of("ts", "{\"ts\": \"2150-01-01T00:00:00Z\", \"temp\": 1}", &rc);
+	assert_int_equal(rc, -ERANGE);
+	/* A day ahead of the receive time at most (a gateway 14 h ahead, the
+	 * farthest zone, still passes; one in the year 2090 does not). */
+	assert_int_equal(ts_of("ts", "{\"ts\": \"2026-11-19T02:06:40Z\", \"temp\": 1}", &rc),
+			 RECV_MS + 14 * 3600000);
+	assert_int_equal(ts_of("ts", "{\"ts\": 1795090000, \"temp\": 1}", &rc), RECV_MS + 86400000);
+	ts_of("ts", "{\"ts\": 1795090001, \"temp\": 1}", &rc);
+	assert_int_equal(rc, -ERANGE);
+	ts_of("ts", "{\"ts\": \"2090-01-01T00:00:00Z\", \"temp\": 1}", &rc);
 	assert_int_equal(rc, -ERANGE);
 	ts_of("ts", "{\"ts\": \"yesterday\", \"temp\": 1}", &rc);
 	assert_int_equal(rc, -EPROTOTYPE);

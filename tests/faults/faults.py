@@ -1292,6 +1292,16 @@ def scen_skew(args):
                  "pump-c scoring again after its gateway resumed (%s)" % label)
         res["%s_recovery_s" % label] = round(time.time() - t3, 1)
 
+        # One message stamped in 2090 (a gateway's glitch) is refused: it
+        # would hold pump-c's windows in the future, every later sample late.
+        bad = json.dumps({"ts": 3786912000000, "vibration_rms": 2.0, "speed": 1480.0})
+        rig.sub.c.publish("plant/pump-c/telemetry", bad, qos=1).wait_for_publish(5)
+        wait_for(lambda: "timestamp field 'ts' is" in d.log_since_start(), 10,
+                 "the sample stamped 2090 refused, in the log")
+        lo = int((time.time() + skew) * 1000)
+        wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 20,
+                 "pump-c scoring on after a sample stamped 2090 (%s)" % label)
+
         # The gateway told to send UTC: its clock jumps to the real time,
         # forward from behind, back from ahead (then every new sample is
         # older than the last one received, until the window starts over).
