@@ -55,6 +55,20 @@
  * the client starts over with a new paho handle (see on_connection_lost). */
 #define SHORT_LIFE_MS 3000
 #define STORM_LIVES 5
+/* Only a connection that lived this long starts the backoff over. One lost
+ * sooner is retried as a failed connect would be: a broker that takes every
+ * connection and closes it soon after (another client with our client id
+ * takes the session over each time) must not see us back within 0.5 s for
+ * ever, each time with the retained messages published again. */
+#define STABLE_LIFE_MS 60000
+/* Connections in a row lost before STABLE_LIFE_MS after which the likely
+ * cause is logged. */
+#define UNSTABLE_WARN_LIVES 3
+/* Bad messages: the first BAD_LOG_FULL of a subscription are logged one by
+ * one. A publisher can send them at any rate for days, so after that one
+ * line per BAD_LOG_INTERVAL_MS at most counts those since the last line. */
+#define BAD_LOG_FULL 5
+#define BAD_LOG_INTERVAL_MS 60000
 
 enum rebuild_why {
 	REBUILD_NO,
@@ -76,7 +90,11 @@ struct sub {
 	pdm_sample_cb cb;
 	void *user;
 	struct mqtt_stats st;
-	struct pdm_ratelimit rl; /* only the paho receive thread logs through it */
+	/* lines about bad messages: only the paho receive thread uses these */
+	struct pdm_ratelimit rl;
+	unsigned full_lines;                         /* bad messages logged one by one */
+	uint64_t unlogged_dropped, unlogged_partial; /* bad messages since the last line */
+	int64_t last_line_ms;                        /* monotonic */
 };
 
 struct slot {
@@ -123,9 +141,12 @@ struct mqtt_client {
 	int64_t connected_at_ms;  /* monotonic, of the last successful connect */
 	uint64_t acked_at_connect;
 	unsigned short_lives;     /* connections in a row closed at once, nothing acked */
+	unsigned unstable_lives;  /* connections in a row lost before STABLE_LIFE_MS */
 	enum rebuild_why rebuild; /* the supervisor replaces the paho handle first */
 	struct mqtt_stats st;
-	struct pdm_ratelimit conn_rl;
+	pthread_mutex_t rl_lock;      /* guards the two limiters below */
+	struct pdm_ratelimit conn_rl; /* connection lines */
+	struct pdm_ratelimit dup_rl;  /* "another client may be using the client id" */
 };
 
 static char *dup_opt(const char *s)
@@ -183,12 +204,17 @@ static int64_t schedule_retry(struct mqtt_client *c)
 	return d;
 }
 
-/* Called with the lock held: may a connection message be printed now?
- * The message itself is printed after unlocking, because the daemon's log
- * sink may publish on this very client (status topic). */
-static bool conn_log_ok(struct mqtt_client *c, int prio)
+/* May a connection message be printed now? Called without c->lock: when
+ * its window reopens the limiter itself logs how many lines it suppressed,
+ * and the daemon's log sink may publish on this very client (status topic). */
+static bool conn_log_ok(struct mqtt_client *c, struct pdm_ratelimit *rl, int prio)
 {
-	return prio <= pdm_log_level && pdm_ratelimit_ok(&c->conn_rl);
+	if (prio > pdm_log_level)
+		return false;
+	pthread_mutex_lock(&c->rl_lock);
+	bool ok = pdm_ratelimit_ok(rl);
+	pthread_mutex_unlock(&c->rl_lock);
+	return ok;
 }
 
 static const char *connack_reason(int code)
@@ -233,6 +259,48 @@ static void count_reject(struct mqtt_stats *s, int rc)
 	}
 }
 
+/* Paho receive thread only. */
+static void log_bad_message(struct sub *s, const char *topic, bool dropped, const char *why)
+{
+	char shown[129];
+	size_t k = 0;
+
+	if (dropped)
+		s->unlogged_dropped++;
+	else
+		s->unlogged_partial++;
+	if (LOG_WARNING > pdm_log_level)
+		return;
+	bool ok = pdm_ratelimit_ok(&s->rl);
+	/* The summary below counts what the limiter held back and names the
+	 * subscription; its own "similar messages suppressed" would not. */
+	s->rl.suppressed = 0;
+	if (s->full_lines >= BAD_LOG_FULL && !ok)
+		return;
+	/* topics may carry control characters: keep log lines whole */
+	for (; topic[k] && k < sizeof(shown) - 1; k++)
+		shown[k] = ((unsigned char)topic[k] < 0x20 || topic[k] == 0x7f) ? '?' : topic[k];
+	shown[k] = '\0';
+	int64_t now = pdm_mono_ms();
+	if (s->full_lines < BAD_LOG_FULL) {
+		s->full_lines++;
+		pdm_log(LOG_WARNING, "mqtt[%s]: message on '%s' %s: %s%s", s->cfg.name, shown,
+			dropped ? "dropped" : "partly used", why,
+			s->full_lines == BAD_LOG_FULL
+			    ? " (more are summed up once a minute at most)"
+			    : "");
+	} else {
+		long long secs = (now - s->last_line_ms + 500) / 1000;
+		pdm_log(LOG_WARNING,
+			"mqtt[%s]: %llu messages on '%s' dropped and %llu partly used in the last "
+			"%lld s (the latest on '%s': %s)",
+			s->cfg.name, (unsigned long long)s->unlogged_dropped, s->cfg.filter,
+			(unsigned long long)s->unlogged_partial, secs, shown, why);
+	}
+	s->unlogged_dropped = s->unlogged_partial = 0;
+	s->last_line_ms = now;
+}
+
 static void handle_message(struct mqtt_client *c, const char *topic, const void *payload, size_t len)
 {
 	int64_t now = pdm_wall_ms();
@@ -273,16 +341,8 @@ static void handle_message(struct mqtt_client *c, const char *topic, const void 
 		}
 		pthread_mutex_unlock(&c->lock);
 
-		if ((rc < 0 || partial) && LOG_WARNING <= pdm_log_level && pdm_ratelimit_ok(&s->rl)) {
-			char shown[129];
-			size_t k = 0;
-			/* topics may carry control characters: keep log lines whole */
-			for (; topic[k] && k < sizeof(shown) - 1; k++)
-				shown[k] = ((unsigned char)topic[k] < 0x20 || topic[k] == 0x7f) ? '?' : topic[k];
-			shown[k] = '\0';
-			pdm_log(LOG_WARNING, "mqtt[%s]: message on '%s' %s: %s", s->cfg.name, shown,
-				rc < 0 ? "dropped" : "partly used", why);
-		}
+		if (rc < 0 || partial)
+			log_bad_message(s, topic, rc < 0, why);
 		if (rc > 0 && s->cb)
 			s->cb(c->buf, (size_t)rc, s->user);
 	}
@@ -387,16 +447,22 @@ static void on_connected(void *ctx, MQTTAsync_successData *resp)
 	if (c->ever_connected)
 		c->st.reconnects++;
 	c->ever_connected = true;
-	c->attempt = 0;
+	/* the backoff starts over only once the connection proved stable
+	 * (see on_connection_lost) */
 	c->connected_at_ms = pdm_mono_ms();
 	c->acked_at_connect = c->st.acked;
 	c->state = ST_CONNECTED;
 	c->up_reported = false;
 	c->st.connected = true;
+	bool flapping = c->unstable_lives > 0;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 
-	LOG_I("mqtt[%s]: connected to %s%s", c->client_id, c->uri_shown, session ? " (session resumed)" : "");
+	/* Always said after an outage; while connections keep being lost soon
+	 * after they are made it would come with every retry. */
+	if (flapping ? conn_log_ok(c, &c->conn_rl, LOG_INFO) : LOG_INFO <= pdm_log_level)
+		pdm_log(LOG_INFO, "mqtt[%s]: connected to %s%s", c->client_id, c->uri_shown,
+			session ? " (session resumed)" : "");
 	subscribe_all(c);
 }
 
@@ -413,10 +479,9 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *resp)
 		return;
 	}
 	int64_t d = schedule_retry(c);
-	int prio = reason ? LOG_ERR : LOG_WARNING;
-	bool say = conn_log_ok(c, prio);
 	pthread_mutex_unlock(&c->lock);
-	if (!say)
+	int prio = reason ? LOG_ERR : LOG_WARNING;
+	if (!conn_log_ok(c, &c->conn_rl, prio))
 		return;
 	if (reason)
 		pdm_log(prio, "mqtt[%s]: %s refused the connection: %s; retrying in %lld ms", c->client_id, c->uri_shown,
@@ -434,7 +499,8 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *resp)
 static void on_connection_lost(void *ctx, char *cause)
 {
 	struct mqtt_client *c = ctx;
-	bool was_up, say = false;
+	bool was_up, lost = false;
+	unsigned unstable = 0;
 	int64_t d = 0;
 
 	pthread_mutex_lock(&c->lock);
@@ -448,22 +514,40 @@ static void on_connection_lost(void *ctx, char *cause)
 		 * packet"), and nothing gets through again. Connections that die
 		 * at once with nothing acknowledged, several in a row, start a
 		 * new handle without that state (see rebuild_handle()). */
-		bool brief = pdm_mono_ms() - c->connected_at_ms < SHORT_LIFE_MS &&
-			     c->st.acked == c->acked_at_connect;
+		int64_t lived = pdm_mono_ms() - c->connected_at_ms;
+		bool brief = lived < SHORT_LIFE_MS && c->st.acked == c->acked_at_connect;
 		c->short_lives = brief ? c->short_lives + 1 : 0;
 		if (c->short_lives >= STORM_LIVES) {
 			c->short_lives = 0;
 			if (!c->rebuild)
 				c->rebuild = REBUILD_STORM;
 		}
-		c->attempt = 0;
+		/* Acknowledged publishes do not make a connection stable: the
+		 * retained state published on each connect is acknowledged at
+		 * once even when the broker hands our session to another client
+		 * with the same id a moment later. */
+		if (lived >= STABLE_LIFE_MS) {
+			c->attempt = 0;
+			c->unstable_lives = 0;
+		} else if (c->unstable_lives < UINT_MAX) {
+			c->unstable_lives++;
+		}
+		unstable = c->unstable_lives;
 		d = schedule_retry(c);
-		say = conn_log_ok(c, LOG_WARNING);
+		lost = true;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (say)
+	if (lost && conn_log_ok(c, &c->conn_rl, LOG_WARNING))
 		pdm_log(LOG_WARNING, "mqtt[%s]: connection to %s lost%s%s; reconnecting in %lld ms", c->client_id,
 			c->uri_shown, cause ? ": " : "", cause ? cause : "", (long long)d);
+	/* MQTT 3.1.1 gives no reason when the broker closes a connection: a
+	 * duplicate client id is the usual one for this pattern. */
+	if (unstable >= UNSTABLE_WARN_LIVES && conn_log_ok(c, &c->dup_rl, LOG_WARNING))
+		pdm_log(LOG_WARNING,
+			"mqtt[%s]: %u connections in a row to %s were lost within %d s of being made; "
+			"another client may be using the client id \"%s\" (set [mqtt] client_id to a "
+			"name unique on the broker)",
+			c->client_id, unstable, c->uri_shown, STABLE_LIFE_MS / 1000, c->client_id);
 	if (was_up && c->cb.on_connection)
 		c->cb.on_connection(false, c->user);
 }
@@ -474,10 +558,7 @@ static int ssl_error(const char *str, size_t len, void *u)
 	/* OpenSSL's text never holds our secrets: it describes certificates */
 	while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
 		len--;
-	pthread_mutex_lock(&c->lock);
-	bool say = conn_log_ok(c, LOG_WARNING);
-	pthread_mutex_unlock(&c->lock);
-	if (say)
+	if (conn_log_ok(c, &c->conn_rl, LOG_WARNING))
 		pdm_log(LOG_WARNING, "mqtt[%s]: TLS: %.*s", c->client_id, (int)len, str);
 	return 0;
 }
@@ -522,15 +603,15 @@ static void issue_connect(struct mqtt_client *c)
 	}
 	int rc = MQTTAsync_connect(c->h, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
-		bool say = false;
+		bool retry = false;
 		int64_t d = 0;
 		pthread_mutex_lock(&c->lock);
 		if (!c->stopping) {
 			d = schedule_retry(c);
-			say = conn_log_ok(c, LOG_WARNING);
+			retry = true;
 		}
 		pthread_mutex_unlock(&c->lock);
-		if (say)
+		if (retry && conn_log_ok(c, &c->conn_rl, LOG_WARNING))
 			pdm_log(LOG_WARNING, "mqtt[%s]: connect to %s not started (paho error %d); retrying in %lld ms",
 				c->client_id, c->uri_shown, rc, (long long)d);
 	}
@@ -600,14 +681,13 @@ static int rebuild_handle(struct mqtt_client *c, enum rebuild_why why)
 	pthread_mutex_lock(&c->lock);
 	wait_publishers(c);
 	c->st.rebuilds++;
-	bool say = why == REBUILD_STORM || conn_log_ok(c, LOG_WARNING);
 	pthread_mutex_unlock(&c->lock);
 	if (why == REBUILD_STORM)
 		LOG_W("mqtt[%s]: %s closed %d connections in a row as soon as they opened, with nothing "
 		      "acknowledged; starting over without the messages the library held (they are "
 		      "published again). If this repeats, check the broker's log for the reason it gives.",
 		      c->client_id, c->uri_shown, STORM_LIVES);
-	else if (say)
+	else if (conn_log_ok(c, &c->conn_rl, LOG_WARNING))
 		pdm_log(LOG_WARNING, "mqtt[%s]: a publish broke off with the connection to %s; "
 			"reconnecting with a new MQTT library handle, without its damaged copy (the "
 			"messages it held are published again)", c->client_id, c->uri_shown);
@@ -711,9 +791,8 @@ static void on_published(void *ctx, MQTTAsync_successData *resp)
 		rc = -EBADMSG;
 		pthread_mutex_lock(&c->lock);
 		c->st.mismatched++;
-		bool say = conn_log_ok(c, LOG_WARNING);
 		pthread_mutex_unlock(&c->lock);
-		if (say)
+		if (conn_log_ok(c, &c->conn_rl, LOG_WARNING))
 			pdm_log(LOG_WARNING, "mqtt[%s]: the broker acknowledged a message that is not the one "
 				"published (the MQTT library resent a damaged copy after a reconnect); it "
 				"is published again", c->client_id);
@@ -924,6 +1003,7 @@ struct mqtt_client *mqtt_client_new(const struct mqtt_client_cfg *cfg, const str
 	if (!c->rng)
 		c->rng = 1;
 	c->conn_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(60000, 5);
+	c->dup_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(600000, 1);
 	c->state = ST_IDLE;
 
 	pthread_condattr_t ca;
@@ -932,6 +1012,7 @@ struct mqtt_client *mqtt_client_new(const struct mqtt_client_cfg *cfg, const str
 	pthread_cond_init(&c->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->rl_lock, NULL);
 	return c;
 }
 
@@ -996,7 +1077,8 @@ int mqtt_client_add_sub(struct mqtt_client *c, const struct mqtt_sub_cfg *s, pdm
 	d->cfg.fields = d->fields;
 	d->cb = cb;
 	d->user = user;
-	d->rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(10000, 5);
+	/* one line per window once BAD_LOG_FULL were logged (see log_bad_message) */
+	d->rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(BAD_LOG_INTERVAL_MS, 1);
 	c->n_subs++;
 	return 0;
 }
@@ -1161,6 +1243,7 @@ void mqtt_client_free(struct mqtt_client *c)
 	free(c->will_topic);
 	free(c->will_payload);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->rl_lock);
 	pthread_cond_destroy(&c->cond);
 	free(c);
 }

@@ -10,7 +10,8 @@
  * Reliability: a stable client id and clean_session off give a persistent
  * session, so QoS 1 messages sent while we are away are queued by the
  * broker and arrive after reconnect. The client reconnects forever with
- * exponential backoff plus jitter up to a cap and re-subscribes every time.
+ * exponential backoff plus jitter up to a cap and re-subscribes every time;
+ * the backoff starts over only after a connection that lasted a minute.
  * Bad payloads are counted per reason and logged at a limited rate.
  *
  * Security: ssl:// (or mqtts://) URIs use TLS with server certificate and

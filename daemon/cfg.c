@@ -1073,7 +1073,9 @@ static const struct key storage_keys[] = {
 	{ .name = "retention", .type = T_DURATION, .off = STORAGE(retention_ms), .def = "7d",
 	  .min = MS_M, .max = 3650 * MS_D, .help = "Samples older than this are evicted." },
 	{ .name = "max_samples", .type = T_I64, .off = STORAGE(max_samples), .def = "10000000",
-	  .min = 1000, .max = 1e12, .help = "Hard cap on stored samples (the ring size)." },
+	  .min = 1000, .max = 1e12,
+	  .help = "Hard cap on stored samples of all sensors together (the ring size): rows/s x "
+		  "seconds of history wanted (see Sizing the sample ring)." },
 	{ .name = "synchronous", .type = T_ENUM, .off = STORAGE(synchronous), .def = "normal",
 	  .names = sync_names,
 	  .help = "SQLite durability: off (fastest, a power cut may lose recent samples), normal "
@@ -1997,6 +1999,153 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 	}
 }
 
+/*
+ * Bytes a sample row takes in samples.db, for the disk figure of the ring
+ * warnings: 23.5 to 23.9 measured with fractional values in a full ring
+ * (whole numbers take 17; docs/configuration.md says how).
+ */
+#define RING_BYTES_PER_ROW 24
+
+/* "45 min", "2.8 h", "3.4 d": the ring span is an estimate, not a duration. */
+static void format_span(double s, char *buf, size_t len)
+{
+	if (s >= 2 * 86400.0)
+		snprintf(buf, len, "%.1f d", s / 86400.0);
+	else if (s >= 2 * 3600.0)
+		snprintf(buf, len, "%.1f h", s / 3600.0);
+	else if (s >= 120)
+		snprintf(buf, len, "%.0f min", s / 60.0);
+	else
+		snprintf(buf, len, "%.0f s", s);
+}
+
+/* "1000 rows/s", "34", "2.5", "0.0167": three digits are plenty. */
+static void format_rate(double r, char *buf, size_t len)
+{
+	if (r >= 100)
+		snprintf(buf, len, "%.0f", r);
+	else
+		snprintf(buf, len, "%.3g", r);
+}
+
+/* A size to advise: rounded up to two significant digits, so the reader
+ * gets 610000000 rather than 604800000 and is not misled about precision. */
+static int64_t round_up_2sig(double v)
+{
+	if (v >= 9e18)
+		return INT64_MAX;
+	int64_t n = (int64_t)v;
+	if ((double)n < v)
+		n++;
+	int64_t p = 1;
+	while (n / p >= 100)
+		p *= 10;
+	return (n + p - 1) / p * p;
+}
+
+/* "(raise max_samples to about N, some 14 GiB on disk, or shorten KEY)" */
+static void ring_advice(double rows, const char *key, char *buf, size_t len)
+{
+	const struct key *k = find_key(SK_STORAGE, "max_samples");
+	int64_t n = round_up_2sig(rows);
+
+	if ((double)n > k->max) {
+		snprintf(buf, len, "max_samples cannot go that high: shorten %s", key);
+		return;
+	}
+	double gib = (double)n * RING_BYTES_PER_ROW / (1024.0 * 1024 * 1024);
+	char disk[48];
+	if (gib >= 1)
+		snprintf(disk, sizeof(disk), "%.*f GiB", gib < 10 ? 1 : 0, gib);
+	else
+		snprintf(disk, sizeof(disk), "%.0f MiB", gib * 1024);
+	snprintf(buf, len, "raise max_samples to about %lld, some %s on disk, or shorten %s",
+		 (long long)n, disk, key);
+}
+
+/*
+ * max_samples caps the rows of all sensors together, so at a high poll rate
+ * the ring ages samples out long before retention or train_history say, and
+ * training silently sees hours where days were asked for. The rate is known
+ * only for polled (Modbus) sensors; MQTT sensors arrive at the publisher's
+ * pace, so they are left out: their rows only make the real span shorter.
+ */
+static void check_ring(struct loader *ld, const struct raw_section *storage,
+		       const struct raw_section **asset_sec)
+{
+	const struct pdm_config *c = ld->cfg;
+	double rate = 0; /* rows per second */
+	size_t polled = 0, mqtt = 0;
+	char span[32], rs[32], d1[32], ring[320], advice[160];
+
+	for (size_t i = 0; i < c->n_sensors; i++) {
+		size_t src = c->sensors[i].source;
+		if (src >= c->n_sources)
+			continue; /* unresolved: reported already */
+		if (c->sources[src].type == CFG_SRC_MQTT) {
+			mqtt++;
+		} else if (c->sources[src].poll_ms > 0) {
+			rate += 1000.0 / (double)c->sources[src].poll_ms;
+			polled++;
+		}
+	}
+	if (polled == 0)
+		return; /* nothing to estimate from */
+	double span_s = (double)c->storage.max_samples / rate;
+	format_span(span_s, span, sizeof(span));
+	format_rate(rate, rs, sizeof(rs));
+	char polled_txt[48], mqtt_txt[48] = "";
+	if (polled == 1)
+		snprintf(polled_txt, sizeof(polled_txt), "the polled sensor's");
+	else
+		snprintf(polled_txt, sizeof(polled_txt), "the %zu polled sensors'", polled);
+	if (mqtt > 0)
+		snprintf(mqtt_txt, sizeof(mqtt_txt), "; %zu MQTT sensor%s not counted", mqtt,
+			 mqtt == 1 ? "" : "s");
+	snprintf(ring, sizeof(ring),
+		 "[storage] max_samples = %lld keeps about %s of %s samples (%s rows/s%s)",
+		 (long long)c->storage.max_samples, span, polled_txt, rs, mqtt_txt);
+
+	/* Where to point when the key itself is not in any file: max_samples
+	 * is the other half of the mismatch, else the section that lacks it. */
+	const struct raw_entry *ms = storage ? raw_get(storage, "max_samples") : NULL;
+	for (size_t a = 0; a < c->n_assets; a++) {
+		const struct cfg_asset *as = &c->assets[a];
+		const struct raw_section *sec = asset_sec[a];
+		if ((double)as->train_history_ms / 1000.0 <= span_s)
+			continue;
+		pdm_format_duration(as->train_history_ms, d1, sizeof(d1));
+		ring_advice(rate * (double)as->train_history_ms / 1000.0, "train_history", advice,
+			    sizeof(advice));
+		const struct raw_entry *th = raw_get(sec, "train_history");
+		if (th) {
+			warn_at(ld, th->file, th->line,
+				"train_history: %s reaches back further than the sample ring "
+				"holds: %s; training will use only that (%s)", d1, ring, advice);
+			continue;
+		}
+		warn_at(ld, ms ? ms->file : sec->file, ms ? ms->line : sec->line,
+			"train_history: %s (the default) of [asset %s] reaches back further than "
+			"the sample ring holds: %s; training will use only that (%s)", d1, as->name,
+			ring, advice);
+	}
+
+	if ((double)c->storage.retention_ms / 1000.0 <= span_s)
+		return;
+	const struct raw_entry *re = storage ? raw_get(storage, "retention") : NULL;
+	const struct raw_entry *at = re ? re : ms;
+	/* A key's file, not its section's: a drop-in may re-open [storage]. */
+	size_t file = at ? at->file : storage ? storage->file : 0;
+	int line = at ? at->line : storage ? storage->line : 0;
+	pdm_format_duration(c->storage.retention_ms, d1, sizeof(d1));
+	ring_advice(rate * (double)c->storage.retention_ms / 1000.0, "retention", advice,
+		    sizeof(advice));
+	warn_at(ld, file, line,
+		"retention: %s%s is longer than the sample ring holds: %s; the cap evicts "
+		"samples before they are %s old (%s)", d1, re ? "" : " (the default)", ring,
+		d1, advice);
+}
+
 /* ---- the loader --------------------------------------------------------- */
 
 static void free_raw(struct loader *ld)
@@ -2134,6 +2283,7 @@ static void build(struct loader *ld)
 	}
 	for (size_t a = 0; a < c->n_assets; a++)
 		check_asset(ld, asset_sec[a], &c->assets[a], sensor_sec);
+	check_ring(ld, sec_of[SK_STORAGE], asset_sec);
 
 	/* A sensor whose source is misspelt would make its real source look
 	 * unused: the warning is then noise. */

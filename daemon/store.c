@@ -120,6 +120,8 @@ static const char *const main_sql[ST__COUNT] = {
 #define OUTBOX_KEEP_DELIVERED 10000
 #define OUTBOX_PRUNE_EVERY 256
 
+static int outbox_prune(struct store *s);
+
 int store_sqlite_err(int rc)
 {
 	switch (rc & 0xff) {
@@ -488,6 +490,10 @@ struct store *store_open(const char *path, const struct store_opts *o, char *err
 			 s->wdb ? sqlite3_errmsg(s->wdb) : sqlite3_errstr(rc));
 		goto fail;
 	}
+	/* The prune counter starts at zero with every open (each restart and
+	 * reload), so with few alerts the periodic prune might never come:
+	 * prune once here too. */
+	(void)outbox_prune(s);
 	return s;
 fail:
 	store_close(s);
@@ -792,6 +798,20 @@ int store_outbox_pending(struct store *s, int64_t after_id, size_t limit,
 	return ret;
 }
 
+/* Deletes delivered rows but the newest OUTBOX_KEEP_DELIVERED. */
+static int outbox_prune(struct store *s)
+{
+	s->marks_since_prune = 0;
+	sqlite3_stmt *st = store_stmt(s, ST_OUTBOX_PRUNE);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, OUTBOX_KEEP_DELIVERED);
+	/* Housekeeping: a failure is logged, and neither undoes a mark nor
+	 * fails an open. */
+	(void)step_done(s, st, "outbox prune");
+	return 0;
+}
+
 int store_outbox_mark_delivered(struct store *s, int64_t id)
 {
 	if (!s)
@@ -817,15 +837,8 @@ int store_outbox_mark_delivered(struct store *s, int64_t id)
 			return store_fail(s, st, rc, "outbox lookup");
 		return 0;
 	}
-	if (++s->marks_since_prune >= OUTBOX_PRUNE_EVERY) {
-		s->marks_since_prune = 0;
-		st = store_stmt(s, ST_OUTBOX_PRUNE);
-		if (!st)
-			return -EIO;
-		sqlite3_bind_int64(st, 1, OUTBOX_KEEP_DELIVERED);
-		/* Pruning is housekeeping: its failure does not undo the mark. */
-		(void)step_done(s, st, "outbox prune");
-	}
+	if (++s->marks_since_prune >= OUTBOX_PRUNE_EVERY)
+		return outbox_prune(s);
 	return 0;
 }
 

@@ -927,6 +927,156 @@ static void test_warnings(void **state)
 	cfg_free(c);
 }
 
+/* Appends n sensors ASSET.PREFIX0 .. of SOURCE (Modbus: hr:0 ..). */
+static void add_sensors(char *buf, size_t len, const char *asset, const char *prefix,
+			const char *source, int n, bool modbus)
+{
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(buf);
+		int w = snprintf(buf + used, len - used, "[sensor %s.%s%d]\nsource = %s\n", asset,
+				 prefix, i, source);
+		assert_true(w > 0 && (size_t)w < len - used);
+		if (modbus) {
+			used += (size_t)w;
+			w = snprintf(buf + used, len - used, "register = hr:%d\n", i);
+			assert_true(w > 0 && (size_t)w < len - used);
+		}
+	}
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* 100 sensors polled at 10 Hz: the default ring of 10,000,000 rows holds
+ * 2.8 h, far less than the default 7 d of train_history and retention.
+ * The config still loads; each asset is warned at its train_history (or,
+ * for a default, where the ring is sized), retention once. */
+#define RING_HEAD                                      \
+	"[daemon]\n"                 /* 1 */             \
+	"state_dir = /tmp/pdm\n"     /* 2 */             \
+	"[source plc1]\n"            /* 3 */             \
+	"type = modbus-tcp\n"        /* 4 */             \
+	"address = 127.0.0.1:1502\n" /* 5 */             \
+	"poll = 100ms\n"             /* 6 */             \
+	"[asset a]\n"                /* 7 */             \
+	"train_history = 7d\n"       /* 8 */             \
+	"[asset b]\n"                /* 9 */
+
+static void test_ring_too_small_warns(void **state)
+{
+	struct fixture *f = *state;
+	char conf[16384] = RING_HEAD;
+	char want[1024];
+
+	add_sensors(conf, sizeof(conf), "a", "s", "plc1", 50, true);
+	add_sensors(conf, sizeof(conf), "b", "s", "plc1", 50, true);
+	struct pdm_config *c = load_main(f, conf);
+	assert_non_null(c);
+	cfg_free(c);
+	const char *ring = "[storage] max_samples = 10000000 keeps about 2.8 h of the 100 polled "
+			   "sensors' samples (1000 rows/s)";
+	snprintf(want, sizeof(want),
+		 "warning: train_history: 7d reaches back further than the sample ring holds: %s; "
+		 "training will use only that (raise max_samples to about 610000000, some 14 GiB "
+		 "on disk, or shorten train_history)", ring);
+	expect_msg(f, "pdmd.conf", 8, want);
+	/* b's train_history is the default and there is no [storage]: its header */
+	snprintf(want, sizeof(want),
+		 "warning: train_history: 7d (the default) of [asset b] reaches back further than "
+		 "the sample ring holds: %s;", ring);
+	expect_msg(f, "pdmd.conf", 9, want);
+	snprintf(want, sizeof(want),
+		 "%s/pdmd.conf: warning: retention: 7d (the default) is longer than the sample "
+		 "ring holds: %s; the cap evicts samples before they are 7d old (raise "
+		 "max_samples to about 610000000, some 14 GiB on disk, or shorten retention)\n",
+		 f->dir, ring);
+	if (!strstr(f->errbuf, want))
+		fail_msg("expected\n  %s\nin output:\n%s", want, f->errbuf);
+	assert_int_equal(count_of(f->errbuf, "retention:"), 1);
+	assert_int_equal(count_of(f->errbuf, "warning:"), 3);
+
+	/* Default train_history and retention: both point at max_samples. */
+	c = load_main(f, "[daemon]\nstate_dir = /tmp/pdm\n"
+			 "[storage]\n"              /* 3 */
+			 "max_samples = 100000\n"   /* 4 */
+			 "[source plc1]\ntype = modbus-tcp\naddress = 127.0.0.1:1502\n"
+			 "[asset a]\n"
+			 "[sensor a.x]\nsource = plc1\nregister = hr:0\n"
+			 "[sensor a.y]\nsource = plc1\nregister = hr:1\n");
+	assert_non_null(c);
+	cfg_free(c);
+	expect_msg(f, "pdmd.conf", 4,
+		   "warning: train_history: 7d (the default) of [asset a] reaches back further "
+		   "than the sample ring holds: [storage] max_samples = 100000 keeps about 13.9 h "
+		   "of the 2 polled sensors' samples (2 rows/s); training will use only that "
+		   "(raise max_samples to about 1300000, some 30 MiB on disk, or shorten "
+		   "train_history)");
+	expect_msg(f, "pdmd.conf", 4, "warning: retention: 7d (the default) is longer than");
+
+	/* A drop-in that re-opens [storage] is where its keys are. */
+	test_write_file(f->dir, "conf.d/90-ring.conf", "[storage]\nretention = 3d\n");
+	c = load_main(f, "[daemon]\nstate_dir = /tmp/pdm\n"
+			 "[storage]\nmax_samples = 100000\n"
+			 "[source plc1]\ntype = modbus-tcp\naddress = 127.0.0.1:1502\n"
+			 "[asset a]\ntrain_history = 2d\n" /* 9 */
+			 "[sensor a.x]\nsource = plc1\nregister = hr:0\n");
+	assert_non_null(c);
+	cfg_free(c);
+	expect_msg(f, "conf.d/90-ring.conf", 2, "warning: retention: 3d is longer than the sample "
+		   "ring holds: [storage] max_samples = 100000 keeps about 27.8 h of the polled "
+		   "sensor's samples (1 rows/s)");
+	expect_msg(f, "pdmd.conf", 9, "warning: train_history: 2d reaches back further");
+}
+
+/* The same plant with a ring sized for a week: not a word. */
+static void test_ring_big_enough(void **state)
+{
+	struct fixture *f = *state;
+	char conf[16384] = RING_HEAD "[storage]\nmax_samples = 700000000\n";
+
+	add_sensors(conf, sizeof(conf), "a", "s", "plc1", 50, true);
+	add_sensors(conf, sizeof(conf), "b", "s", "plc1", 50, true);
+	struct pdm_config *c = load_main(f, conf);
+	assert_non_null(c);
+	assert_string_equal(f->errbuf, "");
+	cfg_free(c);
+}
+
+/* MQTT sensors have no known rate: with only those there is no estimate
+ * (and no division by zero); beside polled ones they are left out of it,
+ * and the message says so. */
+static void test_ring_mqtt_not_counted(void **state)
+{
+	struct fixture *f = *state;
+	char conf[8192] = "[daemon]\nstate_dir = /tmp/pdm\n"
+			  "[storage]\nmax_samples = 1000\n"
+			  "[source feed]\ntype = mqtt\ntopic = plant/x\n"
+			  "[asset a]\n";
+
+	add_sensors(conf, sizeof(conf), "a", "m", "feed", 3, false);
+	struct pdm_config *c = load_main(f, conf);
+	assert_non_null(c);
+	assert_string_equal(f->errbuf, "");
+	cfg_free(c);
+
+	strcat(conf, "[source plc1]\ntype = modbus-tcp\naddress = 127.0.0.1:1502\npoll = 10ms\n");
+	add_sensors(conf, sizeof(conf), "a", "p", "plc1", 1, true);
+	c = load_main(f, conf);
+	assert_non_null(c);
+	cfg_free(c);
+	expect_msg(f, "pdmd.conf", 4,
+		   "warning: train_history: 7d (the default) of [asset a] reaches back further "
+		   "than the sample ring holds: [storage] max_samples = 1000 keeps about 10 s of "
+		   "the polled sensor's samples (100 rows/s; 3 MQTT sensors not counted); training "
+		   "will use only that (raise max_samples to about 61000000, some 1.4 GiB on disk, "
+		   "or shorten train_history)");
+}
+
 static char *strip_comments(const char *text)
 {
 	char *out = calloc(1, strlen(text) + 1);
@@ -1366,6 +1516,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_all_errors_sorted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_main_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_too_small_warns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_big_enough, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_mqtt_not_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_line_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_config, setup, teardown),

@@ -4,7 +4,8 @@
  * ingestion of JSON and value payloads, counting of bad payloads, a broker
  * restart with QoS 1 messages queued for our persistent session, 1,000
  * QoS 1 publishes acknowledged by tag, the will on SIGKILL (and none on a
- * clean stop), and the password file checks.
+ * clean stop), two clients with one client id, a stream of bad payloads
+ * (bounded logging), and the password file checks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1023,6 +1024,191 @@ static void test_unreachable_backoff(void **state)
 	assert_true(pdm_mono_ms() - t0 < 3000);
 }
 
+/* Log lines containing each of up to 4 needles, counted by a sink, and the
+ * longest "reconnecting in N ms" among them. */
+static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *count_needles[4];
+static int count_hits[4];
+static long count_longest_delay;
+
+static void counting_sink(int prio, const char *msg, void *user)
+{
+	(void)prio;
+	(void)user;
+	pthread_mutex_lock(&count_lock);
+	for (int i = 0; i < 4; i++) {
+		if (!count_needles[i] || !strstr(msg, count_needles[i]))
+			continue;
+		count_hits[i]++;
+		const char *d = strstr(msg, "reconnecting in ");
+		if (d && strtol(d + 16, NULL, 10) > count_longest_delay)
+			count_longest_delay = strtol(d + 16, NULL, 10);
+	}
+	pthread_mutex_unlock(&count_lock);
+}
+
+static void count_logs(const char *n0, const char *n1, const char *n2, const char *n3)
+{
+	pthread_mutex_lock(&count_lock);
+	count_needles[0] = n0;
+	count_needles[1] = n1;
+	count_needles[2] = n2;
+	count_needles[3] = n3;
+	memset(count_hits, 0, sizeof(count_hits));
+	count_longest_delay = 0;
+	pthread_mutex_unlock(&count_lock);
+	pdm_log_set_sink(counting_sink, NULL);
+}
+
+static int logged(int i)
+{
+	pthread_mutex_lock(&count_lock);
+	int n = count_hits[i];
+	pthread_mutex_unlock(&count_lock);
+	return n;
+}
+
+struct twin {
+	struct mqtt_client *c;
+};
+
+/* As the daemon does: the retained status again on every connect. */
+static void twin_on_connection(bool up, void *user)
+{
+	struct twin *t = user;
+	if (up)
+		mqtt_publish(t->c, "pdm/status/twin", "online", 6, 1, true, 0);
+}
+
+/*
+ * Two clients with one client id on one broker (two daemons left with the
+ * default "pdmd"): each connect makes the broker drop the other. The
+ * retained status published on every connect is acknowledged at once, so
+ * no connection counts as refused. Each client must still back off as after
+ * failed connects, the default 0.5 s doubling towards 30 s: its second loss
+ * waits 0.5 to 1 s, where starting over at every loss waited 0.25 to 0.5 s
+ * each time, for ever. paho takes 1 to 2 s to connect, so within seconds
+ * the wait, not the number of connects, tells the two apart; the number is
+ * checked against what the growing waits allow at most (6 in 12 s). The
+ * likely cause is logged once by each client, and the connection lines are
+ * rate limited: the first "connected" line, then 5 a minute.
+ */
+static void test_duplicate_client_id(void **state)
+{
+	struct fixture *f = *state;
+	struct twin t[2] = { { NULL }, { NULL } };
+	const struct mqtt_callbacks tcb = { .on_connection = twin_on_connection };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-twin");
+	cfg.backoff_min_ms = 0; /* the defaults, as in the daemon */
+	cfg.backoff_max_ms = 0;
+
+	count_logs("another client may be using the client id \"pdm-twin\" (set [mqtt] client_id",
+		   "mqtt[pdm-twin]: connected to", "mqtt[pdm-twin]: connection to", NULL);
+	for (int i = 0; i < 2; i++) {
+		t[i].c = mqtt_client_new(&cfg, &tcb, &t[i]);
+		assert_non_null(t[i].c);
+	}
+	f->c = t[0].c;
+	int64_t t0 = pdm_mono_ms();
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(mqtt_client_start(t[i].c), 0);
+	/* 12 s, or until both warned (3 losses each: ~9 to 12 s here) */
+	int64_t elapsed;
+	while ((elapsed = pdm_mono_ms() - t0) < 12000 || (logged(0) < 2 && elapsed < 30000))
+		test_sleep_ms(50);
+	struct mqtt_stats st[2];
+	for (int i = 0; i < 2; i++)
+		mqtt_client_stats(t[i].c, SIZE_MAX, &st[i]);
+	elapsed = pdm_mono_ms() - t0;
+	/* the clients' callbacks use t[]: gone before any assert can return */
+	mqtt_client_free(t[1].c);
+	mqtt_client_free(t[0].c);
+	f->c = NULL;
+	pdm_log_set_sink(NULL, NULL);
+
+	/* connect k + 1 comes after waits of at least 250 ms * 2^(i-1),
+	 * i = 1..k, whatever the speed of the machine */
+	uint64_t most = 1;
+	while (250 * ((INT64_C(1) << most) - 1) <= elapsed)
+		most++;
+	for (int i = 0; i < 2; i++) {
+		uint64_t connects = st[i].reconnects + 1;
+		print_message("client %d: %llu connects in %lld ms (at most %llu)\n", i,
+			      (unsigned long long)connects, (long long)elapsed,
+			      (unsigned long long)most);
+		/* the broker did hand the session from one to the other */
+		assert_true(connects >= 2);
+		assert_true(connects <= most);
+	}
+	pthread_mutex_lock(&count_lock);
+	long longest = count_longest_delay;
+	pthread_mutex_unlock(&count_lock);
+	int warned = logged(0), lines = logged(1) + logged(2);
+	print_message("longest wait %ld ms, %d duplicate id warnings, %d connection lines\n",
+		      longest, warned, lines);
+	assert_true(longest > 500);
+	assert_true(warned >= 1 && warned <= 2);
+	assert_true(lines <= 2 * (1 + 5));
+}
+
+/*
+ * A publisher streaming bad payloads for longer than 10 s: every message is
+ * counted, but after its first 5 lines a subscription logs nothing more
+ * until a minute has passed (then one line sums them up): no new burst
+ * every few seconds, and no line that does not say which subscription.
+ */
+static void test_bad_message_flood(void **state)
+{
+	struct fixture *f = *state;
+	const struct mqtt_field jf[] = { { .path = "speed", .sensor = 1 } };
+	const struct mqtt_sub_cfg js = { .name = "flooded", .filter = "flood/#", .qos = 1,
+					 .format = MQTT_FMT_JSON, .fields = jf, .n_fields = 1 };
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-flooded");
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_add_sub(f->c, &js, on_samples, f->col), 0);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+
+	struct collector *pcol = collector_new();
+	struct mqtt_client_cfg pcfg = base_cfg(f, "pdm-flooder");
+	struct mqtt_client *p = mqtt_client_new(&pcfg, &cbs, pcol);
+	assert_non_null(p);
+	assert_int_equal(mqtt_client_start(p), 0);
+	WAIT_UNTIL(ups(pcol) == 1, 5000);
+
+	count_logs("mqtt[flooded]: message on 'flood/line1' dropped: ", "mqtt[flooded]: ",
+		   "similar messages suppressed", "(more are summed up once a minute at most)");
+	uint64_t sent = 0;
+	int64_t until = pdm_mono_ms() + 11000;
+	while (pdm_mono_ms() < until) {
+		if (mqtt_publish(p, "flood/line1", "not json", 8, 1, false, 0) == 0)
+			sent++;
+		test_sleep_ms(20);
+	}
+	struct mqtt_stats st;
+	int64_t deadline = pdm_mono_ms() + 5000;
+	do {
+		test_sleep_ms(20);
+		mqtt_client_stats(f->c, 0, &st);
+	} while (st.malformed < sent && pdm_mono_ms() < deadline);
+	mqtt_client_free(p);
+	collector_free(pcol);
+	pdm_log_set_sink(NULL, NULL);
+
+	print_message("%llu bad messages sent, %d lines\n", (unsigned long long)sent, logged(1));
+	assert_true(sent >= 100);
+	assert_int_equal(st.malformed, sent);
+	assert_int_equal(st.received, sent);
+	assert_int_equal(st.samples, 0);
+	assert_int_equal(logged(0), 5);
+	assert_int_equal(logged(1), 5);
+	assert_int_equal(logged(2), 0);
+	assert_int_equal(logged(3), 1);
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_int_equal(st.malformed, sent);
+}
+
 /* Configurations the client must refuse up front. */
 static void test_bad_config(void **state)
 {
@@ -1158,6 +1344,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_no_will, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_client_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_message_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
 	};

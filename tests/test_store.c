@@ -635,6 +635,50 @@ static void test_outbox_prune(void **state)
 	store_close(s);
 }
 
+/* The prune counter restarts with every open, so a daemon that restarts
+ * (or reloads) more often than it delivers 256 alerts would never prune:
+ * opening for writing prunes too, keeping the newest 10,000 delivered rows
+ * and every pending one. A reader handle leaves the file alone. */
+static void test_outbox_prune_on_open(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	int64_t first = 0, id = 0;
+	assert_int_equal(store_outbox_add(s, "t", "kept pending", &first), 0);
+	assert_int_equal(store_txn_begin(s), 0);
+	for (int i = 0; i < 10200; i++)
+		assert_int_equal(store_outbox_add(s, "t", "x", &id), 0);
+	assert_int_equal(store_txn_commit(s), 0);
+	store_close(s);
+	/* Delivered behind the store's back, as by earlier runs that each
+	 * delivered fewer than 256: no periodic prune has run. */
+	char sql[128];
+	snprintf(sql, sizeof(sql), "UPDATE outbox SET delivered_ms = 1 WHERE id > %lld",
+		 (long long)first);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM outbox"), 10201);
+
+	char err[256];
+	struct store *r = store_open_reader(f->path, err, sizeof(err));
+	assert_non_null(r);
+	store_close(r);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM outbox"), 10201);
+
+	s = open_ok(f);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM outbox "
+					  "WHERE delivered_ms IS NOT NULL"), 10000);
+	/* the newest ones stay */
+	assert_int_equal(sql_int(f->path, "SELECT min(id) FROM outbox "
+					  "WHERE delivered_ms IS NOT NULL"), id - 9999);
+	int64_t pending;
+	assert_int_equal(store_outbox_count(s, &pending), 0);
+	assert_int_equal(pending, 1);
+	store_close(s);
+}
+
 /* A raise is one transaction: rolled back, it leaves no episode number,
  * state or outbox row behind; committed, all three are there. Episode
  * numbers continue after a reopen. */
@@ -1002,6 +1046,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_prune_on_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_txn_episodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_models, setup, teardown),
