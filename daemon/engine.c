@@ -883,6 +883,7 @@ static void handle_train_results(struct engine *e)
 				.threshold = info.threshold,
 			};
 			store_model_add(e->store, &sm);
+			store_model_prune(e->store, a->cfg->name, e->cfg->daemon.keep_models);
 			install_model(a, m, r->version);
 			if (a->relearn_since_ms > 0)
 				a->relearn_model_ms = asset_now(a, pdm_wall_ms());

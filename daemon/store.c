@@ -115,6 +115,8 @@ static const char *const main_sql[ST__COUNT] = {
 			 "windows, val_loss, threshold) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_MODEL_LIST] = "SELECT asset, version, kind, path, trained_at_ms, windows, val_loss, "
 			  "threshold FROM models WHERE asset = ?1 ORDER BY version DESC LIMIT ?2",
+	[ST_MODEL_PRUNE] = "DELETE FROM models WHERE asset = ?1 AND version NOT IN (SELECT version "
+			   "FROM models WHERE asset = ?1 ORDER BY version DESC LIMIT ?2)",
 };
 
 #define OUTBOX_KEEP_DELIVERED 10000
@@ -924,6 +926,18 @@ int store_model_add(struct store *s, const struct store_model *m)
 	sqlite3_bind_double(st, 7, m->val_loss);
 	sqlite3_bind_double(st, 8, m->threshold);
 	return step_done(s, st, "model add");
+}
+
+int store_model_prune(struct store *s, const char *asset, int keep)
+{
+	if (!s || !asset || keep < 1)
+		return -EINVAL;
+	sqlite3_stmt *st = store_stmt(s, ST_MODEL_PRUNE);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, asset, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, keep);
+	return step_done(s, st, "model prune");
 }
 
 static double column_double_or_nan(sqlite3_stmt *st, int col)

@@ -225,6 +225,9 @@ struct store_model {
 };
 /* Records a model; replaces an existing (asset, version). */
 int store_model_add(struct store *s, const struct store_model *m);
+/* Keeps the rows of the asset's newest `keep` versions only, as the trainer
+ * keeps their files (a row a retrain would otherwise add for ever). */
+int store_model_prune(struct store *s, const char *asset, int keep);
 /* Calls cb for the asset's models, newest version first, at most limit
  * (0 = all); strings valid during the callback only. */
 int store_model_list(struct store *s, const char *asset, size_t limit,

@@ -52,6 +52,7 @@ enum store_stmt {
 	ST_OUTBOX_LIST,
 	ST_MODEL_ADD,
 	ST_MODEL_LIST,
+	ST_MODEL_PRUNE,
 	ST__COUNT
 };
 

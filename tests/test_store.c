@@ -792,6 +792,14 @@ static void test_models(void **state)
 	struct mlist l2 = { 0 };
 	assert_int_equal(store_model_list(s, "pump1", 1, model_cb, &l2), 0);
 	assert_int_equal(l2.n, 1);
+	/* Pruned to the newest two: version 1 goes. */
+	assert_int_equal(store_model_prune(s, "pump1", 2), 0);
+	struct mlist l3 = { 0 };
+	assert_int_equal(store_model_list(s, "pump1", 0, model_cb, &l3), 0);
+	assert_int_equal(l3.n, 2);
+	assert_int_equal(l3.ver[0], 3);
+	assert_int_equal(l3.ver[1], 2);
+	assert_int_equal(store_model_prune(s, "pump1", 0), -EINVAL);
 	store_close(s);
 }
 
