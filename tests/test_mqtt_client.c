@@ -1133,7 +1133,7 @@ static void test_duplicate_client_id(void **state)
 		most++;
 	for (int i = 0; i < 2; i++) {
 		uint64_t connects = st[i].reconnects + 1;
-		print_message("client %d: %llu connects in %lld ms (at most %llu)\n", i,
+		print_message("# client %d: %llu connects in %lld ms (at most %llu)\n", i,
 			      (unsigned long long)connects, (long long)elapsed,
 			      (unsigned long long)most);
 		/* the broker did hand the session from one to the other */
@@ -1144,7 +1144,7 @@ static void test_duplicate_client_id(void **state)
 	long longest = count_longest_delay;
 	pthread_mutex_unlock(&count_lock);
 	int warned = logged(0), lines = logged(1) + logged(2);
-	print_message("longest wait %ld ms, %d duplicate id warnings, %d connection lines\n",
+	print_message("# longest wait %ld ms, %d duplicate id warnings, %d connection lines\n",
 		      longest, warned, lines);
 	assert_true(longest > 500);
 	assert_true(warned >= 1 && warned <= 2);
@@ -1196,7 +1196,7 @@ static void test_bad_message_flood(void **state)
 	collector_free(pcol);
 	pdm_log_set_sink(NULL, NULL);
 
-	print_message("%llu bad messages sent, %d lines\n", (unsigned long long)sent, logged(1));
+	print_message("# %llu bad messages sent, %d lines\n", (unsigned long long)sent, logged(1));
 	assert_true(sent >= 100);
 	assert_int_equal(st.malformed, sent);
 	assert_int_equal(st.received, sent);

@@ -1212,7 +1212,11 @@ def fault_alerted(rig, asset, fault, skew, what):
             log("%s in alarm before its fault (episode %s): taking it as normal operation"
                 % (asset, ev[-1]["id"]))
             rc, out = pdmctl(rig.confdir, "normal", ev[-1]["id"])
-            check(rc == 0, "pdmctl normal %s: exit %d: %s" % (ev[-1]["id"], rc, out))
+            # In `clock` pdmd alone runs on a clock set back: its status.json
+            # looks stale to pdmctl (exit 69), but the request is written and
+            # the running daemon takes it all the same.
+            check(rc == 0 or (rc == 69 and skew and "written" in out),
+                  "pdmctl normal %s: exit %d: %s" % (ev[-1]["id"], rc, out))
         # Relearning lasts until a model knows the state (minutes if it
         # is still warming).
         wait_for(quiet, 180, "%s back to normal before its fault" % asset)
