@@ -69,11 +69,18 @@
  * line per BAD_LOG_INTERVAL_MS at most counts those since the last line. */
 #define BAD_LOG_FULL 5
 #define BAD_LOG_INTERVAL_MS 60000
+/* A QoS 1/2 publish that waited this long (or twice the keepalive, if
+ * longer) for its acknowledgement on a live connection is taken for lost:
+ * MQTT 3.1.1 resends only on a reconnect, so a PUBACK lost on the way, or a
+ * message the library lost from its session, would otherwise hold its
+ * slot, and its owner's next alerts, for as long as the connection lives. */
+#define DEFAULT_ACK_TIMEOUT_MS 60000
 
 enum rebuild_why {
 	REBUILD_NO,
 	REBUILD_STORM,        /* connections closed at once, several in a row */
 	REBUILD_BROKEN_WRITE, /* a publish failed on the wire (see on_publish_failed) */
+	REBUILD_ACK_TIMEOUT,  /* a publish never acknowledged (see ack_timed_out) */
 };
 
 enum conn_state {
@@ -101,6 +108,7 @@ struct slot {
 	struct mqtt_client *c;
 	uint64_t tag;
 	uint64_t sum; /* of the topic and payload handed to paho */
+	int64_t since_ms; /* monotonic, when it was published */
 	bool used;
 };
 
@@ -113,6 +121,7 @@ struct mqtt_client {
 	bool will_retained, clean_session, tls;
 	int keepalive_s, max_inflight;
 	int64_t backoff_min_ms, backoff_max_ms;
+	int64_t ack_timeout_ms;
 	struct mqtt_callbacks cb;
 	void *user;
 
@@ -687,12 +696,91 @@ static int rebuild_handle(struct mqtt_client *c, enum rebuild_why why)
 		      "acknowledged; starting over without the messages the library held (they are "
 		      "published again). If this repeats, check the broker's log for the reason it gives.",
 		      c->client_id, c->uri_shown, STORM_LIVES);
+	else if (why == REBUILD_ACK_TIMEOUT)
+		LOG_W("mqtt[%s]: %s did not acknowledge a publish within %lld s on a live connection; "
+		      "reconnecting with a new MQTT library handle (the messages it held are published "
+		      "again)",
+		      c->client_id, c->uri_shown, (long long)(c->ack_timeout_ms / 1000));
 	else if (conn_log_ok(c, &c->conn_rl, LOG_WARNING))
 		pdm_log(LOG_WARNING, "mqtt[%s]: a publish broke off with the connection to %s; "
 			"reconnecting with a new MQTT library handle, without its damaged copy (the "
 			"messages it held are published again)", c->client_id, c->uri_shown);
 	drop_handle(c);
 	return create_handle(c);
+}
+
+static void on_disconnected(void *ctx, MQTTAsync_successData *resp);
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *resp);
+
+/* Lock held, connected: when the oldest publish in flight is taken for
+ * lost, or 0 with nothing in flight. paho resends on a reconnect, so a
+ * publish made before it counts from the reconnect. */
+static int64_t ack_deadline(const struct mqtt_client *c)
+{
+	int64_t oldest = INT64_MAX;
+	for (int i = 0; i < c->max_inflight; i++)
+		if (c->slots[i].used && c->slots[i].since_ms < oldest)
+			oldest = c->slots[i].since_ms;
+	if (oldest == INT64_MAX)
+		return 0;
+	if (oldest < c->connected_at_ms)
+		oldest = c->connected_at_ms;
+	return oldest + c->ack_timeout_ms;
+}
+
+/*
+ * Supervisor, lock held, connected: a publish went unacknowledged for
+ * ack_timeout_ms. Waiting longer cannot help (the broker's answer, or
+ * paho's copy, is gone), so the connection is closed cleanly (no will)
+ * and the supervisor starts over with a new handle at once; the messages
+ * paho held are reported cancelled for their owners to publish again.
+ */
+static void ack_timed_out(struct mqtt_client *c)
+{
+	c->st.ack_timeouts++;
+	c->rebuild = REBUILD_ACK_TIMEOUT;
+	c->state = ST_WAIT;
+	c->next_try_ms = pdm_mono_ms();
+	c->st.connected = false;
+	bool was_up = c->up_reported;
+	c->up_reported = false;
+	c->disconnect_done = false;
+	pthread_mutex_unlock(&c->lock);
+
+	if (was_up && c->cb.on_connection)
+		c->cb.on_connection(false, c->user);
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+	d.timeout = 0;
+	d.onSuccess = on_disconnected;
+	d.onFailure = on_disconnect_failed;
+	d.context = c;
+	bool issued = MQTTAsync_disconnect(c->h, &d) == MQTTASYNC_SUCCESS;
+	pthread_mutex_lock(&c->lock);
+	/* a second at most: the handle is dropped after it in any case */
+	int64_t until = pdm_mono_ms() + 1000;
+	while (issued && !c->disconnect_done && !c->stopping && pdm_mono_ms() < until) {
+		pthread_mutex_unlock(&c->lock);
+		nanosleep(&(struct timespec){ 0, 5 * 1000000L }, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
+/* Lock held: waits on the condvar until the monotonic time `at`. */
+static void wait_until_ms(struct mqtt_client *c, int64_t at)
+{
+	/* the condvar uses CLOCK_MONOTONIC (see mqtt_client_new) */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t wait = at - pdm_mono_ms();
+	if (wait < 0)
+		wait = 0;
+	ts.tv_sec += wait / 1000;
+	ts.tv_nsec += (wait % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 }
 
 static void *supervisor(void *arg)
@@ -726,17 +814,13 @@ static void *supervisor(void *arg)
 				pthread_mutex_lock(&c->lock);
 				continue;
 			}
-			/* the condvar uses CLOCK_MONOTONIC (see mqtt_client_new) */
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			int64_t wait = c->next_try_ms - now;
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+			wait_until_ms(c, c->next_try_ms);
+		} else if (c->state == ST_CONNECTED && ack_deadline(c)) {
+			int64_t due = ack_deadline(c);
+			if (pdm_mono_ms() >= due)
+				ack_timed_out(c);
+			else
+				wait_until_ms(c, due);
 		} else {
 			pthread_cond_wait(&c->cond, &c->lock);
 		}
@@ -845,10 +929,14 @@ int mqtt_publish(struct mqtt_client *c, const char *topic, const void *payload, 
 		pthread_mutex_unlock(&c->lock);
 		return -EAGAIN;
 	}
+	/* the supervisor sleeps without a deadline while nothing is in flight */
+	if (c->n_free == c->max_inflight)
+		pthread_cond_broadcast(&c->cond);
 	sl = &c->slots[c->free_slots[--c->n_free]];
 	sl->used = true;
 	sl->tag = tag;
 	sl->sum = sum;
+	sl->since_ms = pdm_mono_ms();
 	c->st.published++;
 	c->publishing++;
 	pthread_mutex_unlock(&c->lock);
@@ -953,9 +1041,9 @@ static int check_cfg(const struct mqtt_client_cfg *cfg, bool *tls)
 		return -EINVAL;
 	}
 	if (cfg->keepalive_s < 0 || cfg->max_inflight < 0 || cfg->max_inflight > 65535 ||
-	    cfg->backoff_min_ms < 0 || cfg->backoff_max_ms < 0 ||
+	    cfg->backoff_min_ms < 0 || cfg->backoff_max_ms < 0 || cfg->ack_timeout_ms < 0 ||
 	    (cfg->backoff_max_ms && cfg->backoff_min_ms > cfg->backoff_max_ms)) {
-		LOG_E("mqtt[%s]: keepalive, max_inflight or backoff out of range", cfg->client_id);
+		LOG_E("mqtt[%s]: keepalive, max_inflight, backoff or ack timeout out of range", cfg->client_id);
 		return -EINVAL;
 	}
 	return 0;
@@ -986,6 +1074,9 @@ struct mqtt_client *mqtt_client_new(const struct mqtt_client_cfg *cfg, const str
 	c->keepalive_s = cfg->keepalive_s ? cfg->keepalive_s : DEFAULT_KEEPALIVE_S;
 	c->max_inflight = cfg->max_inflight ? cfg->max_inflight : DEFAULT_MAX_INFLIGHT;
 	c->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : DEFAULT_BACKOFF_MIN_MS;
+	c->ack_timeout_ms = cfg->ack_timeout_ms ? cfg->ack_timeout_ms : DEFAULT_ACK_TIMEOUT_MS;
+	if (!cfg->ack_timeout_ms && c->ack_timeout_ms < 2000 * (int64_t)c->keepalive_s)
+		c->ack_timeout_ms = 2000 * (int64_t)c->keepalive_s;
 	c->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : DEFAULT_BACKOFF_MAX_MS;
 	if (c->backoff_max_ms < c->backoff_min_ms)
 		c->backoff_max_ms = c->backoff_min_ms;

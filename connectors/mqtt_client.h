@@ -43,6 +43,10 @@ struct mqtt_client_cfg {
 	bool clean_session;    /* false for a persistent session */
 	int max_inflight;      /* publishes awaiting acknowledgement; 0 = 32 */
 	int64_t backoff_min_ms, backoff_max_ms; /* 0 = 500 ms / 30 s */
+	/* a publish unacknowledged this long on a live connection is taken
+	 * for lost: the client reconnects with a new handle and reports it
+	 * cancelled; 0 = 60 s, or twice the keepalive if that is longer */
+	int64_t ack_timeout_ms;
 	const char *will_topic, *will_payload; /* NULL topic = no will */
 	int will_qos;
 	bool will_retained;
@@ -71,9 +75,12 @@ struct mqtt_stats {
 	uint64_t out_of_range; /* samples marked bad: NaN/Inf, outside valid range, absurd time */
 	uint64_t reconnects;   /* successful connections after the first */
 	uint64_t rebuilds;     /* times the client started over with a new paho handle: after
-				  a broken write, or connections closed at once several in a row */
+				  a broken write, an acknowledgement that never came, or
+				  connections closed at once several in a row */
 	uint64_t broken_writes; /* publishes whose write broke with the connection (paho holds
 				   a damaged copy of each: the handle is replaced) */
+	uint64_t ack_timeouts;  /* publishes not acknowledged within ack_timeout_ms on a live
+				   connection (the client then reconnects with a new handle) */
 	uint64_t published, acked, publish_failed;
 	uint64_t mismatched; /* acknowledged, but paho's copy differed from what was published
 				(counted in publish_failed: the owner publishes it again) */

@@ -1305,6 +1305,7 @@ static void write_status_file(struct engine *e, int64_t now)
 		cJSON_AddNumberToObject(j, "mismatched", (double)st.mismatched);
 		cJSON_AddNumberToObject(j, "rebuilds", (double)st.rebuilds);
 		cJSON_AddNumberToObject(j, "broken_writes", (double)st.broken_writes);
+		cJSON_AddNumberToObject(j, "ack_timeouts", (double)st.ack_timeouts);
 		cJSON_AddItemToArray(sources, j);
 	}
 	/* Sources that stamp their own samples: their clock against the host's

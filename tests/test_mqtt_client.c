@@ -3,8 +3,8 @@
  * the test, with mosquitto_pub / mosquitto_sub as independent peers:
  * ingestion of JSON and value payloads, counting of bad payloads, a broker
  * restart with QoS 1 messages queued for our persistent session, 1,000
- * QoS 1 publishes acknowledged by tag, the will on SIGKILL (and none on a
- * clean stop), two clients with one client id, a stream of bad payloads
+ * QoS 1 publishes acknowledged by tag, acknowledgements lost on a live
+ * connection, the will on SIGKILL (and none on a clean stop), two clients with one client id, a stream of bad payloads
  * (bounded logging), and the password file checks.
  */
 #include <errno.h>
@@ -602,6 +602,9 @@ struct kicker {
 	/* > 0: instead of hanging up after the CONNACK, relay both ways and
 	 * reset the connection (RST) once the client has sent this many bytes */
 	long reset_after;
+	/* > 0: the first this many connections are relayed both ways, but
+	 * every PUBACK from the broker is dropped */
+	int drop_acks; /* atomic */
 	int accepted; /* atomic */
 	bool stop;    /* atomic */
 	pthread_t th;
@@ -644,6 +647,55 @@ static void relay_both(struct kicker *k, int cfd, int bfd, long reset_after)
 	}
 }
 
+/* Relays both ways until a side closes or stop, but cuts every PUBACK out
+ * of the broker's stream (MQTT framing: a type byte, then the remaining
+ * length in 7-bit groups). Returns the number of PUBACKs dropped. */
+static int relay_drop_pubacks(struct kicker *k, int cfd, int bfd)
+{
+	struct pollfd p[2] = { { .fd = cfd, .events = POLLIN }, { .fd = bfd, .events = POLLIN } };
+	unsigned char buf[16384];
+	size_t have = 0;
+	int dropped = 0;
+
+	while (!__atomic_load_n(&k->stop, __ATOMIC_SEQ_CST)) {
+		if (poll(p, 2, 50) <= 0)
+			continue;
+		if (p[0].revents && relay_chunk(cfd, bfd, 0) < 0)
+			break;
+		if (!p[1].revents)
+			continue;
+		ssize_t n = read(bfd, buf + have, sizeof(buf) - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		size_t off = 0;
+		for (;;) {
+			size_t len = 0, i = 1;
+			unsigned shift = 0;
+			bool whole = false;
+			while (off + i < have && i <= 4) {
+				len |= (size_t)(buf[off + i] & 0x7f) << shift;
+				shift += 7;
+				if (!(buf[off + i++] & 0x80)) {
+					whole = true;
+					break;
+				}
+			}
+			if (!whole || off + i + len > have)
+				break;
+			if (buf[off] >> 4 == 4)
+				dropped++;
+			else if (write(cfd, buf + off, i + len) != (ssize_t)(i + len))
+				return dropped;
+			off += i + len;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		assert_true(have < sizeof(buf)); /* the broker sends small packets here */
+	}
+	return dropped;
+}
+
 static void *kicker_main(void *arg)
 {
 	struct kicker *k = arg;
@@ -658,7 +710,9 @@ static void *kicker_main(void *arg)
 		int bfd = test_connect_local(k->broker_port);
 		int n = __atomic_add_fetch(&k->accepted, 1, __ATOMIC_SEQ_CST);
 		int kicks = __atomic_load_n(&k->kicks, __ATOMIC_SEQ_CST);
-		if (bfd >= 0 && n <= kicks && k->reset_after > 0) {
+		if (bfd >= 0 && n <= __atomic_load_n(&k->drop_acks, __ATOMIC_SEQ_CST)) {
+			relay_drop_pubacks(k, cfd, bfd);
+		} else if (bfd >= 0 && n <= kicks && k->reset_after > 0) {
 			relay_both(k, cfd, bfd, k->reset_after);
 		} else if (bfd >= 0 && n <= kicks) {
 			/* CONNECT up, CONNACK down, a moment for the client to
@@ -750,6 +804,56 @@ static void test_rebuild_after_dropped_connections(void **state)
 	kicker_stop(k);
 }
 
+/* A broker whose PUBACKs are lost on an otherwise live connection (the
+ * first connection here relays everything else, keepalive pings included):
+ * MQTT 3.1.1 resends only after a reconnect, so the client gives up on the
+ * connection after ack_timeout_ms, reports what it held cancelled (once
+ * each), and the next connection acknowledges what is published on it. */
+static void test_ack_timeout(void **state)
+{
+	struct fixture *f = *state;
+	char uri[64];
+	struct kicker *k = kicker_start(f->b.port, 0, 0);
+	__atomic_store_n(&k->drop_acks, 1, __ATOMIC_SEQ_CST);
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", k->port);
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-noack");
+	cfg.uri = uri;
+	cfg.keepalive_s = 1;
+	cfg.ack_timeout_ms = 3000;
+	f->c = mqtt_client_new(&cfg, &cbs, f->col);
+	assert_non_null(f->c);
+	assert_int_equal(mqtt_client_start(f->c), 0);
+	WAIT_UNTIL(ups(f->col) == 1, 5000);
+
+	for (uint64_t tag = 1; tag <= 5; tag++)
+		assert_int_equal(mqtt_publish(f->c, "pdm/alerts/noack", "x", 1, 1, false, tag), 0);
+	/* two keepalives pass with the connection up and nothing acknowledged */
+	test_sleep_ms(2000);
+	struct mqtt_stats st;
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_true(st.connected);
+	assert_int_equal(st.acked + st.publish_failed, 0);
+	assert_int_equal(st.ack_timeouts, 0);
+
+	WAIT_UNTIL(n_outcomes(f->c) == 5, 10000);
+	assert_one_outcome_each(f->col, 5);
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_int_equal(st.acked, 0);
+	assert_int_equal(st.ack_timeouts, 1);
+	assert_int_equal(st.rebuilds, 1);
+	WAIT_UNTIL(ups(f->col) == 2, 10000);
+	for (uint64_t tag = 6; tag <= 10; tag++)
+		assert_int_equal(mqtt_publish(f->c, "pdm/alerts/noack", "y", 1, 1, false, tag), 0);
+	WAIT_UNTIL(n_acked(f->c) == 5, 10000);
+	assert_one_outcome_each(f->col, 10);
+	mqtt_client_stats(f->c, SIZE_MAX, &st);
+	assert_int_equal(st.ack_timeouts, 1);
+	assert_int_equal(__atomic_load_n(&k->accepted, __ATOMIC_SEQ_CST), 2);
+	mqtt_client_free(f->c);
+	f->c = NULL;
+	kicker_stop(k);
+}
+
 /*
  * Connections reset by the peer while the client writes a stream of
  * publishes. paho 1.3.12 answers a publish whose write fails that way with
@@ -804,12 +908,17 @@ static void test_rebuild_after_broken_write(void **state)
 			break;
 	}
 	mqtt_client_stats(f->c, SIZE_MAX, &st);
-	print_message("# %d connections reset, %llu broken writes, %llu new handles, %llu published\n",
+	/* the state a stall would be in, should one come back (it did once) */
+	print_message("# %d connections reset, %llu broken writes, %llu new handles, %llu published; "
+		      "%d accepted, %s, %llu in flight, %llu acknowledgement timeouts\n",
 		      __atomic_load_n(&k->kicks, __ATOMIC_SEQ_CST),
 		      (unsigned long long)st.broken_writes, (unsigned long long)st.rebuilds,
-		      (unsigned long long)(tag - 1));
+		      (unsigned long long)(tag - 1), __atomic_load_n(&k->accepted, __ATOMIC_SEQ_CST),
+		      st.connected ? "connected" : "not connected",
+		      (unsigned long long)(st.published - st.acked - st.publish_failed),
+		      (unsigned long long)st.ack_timeouts);
 	assert_true(st.broken_writes >= 1);
-	assert_true(st.rebuilds >= 1 && st.rebuilds <= st.broken_writes);
+	assert_true(st.rebuilds >= 1 && st.rebuilds <= st.broken_writes + st.ack_timeouts);
 	assert_true(mark > 0 && tag > mark + 100);
 	uint64_t published = tag - 1;
 	WAIT_UNTIL(n_outcomes(f->c) == published, 15000);
@@ -1341,6 +1450,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_publish_across_restart_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_sink_publishes_on_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_after_dropped_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_no_will, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_backoff, setup, teardown),

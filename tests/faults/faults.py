@@ -778,9 +778,11 @@ def scen_outage(args):
     # broker went (then one per such write), no acknowledgement for a
     # damaged message.
     mq = wait_for(d.mqtt_status, 10, "the MQTT counters in status.json")
-    check(mq["rebuilds"] <= mq["broken_writes"] and mq["mismatched"] == 0,
+    check(mq["rebuilds"] <= mq["broken_writes"] and mq["mismatched"] == 0
+          and mq["ack_timeouts"] == 0,
           "after a plain outage: %d new MQTT handles for %d broken writes, %d mismatched "
-          "acknowledgements" % (mq["rebuilds"], mq["broken_writes"], mq["mismatched"]))
+          "acknowledgements, %d acknowledgement timeouts"
+          % (mq["rebuilds"], mq["broken_writes"], mq["mismatched"], mq["ack_timeouts"]))
     fig["publish_failed"] = mq["publish_failed"]
     fig["broken_writes"] = mq["broken_writes"]
     return rig.finish(fig)
