@@ -28,6 +28,7 @@
 
 #include "cfg.h"
 #include "detector.h"
+#include "episodes.h"
 #include "ingest.h"
 #include "log.h"
 #include "mb_conn.h"
@@ -44,7 +45,6 @@
 
 #define TICK_MS 50
 #define STATUS_FILE_MS 5000
-#define MAX_EPISODES 64
 #define FLYING_CAP 256
 #define EVENT_CAP 4096
 
@@ -57,14 +57,6 @@ struct mq_event {
 };
 
 struct engine;
-
-/* An alert episode as training sees it: its windows are left out unless the
- * user said it was normal operation (pdmctl normal). */
-struct episode {
-	struct train_episode span; /* end INT64_MAX while open */
-	uint64_t seq;              /* the alert id's number; 0 in lists saved before it was kept */
-	bool normal;
-};
 
 struct asset_rt {
 	struct engine *e;
@@ -95,7 +87,7 @@ struct asset_rt {
 	bool retrain_requested;
 	int64_t retrain_since_ms; /* the request's --since (0: none), until submitted */
 	int64_t training_since_ms; /* the same, for the job in flight */
-	struct episode episodes[MAX_EPISODES];
+	struct episode episodes[EPISODES_MAX];
 	size_t n_episodes;
 	uint64_t alerts;
 	int64_t last_alert_ms;
@@ -412,58 +404,19 @@ static void drain_events(struct engine *e)
 
 static void save_episodes(struct asset_rt *a)
 {
-	char key[300];
-	cJSON *arr = cJSON_CreateArray();
-
-	/* Each episode as [start_ms, end_ms or -1 while open, seq, normal 0|1];
-	 * lists saved before seq was kept have the first two only. */
-	for (size_t i = 0; i < a->n_episodes; i++) {
-		const struct episode *ep = &a->episodes[i];
-		cJSON *p = cJSON_CreateArray();
-		cJSON_AddItemToArray(p, cJSON_CreateNumber((double)ep->span.start_ms));
-		cJSON_AddItemToArray(p, cJSON_CreateNumber(ep->span.end_ms == INT64_MAX
-								   ? -1.0
-								   : (double)ep->span.end_ms));
-		cJSON_AddItemToArray(p, cJSON_CreateNumber((double)ep->seq));
-		cJSON_AddItemToArray(p, cJSON_CreateNumber(ep->normal ? 1 : 0));
-		cJSON_AddItemToArray(arr, p);
-	}
-	char *s = cJSON_PrintUnformatted(arr);
-	snprintf(key, sizeof(key), "episodes/%s", a->cfg->name);
-	if (s && store_kv_set(a->e->store, key, s) < 0)
+	if (episodes_save(a->e->store, a->cfg->name, a->episodes, a->n_episodes) < 0)
 		LOG_W("detector[%s]: cannot save the episode list", a->cfg->name);
-	free(s);
-	cJSON_Delete(arr);
 }
 
 static void load_episodes(struct asset_rt *a)
 {
-	char key[300], *s = NULL;
-
-	snprintf(key, sizeof(key), "episodes/%s", a->cfg->name);
-	if (store_kv_get(a->e->store, key, &s) < 0)
-		return;
-	cJSON *arr = cJSON_Parse(s);
-	cJSON *p;
-	cJSON_ArrayForEach(p, arr)
-	{
-		int n = cJSON_GetArraySize(p);
-		if (a->n_episodes == MAX_EPISODES || (n != 2 && n != 4))
-			break;
-		double st = cJSON_GetArrayItem(p, 0)->valuedouble;
-		double en = cJSON_GetArrayItem(p, 1)->valuedouble;
-		struct episode *ep = &a->episodes[a->n_episodes++];
-		*ep = (struct episode){
-			.span = { (int64_t)st, en < 0 ? INT64_MAX : (int64_t)en },
-		};
-		if (n == 4) {
-			double seq = cJSON_GetArrayItem(p, 2)->valuedouble;
-			ep->seq = seq > 0 ? (uint64_t)seq : 0;
-			ep->normal = cJSON_GetArrayItem(p, 3)->valuedouble != 0;
-		}
-	}
-	cJSON_Delete(arr);
-	free(s);
+	int rc = episodes_load(a->e->store, a->cfg->name, a->episodes, EPISODES_MAX, &a->n_episodes);
+	if (rc != 0)
+		LOG_W("detector[%s]: the saved list of alert episodes cannot be read whole (%s); training may "
+		      "take in data of an episode it should leave out: `pdmctl retrain %s --since TIME` "
+		      "trains on data from a time you know was normal",
+		      a->cfg->name, rc == -EINVAL ? "not a JSON list" : rc < 0 ? pdm_strerror(rc) : "entries skipped",
+		      a->cfg->name);
 }
 
 /* The episode the user means by seq (and, for lists saved before seq was
@@ -512,8 +465,8 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 	snprintf(a->last_alert_id, sizeof(a->last_alert_id), "%s-%llu", a->cfg->name,
 		 (unsigned long long)ev->episode_seq);
 	if (ev->kind == ALERT_RAISED) {
-		if (a->n_episodes == MAX_EPISODES) {
-			memmove(a->episodes, a->episodes + 1, (MAX_EPISODES - 1) * sizeof(a->episodes[0]));
+		if (a->n_episodes == EPISODES_MAX) {
+			memmove(a->episodes, a->episodes + 1, (EPISODES_MAX - 1) * sizeof(a->episodes[0]));
 			a->n_episodes--;
 		}
 		a->episodes[a->n_episodes++] = (struct episode){
@@ -647,7 +600,7 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 	j->store_path = strdup(e->store_path);
 	j->state_dir = strdup(e->cfg->daemon.state_dir);
 	j->sensor_ids = malloc(a->cfg->n_sensors * sizeof(uint32_t));
-	j->episodes = malloc(MAX_EPISODES * sizeof(struct train_episode));
+	j->episodes = malloc(EPISODES_MAX * sizeof(struct train_episode));
 	if (!j->asset || !j->store_path || !j->state_dir || !j->sensor_ids || !j->episodes) {
 		train_job_free(j);
 		return;
@@ -1380,7 +1333,7 @@ static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 	if (!ep) {
 		LOG_I("control: alert episode %s-%llu is not among the %d newest of %s, whose data "
 		      "training leaves out: its data is training data already",
-		      a->cfg->name, (unsigned long long)seq, MAX_EPISODES, a->cfg->name);
+		      a->cfg->name, (unsigned long long)seq, EPISODES_MAX, a->cfg->name);
 		return;
 	}
 	pdm_iso8601(ep->span.start_ms, ts, sizeof(ts));

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "episodes.h"
 #include "log.h"
 #include "pdm_config.h"
 #include "pdm_error.h"
@@ -768,8 +769,9 @@ struct alerts_ctx {
 	cJSON *arr;
 	size_t n;
 	struct store *s;
-	char ep_asset[128]; /* whose episode list ep_list holds */
-	cJSON *ep_list;
+	char ep_asset[128]; /* whose episode list eps holds */
+	struct episode eps[EPISODES_MAX];
+	size_t n_eps;
 };
 
 /* The number of alert episode id "ASSET-SEQ" of asset; false when id is
@@ -795,22 +797,12 @@ static bool taken_as_normal(struct alerts_ctx *a, const char *asset, const char 
 	if (!episode_seq(id, asset, &seq))
 		return false;
 	if (strcmp(a->ep_asset, asset) != 0) {
-		char key[300], *v = NULL;
-		cJSON_Delete(a->ep_list);
-		a->ep_list = NULL;
 		snprintf(a->ep_asset, sizeof(a->ep_asset), "%s", asset);
-		snprintf(key, sizeof(key), "episodes/%s", asset);
-		if (store_kv_get(a->s, key, &v) == 0)
-			a->ep_list = cJSON_Parse(v);
-		free(v);
+		/* a damaged list still gives what it holds whole */
+		episodes_load(a->s, asset, a->eps, EPISODES_MAX, &a->n_eps);
 	}
-	const cJSON *ep;
-	cJSON_ArrayForEach(ep, a->ep_list)
-	{
-		if (cJSON_GetArraySize(ep) == 4 && cJSON_GetArrayItem(ep, 2)->valuedouble == (double)seq)
-			return cJSON_GetArrayItem(ep, 3)->valuedouble != 0;
-	}
-	return false;
+	const struct episode *ep = episodes_find(a->eps, a->n_eps, seq);
+	return ep && ep->normal;
 }
 
 /* "vibration_rms 62%, bearing_temp 21%" */
@@ -924,7 +916,6 @@ static int cmd_alerts(struct pdmctl *c, int argc, char **argv)
 	if (json)
 		a.arr = cJSON_CreateArray();
 	int e = store_outbox_list(s, since, alerts_cb, &a);
-	cJSON_Delete(a.ep_list);
 	store_close(s);
 	if (e < 0) {
 		fprintf(stderr, "pdmctl alerts: cannot read the outbox: %s\n", pdm_strerror(e));
