@@ -34,6 +34,9 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
           plain retrain leaves it in alarm, 'pdmctl retrain --since' ends
           the episode with a model of its new normal; a pump at a speed its
           model has not seen: 'pdmctl normal ID' ends its episode
+  noack   the broker's acknowledgements lost on a connection that stays up
+          (a relay cuts every PUBACK out): the daemon gives up on it after
+          60 s, reconnects cleanly (no will) and delivers every alert
   skew    a gateway stamping its samples 5 h behind, then 1 h ahead of the
           daemon's clock: its asset trains, scores and alerts on the
           gateway's clock, goes no_data when it falls silent, and
@@ -785,6 +788,156 @@ def scen_outage(args):
           % (mq["rebuilds"], mq["broken_writes"], mq["mismatched"], mq["ack_timeouts"]))
     fig["publish_failed"] = mq["publish_failed"]
     fig["broken_writes"] = mq["broken_writes"]
+    return rig.finish(fig)
+
+
+class AckDropper:
+    """A TCP relay between pdmd and the broker. Once armed, it cuts every
+    PUBACK out of what the broker sends on the connections open at that
+    moment (as a broker or a middlebox that loses them would), and relays
+    everything else, keepalive pings included; connections made later pass
+    everything."""
+
+    def __init__(self, broker_port):
+        self.broker_port = broker_port
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.uri = "tcp://127.0.0.1:%d" % self.ls.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns = []  # [client socket, armed]
+        self.accepted = self.dropped = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self):
+        with self.lock:
+            for c in self.conns:
+                c[1] = True
+
+    def _accept(self):
+        while True:
+            try:
+                cs, _ = self.ls.accept()
+                bs = socket.create_connection(("127.0.0.1", self.broker_port))
+            except OSError:
+                return
+            conn = [cs, False]
+            with self.lock:
+                self.conns.append(conn)
+                self.accepted += 1
+            threading.Thread(target=self._up, args=(cs, bs), daemon=True).start()
+            threading.Thread(target=self._down, args=(conn, bs), daemon=True).start()
+
+    @staticmethod
+    def _close(*socks):
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _up(self, cs, bs):
+        try:
+            while True:
+                b = cs.recv(65536)
+                if not b:
+                    break
+                bs.sendall(b)
+        except OSError:
+            pass
+        self._close(cs, bs)
+
+    def _down(self, conn, bs):
+        cs, buf = conn[0], b""
+        try:
+            while True:
+                b = bs.recv(65536)
+                if not b:
+                    break
+                buf += b
+                out = b""
+                while True:  # whole MQTT packets: type byte, remaining length
+                    n, mult, i = 0, 1, 1
+                    while i < len(buf) and i <= 4:
+                        n += (buf[i] & 0x7f) * mult
+                        mult *= 128
+                        i += 1
+                        if not buf[i - 1] & 0x80:
+                            break
+                    else:
+                        break
+                    if len(buf) < i + n:
+                        break
+                    pkt, buf = buf[:i + n], buf[i + n:]
+                    with self.lock:
+                        drop = conn[1] and pkt[0] >> 4 == 4
+                        self.dropped += drop
+                    if not drop:
+                        out += pkt
+                if out:
+                    cs.sendall(out)
+        except OSError:
+            pass
+        self._close(cs, bs)
+
+    def close(self):
+        self.ls.close()
+        with self.lock:
+            for c in self.conns:
+                self._close(c[0])
+
+
+def scen_noack(args):
+    rig = Rig(args)
+    relay = AckDropper(rig.broker.port)
+    write_config(rig.confdir, rig.state_dir, relay.uri, rig.sim.port, args.train_after)
+    d = rig.pdmd
+    # The retained status: a clean reconnect must not let the will through.
+    statuses = []
+    st_sub = mqtt.Client(client_id="faults-status-%d" % os.getpid())
+    st_sub.on_connect = lambda c, u, f, rc: c.subscribe(PREFIX + "/status", 1)
+    st_sub.on_message = lambda c, u, m: statuses.append(json.loads(m.payload)["status"])
+    st_sub.connect("127.0.0.1", rig.broker.port, keepalive=10)
+    st_sub.loop_start()
+    d.start()
+    d.wait_models(args.model_timeout)
+    wait_for(lambda: "online" in statuses, 30, "pdmd's online status")
+    check(relay.accepted == 1, "pdmd made %d connections before the test" % relay.accepted)
+
+    relay.arm()
+    armed = time.time()
+    log("PUBACKs cut from pdmd's connection; a fault on pump-a")
+    rig.sim.cmd("fault pump-a bearing_wear severity=0.4 ramp=2s for 15s")
+
+    def held_at_broker():
+        """Alert events the broker has whose outbox rows wait for a PUBACK
+        (a young model's alarm before the cut was acknowledged)."""
+        c = ro_connect(d.db)
+        rows = c.execute("SELECT payload FROM outbox WHERE delivered_ms IS NULL").fetchall()
+        c.close()
+        seen = {(a["id"], a["event"]) for a in rig.sub.alerts()}
+        got = [a for a in (json.loads(p) for p, in rows) if (a["id"], a["event"]) in seen]
+        return got or None
+    held = wait_for(held_at_broker, 90, "an alert at the broker whose outbox row waits")
+    ep = "%s %s" % (held[0]["id"], held[0]["event"])
+    check(time.time() - armed < 55, "the first held alert came too late to see the give-up")
+    mq = wait_for(lambda: (d.mqtt_status() or {}).get("ack_timeouts", 0) >= 1 and d.mqtt_status(),
+                  120, "pdmd to give up on the connection that lost its PUBACKs")
+    waited = time.time() - armed
+    check(d.log_since_start().count("did not acknowledge a publish within 60 s") == 1,
+          "the warning about lost acknowledgements is not in pdmd's log once")
+    fig = verify_alerts(d.db, rig.sub, args.drain_timeout + 60)
+    mq = d.mqtt_status()
+    check(mq["ack_timeouts"] == 1 and mq["rebuilds"] == 1,
+          "%d acknowledgement timeouts and %d new MQTT handles, not 1 of each"
+          % (mq["ack_timeouts"], mq["rebuilds"]))
+    check(relay.accepted == 2, "pdmd made %d connections, not 2" % relay.accepted)
+    check("offline" not in statuses, "the broker published pdmd's will (statuses %s)" % statuses)
+    st_sub.loop_stop()
+    st_sub.disconnect()
+    relay.close()
+    fig.update(first_held=ep, pubacks_cut=relay.dropped, held_rows=len(held),
+               gave_up_after_s=round(waited, 1), publish_failed=mq["publish_failed"])
     return rig.finish(fig)
 
 
@@ -1758,7 +1911,7 @@ def scen_clock(args):
 
 
 SCENARIOS = {"maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "clock": scen_clock, "term": scen_term,
-             "backlog": scen_backlog, "kill": scen_kill, "outage": scen_outage, "plc": scen_plc,
+             "backlog": scen_backlog, "noack": scen_noack, "kill": scen_kill, "outage": scen_outage, "plc": scen_plc,
              "disk": scen_disk, "model": scen_model, "hup": scen_hup}
 
 
