@@ -752,18 +752,23 @@ static void kicker_stop(struct kicker *k)
 	free(k);
 }
 
-/* f->c, started, reaching the broker through a new kicker. */
-static struct kicker *client_behind_kicker(struct fixture *f, const char *id, int kicks,
-					   long reset_after)
+/* f->c made with cfg, started, reaching the broker through kicker k. */
+static void start_behind(struct fixture *f, struct mqtt_client_cfg cfg, const struct kicker *k)
 {
 	char uri[64];
-	struct kicker *k = kicker_start(f->b.port, kicks, reset_after);
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", k->port);
-	struct mqtt_client_cfg cfg = base_cfg(f, id);
 	cfg.uri = uri;
 	f->c = mqtt_client_new(&cfg, &cbs, f->col);
 	assert_non_null(f->c);
 	assert_int_equal(mqtt_client_start(f->c), 0);
+}
+
+/* f->c, started, reaching the broker through a new kicker. */
+static struct kicker *client_behind_kicker(struct fixture *f, const char *id, int kicks,
+					   long reset_after)
+{
+	struct kicker *k = kicker_start(f->b.port, kicks, reset_after);
+	start_behind(f, base_cfg(f, id), k);
 	return k;
 }
 
@@ -812,17 +817,12 @@ static void test_rebuild_after_dropped_connections(void **state)
 static void test_ack_timeout(void **state)
 {
 	struct fixture *f = *state;
-	char uri[64];
 	struct kicker *k = kicker_start(f->b.port, 0, 0);
 	__atomic_store_n(&k->drop_acks, 1, __ATOMIC_SEQ_CST);
-	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", k->port);
 	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-noack");
-	cfg.uri = uri;
 	cfg.keepalive_s = 1;
 	cfg.ack_timeout_ms = 3000;
-	f->c = mqtt_client_new(&cfg, &cbs, f->col);
-	assert_non_null(f->c);
-	assert_int_equal(mqtt_client_start(f->c), 0);
+	start_behind(f, cfg, k);
 	WAIT_UNTIL(ups(f->col) == 1, 5000);
 
 	for (uint64_t tag = 1; tag <= 5; tag++)
