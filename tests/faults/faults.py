@@ -205,14 +205,6 @@ class Sim:
             pass
 
 
-def _is_json(payload):
-    try:
-        json.loads(payload)
-        return True
-    except ValueError:
-        return False
-
-
 class Subscriber:
     """Records everything on P/alerts/# and P/state/#, with a persistent
     session so that nothing published while it reconnects is missed."""
@@ -233,40 +225,40 @@ class Subscriber:
             c.subscribe([(PREFIX + "/alerts/#", 1), (PREFIX + "/state/#", 1)])
 
     def _on_message(self, c, userdata, m):
+        # Decoded once, here: the checks read the list again and again while
+        # they wait, and a backlog run holds thousands of alerts.
+        payload = m.payload.decode("utf-8", "replace")
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            doc = None
         with self.lock:
-            self.msgs.append((time.time(), m.topic, m.payload.decode("utf-8", "replace"),
-                              m.retain))
+            self.msgs.append((time.time(), m.topic, payload, m.retain, doc))
 
     def alerts(self):
         """Alert payloads received, decoded; what is not JSON is in corrupt()."""
         with self.lock:
-            out = []
-            for _, topic, payload, _ in self.msgs:
-                if topic.startswith(PREFIX + "/alerts/"):
-                    try:
-                        out.append(json.loads(payload))
-                    except ValueError:
-                        pass
-            return out
+            return [doc for _, topic, _, _, doc in self.msgs
+                    if topic.startswith(PREFIX + "/alerts/") and doc is not None]
 
     def corrupt(self):
         with self.lock:
-            return [(topic, payload) for _, topic, payload, _ in self.msgs
-                    if topic.startswith(PREFIX + "/alerts/") and not _is_json(payload)]
+            return [(topic, payload) for _, topic, payload, _, doc in self.msgs
+                    if topic.startswith(PREFIX + "/alerts/") and doc is None]
 
     def states(self, asset, since=0.0, live=False):
         """States received on P/state/<asset> since a time; live=True leaves
         out the retained copies the broker sends when the subscriber
         (re)subscribes, keeping only what the daemon published then."""
         with self.lock:
-            return [json.loads(p)["state"] for t, topic, p, r in self.msgs
+            return [doc["state"] for t, topic, _, r, doc in self.msgs
                     if topic == "%s/state/%s" % (PREFIX, asset) and t >= since
                     and not (live and r)]
 
     def state_times(self, asset):
         """(receive time, state) of each message on P/state/<asset>."""
         with self.lock:
-            return [(t, json.loads(p)["state"]) for t, topic, p, _ in self.msgs
+            return [(t, doc["state"]) for t, topic, _, _, doc in self.msgs
                     if topic == "%s/state/%s" % (PREFIX, asset)]
 
     def close(self):
