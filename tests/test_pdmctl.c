@@ -59,7 +59,7 @@ static const char *status_extra = "";
 static void write_status_lag(int64_t updated, pid_t pid, int64_t lag_ms)
 {
 	char u[PDM_ISO8601_LEN], st[PDM_ISO8601_LEN], la[PDM_ISO8601_LEN], clk[96] = "",
-		text[2048];
+		text[4096];
 	pdm_iso8601(updated, u, sizeof(u));
 	pdm_iso8601(updated - 3600000, st, sizeof(st));
 	pdm_iso8601(lag_ms ? updated - lag_ms - 180000 : updated, la, sizeof(la));
@@ -74,7 +74,11 @@ static void write_status_lag(int64_t updated, pid_t pid, int64_t lag_ms)
 		 "\"windows\":4321,\"training\":false,%s%s\"last_alert\":\"pump-a-1\","
 		 "\"last_alert_ts\":\"%s\"}],\"sources\":[{\"source\":\"plc\",\"type\":\"modbus\","
 		 "\"connected\":true,\"requests\":12345,\"errors\":3,\"timeouts\":1,"
-		 "\"exceptions\":0,\"reconnects\":2,\"last_success\":\"%s\",\"latency_avg_ms\":1.5}],"
+		 "\"exceptions\":0,\"reconnects\":2,\"last_success\":\"%s\",\"latency_avg_ms\":1.5},"
+		 "{\"source\":\"tcp://127.0.0.1:1883\",\"type\":\"mqtt\",\"connected\":true,"
+		 "\"received\":77,\"malformed\":1,\"reconnects\":3,\"published\":40,\"acked\":37,"
+		 "\"publish_failed\":3,\"mismatched\":0,\"rebuilds\":3,\"broken_writes\":1,"
+		 "\"ack_timeouts\":2}],"
 		 "\"store\":{\"appended\":5400,\"dropped_full\":0,\"evicted\":0,\"write_errors\":0,"
 		 "\"ingest_dropped\":0},\"memory\":{\"rss_kib\":25190,\"anon_kib\":14000,"
 		 "\"heap_in_use_kib\":6554,\"heap_free_kib\":1024,\"sqlite_kib\":2150},"
@@ -278,6 +282,9 @@ static void test_status(void **state)
 	assert_aligned(hdr, row, "TYPE", "modbus");
 	assert_non_null(strstr(row, "12345"));
 	assert_non_null(strstr(OUT, "outbox: 2 message(s) not yet delivered"));
+	assert_non_null(strstr(OUT, "mqtt: tcp://127.0.0.1:1883: 2 publish(es) never acknowledged on a "
+				    "live connection, 1 broken off with the connection, 0 acknowledged "
+				    "as a damaged copy"));
 	assert_non_null(strstr(OUT, "clock: set 1 time(s) since the start, last back by 600.0 s"));
 	/* A gateway 5 h behind is reported; one 40 ms off is not. */
 	assert_non_null(strstr(OUT, "device clock: gw-east stamps its samples 5h00m behind"));
@@ -295,7 +302,7 @@ static void test_status(void **state)
 	assert_string_equal(cJSON_GetObjectItem(a, "asset")->valuestring, "pump-a");
 	assert_string_equal(cJSON_GetObjectItem(a, "state")->valuestring, "normal");
 	assert_int_equal(cJSON_GetObjectItem(a, "model_version")->valueint, 1);
-	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "sources")), 1);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "sources")), 2);
 	assert_int_equal(cJSON_GetObjectItem(j, "outbox_pending")->valueint, 2);
 	const cJSON *dc = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "device_clocks"), 0);
 	assert_string_equal(cJSON_GetObjectItem(dc, "source")->valuestring, "gw-east");

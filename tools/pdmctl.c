@@ -486,6 +486,30 @@ static void daemon_line(const struct daemon_info *d, int64_t now)
 		printf("      the figures below are its last report\n");
 }
 
+/* The MQTT connections' delivery counters that stay 0 on a sound link,
+ * said once each when they are not: each cost a reconnect, and the alerts
+ * concerned were published again (docs/mqtt.md). */
+static void print_mqtt_trouble(const cJSON *sources)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, sources)
+	{
+		const char *type = jstr(it, "type");
+		double noack = 0, broken = 0, bad = 0;
+		if (!type || strcmp(type, "mqtt") != 0)
+			continue;
+		jnum(it, "ack_timeouts", &noack);
+		jnum(it, "broken_writes", &broken);
+		jnum(it, "mismatched", &bad);
+		if (noack + broken + bad <= 0)
+			continue;
+		printf("mqtt: %s: %.0f publish(es) never acknowledged on a live connection, %.0f broken "
+		       "off with the connection, %.0f acknowledged as a damaged copy; each was published "
+		       "again (see docs/mqtt.md; repeated ones point at the broker or the network)\n",
+		       jstr(it, "source") ? jstr(it, "source") : "?", noack, broken, bad);
+	}
+}
+
 static int cmd_status(struct pdmctl *c, int argc, char **argv)
 {
 	bool json = false;
@@ -725,6 +749,7 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 	if (pending >= 0)
 		printf("%soutbox: %lld message(s) not yet delivered to the broker\n", jst ? "" : "\n",
 		       (long long)pending);
+	print_mqtt_trouble(jsources);
 	const cJSON *jm = cJSON_GetObjectItemCaseSensitive(d.status, "memory");
 	double rss, used, kept, sq;
 	if (jnum(jm, "rss_kib", &rss) && jnum(jm, "heap_in_use_kib", &used) &&
