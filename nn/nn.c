@@ -8,7 +8,7 @@
  * an MLP-AE once it scores a single window, a packed copy of its weights
  * (at half width when they allow it, see round_weights_half).
  * Everything training needs (gradients, optimizer moments, activations of a
- * whole batch, im2col buffers, the best weights so far) lives in a trainer
+ * whole batch, im2col buffers, the best weights so far) lives in a struct fit
  * allocated by nn_train and freed before it returns, so a model that only
  * scores stays small. Nothing allocates inside forward/backward.
  *
@@ -935,10 +935,10 @@ static void barrier_wait(struct barrier *b, const struct step_msg *in, struct st
 		*out = b->msg[gen & 1];
 }
 
-struct trainer;
+struct fit;
 
 struct worker {
-	struct trainer *t;
+	struct fit *t;
 	int k;        /* index; 0 is the calling thread */
 	int cap;      /* rows this worker's buffers hold */
 	float *mem;   /* one allocation for everything below */
@@ -950,7 +950,7 @@ struct worker {
 	double loss;  /* sum over the slice's rows of their loss */
 };
 
-struct trainer {
+struct fit {
 	struct nn_model *m;
 	const struct nn_train_opts *o;
 	const float *x;
@@ -1076,7 +1076,7 @@ static double slice_loss(const struct nn_model *m, struct worker *w, int B, int 
 }
 
 /* Phase 1: forward and backward on this worker's slice of the batch. */
-static void step_slice(struct trainer *t, struct worker *w, const struct step_msg *s)
+static void step_slice(struct fit *t, struct worker *w, const struct step_msg *s)
 {
 	const struct nn_model *m = t->m;
 	const size_t D = (size_t)m->C * m->W;
@@ -1093,7 +1093,7 @@ static void step_slice(struct trainer *t, struct worker *w, const struct step_ms
 
 /* Phase 2: sum the workers' gradients and update this worker's parameter range. */
 NN_MULTIVERSION
-static void update_range(struct trainer *t, int k, const struct step_msg *s)
+static void update_range(struct fit *t, int k, const struct step_msg *s)
 {
 	const struct nn_train_opts *o = t->o;
 	const size_t P = t->m->n_params;
@@ -1128,7 +1128,7 @@ static void update_range(struct trainer *t, int k, const struct step_msg *s)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct trainer *t = w->t;
+	struct fit *t = w->t;
 	struct step_msg s;
 	for (;;) {
 		barrier_wait(&t->bar, NULL, &s);
@@ -1144,7 +1144,7 @@ static void *worker_main(void *arg)
 }
 
 /* Waits until every worker has finished the last step (params are settled). */
-static void trainer_sync(struct trainer *t)
+static void fit_sync(struct fit *t)
 {
 	if (t->T > 1) {
 		struct step_msg s = { .cmd = CMD_SYNC };
@@ -1153,7 +1153,7 @@ static void trainer_sync(struct trainer *t)
 }
 
 /* Runs one optimizer step on rows idx[i0 .. i0+Bs); returns the batch's summed loss. */
-static double trainer_step(struct trainer *t, size_t i0, int Bs)
+static double fit_step(struct fit *t, size_t i0, int Bs)
 {
 	const struct nn_train_opts *o = t->o;
 	struct step_msg s = { .cmd = CMD_STEP, .Bs = Bs, .i0 = i0 };
@@ -1177,7 +1177,7 @@ static double trainer_step(struct trainer *t, size_t i0, int Bs)
 	return loss;
 }
 
-static void trainer_free(struct trainer *t)
+static void fit_free(struct fit *t)
 {
 	if (t->bar_init) {
 		struct step_msg s = { .cmd = CMD_QUIT };
@@ -1196,7 +1196,7 @@ static void trainer_free(struct trainer *t)
 	t->idx = NULL;
 }
 
-static int trainer_init(struct trainer *t, struct nn_model *m, const struct nn_train_opts *o,
+static int fit_init(struct fit *t, struct nn_model *m, const struct nn_train_opts *o,
 			const float *x, int B, size_t n_train, int T)
 {
 	memset(t, 0, sizeof(*t));
@@ -1250,7 +1250,7 @@ static int trainer_init(struct trainer *t, struct nn_model *m, const struct nn_t
 	}
 	return 0;
 oom:
-	trainer_free(t);
+	fit_free(t);
 	return -ENOMEM;
 }
 
@@ -1310,7 +1310,7 @@ static int check_opts(const struct nn_train_opts *o)
 }
 
 /* Mean loss over n windows of x, in batches on worker 0. */
-static double eval_loss(struct trainer *t, const float *x, size_t n)
+static double eval_loss(struct fit *t, const float *x, size_t n)
 {
 	struct nn_model *m = t->m;
 	struct worker *w = &t->w[0];
@@ -1329,18 +1329,18 @@ double nn_debug_loss_grad(struct nn_model *m, const float *x, int B, float *grad
 {
 	const size_t D = (size_t)m->C * m->W;
 	struct nn_train_opts o;
-	struct trainer t;
+	struct fit t;
 	double loss;
 
 	nn_train_opts_default(&o);
-	if (trainer_init(&t, m, &o, x, B, 1, 1))
+	if (fit_init(&t, m, &o, x, B, 1, 1))
 		return NAN;
 	for (int b = 0; b < B; b++)
 		to_model(m, t.w[0].xin + (size_t)b * D, x + (size_t)b * D);
 	memset(t.w[0].grads, 0, sizeof(float) * m->n_params);
 	loss = slice_loss(m, &t.w[0], B, B, 1);
 	memcpy(grads, t.w[0].grads, sizeof(float) * m->n_params);
-	trainer_free(&t);
+	fit_free(&t);
 	return loss;
 }
 
@@ -1349,7 +1349,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 {
 	struct nn_train_opts defaults;
 	struct nn_train_report rep;
-	struct trainer t;
+	struct fit t;
 	const size_t D = m ? (size_t)m->C * m->W : 0;
 	float *saved = NULL;
 	double t0 = now_s(), best = INFINITY;
@@ -1382,7 +1382,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 	saved = malloc(sizeof(float) * (m->n_params + 2 * (size_t)m->C));
 	rep.loss_history = calloc((size_t)o->epochs, sizeof(float));
 	rep.val_history = calloc((size_t)o->epochs, sizeof(float));
-	rc = trainer_init(&t, m, o, x, (int)(o->batch < (int)n_train ? o->batch : (int)n_train),
+	rc = fit_init(&t, m, o, x, (int)(o->batch < (int)n_train ? o->batch : (int)n_train),
 			  n_train, nn_get_threads());
 	if (!saved || !rep.loss_history || !rep.val_history || rc) {
 		rc = -ENOMEM;
@@ -1409,7 +1409,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 		}
 		for (size_t i = 0; i < n_train; i += (size_t)B) {
 			int Bs = (int)(n_train - i < (size_t)B ? n_train - i : (size_t)B);
-			sum += trainer_step(&t, i, Bs);
+			sum += fit_step(&t, i, Bs);
 			seen += (size_t)Bs;
 			if (o->max_seconds > 0.0 && now_s() - t0 >= o->max_seconds) {
 				capped = 1;
@@ -1420,7 +1420,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 				goto fail;
 			}
 		}
-		trainer_sync(&t);
+		fit_sync(&t);
 		rep.train_seconds += now_s() - ts;
 		rep.epochs_run = ep + 1;
 		rep.loss_history[ep] = (float)(sum / (double)seen);
@@ -1450,7 +1450,7 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 		round_weights_half(m);
 	m->params_gen++;
 	rep.best_val_loss = best;
-	trainer_free(&t);
+	fit_free(&t);
 
 	/* The threshold comes from held-out windows only: training windows
 	 * reconstruct better than new normal data will. */
@@ -1475,7 +1475,7 @@ fail:
 		memcpy(m->mean, saved + m->n_params, sizeof(float) * 2 * (size_t)m->C);
 	}
 	free(saved);
-	trainer_free(&t);
+	fit_free(&t);
 	rep.seconds = now_s() - t0;
 	if (report)
 		*report = rep;
