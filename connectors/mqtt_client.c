@@ -156,6 +156,7 @@ struct mqtt_client {
 	pthread_mutex_t rl_lock;      /* guards the two limiters below */
 	struct pdm_ratelimit conn_rl; /* connection lines */
 	struct pdm_ratelimit dup_rl;  /* "another client may be using the client id" */
+	struct pdm_ratelimit ack_rl;  /* "did not acknowledge a publish" */
 };
 
 static char *dup_opt(const char *s)
@@ -690,17 +691,22 @@ static int rebuild_handle(struct mqtt_client *c, enum rebuild_why why)
 	pthread_mutex_lock(&c->lock);
 	wait_publishers(c);
 	c->st.rebuilds++;
+	uint64_t noacks = c->st.ack_timeouts;
 	pthread_mutex_unlock(&c->lock);
 	if (why == REBUILD_STORM)
 		LOG_W("mqtt[%s]: %s closed %d connections in a row as soon as they opened, with nothing "
 		      "acknowledged; starting over without the messages the library held (they are "
 		      "published again). If this repeats, check the broker's log for the reason it gives.",
 		      c->client_id, c->uri_shown, STORM_LIVES);
-	else if (why == REBUILD_ACK_TIMEOUT)
-		LOG_W("mqtt[%s]: %s did not acknowledge a publish within %lld s on a live connection; "
-		      "reconnecting with a new MQTT library handle (the messages it held are published "
-		      "again)",
-		      c->client_id, c->uri_shown, (long long)(c->ack_timeout_ms / 1000));
+	else if (why == REBUILD_ACK_TIMEOUT) {
+		if (conn_log_ok(c, &c->ack_rl, LOG_WARNING))
+			pdm_log(LOG_WARNING, "mqtt[%s]: %s did not acknowledge a publish within %lld s on a "
+				"live connection; reconnecting with a new MQTT library handle (the messages "
+				"it held are published again; %llu time(s) so far, at most 5 such lines an "
+				"hour)",
+				c->client_id, c->uri_shown, (long long)(c->ack_timeout_ms / 1000),
+				(unsigned long long)noacks);
+	}
 	else if (conn_log_ok(c, &c->conn_rl, LOG_WARNING))
 		pdm_log(LOG_WARNING, "mqtt[%s]: a publish broke off with the connection to %s; "
 			"reconnecting with a new MQTT library handle, without its damaged copy (the "
@@ -1095,6 +1101,8 @@ struct mqtt_client *mqtt_client_new(const struct mqtt_client_cfg *cfg, const str
 		c->rng = 1;
 	c->conn_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(60000, 5);
 	c->dup_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(600000, 1);
+	/* a broker that never acknowledges some topic would cost a line a minute */
+	c->ack_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(3600000, 5);
 	c->state = ST_IDLE;
 
 	pthread_condattr_t ca;

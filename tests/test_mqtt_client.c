@@ -1177,6 +1177,44 @@ static int logged(int i)
 	return n;
 }
 
+/* A broker that never acknowledges (every connection loses its PUBACKs):
+ * the client gives up on each connection in turn, counts each time, and
+ * says so at most 5 times an hour (a topic such a broker drops would
+ * otherwise cost a warning a minute for ever). */
+static void test_ack_timeouts_logged_sparingly(void **state)
+{
+	struct fixture *f = *state;
+	struct kicker *k = kicker_start(f->b.port, 0, 0);
+	__atomic_store_n(&k->drop_acks, 1000, __ATOMIC_SEQ_CST);
+	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-neverack");
+	cfg.keepalive_s = 1;
+	cfg.ack_timeout_ms = 200;
+	count_logs("did not acknowledge a publish within", NULL, NULL, NULL);
+	start_behind(f, cfg, k);
+	struct mqtt_stats st;
+	uint64_t tag = 1;
+	int64_t until = pdm_mono_ms() + 30000;
+	do {
+		/* one more each time the client takes it, as the outbox would */
+		if (mqtt_publish(f->c, "pdm/alerts/never", "x", 1, 1, false, tag) == 0)
+			tag++;
+		test_sleep_ms(50);
+		mqtt_client_stats(f->c, SIZE_MAX, &st);
+	} while (st.ack_timeouts < 8 && pdm_mono_ms() < until);
+	pdm_log_set_sink(NULL, NULL);
+	print_message("# %llu acknowledgement timeouts, %d lines, %d connections\n",
+		      (unsigned long long)st.ack_timeouts, logged(0),
+		      __atomic_load_n(&k->accepted, __ATOMIC_SEQ_CST));
+	assert_true(st.ack_timeouts >= 8);
+	assert_int_equal(st.acked, 0);
+	assert_int_equal(logged(0), 5);
+	mqtt_client_free(f->c);
+	f->c = NULL;
+	/* the last one, held when the client stopped, was cancelled then */
+	assert_one_outcome_each(f->col, tag - 1);
+	kicker_stop(k);
+}
+
 struct twin {
 	struct mqtt_client *c;
 };
@@ -1451,6 +1489,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_log_sink_publishes_on_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_after_dropped_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ack_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_timeouts_logged_sparingly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_will_on_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_stop_no_will, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_backoff, setup, teardown),
