@@ -809,6 +809,20 @@ static void test_rebuild_after_dropped_connections(void **state)
 	kicker_stop(k);
 }
 
+/* f->c behind a new kicker whose first `conns` connections lose every
+ * PUBACK; a keepalive of 1 s shows that they are alive otherwise. */
+static struct kicker *client_losing_acks(struct fixture *f, const char *id, int conns,
+					 int64_t ack_timeout_ms)
+{
+	struct kicker *k = kicker_start(f->b.port, 0, 0);
+	__atomic_store_n(&k->drop_acks, conns, __ATOMIC_SEQ_CST);
+	struct mqtt_client_cfg cfg = base_cfg(f, id);
+	cfg.keepalive_s = 1;
+	cfg.ack_timeout_ms = ack_timeout_ms;
+	start_behind(f, cfg, k);
+	return k;
+}
+
 /* A broker whose PUBACKs are lost on an otherwise live connection (the
  * first connection here relays everything else, keepalive pings included):
  * MQTT 3.1.1 resends only after a reconnect, so the client gives up on the
@@ -817,12 +831,7 @@ static void test_rebuild_after_dropped_connections(void **state)
 static void test_ack_timeout(void **state)
 {
 	struct fixture *f = *state;
-	struct kicker *k = kicker_start(f->b.port, 0, 0);
-	__atomic_store_n(&k->drop_acks, 1, __ATOMIC_SEQ_CST);
-	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-noack");
-	cfg.keepalive_s = 1;
-	cfg.ack_timeout_ms = 3000;
-	start_behind(f, cfg, k);
+	struct kicker *k = client_losing_acks(f, "pdm-noack", 1, 3000);
 	WAIT_UNTIL(ups(f->col) == 1, 5000);
 
 	for (uint64_t tag = 1; tag <= 5; tag++)
@@ -1184,13 +1193,8 @@ static int logged(int i)
 static void test_ack_timeouts_logged_sparingly(void **state)
 {
 	struct fixture *f = *state;
-	struct kicker *k = kicker_start(f->b.port, 0, 0);
-	__atomic_store_n(&k->drop_acks, 1000, __ATOMIC_SEQ_CST);
-	struct mqtt_client_cfg cfg = base_cfg(f, "pdm-neverack");
-	cfg.keepalive_s = 1;
-	cfg.ack_timeout_ms = 200;
 	count_logs("did not acknowledge a publish within", NULL, NULL, NULL);
-	start_behind(f, cfg, k);
+	struct kicker *k = client_losing_acks(f, "pdm-neverack", 1000, 200);
 	struct mqtt_stats st;
 	uint64_t tag = 1;
 	int64_t until = pdm_mono_ms() + 30000;
