@@ -1,0 +1,142 @@
+/*
+ * engine_int.h - the main loop's state, shared by the files of the engine
+ * module (engine.c runs the loop; engine_status.c writes status.json for
+ * pdmctl). Nothing outside daemon/engine*.c includes this.
+ */
+#ifndef PDM_ENGINE_INT_H
+#define PDM_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "episodes.h"
+#include "log.h"
+#include "pdm_time.h"
+#include "sample.h"
+
+#define FLYING_CAP 256
+#define EVENT_CAP 4096
+
+enum mq_event_kind { MQ_UP, MQ_DOWN, MQ_DELIVERED };
+
+struct mq_event {
+	enum mq_event_kind kind;
+	uint64_t tag;
+	int rc;
+};
+
+struct engine;
+
+struct asset_rt {
+	struct engine *e;
+	const struct cfg_asset *cfg;
+	size_t index;
+	struct detector *det;
+	const char **channel_names;
+	uint32_t *store_ids;
+	uint32_t score_id; /* the score is kept as a pseudo-sensor "ASSET/score" */
+	char state_topic[512], alert_topic[512], model_topic[512];
+	char *state_json; /* retained: republished on every connect */
+	char *model_json;
+	bool state_dirty, model_dirty;
+	int64_t trained_at_ms;   /* the model's (0: none) */
+	int64_t retrain_base_ms; /* the retrain period counts from here: the model or the last try */
+	int64_t skip_told_ms;    /* the open episode a skipped retrain was explained for */
+	int64_t relearn_since_ms; /* relearning an episode taken as normal, from its start; 0 = not */
+	int64_t relearn_mark_ms;  /* asset time the user took it as normal: relearning's age counts
+				   * from here */
+	int64_t relearn_fit_ms;   /* asset time of the last training while relearning */
+	int64_t relearn_model_ms; /* ... and of the last model installed while relearning */
+	struct pdm_ratelimit state_rl; /* state change lines */
+	bool own_clock;          /* some sensor is stamped by the daemon's clock */
+	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
+	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
+	uint64_t trainable_mark; /* detector count when the last job was judged short */
+	size_t windows_needed;
+	bool retrain_requested;
+	int64_t retrain_since_ms; /* the request's --since (0: none), until submitted */
+	int64_t training_since_ms; /* the same, for the job in flight */
+	struct episode episodes[EPISODES_MAX];
+	size_t n_episodes;
+	uint64_t alerts;
+	int64_t last_alert_ms;
+	char last_alert_id[128];
+};
+
+struct sensor_map {
+	int asset;   /* -1 if the sensor's asset is unknown (cannot happen after cfg) */
+	int channel;
+	uint32_t store_id;
+	bool own_clock; /* stamped by the daemon's clock, not the device's */
+	size_t source;
+};
+
+/* A source whose devices stamp their own samples (MQTT with a time field):
+ * how their clock compares with the host's. */
+struct src_clock {
+	bool device;
+	struct pdm_lag lag;
+	int64_t offset_ms, max_lag_ms; /* refreshed every tick */
+	int64_t off_since_mono;        /* the offset beyond CLOCK_WARN_MS since; 0 = not */
+	bool warned;
+	int64_t warned_offset_ms, warned_mono;
+};
+
+struct engine {
+	struct pdm_config *cfg;
+	char store_path[4096];
+	struct store *store;
+	struct ingest *ingest;
+	struct mb_conn **mb;
+	size_t n_mb;
+	/* Source names of connection i's groups: mb_gname[mb_gstart[i] + g]. */
+	const char **mb_gname;
+	size_t *mb_gstart;
+	struct mqtt_client **mq; /* mq[0] is the [mqtt] broker: alerts and its sources */
+	char **mq_uri;
+	size_t n_mq;
+	struct asset_rt *assets;
+	size_t n_assets;
+	struct sensor_map *smap;
+	struct src_clock *srcs; /* per cfg source */
+	struct trainer *trainer;
+	char *password;
+	char status_topic[512];
+	char will_payload[256];
+
+	int epfd, sfd, tfd;
+	pthread_mutex_t ev_lock;
+	int ev_fd;
+	struct mq_event events[EVENT_CAP];
+	size_t n_events;
+	uint64_t events_lost;
+
+	bool connected;
+	bool status_dirty; /* P/status "online" not handed to the client yet */
+	/* Outbox ids handed to the client and not answered yet. With a
+	 * persistent session paho resends these itself after a reconnect, so
+	 * the pump must not send them a second time. */
+	int64_t flying[FLYING_CAP];
+	int inflight;
+	bool stop;
+	int exit_code;
+	int64_t started_ms;
+	uint64_t wd_usec;
+	int64_t last_wd_ms, last_status_ms, last_control_ms;
+	struct pdm_sample *pop_buf;
+	size_t pop_cap;
+	struct pdm_clock_watch clock;
+	struct pdm_ratelimit clock_rl;
+	struct pdm_ratelimit conn_rl; /* broker connected / lost lines */
+	uint64_t clock_steps, fenced;
+	int64_t last_step_ms; /* signed: how far the last step moved the clock */
+};
+
+/* status.json in the state directory: what pdmctl status reads (every
+ * STATUS_FILE_MS, and at a stop). */
+void engine_write_status(struct engine *e, int64_t now);
+
+#endif
