@@ -306,12 +306,8 @@ static void load_episodes(struct asset_rt *a)
  * kept, by its start); NULL when it is no longer in the list. */
 static struct episode *find_episode(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 {
-	for (size_t i = a->n_episodes; i-- > 0;) {
-		struct episode *ep = &a->episodes[i];
-		if (ep->seq == seq || (ep->seq == 0 && started_ms > 0 && ep->span.start_ms == started_ms))
-			return ep;
-	}
-	return NULL;
+	int i = episodes_find(a->episodes, a->n_episodes, seq, started_ms);
+	return i < 0 ? NULL : &a->episodes[i];
 }
 
 /* The open episode, if the newest one is still open. */
@@ -348,14 +344,11 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 	snprintf(a->last_alert_id, sizeof(a->last_alert_id), "%s-%llu", a->cfg->name,
 		 (unsigned long long)ev->episode_seq);
 	if (ev->kind == ALERT_RAISED) {
-		if (a->n_episodes == EPISODES_MAX) {
-			memmove(a->episodes, a->episodes + 1, (EPISODES_MAX - 1) * sizeof(a->episodes[0]));
-			a->n_episodes--;
-		}
-		a->episodes[a->n_episodes++] = (struct episode){
-			.span = { ev->started_ms, INT64_MAX },
-			.seq = ev->episode_seq,
-		};
+		episodes_add(a->episodes, &a->n_episodes, EPISODES_MAX,
+			     (struct episode){
+				     .span = { ev->started_ms, INT64_MAX },
+				     .seq = ev->episode_seq,
+			     });
 		save_episodes(a);
 	} else if (ev->kind == ALERT_CLEARED && open_episode(a)) {
 		open_episode(a)->span.end_ms = ev->ts_ms;

@@ -135,8 +135,8 @@ struct engine {
 	int64_t last_step_ms; /* signed: how far the last step moved the clock */
 };
 
-/* status.json in the state directory: what pdmctl status reads (every
- * STATUS_FILE_MS, and at a stop). */
+/* status.json in the state directory: what pdmctl status reads (the main
+ * loop writes it every STATUS_FILE_MS). */
 void engine_write_status(struct engine *e, int64_t now);
 
 #endif

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -76,15 +77,7 @@ int episodes_parse(const char *text, struct episode *ep, size_t max, size_t *n)
 			skipped++;
 			continue;
 		}
-		if (max == 0)
-			continue;
-		if (*n == max) {
-			/* the oldest gives way, as when the engine adds one */
-			for (size_t i = 1; i < max; i++)
-				ep[i - 1] = ep[i];
-			(*n)--;
-		}
-		ep[(*n)++] = one;
+		episodes_add(ep, n, max, one);
 	}
 	cJSON_Delete(arr);
 	return skipped;
@@ -123,10 +116,22 @@ int episodes_save(struct store *s, const char *asset, const struct episode *ep, 
 	return rc;
 }
 
-const struct episode *episodes_find(const struct episode *ep, size_t n, uint64_t seq)
+void episodes_add(struct episode *ep, size_t *n, size_t max, struct episode one)
+{
+	if (max == 0)
+		return;
+	if (*n == max) {
+		memmove(ep, ep + 1, (max - 1) * sizeof(*ep));
+		(*n)--;
+	}
+	ep[(*n)++] = one;
+}
+
+int episodes_find(const struct episode *ep, size_t n, uint64_t seq, int64_t started_ms)
 {
 	for (size_t i = n; i-- > 0;)
-		if (ep[i].seq == seq)
-			return &ep[i];
-	return NULL;
+		if (ep[i].seq == seq ||
+		    (ep[i].seq == 0 && started_ms > 0 && ep[i].span.start_ms == started_ms))
+			return (int)i;
+	return -1;
 }

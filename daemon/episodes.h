@@ -42,7 +42,12 @@ int episodes_parse(const char *text, struct episode *ep, size_t max, size_t *n);
 int episodes_load(struct store *s, const char *asset, struct episode *ep, size_t max, size_t *n);
 int episodes_save(struct store *s, const char *asset, const struct episode *ep, size_t n);
 
-/* The episode with number seq, newest first; NULL if the list has none. */
-const struct episode *episodes_find(const struct episode *ep, size_t n, uint64_t seq);
+/* Appends one to ep[0..*n), the oldest giving way when max are there. */
+void episodes_add(struct episode *ep, size_t *n, size_t max, struct episode one);
+
+/* The index of the episode with number seq, newest first, or (in lists
+ * saved before seq was kept) the one that started at started_ms if that
+ * is > 0; -1 if the list has neither. */
+int episodes_find(const struct episode *ep, size_t n, uint64_t seq, int64_t started_ms);
 
 #endif

@@ -2,8 +2,9 @@
  * test_episodes.c - the saved form of an asset's alert episodes: written
  * and read back exactly (open episodes, times past 2^32 ms, the normal
  * flag), lists saved before seq was kept, damaged lists (what is whole is
- * kept, the rest counted), more than fit (the newest kept), and the round
- * trip through a real store.
+ * kept, the rest counted), more than fit (the newest kept, as when one is
+ * added to a full list), the lookup by number or, in old lists, by start,
+ * and the round trip through a real store.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -73,7 +74,10 @@ static void test_old_lists(void **state)
 	assert_int_equal(out[0].seq, 0);
 	assert_false(out[0].normal);
 	assert_int_equal(out[1].span.end_ms, INT64_MAX);
-	assert_null(episodes_find(out, n, 1));
+	assert_int_equal(episodes_find(out, n, 1, 0), -1);
+	/* such a list finds an episode by its start */
+	assert_int_equal(episodes_find(out, n, 7, 3000), 1);
+	assert_int_equal(episodes_find(out, n, 7, 3001), -1);
 }
 
 /* Whatever the damage, the entries that are whole are kept and the others
@@ -117,9 +121,16 @@ static void test_newest_kept(void **state)
 	assert_int_equal(n, 4);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(out[i].seq, 7 + i);
-	assert_ptr_equal(episodes_find(out, n, 9), &out[2]);
-	assert_null(episodes_find(out, n, 6));
+	assert_int_equal(episodes_find(out, n, 9, 0), 2);
+	assert_int_equal(episodes_find(out, n, 6, 0), -1);
 	free(s);
+
+	/* adding to a full list drops the oldest, as loading a longer one does */
+	episodes_add(out, &n, 4, (struct episode){ .span = { T0, INT64_MAX }, .seq = 11 });
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(out[i].seq, 8 + i);
+	assert_int_equal(out[3].span.end_ms, INT64_MAX);
 }
 
 /* Saved by one store handle, loaded by another (the daemon and pdmctl);
@@ -148,9 +159,9 @@ static void test_store_round_trip(void **state)
 	assert_int_equal(episodes_load(s, "pump a", out, EPISODES_MAX, &n), 0);
 	assert_int_equal(n, 2);
 	assert_same(out, in, sizeof(in) / sizeof(in[0]));
-	const struct episode *ep = episodes_find(out, n, 42);
-	assert_non_null(ep);
-	assert_true(ep->normal);
+	int i = episodes_find(out, n, 42, 0);
+	assert_int_equal(i, 1);
+	assert_true(out[i].normal);
 	n = 7;
 	assert_int_equal(episodes_load(s, "pump-b", out, EPISODES_MAX, &n), 0);
 	assert_int_equal(n, 0);

@@ -826,8 +826,8 @@ static bool taken_as_normal(struct alerts_ctx *a, const char *asset, const char 
 		/* a damaged list still gives what it holds whole */
 		episodes_load(a->s, asset, a->eps, EPISODES_MAX, &a->n_eps);
 	}
-	const struct episode *ep = episodes_find(a->eps, a->n_eps, seq);
-	return ep && ep->normal;
+	int i = episodes_find(a->eps, a->n_eps, seq, 0);
+	return i >= 0 && a->eps[i].normal;
 }
 
 /* "vibration_rms 62%, bearing_temp 21%" */
