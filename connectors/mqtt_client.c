@@ -718,6 +718,39 @@ static int rebuild_handle(struct mqtt_client *c, enum rebuild_why why)
 static void on_disconnected(void *ctx, MQTTAsync_successData *resp);
 static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *resp);
 
+/*
+ * Not locked: sends a DISCONNECT on the handle, so that the broker drops
+ * the will, giving paho timeout_ms to finish what is in flight and a
+ * second more for its threads. Returns 0 once paho confirmed it, -EIO if it
+ * would not start, -ETIMEDOUT otherwise. Called by the supervisor (not
+ * stopping), the wait also ends when a stop begins: the handle is dropped
+ * after it in any case.
+ */
+static int disconnect_clean(struct mqtt_client *c, int64_t timeout_ms)
+{
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+	d.timeout = (int)(timeout_ms > 0 ? timeout_ms : 0);
+	d.onSuccess = on_disconnected;
+	d.onFailure = on_disconnect_failed;
+	d.context = c;
+	pthread_mutex_lock(&c->lock);
+	c->disconnect_done = false;
+	bool stopping = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	if (MQTTAsync_disconnect(c->h, &d) != MQTTASYNC_SUCCESS)
+		return -EIO;
+	pthread_mutex_lock(&c->lock);
+	int64_t until = pdm_mono_ms() + d.timeout + 1000;
+	while (!c->disconnect_done && (stopping || !c->stopping) && pdm_mono_ms() < until) {
+		pthread_mutex_unlock(&c->lock);
+		nanosleep(&(struct timespec){ 0, 5 * 1000000L }, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
+	int rc = c->disconnect_done ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 /* Lock held, connected: when the oldest publish in flight is taken for
  * lost, or 0 with nothing in flight. paho resends on a reconnect, so a
  * publish made before it counts from the reconnect. */
@@ -750,25 +783,12 @@ static void ack_timed_out(struct mqtt_client *c)
 	c->st.connected = false;
 	bool was_up = c->up_reported;
 	c->up_reported = false;
-	c->disconnect_done = false;
 	pthread_mutex_unlock(&c->lock);
 
 	if (was_up && c->cb.on_connection)
 		c->cb.on_connection(false, c->user);
-	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-	d.timeout = 0;
-	d.onSuccess = on_disconnected;
-	d.onFailure = on_disconnect_failed;
-	d.context = c;
-	bool issued = MQTTAsync_disconnect(c->h, &d) == MQTTASYNC_SUCCESS;
+	disconnect_clean(c, 0);
 	pthread_mutex_lock(&c->lock);
-	/* a second at most: the handle is dropped after it in any case */
-	int64_t until = pdm_mono_ms() + 1000;
-	while (issued && !c->disconnect_done && !c->stopping && pdm_mono_ms() < until) {
-		pthread_mutex_unlock(&c->lock);
-		nanosleep(&(struct timespec){ 0, 5 * 1000000L }, NULL);
-		pthread_mutex_lock(&c->lock);
-	}
 }
 
 /* Lock held: waits on the condvar until the monotonic time `at`. */
@@ -793,6 +813,7 @@ static void *supervisor(void *arg)
 {
 	struct mqtt_client *c = arg;
 	char name[16];
+	int64_t due;
 
 	snprintf(name, sizeof(name), "mqtt-%.10s", c->client_id);
 	pthread_setname_np(pthread_self(), name);
@@ -821,8 +842,7 @@ static void *supervisor(void *arg)
 				continue;
 			}
 			wait_until_ms(c, c->next_try_ms);
-		} else if (c->state == ST_CONNECTED && ack_deadline(c)) {
-			int64_t due = ack_deadline(c);
+		} else if (c->state == ST_CONNECTED && (due = ack_deadline(c)) != 0) {
 			if (pdm_mono_ms() >= due)
 				ack_timed_out(c);
 			else
@@ -1278,27 +1298,9 @@ int mqtt_client_stop(struct mqtt_client *c, int timeout_ms)
 		c->thread_started = false;
 	}
 	/* a connect issued just before stop may have completed meanwhile */
-	if (c->h && (connected || MQTTAsync_isConnected(c->h))) {
-		MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-		int64_t left = deadline - pdm_mono_ms();
-		d.timeout = (int)(left > 0 ? left : 0);
-		d.onSuccess = on_disconnected;
-		d.onFailure = on_disconnect_failed;
-		d.context = c;
-		if (MQTTAsync_disconnect(c->h, &d) == MQTTASYNC_SUCCESS) {
-			pthread_mutex_lock(&c->lock);
-			/* paho answers within d.timeout; allow a little slack for its threads */
-			int64_t until = pdm_mono_ms() + (left > 0 ? left : 0) + 1000;
-			while (!c->disconnect_done && pdm_mono_ms() < until) {
-				pthread_mutex_unlock(&c->lock);
-				nanosleep(&(struct timespec){ 0, 5 * 1000000L }, NULL);
-				pthread_mutex_lock(&c->lock);
-			}
-			if (!c->disconnect_done)
-				ret = -ETIMEDOUT;
-			pthread_mutex_unlock(&c->lock);
-		}
-	}
+	if (c->h && (connected || MQTTAsync_isConnected(c->h)) &&
+	    disconnect_clean(c, deadline - pdm_mono_ms()) == -ETIMEDOUT)
+		ret = -ETIMEDOUT;
 	pthread_mutex_lock(&c->lock);
 	c->state = ST_STOPPED;
 	c->st.connected = false;
