@@ -913,8 +913,11 @@ def scen_noack(args):
     held = wait_for(held_at_broker, 90, "an alert at the broker whose outbox row waits")
     ep = "%s %s" % (held[0]["id"], held[0]["event"])
     check(time.time() - armed < 55, "the first held alert came too late to see the give-up")
-    mq = wait_for(lambda: (d.mqtt_status() or {}).get("ack_timeouts", 0) >= 1 and d.mqtt_status(),
-                  120, "pdmd to give up on the connection that lost its PUBACKs")
+
+    def gave_up():
+        mq = d.mqtt_status()
+        return mq and mq["ack_timeouts"] >= 1
+    wait_for(gave_up, 120, "pdmd to give up on the connection that lost its PUBACKs")
     waited = time.time() - armed
     check(d.log_since_start().count("did not acknowledge a publish within 60 s") == 1,
           "the warning about lost acknowledgements is not in pdmd's log once")
