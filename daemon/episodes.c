@@ -12,6 +12,10 @@
 
 #include "store.h"
 
+/* The largest integer a double holds exactly (2^53): an entry beyond it
+ * would not come back as it was written, so it is refused. */
+#define EXACT_MAX 9007199254740992.0
+
 char *episodes_format(const struct episode *ep, size_t n)
 {
 	/* By hand rather than through cJSON, which prints numbers with 15
@@ -48,9 +52,8 @@ static bool parse_one(const cJSON *p, struct episode *ep)
 			return false;
 		v[i] = x->valuedouble;
 	}
-	/* ms since 1970 fit a double exactly up to 2^53 */
-	if (v[0] < 0 || v[0] > 9007199254740992.0 || v[1] > 9007199254740992.0 ||
-	    (v[1] >= 0 && v[1] < v[0]) || v[2] < 0 || v[2] > 9007199254740992.0)
+	if (v[0] < 0 || v[0] > EXACT_MAX || v[1] > EXACT_MAX || (v[1] >= 0 && v[1] < v[0]) ||
+	    v[2] < 0 || v[2] > EXACT_MAX)
 		return false;
 	*ep = (struct episode){
 		.span = { (int64_t)v[0], v[1] < 0 ? INT64_MAX : (int64_t)v[1] },
