@@ -1158,6 +1158,12 @@ static const struct key asset_keys[] = {
 	{ .name = "train_history", .type = T_DURATION, .off = ASSET(train_history_ms), .def = "7d",
 	  .min = MS_M, .max = 3650 * MS_D,
 	  .help = "How far back training data reaches (at most [storage] retention)." },
+	{ .name = "learn_for", .type = T_DURATION, .off = ASSET(learn_for_ms), .def = "1d", .min = 0,
+	  .max = 365 * MS_D,
+	  .help = "After its first model the asset goes on learning (state learning: scored, no "
+		  "alerts, every window training data, retrained as its data grows) until a model "
+		  "scores under its threshold for half the time its data spans, at most this long; "
+		  "0: alerts from the first model on." },
 	{ .name = "raise_after", .type = T_INT, .off = ASSET(raise_after), .def = "3", .min = 1,
 	  .max = 100000, .help = "Consecutive windows over the threshold that raise an alert." },
 	{ .name = "clear_after", .type = T_INT, .off = ASSET(clear_after), .def = "10", .min = 1,

@@ -85,6 +85,7 @@ struct cfg_asset {
 	int window, hop;
 	int64_t train_after; /* windows */
 	int64_t retrain_ms, train_history_ms; /* retrain_ms 0 = never */
+	int64_t learn_for_ms; /* learning after the first model at most this long; 0 = not */
 	int raise_after, clear_after;
 	double critical;
 	bool has_run_when;

@@ -511,8 +511,8 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 			if (!a->episodes[i].normal)
 				j->episodes[j->n_episodes++] = a->episodes[i].span;
 	}
-	if (a->relearn_since_ms > 0)
-		a->relearn_fit_ms = now;
+	if (a->learning)
+		learn_fitted(&a->learn, now);
 	j->current_version = detector_model_version(a->det);
 	j->new_version = j->current_version + 1;
 	uint32_t versions[1];
@@ -564,90 +564,144 @@ static bool skip_retrain(struct asset_rt *a, int64_t now)
 	return true;
 }
 
-/* Relearning survives a restart: the key holds "EPISODE_START MARK". */
-static void save_relearn(struct asset_rt *a)
+/* Learning survives a restart: the key "relearn/ASSET" holds
+ * "EPISODE_START MARK UNTIL", EPISODE_START 0 for the first model's learning
+ * (older daemons wrote the first two, for relearning only). */
+static void save_learning(struct asset_rt *a)
 {
-	char key[300], val[64];
+	char key[300], val[96];
 
 	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
-	snprintf(val, sizeof(val), "%lld %lld", (long long)a->relearn_since_ms,
-		 (long long)a->relearn_mark_ms);
-	int rc = a->relearn_since_ms > 0 ? store_kv_set(a->e->store, key, val)
-					 : store_kv_del(a->e->store, key);
+	snprintf(val, sizeof(val), "%lld %lld %lld", (long long)a->relearn_since_ms,
+		 (long long)a->learn.mark_ms, (long long)a->learn.until_ms);
+	int rc = a->learning ? store_kv_set(a->e->store, key, val) : store_kv_del(a->e->store, key);
 	if (rc < 0 && rc != -ENOENT)
-		LOG_W("detector[%s]: cannot save the relearning state: %s", a->cfg->name,
+		LOG_W("detector[%s]: cannot save the learning state: %s", a->cfg->name,
 		      pdm_strerror(rc));
-}
-
-static void load_relearn(struct asset_rt *a)
-{
-	char key[300], *s = NULL;
-
-	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
-	if (store_kv_get(a->e->store, key, &s) < 0)
-		return;
-	long long since = 0, mark = 0;
-	int n = sscanf(s, "%lld %lld", &since, &mark);
-	free(s);
-	if (n < 1 || since <= 0)
-		return;
-	/* An episode restored open is cleared again (its cleared event was
-	 * not stored before the stop). */
-	a->relearn_since_ms = since;
-	a->relearn_mark_ms = n == 2 && mark >= since ? mark : since;
-	(void)detector_relearn_start(a->det, asset_now(a, pdm_wall_ms()));
-	char ts[PDM_ISO8601_LEN];
-	LOG_I("asset[%s]: relearning the episode raised at %s, taken as normal, without alerts",
-	      a->cfg->name, pdm_iso8601(since, ts, sizeof(ts)));
-}
-
-static void relearn_end(struct asset_rt *a)
-{
-	detector_relearn_end(a->det);
-	a->relearn_since_ms = 0;
-	save_relearn(a);
 }
 
 /*
  * Relearning an episode taken as normal (pdmctl normal): the new state is
  * often still moving - a pump at a new speed warms or cools for minutes,
  * further than a model trained on its first seconds knows - so one retrain
- * is not enough. A model installed while relearning that scores under its
- * threshold (never raise_after over it) for half as long as the relearning
- * had lasted when it came (at least 10 s) has learned the new state: alerts
- * are on again. Otherwise the asset retrains each time the relearning has
- * doubled its age since the last training (at least 10 s apart). After
- * RELEARN_MAX_MS alerts are on again whatever the scores: a state that keeps
- * moving that long may be a fault after all. Relearning's age counts from
- * when the user took the episode as normal (the first training has all of
- * the episode, however long it was open).
+ * is not enough; learn.h has the rule. Its age counts from when the user
+ * took the episode as normal (the first training has all of the episode,
+ * however long it was open), at most RELEARN_MAX_MS.
  */
 #define RELEARN_MAX_MS 3600000LL
-#define RELEARN_MIN_MS 10000LL /* between trainings, and a model's quiet time at least */
 
-static bool relearn_due(struct asset_rt *a, int64_t now)
+static void load_learning(struct asset_rt *a)
 {
-	if (a->relearn_since_ms <= 0)
-		return false;
-	int64_t t = asset_now(a, now), since = a->relearn_mark_ms, inst = a->relearn_model_ms;
-	if (inst > 0 && !detector_relearn_loud(a->det)) {
-		if (t - inst >= RELEARN_MIN_MS && 2 * (t - inst) >= inst - since) {
-			LOG_I("asset[%s]: relearned: model v%u has scored under its threshold for "
-			      "%.0f s; alerts are on again", a->cfg->name,
-			      detector_model_version(a->det), (double)(t - inst) / 1000.0);
-			relearn_end(a);
-		}
-		return false;
+	char key[300], *s = NULL;
+
+	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
+	if (store_kv_get(a->e->store, key, &s) < 0)
+		return;
+	long long since = 0, mark = 0, until = 0;
+	int n = sscanf(s, "%lld %lld %lld", &since, &mark, &until);
+	free(s);
+	int64_t now = asset_now(a, pdm_wall_ms());
+	char ts[PDM_ISO8601_LEN];
+	if (n < 1 || since < 0 ||
+	    (since == 0 && (n < 3 || !detector_has_model(a->det) || a->cfg->learn_for_ms <= 0))) {
+		/* Not learning; or the first model's learning without the model
+		 * (its files deleted: the next model starts it again), or with
+		 * learn_for set to 0 since. */
+		a->learning = false;
+		save_learning(a);
+		return;
 	}
-	if (t - since >= RELEARN_MAX_MS) {
-		LOG_W("asset[%s]: still over its threshold after relearning for %lld min; alerts "
-		      "are on again (a state that keeps moving this long may be a fault; 'pdmctl "
-		      "plot %s' shows it)", a->cfg->name, RELEARN_MAX_MS / 60000, a->cfg->name);
-		relearn_end(a);
-		return false;
+	a->learning = true;
+	a->relearn_since_ms = since;
+	if (n < 2 || mark < since)
+		mark = since;
+	learn_start(&a->learn, mark, RELEARN_MAX_MS);
+	if (n == 3)
+		a->learn.until_ms = until;
+	/* An episode restored open is cleared again (its cleared event was
+	 * not stored before the stop). */
+	(void)detector_relearn_start(a->det, now);
+	if (since > 0) {
+		LOG_I("asset[%s]: relearning the episode raised at %s, taken as normal, without "
+		      "alerts", a->cfg->name, pdm_iso8601(since, ts, sizeof(ts)));
+		return;
 	}
-	int64_t last = a->relearn_fit_ms > since ? a->relearn_fit_ms : since;
-	return t - last >= RELEARN_MIN_MS && 2 * (t - last) >= last - since;
+	/* The model loaded is the one learning had: its quiet time starts now. */
+	learn_installed(&a->learn, now);
+	LOG_I("asset[%s]: learning its first model's machine without alerts (at most until %s)",
+	      a->cfg->name, pdm_iso8601(a->learn.until_ms, ts, sizeof(ts)));
+}
+
+static void learning_end(struct asset_rt *a)
+{
+	detector_relearn_end(a->det);
+	a->learning = false;
+	a->relearn_since_ms = 0;
+	save_learning(a);
+}
+
+/*
+ * A first model has seen train_after windows: minutes of a machine that may
+ * still be warming, or that has not yet run at all its operating points.
+ * Unless learn_for is 0 the asset learns on (learn.h): its age counts from
+ * the start of the first model's data (train_after windows back on the
+ * grid), so the model has learned once quiet for half that span, and alerts
+ * are on again learn_for after the model at the latest.
+ */
+static void learning_first(struct asset_rt *a, int64_t t)
+{
+	const struct cfg_asset *ac = a->cfg;
+	char ts[PDM_ISO8601_LEN];
+
+	if (ac->learn_for_ms <= 0 || a->learning)
+		return;
+	int64_t span = ac->train_after * ac->hop * ac->sample_interval_ms;
+	learn_start(&a->learn, t - span, span + ac->learn_for_ms);
+	learn_fitted(&a->learn, t);
+	learn_installed(&a->learn, t);
+	a->learning = true;
+	a->relearn_since_ms = 0;
+	(void)detector_relearn_start(a->det, t);
+	save_learning(a);
+	int64_t quiet = span / 2 > LEARN_MIN_MS ? span / 2 : LEARN_MIN_MS;
+	LOG_I("asset[%s]: first model: learning without alerts until a model scores under its "
+	      "threshold for %.0f s (at most until %s)", ac->name, (double)quiet / 1000.0,
+	      pdm_iso8601(a->learn.until_ms, ts, sizeof(ts)));
+}
+
+/* Whether the learning asset retrains now; ends learning when it is over. */
+static bool learning_due(struct asset_rt *a, int64_t now)
+{
+	if (!a->learning)
+		return false;
+	const char *what = a->relearn_since_ms > 0 ? "relearned" : "learned";
+	bool loud = detector_relearn_loud(a->det);
+	switch (learn_step(&a->learn, asset_now(a, now), loud)) {
+	case LEARN_RETRAIN:
+		return true;
+	case LEARN_DONE:
+		LOG_I("asset[%s]: %s: model v%u has scored under its threshold for %.0f s; alerts "
+		      "are on again", a->cfg->name, what, detector_model_version(a->det),
+		      (double)(asset_now(a, now) - a->learn.model_ms) / 1000.0);
+		learning_end(a);
+		return false;
+	case LEARN_EXPIRED:
+		if (loud)
+			LOG_W("asset[%s]: still over its threshold after %s for %lld min; alerts "
+			      "are on again (a state that keeps moving this long may be a fault; "
+			      "'pdmctl plot %s' shows it)", a->cfg->name,
+			      a->relearn_since_ms > 0 ? "relearning" : "learning",
+			      (long long)((asset_now(a, now) - a->learn.mark_ms) / 60000),
+			      a->cfg->name);
+		else
+			LOG_I("asset[%s]: learning time is over (model v%u quiet so far); alerts are "
+			      "on again", a->cfg->name, detector_model_version(a->det));
+		learning_end(a);
+		return false;
+	case LEARN_WAIT:
+		break;
+	}
+	return false;
 }
 
 static void schedule_training(struct engine *e, int64_t now)
@@ -663,8 +717,12 @@ static void schedule_training(struct engine *e, int64_t now)
 		} else if (!detector_has_model(a->det)) {
 			if (seen >= a->windows_needed)
 				submit_training(e, a, "first model");
-		} else if (relearn_due(a, now)) {
-			submit_training(e, a, "relearning an episode taken as normal");
+		} else if (a->learning) {
+			/* learning has its own schedule */
+			if (learning_due(a, now))
+				submit_training(e, a, a->relearn_since_ms > 0
+							      ? "relearning an episode taken as normal"
+							      : "learning");
 		} else if (a->cfg->retrain_ms > 0 && now - a->retrain_base_ms >= a->cfg->retrain_ms) {
 			if (!skip_retrain(a, now))
 				submit_training(e, a, "scheduled retrain");
@@ -713,9 +771,12 @@ static void handle_train_results(struct engine *e)
 			};
 			store_model_add(e->store, &sm);
 			store_model_prune(e->store, a->cfg->name, e->cfg->daemon.keep_models);
+			bool first = !detector_has_model(a->det);
 			install_model(a, m, r->version);
-			if (a->relearn_since_ms > 0)
-				a->relearn_model_ms = asset_now(a, pdm_wall_ms());
+			if (a->learning)
+				learn_installed(&a->learn, asset_now(a, pdm_wall_ms()));
+			else if (first)
+				learning_first(a, asset_now(a, pdm_wall_ms()));
 			LOG_I("trainer[%s]: model v%u in use (%s, %.1f s)", a->cfg->name, r->version,
 			      o->reason, o->seconds);
 			break;
@@ -782,13 +843,9 @@ static void watch_clock(struct engine *e, int64_t wall, int64_t mono)
 		if (!a->own_clock)
 			continue;
 		detector_clock_step(a->det, wall);
-		if (a->relearn_since_ms > 0) {
-			a->relearn_mark_ms += step;
-			if (a->relearn_fit_ms > 0)
-				a->relearn_fit_ms += step;
-			if (a->relearn_model_ms > 0)
-				a->relearn_model_ms += step;
-			save_relearn(a);
+		if (a->learning) {
+			learn_shift(&a->learn, step);
+			save_learning(a);
 		}
 	}
 	/* Every device's lag seen so far was measured on the old clock. */
@@ -1031,7 +1088,7 @@ static bool take_request(const char *path, char *line, size_t len)
 /* The user says alert episode ASSET-SEQ was normal operation (a state the
  * model had not seen, not a fault): its windows become training data, the
  * older data stays, and the asset retrains now. An open episode is cleared
- * at once and the asset relearns (relearn_due) without raising alerts. */
+ * at once and the asset relearns (learning_due) without raising alerts. */
 static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 {
 	char ts[PDM_ISO8601_LEN];
@@ -1057,10 +1114,10 @@ static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 		int64_t since = ep->span.start_ms;
 		int64_t mark = asset_now(a, pdm_wall_ms());
 		(void)detector_relearn_start(a->det, mark);
+		a->learning = true;
 		a->relearn_since_ms = since;
-		a->relearn_mark_ms = mark;
-		a->relearn_fit_ms = a->relearn_model_ms = 0;
-		save_relearn(a);
+		learn_start(&a->learn, mark, RELEARN_MAX_MS);
+		save_learning(a);
 	}
 	LOG_I("control: alert episode %s-%llu (raised %s, %s) %s normal operation: its data is "
 	      "training data from now on; retraining %s%s",
@@ -1508,7 +1565,7 @@ static int setup_assets(struct engine *e)
 			detector_set_model(a->det, NULL, version);
 		}
 		/* After the model: an episode still open is cleared with it. */
-		load_relearn(a);
+		load_learning(a);
 		/* Initial retained state: learning until a model exists; with one,
 		 * the severity of an episode still open from before a restart (a
 		 * crash mid-episode must not publish "normal"). */

@@ -13,6 +13,7 @@
 
 #include "cfg.h"
 #include "episodes.h"
+#include "learn.h"
 #include "log.h"
 #include "pdm_time.h"
 #include "sample.h"
@@ -45,11 +46,11 @@ struct asset_rt {
 	int64_t trained_at_ms;   /* the model's (0: none) */
 	int64_t retrain_base_ms; /* the retrain period counts from here: the model or the last try */
 	int64_t skip_told_ms;    /* the open episode a skipped retrain was explained for */
-	int64_t relearn_since_ms; /* relearning an episode taken as normal, from its start; 0 = not */
-	int64_t relearn_mark_ms;  /* asset time the user took it as normal: relearning's age counts
-				   * from here */
-	int64_t relearn_fit_ms;   /* asset time of the last training while relearning */
-	int64_t relearn_model_ms; /* ... and of the last model installed while relearning */
+	/* Learning without alerts (learn.h): after the first model, or after
+	 * the user took an open episode as normal (relearning). */
+	bool learning;
+	int64_t relearn_since_ms; /* relearning: the episode's start; 0: the first model's learning */
+	struct learn learn;       /* on the asset's clock */
 	struct pdm_ratelimit state_rl; /* state change lines */
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
 	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */

@@ -26,6 +26,7 @@
 #include "cfg.h"
 #include "csv.h"
 #include "detector.h"
+#include "learn.h"
 #include "log.h"
 #include "nn.h"
 #include "pdm_error.h"
@@ -48,6 +49,8 @@ struct replay {
 	struct window_set *once_set;
 	uint64_t usable_total;
 	int64_t last_train_ts;
+	bool learning;          /* after the first model, as the daemon (learn.h) */
+	struct learn learn;
 	uint32_t version;
 	struct nn_model *current; /* borrowed from the detector for comparisons */
 	FILE *alerts, *scores;
@@ -182,11 +185,24 @@ static int train_now(struct replay *r, int64_t now)
 	r->trainings++;
 	char ts[PDM_ISO8601_LEN];
 	pdm_iso8601(now, ts, sizeof(ts));
+	if (r->learning)
+		learn_fitted(&r->learn, now);
 	if (out.status == TRAIN_PROMOTED) {
+		bool first = !detector_has_model(r->det);
 		r->version++;
 		nn_model_set_meta(fresh, r->version, now);
 		r->current = fresh;
 		detector_set_model(r->det, fresh, r->version);
+		if (r->learning) {
+			learn_installed(&r->learn, now);
+		} else if (first && !r->once && r->ac->learn_for_ms > 0) {
+			int64_t span = r->ac->train_after * r->ac->hop * r->ac->sample_interval_ms;
+			learn_start(&r->learn, now - span, span + r->ac->learn_for_ms);
+			learn_fitted(&r->learn, now);
+			learn_installed(&r->learn, now);
+			r->learning = true;
+			(void)detector_relearn_start(r->det, now);
+		}
 		fprintf(stderr, "replay: %s: model v%u trained (%s, %.2f s)\n", ts, r->version,
 			out.reason, out.seconds);
 	} else {
@@ -216,6 +232,22 @@ static void maybe_train(struct replay *r, int64_t now, int64_t row)
 		    (r->last_train_ts == INT64_MIN ||
 		     now - r->last_train_ts >= r->ac->sample_interval_ms * r->ac->hop * 100))
 			train_now(r, now);
+	} else if (r->learning) {
+		char ts[PDM_ISO8601_LEN];
+		switch (learn_step(&r->learn, now, detector_relearn_loud(r->det))) {
+		case LEARN_RETRAIN:
+			train_now(r, now);
+			break;
+		case LEARN_DONE:
+		case LEARN_EXPIRED:
+			r->learning = false;
+			detector_relearn_end(r->det);
+			fprintf(stderr, "replay: %s: learning over, alerts on (model v%u)\n",
+				pdm_iso8601(now, ts, sizeof(ts)), r->version);
+			break;
+		case LEARN_WAIT:
+			break;
+		}
 	} else if (r->ac->retrain_ms > 0 && now - r->last_train_ts >= r->ac->retrain_ms) {
 		train_now(r, now);
 	}

@@ -5,7 +5,8 @@
 # (127.0.0.1): a mosquitto broker on a free port (or uses --broker), the
 # plant simulator (tools/plantsim: three pumps over Modbus TCP and MQTT)
 # and pdmd with the demo configuration of etc/demo. pdmd learns the plant
-# for about a minute; then the demo injects a bearing fault into pump-a, an
+# for a minute or two (a first model, then learning until a model scores the
+# running quietly); then the demo injects a bearing fault into pump-a, an
 # explained alert arrives over MQTT, and it clears when the fault ends.
 #
 #   ./scripts/demo.sh                  live view (pdmctl watch) until Ctrl-C
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
 	--for) limit="${2:?--for needs SECONDS}"; shift 2 ;;
 	--broker) broker="${2:?--broker needs a URI}"; shift 2 ;;
 	--no-build) build=0; shift ;;
-	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "demo.sh: unknown argument: $1 (try --help)" >&2; exit 64 ;;
 	esac
 done
@@ -149,15 +150,16 @@ done
 "$B/daemon/pdmd" run -c "$conf" 2>"$work/pdmd.log" &
 daemon=$!
 pids=("$daemon" "${pids[@]}")
-pdm_log "pdmd running (log: $work/pdmd.log); models train after about a minute"
+pdm_log "pdmd running (log: $work/pdmd.log); models train after about a minute, then learn"
 
-# Releases the fault once pump-a is scored by its first model.
+# Releases the fault once pump-a has learned: its first model, then learning
+# without alerts until a model has scored its running quietly for a while.
 inject_when_trained() {
 	for _ in $(seq 6000); do
-		if grep -q 'trainer\[pump-a\]: model v[0-9]* in use' "$work/pdmd.log" 2>/dev/null; then
-			sleep 15 # let the young model score a little normal running first
+		if grep -q 'asset\[pump-a\]: .*alerts are on again' "$work/pdmd.log" 2>/dev/null; then
+			sleep 5 # a little normal running first
 			kill -USR1 "$sim" 2>/dev/null || return 0
-			pdm_log "pump-a model in use; fault injected: pump-a bearing wear (40 s)"
+			pdm_log "pump-a has learned; fault injected: pump-a bearing wear (40 s)"
 			return 0
 		fi
 		kill -0 "$daemon" 2>/dev/null || return 0

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -81,6 +82,8 @@ static const char pump_conf[] =
 	"hop = 4\n"
 	"train_after = 150\n"
 	"retrain = %s\n"
+	/* the fault comes 17 s after the first model: alerts from it on */
+	"learn_for = 0\n"
 	"raise_after = 3\n"
 	"clear_after = 10\n"
 	"critical = 2.0\n"
@@ -535,6 +538,134 @@ static void test_deterministic(void **state)
 	}
 }
 
+static const char warm_conf[] =
+	"[daemon]\nstate_dir = /nonexistent\nhost = testhost\n"
+	"[mqtt]\nuri = tcp://127.0.0.1:1883\n"
+	"[source hist]\ntype = mqtt\ntopic = t/x\nformat = json\n"
+	"[asset pump-a]\nmodel = mlp_ae\nsample_interval = 1s\nwindow = 16\nhop = 2\n"
+	"train_after = 60\nretrain = 0\nlearn_for = %s\nraise_after = 5\nclear_after = 10\n"
+	"epochs = 40\n"
+	"[sensor pump-a.vibration_rms]\nsource = hist\n"
+	"[sensor pump-a.current]\nsource = hist\n"
+	"[sensor pump-a.bearing_temp]\nsource = hist\n";
+
+#define WARM_FAULT_S 2400 /* the bearing fault, for 300 s */
+
+/* The raised events of an alerts file before the fault: how many, how many
+ * name bearing_temp first; and the first at or after it, into fault_line
+ * ("" when none). */
+static int warm_raised(const char *text, int *thermal, char *fault_line, size_t len)
+{
+	char fault_ts[64];
+	time_t t = (time_t)(T0 / 1000 + WARM_FAULT_S);
+	strftime(fault_ts, sizeof(fault_ts), "%Y-%m-%dT%H:%M:%S", gmtime(&t));
+	int before = 0;
+	*thermal = 0;
+	fault_line[0] = '\0';
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		assert_non_null(nl);
+		char line[4096], ev[32], ts[64];
+		assert_true((size_t)(nl - p) < sizeof(line));
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		p = nl + 1;
+		if (strcmp(str_field(line, "event", ev, sizeof(ev)), "raised") != 0)
+			continue;
+		str_field(line, "ts", ts, sizeof(ts));
+		if (strcmp(ts, fault_ts) < 0) {
+			before++;
+			if (strstr(line, "\"contributors\":[{\"sensor\":\"bearing_temp\""))
+				(*thermal)++;
+		} else if (!fault_line[0]) {
+			snprintf(fault_line, len, "%s", line);
+		}
+	}
+	return before;
+}
+
+/* A pump still warming when its first model comes (bearing temperature
+ * rising with a 200 s time constant; the model sees its first 120 s):
+ * with learn_for = 0 that model alarms on the temperature it has not seen
+ * yet; learning (the default) retrains as the data grows, raises nothing
+ * while the pump warms, and then alerts the bearing fault 40 minutes in. */
+static void test_learning_after_first_model(void **state)
+{
+	struct fx *f = *state;
+	char *csv = path_in(f, "warm.csv");
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	fputs("timestamp,vibration_rms,current,bearing_temp\n", fp);
+	uint32_t rnd = 7;
+	for (int i = 0; i < 3000; i++) {
+		double n[3];
+		for (int k = 0; k < 3; k++) {
+			rnd = rnd * 1103515245u + 12345u;
+			n[k] = (double)((rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
+		}
+		double load = sin(i / 7.0);
+		double vib = (2.0 + 0.3 * load + 0.05 * n[0]) *
+			     (i >= WARM_FAULT_S && i < WARM_FAULT_S + 300 ? 3.0 : 1.0);
+		double cur = 30.0 + 2.0 * load + 0.2 * n[1];
+		double temp = 20.0 + 40.0 * (1.0 - exp(-i / 200.0)) + 0.1 * n[2];
+		fprintf(fp, "%lld,%.4f,%.4f,%.4f\n", T0 / 1000 + i, vib, cur, temp);
+	}
+	fclose(fp);
+
+	static char fault[4096];
+	char text[1024];
+	int thermal;
+	/* Alerts from the first model on: the warming alarms, and the alarm
+	 * lasts past the fault, which raises nothing of its own. */
+	snprintf(text, sizeof(text), warm_conf, "0");
+	assert_int_equal(test_write_file(f->dir, "etc-warm0/pdmd.conf", text), 0);
+	int rc = replay(f, path_in(f, "etc-warm0"), csv, "--asset", "pump-a", "--alerts",
+			path_in(f, "warm0.jsonl"), NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	assert_int_equal(summary_count(f->out, "trainings"), 1);
+	char *alerts = slurp(path_in(f, "warm0.jsonl"));
+	int before = warm_raised(alerts, &thermal, fault, sizeof(fault));
+	print_message("# learn_for 0: %d alert(s) raised while the pump warmed, %d naming "
+		      "bearing_temp first\n", before, thermal);
+	assert_true(thermal >= 1);
+	free(alerts);
+
+	/* Learning: nothing raised on the warming, the fault alerted at once. */
+	snprintf(text, sizeof(text), warm_conf, "1h");
+	assert_int_equal(test_write_file(f->dir, "etc-warm/pdmd.conf", text), 0);
+	rc = replay(f, path_in(f, "etc-warm"), csv, "--asset", "pump-a", "--alerts",
+		    path_in(f, "warm.jsonl"), "--scores", path_in(f, "warm.csv"), NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	long trainings = summary_count(f->out, "trainings");
+	assert_true(trainings >= 2);
+	const char *over = strstr(f->out, "learning over, alerts on");
+	assert_non_null(over);
+	alerts = slurp(path_in(f, "warm.jsonl"));
+	before = warm_raised(alerts, &thermal, fault, sizeof(fault));
+	print_message("# learn_for 1h: %ld trainings, %.24s; %d alert(s) raised before the "
+		      "fault (%d naming bearing_temp first)\n", trainings, over - 26, before,
+		      thermal);
+	assert_int_equal(thermal, 0);
+	assert_non_null(strstr(fault, "\"contributors\":[{\"sensor\":\"vibration_rms\""));
+	/* within 30 s of its onset */
+	char ts[64], lim[64];
+	time_t t = (time_t)(T0 / 1000 + WARM_FAULT_S + 30);
+	strftime(lim, sizeof(lim), "%Y-%m-%dT%H:%M:%S", gmtime(&t));
+	assert_true(strcmp(str_field(fault, "ts", ts, sizeof(ts)), lim) < 0);
+	free(alerts);
+	char *scores = slurp(path_in(f, "warm.csv"));
+	int learning;
+	scores_rows(scores, "ts_ms,score,state,vibration_rms,current,bearing_temp", 2000,
+		    "learning", &learning);
+	print_message("# %d windows scored while learning\n", learning);
+	assert_true(learning > 0);
+	free(scores);
+}
+
 static const char formats_conf[] =
 	"[daemon]\nstate_dir = /nonexistent\nhost = h\n"
 	"[mqtt]\nuri = tcp://127.0.0.1:1883\n"
@@ -654,6 +785,7 @@ int main(void)
 		cmocka_unit_test(test_train_once_covers_range),
 		cmocka_unit_test(test_schedule_in_data_time),
 		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_learning_after_first_model),
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_errors),
 	};

@@ -1,0 +1,54 @@
+/*
+ * learn.c - the learning schedule (see learn.h).
+ */
+#include "learn.h"
+
+void learn_start(struct learn *l, int64_t mark_ms, int64_t max_ms)
+{
+	l->mark_ms = mark_ms;
+	l->until_ms = max_ms > INT64_MAX - mark_ms ? INT64_MAX : mark_ms + max_ms;
+	l->fit_ms = 0;
+	l->model_ms = 0;
+}
+
+enum learn_step learn_step(const struct learn *l, int64_t t, bool loud)
+{
+	if (l->model_ms > 0 && !loud) {
+		/* A quiet model has learned once it has been quiet for half of
+		 * what learning had seen when it came: a state that comes back
+		 * within that time was still moving. */
+		int64_t quiet = t - l->model_ms;
+		if (quiet >= LEARN_MIN_MS && 2 * quiet >= l->model_ms - l->mark_ms)
+			return LEARN_DONE;
+		return t >= l->until_ms ? LEARN_EXPIRED : LEARN_WAIT;
+	}
+	if (t >= l->until_ms)
+		return LEARN_EXPIRED;
+	/* A training each time learning's age has grown by half since the
+	 * last one: a drift is followed in ever longer steps, and an asset
+	 * that never settles does not keep the trainer busy. */
+	int64_t last = l->fit_ms > l->mark_ms ? l->fit_ms : l->mark_ms;
+	return t - last >= LEARN_MIN_MS && 2 * (t - last) >= last - l->mark_ms ? LEARN_RETRAIN
+									      : LEARN_WAIT;
+}
+
+void learn_fitted(struct learn *l, int64_t t)
+{
+	l->fit_ms = t;
+}
+
+void learn_installed(struct learn *l, int64_t t)
+{
+	l->model_ms = t;
+}
+
+void learn_shift(struct learn *l, int64_t step)
+{
+	l->mark_ms += step;
+	if (l->until_ms != INT64_MAX)
+		l->until_ms += step;
+	if (l->fit_ms > 0)
+		l->fit_ms += step;
+	if (l->model_ms > 0)
+		l->model_ms += step;
+}

@@ -1,0 +1,57 @@
+/*
+ * learn.h - when an asset that is learning retrains, and when it has learned.
+ *
+ * An asset learns, scored but raising no alert, in two cases: after its
+ * first model (a model of train_after windows has seen minutes of the
+ * machine, and a machine still warming, or moving between its operating
+ * points, would look faulty to it), and after the user took an open
+ * episode as normal operation (pdmctl normal: a state the model has not
+ * seen, often still moving). One rule serves both, so the daemon and
+ * `pdmd replay` take the same decisions: the asset retrains each time
+ * learning's age has grown by half since the last training, and it has learned
+ * once a model installed while learning scores under its threshold (never
+ * raise_after windows over it) for half as long as learning had lasted
+ * when the model came. Past a deadline alerts are on again whatever the
+ * scores: what keeps moving that long may be a fault after all.
+ *
+ * Pure: times are the caller's (the asset's clock in the daemon, data time
+ * in replay).
+ */
+#ifndef PDM_LEARN_H
+#define PDM_LEARN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Between two trainings, and the least quiet time that counts as learned. */
+#define LEARN_MIN_MS 10000LL
+
+struct learn {
+	int64_t mark_ms;  /* learning's age counts from here */
+	int64_t until_ms; /* alerts are on again then, whatever the scores */
+	int64_t fit_ms;   /* the last training while learning; 0: none yet */
+	int64_t model_ms; /* the last model installed while learning; 0: none yet */
+};
+
+enum learn_step {
+	LEARN_WAIT,    /* go on scoring */
+	LEARN_RETRAIN, /* train now (the caller then calls learn_fitted) */
+	LEARN_DONE,    /* learned: alerts are on again */
+	LEARN_EXPIRED, /* the deadline passed: alerts are on again */
+};
+
+/* Learning from mark_ms for at most max_ms. */
+void learn_start(struct learn *l, int64_t mark_ms, int64_t max_ms);
+
+/* What to do at time t; loud: the current model, installed while learning,
+ * has had raise_after consecutive windows over its threshold. */
+enum learn_step learn_step(const struct learn *l, int64_t t, bool loud);
+
+/* A training started at t / a model was installed at t. */
+void learn_fitted(struct learn *l, int64_t t);
+void learn_installed(struct learn *l, int64_t t);
+
+/* The clock the times are on stepped by step ms: elapsed times are kept. */
+void learn_shift(struct learn *l, int64_t step);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * test_learn.c - the learning schedule: retrains as learning's age grows by
+ * half (never closer than LEARN_MIN_MS), a quiet model learned after half
+ * of what learning had seen when it came, a loud one retrained instead,
+ * the deadline whatever the scores, and a clock step that keeps every
+ * elapsed time. The cases are the ones the daemon and replay meet: a first
+ * model of 60 s of data, an episode taken as normal.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "learn.h"
+
+#define T0 1795839942123LL /* 2026-11-28T04:25:42.123Z */
+#define S 1000LL
+
+/* The first time in [from, to) at which learn_step says `want`, or -1. */
+static int64_t first_step(const struct learn *l, int64_t from, int64_t to, bool loud,
+			  enum learn_step want)
+{
+	for (int64_t t = from; t < to; t += 100)
+		if (learn_step(l, t, loud) == want)
+			return t;
+	return -1;
+}
+
+/* A first model on 60 s of data, quiet from its start: learned after 30 s,
+ * not before, and no retrain meanwhile. */
+static void test_first_model_quiet(void **state)
+{
+	struct learn l;
+	(void)state;
+
+	learn_start(&l, T0 - 60 * S, 60 * S + 3600 * S);
+	learn_fitted(&l, T0);
+	learn_installed(&l, T0);
+	assert_int_equal(l.until_ms, T0 + 3600 * S);
+	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_RETRAIN), -1);
+	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_DONE), T0 + 30 * S);
+	assert_int_equal(learn_step(&l, T0 + 30 * S - 1, false), LEARN_WAIT);
+}
+
+/* The same model loud: retrained once learning's age has grown by half
+ * (60 s -> 90 s), then at 135 s of age, each training seeing half again
+ * as much; a new model quiet for half its age has learned. */
+static void test_loud_retrains(void **state)
+{
+	struct learn l;
+	(void)state;
+
+	learn_start(&l, T0 - 60 * S, 60 * S + 3600 * S);
+	learn_fitted(&l, T0);
+	learn_installed(&l, T0);
+	int64_t t1 = first_step(&l, T0, T0 + 3600 * S, true, LEARN_RETRAIN);
+	assert_int_equal(t1, T0 + 30 * S);
+	learn_fitted(&l, t1);
+	assert_int_equal(learn_step(&l, t1, true), LEARN_WAIT);
+	int64_t t2 = first_step(&l, t1, T0 + 3600 * S, true, LEARN_RETRAIN);
+	assert_int_equal(t2, T0 + 75 * S); /* age 90 s -> 135 s */
+	learn_fitted(&l, t2);
+	learn_installed(&l, t2 + 5 * S); /* 140 s of age when it came */
+	assert_int_equal(first_step(&l, t2 + 5 * S, T0 + 3600 * S, false, LEARN_DONE),
+			 t2 + 5 * S + 70 * S);
+	/* Loud again: the next retrain counts from the last training. */
+	assert_int_equal(first_step(&l, t2 + 5 * S, T0 + 3600 * S, true, LEARN_RETRAIN),
+			 T0 + 75 * S + 67500); /* age 135 s -> 202.5 s */
+}
+
+/* Trainings at least LEARN_MIN_MS apart, and a quiet time of at least that:
+ * an episode taken as normal at once (learning's age 0). */
+static void test_minimum_spacing(void **state)
+{
+	struct learn l;
+	(void)state;
+
+	learn_start(&l, T0, 3600 * S);
+	assert_int_equal(learn_step(&l, T0, true), LEARN_WAIT);
+	assert_int_equal(first_step(&l, T0, T0 + 60 * S, true, LEARN_RETRAIN), T0 + LEARN_MIN_MS);
+	learn_fitted(&l, T0 + LEARN_MIN_MS);
+	assert_int_equal(first_step(&l, T0 + LEARN_MIN_MS, T0 + 60 * S, true, LEARN_RETRAIN),
+			 T0 + 2 * LEARN_MIN_MS);
+	learn_installed(&l, T0 + 11 * S);
+	/* half of 11 s is less than the minimum */
+	assert_int_equal(first_step(&l, T0 + 11 * S, T0 + 60 * S, false, LEARN_DONE),
+			 T0 + 11 * S + LEARN_MIN_MS);
+	/* No model installed yet: quiet scores do not end learning. */
+	struct learn fresh;
+	learn_start(&fresh, T0, 3600 * S);
+	assert_int_equal(first_step(&fresh, T0, T0 + 120 * S, false, LEARN_DONE), -1);
+}
+
+/* The deadline ends learning whatever the scores: loud, quiet but not long
+ * enough, or no model at all. */
+static void test_deadline(void **state)
+{
+	struct learn l;
+	(void)state;
+
+	learn_start(&l, T0, 600 * S);
+	/* no model installed while learning: train (as after pdmctl normal) */
+	assert_int_equal(learn_step(&l, T0 + 600 * S - 1, false), LEARN_RETRAIN);
+	assert_int_equal(learn_step(&l, T0 + 600 * S, false), LEARN_EXPIRED);
+	learn_installed(&l, T0 + 500 * S);
+	assert_int_equal(learn_step(&l, T0 + 600 * S, true), LEARN_EXPIRED);
+	assert_int_equal(learn_step(&l, T0 + 599 * S, false), LEARN_WAIT);
+	assert_int_equal(learn_step(&l, T0 + 600 * S, false), LEARN_EXPIRED);
+	/* no overflow with a deadline out of reach */
+	learn_start(&l, T0, INT64_MAX);
+	assert_int_equal(l.until_ms, INT64_MAX);
+	assert_int_equal(learn_step(&l, INT64_MAX / 4, true), LEARN_RETRAIN);
+}
+
+/* A clock step moves every mark: what was due stays due, what was not
+ * stays not, on the new clock; an unbounded deadline stays unbounded. */
+static void test_shift(void **state)
+{
+	struct learn l, m;
+	(void)state;
+
+	learn_start(&l, T0 - 60 * S, 60 * S + 3600 * S);
+	learn_fitted(&l, T0);
+	learn_installed(&l, T0);
+	m = l;
+	const int64_t step = -3600 * S;
+	learn_shift(&m, step);
+	for (int64_t dt = 0; dt < 4000 * S; dt += 7 * S)
+		for (int loud = 0; loud < 2; loud++)
+			assert_int_equal(learn_step(&l, T0 + dt, loud),
+					 learn_step(&m, T0 + dt + step, loud));
+	learn_start(&l, T0, INT64_MAX);
+	learn_shift(&l, step);
+	assert_int_equal(l.until_ms, INT64_MAX);
+	assert_int_equal(l.fit_ms, 0);
+	assert_int_equal(l.model_ms, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_model_quiet), cmocka_unit_test(test_loud_retrains),
+		cmocka_unit_test(test_minimum_spacing),   cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_shift),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
