@@ -653,6 +653,7 @@ static void test_normal(void **state)
 
 	/* An asset relearning: status says so, and --json passes it on. */
 	status_extra = "\"relearning_since\":\"2026-12-04T00:12:08.800Z\","
+		       "\"learning_until\":\"2026-12-04T01:12:08.800Z\","
 		       "\"next_retrain\":\"2026-12-05T00:12:08.800Z\",";
 	write_status(pdm_wall_ms(), getpid());
 	assert_int_equal(RUN("status"), 0);
@@ -662,6 +663,7 @@ static void test_normal(void **state)
 	assert_int_equal(RUN("status", "--json"), 0);
 	assert_non_null(strstr(OUT, "\"relearning_since\":\t\"2026-12-04T00:12:08.800Z\""));
 	assert_non_null(strstr(OUT, "\"next_retrain\":\t\"2026-12-05T00:12:08.800Z\""));
+	assert_non_null(strstr(OUT, "\"learning_until\":\t\"2026-12-04T01:12:08.800Z\""));
 	status_extra = "";
 	write_status(pdm_wall_ms(), getpid());
 }

@@ -414,6 +414,8 @@ struct asset_row {
 	int64_t clock_lag_ms;
 	/* relearning an episode taken as normal (pdmctl normal), since then */
 	const char *relearning_since;
+	/* learning (after the first model, or relearning): alerts on by then */
+	const char *learning_until;
 	const char *next_retrain; /* when the next scheduled retrain is due */
 };
 
@@ -573,6 +575,7 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			if (t && strcmp(t, "device") == 0 && jnum(ja, "clock_lag_ms", &v))
 				r->clock_lag_ms = (int64_t)v;
 			r->relearning_since = jstr(ja, "relearning_since");
+			r->learning_until = jstr(ja, "learning_until");
 			r->next_retrain = jstr(ja, "next_retrain");
 		}
 		asset_row_from_store(s, r);
@@ -643,6 +646,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			}
 			if (r->relearning_since)
 				cJSON_AddStringToObject(j, "relearning_since", r->relearning_since);
+			if (r->learning_until)
+				cJSON_AddStringToObject(j, "learning_until", r->learning_until);
 			if (r->next_retrain)
 				cJSON_AddStringToObject(j, "next_retrain", r->next_retrain);
 			cJSON_AddItemToArray(ja, j);
