@@ -46,13 +46,6 @@
 
 #define TICK_MS 50
 #define STATUS_FILE_MS 5000
-/* The asset's "now" for its windows, no_data and training: the host's clock,
- * or its devices' (see refresh_clocks). */
-static int64_t asset_now(const struct asset_rt *a, int64_t wall)
-{
-	return a->own_clock ? wall : wall - a->clock_lag_ms;
-}
-
 /* The clock state of the source feeding the asset's channel c. */
 static struct src_clock *channel_clock(const struct engine *e, const struct asset_rt *a, size_t c)
 {
@@ -310,12 +303,6 @@ static struct episode *find_episode(struct asset_rt *a, uint64_t seq, int64_t st
 	return i < 0 ? NULL : &a->episodes[i];
 }
 
-/* The open episode, if the newest one is still open. */
-static struct episode *open_episode(struct asset_rt *a)
-{
-	struct episode *ep = a->n_episodes ? &a->episodes[a->n_episodes - 1] : NULL;
-	return ep && ep->span.end_ms == INT64_MAX ? ep : NULL;
-}
 
 static int hook_alert(void *user, const struct alert_event *ev, const char *payload)
 {
@@ -350,8 +337,8 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 				     .seq = ev->episode_seq,
 			     });
 		save_episodes(a);
-	} else if (ev->kind == ALERT_CLEARED && open_episode(a)) {
-		open_episode(a)->span.end_ms = ev->ts_ms;
+	} else if (ev->kind == ALERT_CLEARED && engine_open_episode(a)) {
+		engine_open_episode(a)->span.end_ms = ev->ts_ms;
 		save_episodes(a);
 	}
 	LOG_I("alert[%s]: %s", a->cfg->name, payload);
@@ -385,434 +372,6 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 	a->state_dirty = !publish_retained(a->e, a->state_topic, a->state_json);
 }
 
-static void set_model_json(struct asset_rt *a, struct nn_model *m)
-{
-	struct nn_model_info info;
-	char ts[PDM_ISO8601_LEN];
-
-	nn_model_info(m, &info);
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "asset", a->cfg->name);
-	cJSON_AddStringToObject(o, "kind", nn_kind_name(info.kind));
-	cJSON_AddNumberToObject(o, "version", info.version);
-	cJSON_AddStringToObject(o, "trained_at", pdm_iso8601(info.trained_at_ms, ts, sizeof(ts)));
-	cJSON_AddNumberToObject(o, "windows", (double)info.train_windows);
-	cJSON_AddNumberToObject(o, "validation_loss", info.val_loss);
-	cJSON_AddNumberToObject(o, "threshold", info.threshold);
-	cJSON_AddNumberToObject(o, "channels", info.C);
-	cJSON_AddNumberToObject(o, "window", info.W);
-	free(a->model_json);
-	a->model_json = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	a->trained_at_ms = info.trained_at_ms;
-	/* A model trained while the clock ran ahead would put off the next
-	 * retrain until that time comes again. */
-	int64_t now = pdm_wall_ms();
-	a->retrain_base_ms = info.trained_at_ms < now ? info.trained_at_ms : now;
-}
-
-static void install_model(struct asset_rt *a, struct nn_model *m, uint32_t version)
-{
-	set_model_json(a, m);
-	detector_set_model(a->det, m, version);
-	a->model_dirty = !publish_retained(a->e, a->model_topic, a->model_json);
-}
-
-/* ---- training ------------------------------------------------------------- */
-
-static void fill_train_params(const struct cfg_asset *ac, int C, struct train_params *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->kind = (enum nn_kind)ac->model;
-	p->C = C;
-	p->W = ac->window;
-	nn_train_opts_default(&p->opts);
-	p->opts.epochs = ac->epochs;
-	p->opts.batch = ac->batch;
-	p->opts.lr = (float)ac->learning_rate;
-	p->opts.seed = ac->seed;
-	p->opts.val_frac = (float)ac->validation;
-	p->opts.patience = ac->patience;
-	p->opts.max_seconds = (double)ac->train_timeout_ms / 1000.0;
-	p->opts.threshold_quantile = (float)ac->threshold_quantile;
-	p->opts.threshold_margin = (float)ac->threshold_margin;
-	p->promote_margin = ac->promote_margin;
-	p->max_windows = (size_t)ac->train_max_windows;
-	p->min_windows = (size_t)ac->train_after;
-}
-
-static void fill_window_cfg(const struct pdm_config *cfg, const struct cfg_asset *ac,
-			    struct window_cfg *w)
-{
-	memset(w, 0, sizeof(*w));
-	w->C = (int)ac->n_sensors;
-	w->interval_ms = ac->sample_interval_ms;
-	w->W = ac->window;
-	w->hop = ac->hop;
-	w->hold = ac->hold;
-	w->run_channel = -1;
-	if (ac->has_run_when) {
-		for (size_t c = 0; c < ac->n_sensors; c++)
-			if (ac->sensors[c] == ac->run_sensor)
-				w->run_channel = (int)c;
-		w->run_op = (int)ac->run_op;
-		w->run_value = ac->run_value;
-	}
-	w->no_data_ms = ac->no_data_after_ms;
-	(void)cfg;
-}
-
-static void submit_training(struct engine *e, struct asset_rt *a, const char *why)
-{
-	struct train_job *j = calloc(1, sizeof(*j));
-	/* Training reaches up to the asset's clock (a device's, maybe hours
-	 * off the host's): the newest samples it has. */
-	int64_t wall = pdm_wall_ms(), now = asset_now(a, wall);
-
-	if (!j)
-		return;
-	j->asset_index = a->index;
-	j->asset = strdup(a->cfg->name);
-	j->store_path = strdup(e->store_path);
-	j->state_dir = strdup(e->cfg->daemon.state_dir);
-	j->sensor_ids = malloc(a->cfg->n_sensors * sizeof(uint32_t));
-	j->episodes = malloc(EPISODES_MAX * sizeof(struct train_episode));
-	if (!j->asset || !j->store_path || !j->state_dir || !j->sensor_ids || !j->episodes) {
-		train_job_free(j);
-		return;
-	}
-	memcpy(j->sensor_ids, a->store_ids, a->cfg->n_sensors * sizeof(uint32_t));
-	fill_window_cfg(e->cfg, a->cfg, &j->window);
-	fill_train_params(a->cfg, (int)a->cfg->n_sensors, &j->params);
-	j->t0_ms = now - a->cfg->train_history_ms;
-	j->t1_ms = now;
-	a->training_since_ms = a->retrain_since_ms;
-	a->retrain_since_ms = 0;
-	if (a->training_since_ms > 0) {
-		/* The user vouches for everything from then on (maintenance, a
-		 * new process): an open episode must not keep the machine's new
-		 * normal out of its model, and the model it flags is the one
-		 * being replaced, so the loss comparison does not apply. The
-		 * time was given on the host's clock; windows are on the asset's. */
-		int64_t since = a->training_since_ms - (wall - now);
-		if (since > j->t0_ms)
-			j->t0_ms = since;
-		for (size_t i = 0; i < a->n_episodes; i++) {
-			struct train_episode ep = a->episodes[i].span;
-			if (ep.start_ms >= since || a->episodes[i].normal)
-				continue;
-			if (ep.end_ms > since)
-				ep.end_ms = since;
-			j->episodes[j->n_episodes++] = ep;
-		}
-		j->params.promote_margin = 1e30;
-	} else {
-		for (size_t i = 0; i < a->n_episodes; i++)
-			if (!a->episodes[i].normal)
-				j->episodes[j->n_episodes++] = a->episodes[i].span;
-	}
-	if (a->learning)
-		learn_fitted(&a->learn, now);
-	j->current_version = detector_model_version(a->det);
-	j->new_version = j->current_version + 1;
-	uint32_t versions[1];
-	if (models_list(e->cfg->daemon.state_dir, a->cfg->name, versions, 1) == 1 &&
-	    versions[0] >= j->new_version)
-		j->new_version = versions[0] + 1;
-	j->keep_models = e->cfg->daemon.keep_models;
-	/* Make sure what the detector has seen is in the store before reading it. */
-	store_flush(e->store, 2000);
-	if (trainer_submit(e->trainer, j) == 0) {
-		LOG_I("trainer[%s]: training started (%s)", a->cfg->name, why);
-		notify_status("training %s", a->cfg->name);
-	}
-}
-
-/*
- * Training leaves the windows of alert episodes out. An episode open for a
- * whole retrain period leaves a scheduled retrain only the data the current
- * model saw (less of it, as history ages out): it is skipped, and the log
- * says once per episode how to tell pdmd the episode is normal operation,
- * or to train on the machine's new normal when the change is for good
- * (maintenance, another process). An episode marked normal is training data,
- * so its retrains go on.
- */
-static bool skip_retrain(struct asset_rt *a, int64_t now)
-{
-	const struct episode *ep = open_episode(a);
-	if (!ep || ep->normal)
-		return false;
-	int64_t start = ep->span.start_ms;
-	if (asset_now(a, now) - start < a->cfg->retrain_ms)
-		return false;
-	a->retrain_base_ms = now;
-	if (a->skip_told_ms == start) {
-		LOG_D("trainer[%s]: scheduled retrain skipped (alert episode still open)",
-		      a->cfg->name);
-		return true;
-	}
-	a->skip_told_ms = start;
-	char ts[PDM_ISO8601_LEN];
-	pdm_iso8601(start, ts, sizeof(ts));
-	LOG_W("trainer[%s]: scheduled retrains skipped while the alert raised at %s lasts: "
-	      "training leaves alert episodes out, so they would learn nothing new. If it is "
-	      "normal operation (a state the model has not seen), say so: pdmctl normal %s-%llu "
-	      "(its data becomes training data, the older data is kept). If the machine runs "
-	      "this way for good (maintenance, a new process), train on its new normal only: "
-	      "pdmctl retrain --since %s %s (or the time of the change)",
-	      a->cfg->name, ts, a->cfg->name, (unsigned long long)ep->seq, ts, a->cfg->name);
-	return true;
-}
-
-/* Learning survives a restart: the key "relearn/ASSET" holds
- * "EPISODE_START MARK UNTIL", EPISODE_START 0 for the first model's learning
- * (older daemons wrote the first two, for relearning only). */
-static void save_learning(struct asset_rt *a)
-{
-	char key[300], val[96];
-
-	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
-	snprintf(val, sizeof(val), "%lld %lld %lld", (long long)a->relearn_since_ms,
-		 (long long)a->learn.mark_ms, (long long)a->learn.until_ms);
-	int rc = a->learning ? store_kv_set(a->e->store, key, val) : store_kv_del(a->e->store, key);
-	if (rc < 0 && rc != -ENOENT)
-		LOG_W("detector[%s]: cannot save the learning state: %s", a->cfg->name,
-		      pdm_strerror(rc));
-}
-
-/*
- * Relearning an episode taken as normal (pdmctl normal): the new state is
- * often still moving - a pump at a new speed warms or cools for minutes,
- * further than a model trained on its first seconds knows - so one retrain
- * is not enough; learn.h has the rule. Its age counts from when the user
- * took the episode as normal (the first training has all of the episode,
- * however long it was open), at most RELEARN_MAX_MS.
- */
-#define RELEARN_MAX_MS 3600000LL
-
-static void load_learning(struct asset_rt *a)
-{
-	char key[300], *s = NULL;
-
-	snprintf(key, sizeof(key), "relearn/%s", a->cfg->name);
-	if (store_kv_get(a->e->store, key, &s) < 0)
-		return;
-	long long since = 0, mark = 0, until = 0;
-	int n = sscanf(s, "%lld %lld %lld", &since, &mark, &until);
-	free(s);
-	int64_t now = asset_now(a, pdm_wall_ms());
-	char ts[PDM_ISO8601_LEN];
-	if (n < 1 || since < 0 ||
-	    (since == 0 && (n < 3 || !detector_has_model(a->det) || a->cfg->learn_for_ms <= 0))) {
-		/* Not learning; or the first model's learning without the model
-		 * (its files deleted: the next model starts it again), or with
-		 * learn_for set to 0 since. */
-		a->learning = false;
-		save_learning(a);
-		return;
-	}
-	a->learning = true;
-	a->relearn_since_ms = since;
-	if (n < 2 || mark < since)
-		mark = since;
-	learn_start(&a->learn, mark, RELEARN_MAX_MS);
-	if (n == 3)
-		a->learn.until_ms = until;
-	/* An episode restored open is cleared again (its cleared event was
-	 * not stored before the stop). */
-	(void)detector_relearn_start(a->det, now);
-	if (since > 0) {
-		LOG_I("asset[%s]: relearning the episode raised at %s, taken as normal, without "
-		      "alerts", a->cfg->name, pdm_iso8601(since, ts, sizeof(ts)));
-		return;
-	}
-	/* The model loaded is the one learning had: its quiet time starts now. */
-	learn_installed(&a->learn, now);
-	LOG_I("asset[%s]: learning its first model's machine without alerts (at most until %s)",
-	      a->cfg->name, pdm_iso8601(a->learn.until_ms, ts, sizeof(ts)));
-}
-
-static void learning_end(struct asset_rt *a)
-{
-	detector_relearn_end(a->det);
-	a->learning = false;
-	a->relearn_since_ms = 0;
-	save_learning(a);
-}
-
-/*
- * A first model has seen train_after windows: minutes of a machine that may
- * still be warming, or that has not yet run at all its operating points.
- * Unless learn_for is 0 the asset learns on (learn.h): its age counts from
- * the start of the first model's data (train_after windows back on the
- * grid), so the model has learned once quiet for half that span, and alerts
- * are on again learn_for after the model at the latest.
- */
-static void learning_first(struct asset_rt *a, int64_t t)
-{
-	const struct cfg_asset *ac = a->cfg;
-	char ts[PDM_ISO8601_LEN];
-
-	if (ac->learn_for_ms <= 0 || a->learning)
-		return;
-	int64_t span = ac->train_after * ac->hop * ac->sample_interval_ms;
-	learn_start(&a->learn, t - span, span + ac->learn_for_ms);
-	learn_fitted(&a->learn, t);
-	learn_installed(&a->learn, t);
-	a->learning = true;
-	a->relearn_since_ms = 0;
-	(void)detector_relearn_start(a->det, t);
-	save_learning(a);
-	int64_t quiet = span / 2 > LEARN_MIN_MS ? span / 2 : LEARN_MIN_MS;
-	LOG_I("asset[%s]: first model: learning without alerts until a model scores under its "
-	      "threshold for %.0f s (at most until %s)", ac->name, (double)quiet / 1000.0,
-	      pdm_iso8601(a->learn.until_ms, ts, sizeof(ts)));
-}
-
-/* Whether the learning asset retrains now; ends learning when it is over. */
-static bool learning_due(struct asset_rt *a, int64_t now)
-{
-	if (!a->learning)
-		return false;
-	const char *what = a->relearn_since_ms > 0 ? "relearned" : "learned";
-	bool loud = detector_relearn_loud(a->det);
-	switch (learn_step(&a->learn, asset_now(a, now), loud)) {
-	case LEARN_RETRAIN:
-		return true;
-	case LEARN_DONE:
-		LOG_I("asset[%s]: %s: model v%u has scored under its threshold for %.0f s; alerts "
-		      "are on again", a->cfg->name, what, detector_model_version(a->det),
-		      (double)(asset_now(a, now) - a->learn.model_ms) / 1000.0);
-		learning_end(a);
-		return false;
-	case LEARN_EXPIRED:
-		if (loud)
-			LOG_W("asset[%s]: still over its threshold after %s for %lld min; alerts "
-			      "are on again (a state that keeps moving this long may be a fault; "
-			      "'pdmctl plot %s' shows it)", a->cfg->name,
-			      a->relearn_since_ms > 0 ? "relearning" : "learning",
-			      (long long)((asset_now(a, now) - a->learn.mark_ms) / 60000),
-			      a->cfg->name);
-		else
-			LOG_I("asset[%s]: learning time is over (model v%u quiet so far); alerts are "
-			      "on again", a->cfg->name, detector_model_version(a->det));
-		learning_end(a);
-		return false;
-	case LEARN_WAIT:
-		break;
-	}
-	return false;
-}
-
-static void schedule_training(struct engine *e, int64_t now)
-{
-	for (size_t i = 0; i < e->n_assets; i++) {
-		struct asset_rt *a = &e->assets[i];
-		if (trainer_busy(e->trainer, i))
-			continue;
-		uint64_t seen = detector_trainable_windows(a->det) - a->trainable_mark;
-		if (a->retrain_requested) {
-			a->retrain_requested = false;
-			submit_training(e, a, "requested");
-		} else if (!detector_has_model(a->det)) {
-			if (seen >= a->windows_needed)
-				submit_training(e, a, "first model");
-		} else if (a->learning) {
-			/* learning has its own schedule */
-			if (learning_due(a, now))
-				submit_training(e, a, a->relearn_since_ms > 0
-							      ? "relearning an episode taken as normal"
-							      : "learning");
-		} else if (a->cfg->retrain_ms > 0 && now - a->retrain_base_ms >= a->cfg->retrain_ms) {
-			if (!skip_retrain(a, now))
-				submit_training(e, a, "scheduled retrain");
-		}
-	}
-}
-
-static void handle_train_results(struct engine *e)
-{
-	struct train_result *r;
-
-	while ((r = trainer_poll(e->trainer)) != NULL) {
-		if (r->asset_index >= e->n_assets) {
-			free(r);
-			continue;
-		}
-		struct asset_rt *a = &e->assets[r->asset_index];
-		const struct train_outcome *o = &r->outcome;
-		/* Whatever the outcome, the next scheduled try is a retrain
-		 * period away (a promoted model resets it to its own time):
-		 * retrying on the next tick would read the whole history every
-		 * second. */
-		a->retrain_base_ms = pdm_wall_ms();
-		switch (o->status) {
-		case TRAIN_PROMOTED: {
-			char path[4096], err[256] = "";
-			struct nn_model *m = NULL;
-			models_path(e->cfg->daemon.state_dir, a->cfg->name, r->version, path,
-				    sizeof(path));
-			if (nn_model_load(path, &m, err, sizeof(err)) < 0) {
-				LOG_E("trainer[%s]: new model %s does not load back (%s); keeping "
-				      "the current one", a->cfg->name, path, err);
-				break;
-			}
-			struct nn_model_info info;
-			nn_model_info(m, &info);
-			struct store_model sm = {
-				.asset = a->cfg->name,
-				.version = r->version,
-				.kind = nn_kind_name(info.kind),
-				.path = path,
-				.trained_at_ms = info.trained_at_ms,
-				.windows = o->windows,
-				.val_loss = info.val_loss,
-				.threshold = info.threshold,
-			};
-			store_model_add(e->store, &sm);
-			store_model_prune(e->store, a->cfg->name, e->cfg->daemon.keep_models);
-			bool first = !detector_has_model(a->det);
-			install_model(a, m, r->version);
-			if (a->learning)
-				learn_installed(&a->learn, asset_now(a, pdm_wall_ms()));
-			else if (first)
-				learning_first(a, asset_now(a, pdm_wall_ms()));
-			LOG_I("trainer[%s]: model v%u in use (%s, %.1f s)", a->cfg->name, r->version,
-			      o->reason, o->seconds);
-			break;
-		}
-		case TRAIN_REFUSED:
-			LOG_W("trainer[%s]: new model refused: %s; the current model stays",
-			      a->cfg->name, o->reason);
-			break;
-		case TRAIN_NOT_ENOUGH:
-			if (a->training_since_ms > 0) {
-				char ts[PDM_ISO8601_LEN];
-				LOG_W("trainer[%s]: the retrain on the data since %s was not done: %s; "
-				      "ask again later or from an earlier time",
-				      a->cfg->name, pdm_iso8601(a->training_since_ms, ts, sizeof(ts)),
-				      o->reason);
-				break;
-			}
-			/* Wait for what is missing rather than retrying every tick. */
-			a->trainable_mark = detector_trainable_windows(a->det);
-			a->windows_needed = (size_t)a->cfg->train_after > o->windows
-						    ? (size_t)a->cfg->train_after - o->windows
-						    : 1;
-			LOG_I("trainer[%s]: not trained yet: %s", a->cfg->name, o->reason);
-			break;
-		case TRAIN_FAILED:
-			a->trainable_mark = detector_trainable_windows(a->det);
-			a->windows_needed = (size_t)a->cfg->train_after;
-			LOG_E("trainer[%s]: %s", a->cfg->name, o->reason);
-			break;
-		}
-		if (!detector_has_model(a->det) && o->status != TRAIN_NOT_ENOUGH)
-			a->trained_at_ms = 0;
-		notify_status("running: %zu assets", e->n_assets);
-		free(r);
-	}
-}
 
 /* ---- samples ---------------------------------------------------------------- */
 
@@ -843,10 +402,7 @@ static void watch_clock(struct engine *e, int64_t wall, int64_t mono)
 		if (!a->own_clock)
 			continue;
 		detector_clock_step(a->det, wall);
-		if (a->learning) {
-			learn_shift(&a->learn, step);
-			save_learning(a);
-		}
+		engine_learning_shift(a, step);
 	}
 	/* Every device's lag seen so far was measured on the old clock. */
 	for (size_t i = 0; i < e->cfg->n_sources; i++)
@@ -1111,13 +667,7 @@ static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 		/* The cleared event closes the episode's span (hook_alert). If it
 		 * cannot be stored (logged there), relearning still starts, and
 		 * after a restart relearning clears the episode again. */
-		int64_t since = ep->span.start_ms;
-		int64_t mark = asset_now(a, pdm_wall_ms());
-		(void)detector_relearn_start(a->det, mark);
-		a->learning = true;
-		a->relearn_since_ms = since;
-		learn_start(&a->learn, mark, RELEARN_MAX_MS);
-		save_learning(a);
+		engine_relearn_start(a, ep->span.start_ms, asset_now(a, pdm_wall_ms()));
 	}
 	LOG_I("control: alert episode %s-%llu (raised %s, %s) %s normal operation: its data is "
 	      "training data from now on; retraining %s%s",
@@ -1453,8 +1003,8 @@ static int close_orphan_episode(struct engine *e, struct asset_rt *a, struct ale
 	}
 	LOG_W("alert[%s]: no usable model: episode %s-%llu closed (cleared) so that the asset "
 	      "can train again", ac->name, ac->name, (unsigned long long)rp->episode_seq);
-	if (open_episode(a)) {
-		open_episode(a)->span.end_ms = now;
+	if (engine_open_episode(a)) {
+		engine_open_episode(a)->span.end_ms = now;
 		save_episodes(a);
 	}
 	return 0;
@@ -1522,7 +1072,7 @@ static int setup_assets(struct engine *e)
 			.host = cfg->daemon.host,
 			.channel_names = a->channel_names,
 		};
-		fill_window_cfg(cfg, ac, &dc.window);
+		engine_fill_window_cfg(ac, &dc.window);
 		dc.alert = (struct alert_cfg){ ac->raise_after, ac->clear_after, ac->critical };
 		struct detector_hooks hooks = {
 			.on_score = hook_score,
@@ -1533,8 +1083,8 @@ static int setup_assets(struct engine *e)
 		if (!a->det)
 			return -ENOMEM;
 		load_episodes(a);
-		if (rp && open_episode(a) && open_episode(a)->seq == 0)
-			open_episode(a)->seq = rp->episode_seq;
+		if (rp && engine_open_episode(a) && engine_open_episode(a)->seq == 0)
+			engine_open_episode(a)->seq = rp->episode_seq;
 
 		struct nn_model *m = NULL;
 		uint32_t version = 0;
@@ -1551,7 +1101,7 @@ static int setup_assets(struct engine *e)
 				detector_set_model(a->det, NULL, version);
 			} else {
 				LOG_I("models[%s]: loaded v%u", ac->name, version);
-				install_model(a, m, version);
+				engine_install_model(a, m, version);
 			}
 		}
 		if (!detector_has_model(a->det) && rp && rp->severity > 0) {
@@ -1565,7 +1115,7 @@ static int setup_assets(struct engine *e)
 			detector_set_model(a->det, NULL, version);
 		}
 		/* After the model: an episode still open is cleared with it. */
-		load_learning(a);
+		engine_load_learning(a);
 		/* Initial retained state: learning until a model exists; with one,
 		 * the severity of an episode still open from before a restart (a
 		 * crash mid-episode must not publish "normal"). */
@@ -1844,7 +1394,7 @@ static void on_tick(struct engine *e)
 		e->last_control_ms = mono;
 		check_device_clocks(e, mono);
 		check_control(e);
-		schedule_training(e, now);
+		engine_schedule_training(e, now);
 		flush_retained(e);
 		pump_outbox(e);
 	}
@@ -1910,7 +1460,8 @@ int engine_run(struct engine *e)
 				drain_events(e);
 				break;
 			case FD_TRAINER:
-				handle_train_results(e);
+				engine_handle_train_results(e);
+				flush_retained(e);
 				break;
 			}
 		}

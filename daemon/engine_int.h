@@ -136,8 +136,38 @@ struct engine {
 	int64_t last_step_ms; /* signed: how far the last step moved the clock */
 };
 
-/* status.json in the state directory: what pdmctl status reads (the main
- * loop writes it every STATUS_FILE_MS). */
+/* The asset's "now" for its windows, no_data and training: the host's clock,
+ * or its devices' (see refresh_clocks in engine.c). */
+static inline int64_t asset_now(const struct asset_rt *a, int64_t wall)
+{
+	return a->own_clock ? wall : wall - a->clock_lag_ms;
+}
+
+struct nn_model;
+struct window_cfg;
+
+/* The open episode, if the newest one is still open. */
+static inline struct episode *engine_open_episode(struct asset_rt *a)
+{
+	struct episode *ep = a->n_episodes ? &a->episodes[a->n_episodes - 1] : NULL;
+	return ep && ep->span.end_ms == INT64_MAX ? ep : NULL;
+}
+
+/* engine_train.c: when assets train, what a new model changes, and
+ * learning (learn.h). */
+void engine_fill_window_cfg(const struct cfg_asset *ac, struct window_cfg *w);
+/* The model in use from now on; its retained message is marked for the
+ * main loop to publish (flush_retained). */
+void engine_install_model(struct asset_rt *a, struct nn_model *m, uint32_t version);
+void engine_schedule_training(struct engine *e, int64_t now);
+void engine_handle_train_results(struct engine *e);
+/* After the asset's model is loaded at setup: learning that was on goes on. */
+void engine_load_learning(struct asset_rt *a);
+void engine_relearn_start(struct asset_rt *a, int64_t since, int64_t mark);
+void engine_learning_shift(struct asset_rt *a, int64_t step);
+
+/* engine_status.c: status.json in the state directory, what pdmctl status
+ * reads (the main loop writes it every STATUS_FILE_MS). */
 void engine_write_status(struct engine *e, int64_t now);
 
 #endif

@@ -158,21 +158,7 @@ static int train_now(struct replay *r, int64_t now)
 		n = max;
 	}
 	struct train_params p;
-	memset(&p, 0, sizeof(p));
-	p.kind = (enum nn_kind)r->ac->model;
-	p.C = r->C;
-	p.W = r->W;
-	nn_train_opts_default(&p.opts);
-	p.opts.epochs = r->ac->epochs;
-	p.opts.batch = r->ac->batch;
-	p.opts.lr = (float)r->ac->learning_rate;
-	p.opts.seed = r->ac->seed;
-	p.opts.val_frac = (float)r->ac->validation;
-	p.opts.patience = r->ac->patience;
-	p.opts.max_seconds = (double)r->ac->train_timeout_ms / 1000.0;
-	p.opts.threshold_quantile = (float)r->ac->threshold_quantile;
-	p.opts.threshold_margin = (float)r->ac->threshold_margin;
-	p.promote_margin = r->ac->promote_margin;
+	trainer_params_from_cfg(r->ac, r->C, &p);
 	p.max_windows = max;
 	p.min_windows = r->frozen ? 10 : (size_t)r->ac->train_after;
 

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "log.h"
 #include "models.h"
 #include "pdm_error.h"
@@ -137,6 +138,27 @@ static void channel_scale(const float *x, size_t N, int C, int W, float *scale)
 		double sd = var > 0 ? sqrt(var) : 0;
 		scale[c] = sd > 1e-6 ? (float)sd : 1.0f;
 	}
+}
+
+void trainer_params_from_cfg(const struct cfg_asset *ac, int C, struct train_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = (enum nn_kind)ac->model;
+	p->C = C;
+	p->W = ac->window;
+	nn_train_opts_default(&p->opts);
+	p->opts.epochs = ac->epochs;
+	p->opts.batch = ac->batch;
+	p->opts.lr = (float)ac->learning_rate;
+	p->opts.seed = ac->seed;
+	p->opts.val_frac = (float)ac->validation;
+	p->opts.patience = ac->patience;
+	p->opts.max_seconds = (double)ac->train_timeout_ms / 1000.0;
+	p->opts.threshold_quantile = (float)ac->threshold_quantile;
+	p->opts.threshold_margin = (float)ac->threshold_margin;
+	p->promote_margin = ac->promote_margin;
+	p->max_windows = (size_t)ac->train_max_windows;
+	p->min_windows = (size_t)ac->train_after;
 }
 
 int trainer_fit(const struct train_params *p, const float *x, size_t N, size_t seen,

@@ -47,6 +47,10 @@ struct train_outcome {
 
 const char *trainer_status_name(enum train_status s);
 
+struct cfg_asset;
+/* The training settings of an asset's configuration (C sensors). */
+void trainer_params_from_cfg(const struct cfg_asset *ac, int C, struct train_params *p);
+
 /*
  * A growing, bounded collection of windows in time order. When full it
  * drops every other window and keeps only every second new one after

@@ -327,6 +327,14 @@ static int count_str(const char *hay, const char *needle)
 	return n;
 }
 
+/* Uniform noise in [-0.5, 0.5): a small LCG, so the data files are the same
+ * on every machine. */
+static double noise(uint32_t *rnd)
+{
+	*rnd = *rnd * 1103515245u + 12345u;
+	return (double)((*rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 /* Trained on the schedule (train_after 150 windows of 0.4 s: about 60 s of
@@ -474,11 +482,10 @@ static void test_train_once_covers_range(void **state)
 	fputs("timestamp,current,pressure\n", fp);
 	uint32_t rnd = 99;
 	for (int i = 0; i < 1800; i++) {
-		rnd = rnd * 1103515245u + 12345u;
-		double noise = (double)((rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
+		double nz = noise(&rnd);
 		bool b = i >= 600 && i < 1200; /* operating point B in the middle */
-		double cur = (b ? 60.0 : 40.0) + 2.0 * sin(i / 10.0) + noise;
-		double pre = (b ? 8.0 : 5.0) + 0.5 * cos(i / 10.0) + noise / 4;
+		double cur = (b ? 60.0 : 40.0) + 2.0 * sin(i / 10.0) + nz;
+		double pre = (b ? 8.0 : 5.0) + 0.5 * cos(i / 10.0) + nz / 4;
 		fprintf(fp, "%d,%.3f,%.3f\n", 1709287200 + i, cur, pre);
 	}
 	fclose(fp);
@@ -599,10 +606,8 @@ static void test_learning_after_first_model(void **state)
 	uint32_t rnd = 7;
 	for (int i = 0; i < 3000; i++) {
 		double n[3];
-		for (int k = 0; k < 3; k++) {
-			rnd = rnd * 1103515245u + 12345u;
-			n[k] = (double)((rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
-		}
+		for (int k = 0; k < 3; k++)
+			n[k] = noise(&rnd);
 		double load = sin(i / 7.0);
 		double vib = (2.0 + 0.3 * load + 0.05 * n[0]) *
 			     (i >= WARM_FAULT_S && i < WARM_FAULT_S + 300 ? 3.0 : 1.0);
@@ -688,11 +693,10 @@ static void test_formats(void **state)
 	fputs("Zeit;Sonstiges;Motor Strom;Druck\r\n", fp);
 	uint32_t rnd = 12345;
 	for (int i = 0; i < 1200; i++) {
-		rnd = rnd * 1103515245u + 12345u;
-		double noise = (double)((rnd >> 16) & 0x7fff) / 32768.0 - 0.5;
+		double nz = noise(&rnd);
 		char cur[32], pre[32];
-		snprintf(cur, sizeof(cur), "%.3f", 40.0 + 2.0 * sin(i / 20.0) + noise);
-		snprintf(pre, sizeof(pre), "%.3f", 5.0 + 0.5 * cos(i / 20.0) + noise / 4);
+		snprintf(cur, sizeof(cur), "%.3f", 40.0 + 2.0 * sin(i / 20.0) + nz);
+		snprintf(pre, sizeof(pre), "%.3f", 5.0 + 0.5 * cos(i / 20.0) + nz / 4);
 		for (char *c = cur; *c; c++)
 			*c = *c == '.' ? ',' : *c;
 		for (char *c = pre; *c; c++)

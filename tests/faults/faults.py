@@ -269,9 +269,12 @@ class Subscriber:
 # ---- the daemon ------------------------------------------------------------
 
 def write_config(confdir, state_dir, uri, mb_port, train_after, mb_port_b=None,
-                 no_data_after=None, max_inflight=None):
+                 no_data_after=None, max_inflight=None, learn=False):
     """etc/demo with its placeholders filled, a shorter train_after, and
-    optionally pump-b on a PLC of its own (registers from hr:0)."""
+    optionally pump-b on a PLC of its own (registers from hr:0). The
+    scenarios are about failures and want alerts from the first models on
+    (learn_for = 0); learn=True keeps the learning after them (tested on
+    its own by test_daemon, the demo and test_replay)."""
     src = os.path.join(os.environ["PDM_ETC"], "demo")
     if os.path.isdir(confdir):
         shutil.rmtree(confdir)
@@ -284,6 +287,8 @@ def write_config(confdir, state_dir, uri, mb_port, train_after, mb_port_b=None,
             t = (t.replace("@STATE_DIR@", state_dir).replace("@MQTT_URI@", uri)
                  .replace("@MODBUS_PORT@", str(mb_port)))
             extra = "train_after = %d" % train_after
+            if not learn:
+                extra += "\nlearn_for = 0"
             if no_data_after:
                 extra += "\nno_data_after = %s" % no_data_after
             t = re.sub(r"(?m)^train_after = \d+", extra, t)
@@ -599,8 +604,10 @@ def verify_states(d, sub, since, timeout):
 class Rig:
     """Broker + simulator(s) + subscriber + daemon in one work directory."""
 
-    def __init__(self, args, split_b=False, state_dir=None, no_data_after=None, sim_args=()):
+    def __init__(self, args, split_b=False, state_dir=None, no_data_after=None, sim_args=(),
+                 learn=False):
         self.args = args
+        self.learn = learn
         self.work = args.work
         self.broker = Broker(self.work)
         self.broker.start()
@@ -625,7 +632,7 @@ class Rig:
     def write_config(self, no_data_after=None):
         write_config(self.confdir, self.state_dir, self.broker.uri, self.sim.port,
                      self.args.train_after, self.sim_b.port if self.sim_b else None,
-                     no_data_after, self.args.max_inflight)
+                     no_data_after, self.args.max_inflight, self.learn)
 
     def close(self):
         if self.pdmd.alive():
@@ -656,7 +663,9 @@ def faults_thread(rig, stop, period, plan=FAULT_PLAN):
 
 
 def scen_kill(args):
-    rig = Rig(args)
+    # With the learning after the first models: kills come during it too,
+    # and it goes on after each restart.
+    rig = Rig(args, learn=True)
     d = rig.pdmd
     d.start()
     versions = d.wait_models(args.model_timeout)
@@ -1521,10 +1530,14 @@ def scen_maint(args):
         with open(p, "w") as f:
             f.write(t)
     d.start()
-    versions = d.wait_models(args.model_timeout)
-    res = {}
+    # pump-b's PLC freezes right after its first model, so that its first
+    # retrain a minute later finds its one-minute history empty.
+    wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("model_version", 0) >= 1,
+             args.model_timeout, "pump-b's first model")
     os.kill(rig.sim_b.proc.pid, signal.SIGSTOP)
     stopped = time.time()
+    versions = d.wait_models(args.model_timeout)
+    res = {}
 
     def quiet():
         ev = [a for a in rig.sub.alerts() if a["asset"] == "pump-a"]
