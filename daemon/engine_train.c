@@ -291,9 +291,7 @@ static void learning_first(struct asset_rt *a, int64_t t)
 	if (ac->learn_for_ms <= 0 || a->learning)
 		return;
 	int64_t span = ac->train_after * ac->hop * ac->sample_interval_ms;
-	learn_start(&a->learn, t - span, span + ac->learn_for_ms);
-	learn_fitted(&a->learn, t);
-	learn_installed(&a->learn, t);
+	learn_start_first(&a->learn, t, span, ac->learn_for_ms);
 	a->learning = true;
 	a->relearn_since_ms = 0;
 	(void)detector_relearn_start(a->det, t);

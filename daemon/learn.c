@@ -11,6 +11,13 @@ void learn_start(struct learn *l, int64_t mark_ms, int64_t max_ms)
 	l->model_ms = 0;
 }
 
+void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_ms)
+{
+	learn_start(l, t - span_ms, max_ms > INT64_MAX - span_ms ? INT64_MAX : span_ms + max_ms);
+	l->fit_ms = t;
+	l->model_ms = t;
+}
+
 enum learn_step learn_step(const struct learn *l, int64_t t, bool loud)
 {
 	if (l->model_ms > 0 && !loud) {

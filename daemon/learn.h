@@ -43,6 +43,11 @@ enum learn_step {
 /* Learning from mark_ms for at most max_ms. */
 void learn_start(struct learn *l, int64_t mark_ms, int64_t max_ms);
 
+/* Learning after a first model installed at t, trained on span_ms of data
+ * (train_after windows on the grid): its age counts from the data's start,
+ * and it ends max_ms after the model at the latest. */
+void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_ms);
+
 /* What to do at time t; loud: the current model, installed while learning,
  * has had raise_after consecutive windows over its threshold. */
 enum learn_step learn_step(const struct learn *l, int64_t t, bool loud);

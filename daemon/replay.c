@@ -182,10 +182,9 @@ static int train_now(struct replay *r, int64_t now)
 		if (r->learning) {
 			learn_installed(&r->learn, now);
 		} else if (first && !r->once && r->ac->learn_for_ms > 0) {
-			int64_t span = r->ac->train_after * r->ac->hop * r->ac->sample_interval_ms;
-			learn_start(&r->learn, now - span, span + r->ac->learn_for_ms);
-			learn_fitted(&r->learn, now);
-			learn_installed(&r->learn, now);
+			learn_start_first(&r->learn, now,
+					  r->ac->train_after * r->ac->hop * r->ac->sample_interval_ms,
+					  r->ac->learn_for_ms);
 			r->learning = true;
 			(void)detector_relearn_start(r->det, now);
 		}

@@ -35,10 +35,11 @@ static void test_first_model_quiet(void **state)
 	struct learn l;
 	(void)state;
 
-	learn_start(&l, T0 - 60 * S, 60 * S + 3600 * S);
-	learn_fitted(&l, T0);
-	learn_installed(&l, T0);
+	learn_start_first(&l, T0, 60 * S, 3600 * S);
+	assert_int_equal(l.mark_ms, T0 - 60 * S);
 	assert_int_equal(l.until_ms, T0 + 3600 * S);
+	assert_int_equal(l.fit_ms, T0);
+	assert_int_equal(l.model_ms, T0);
 	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_RETRAIN), -1);
 	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_DONE), T0 + 30 * S);
 	assert_int_equal(learn_step(&l, T0 + 30 * S - 1, false), LEARN_WAIT);
@@ -52,9 +53,7 @@ static void test_loud_retrains(void **state)
 	struct learn l;
 	(void)state;
 
-	learn_start(&l, T0 - 60 * S, 60 * S + 3600 * S);
-	learn_fitted(&l, T0);
-	learn_installed(&l, T0);
+	learn_start_first(&l, T0, 60 * S, 3600 * S);
 	int64_t t1 = first_step(&l, T0, T0 + 3600 * S, true, LEARN_RETRAIN);
 	assert_int_equal(t1, T0 + 30 * S);
 	learn_fitted(&l, t1);
@@ -121,9 +120,7 @@ static void test_shift(void **state)
 	struct learn l, m;
 	(void)state;
 
-	learn_start(&l, T0 - 60 * S, 60 * S + 3600 * S);
-	learn_fitted(&l, T0);
-	learn_installed(&l, T0);
+	learn_start_first(&l, T0, 60 * S, 3600 * S);
 	m = l;
 	const int64_t step = -3600 * S;
 	learn_shift(&m, step);
