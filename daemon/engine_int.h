@@ -143,6 +143,12 @@ static inline int64_t asset_now(const struct asset_rt *a, int64_t wall)
 	return a->own_clock ? wall : wall - a->clock_lag_ms;
 }
 
+/* A time on the asset's clock, on the host's (for people to read). */
+static inline int64_t asset_to_host(const struct asset_rt *a, int64_t t)
+{
+	return a->own_clock ? t : t + a->clock_lag_ms;
+}
+
 struct nn_model;
 struct window_cfg;
 

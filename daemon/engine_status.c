@@ -87,8 +87,8 @@ void engine_write_status(struct engine *e, int64_t now)
 		 * by then at the latest; on the host's clock */
 		if (a->learning && a->learn.until_ms != INT64_MAX)
 			cJSON_AddStringToObject(j, "learning_until",
-						pdm_iso8601(a->learn.until_ms + (a->own_clock ? 0 : a->clock_lag_ms),
-							    ts, sizeof(ts)));
+						pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts,
+							    sizeof(ts)));
 		struct window_stats ws;
 		detector_window_stats(a->det, &ws);
 		/* samples older than their sensor's newest one: a clock or a

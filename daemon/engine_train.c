@@ -244,7 +244,7 @@ void engine_load_learning(struct asset_rt *a)
 	/* The model loaded is the one learning had: its quiet time starts now. */
 	learn_installed(&a->learn, now);
 	LOG_I("asset[%s]: learning its first model's machine without alerts (at most until %s)",
-	      a->cfg->name, pdm_iso8601(a->learn.until_ms, ts, sizeof(ts)));
+	      a->cfg->name, pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts)));
 }
 
 static void learning_end(struct asset_rt *a)
@@ -299,7 +299,7 @@ static void learning_first(struct asset_rt *a, int64_t t)
 	int64_t quiet = span / 2 > LEARN_MIN_MS ? span / 2 : LEARN_MIN_MS;
 	LOG_I("asset[%s]: first model: learning without alerts until a model scores under its "
 	      "threshold for %.0f s (at most until %s)", ac->name, (double)quiet / 1000.0,
-	      pdm_iso8601(a->learn.until_ms, ts, sizeof(ts)));
+	      pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts)));
 }
 
 /* Whether the learning asset retrains now; ends learning when it is over. */
