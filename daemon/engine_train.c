@@ -309,13 +309,20 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 		return false;
 	const char *what = a->relearn_since_ms > 0 ? "relearned" : "learned";
 	bool loud = detector_relearn_loud(a->det);
-	switch (learn_step(&a->learn, asset_now(a, now), loud)) {
+	int64_t t = asset_now(a, now);
+	/* Set at a restart before the devices' clock lag was measured, these
+	 * may lie ahead of the asset's clock: the quiet time would never start. */
+	if (a->learn.model_ms > t)
+		a->learn.model_ms = t;
+	if (a->learn.fit_ms > t)
+		a->learn.fit_ms = t;
+	switch (learn_step(&a->learn, t, loud)) {
 	case LEARN_RETRAIN:
 		return true;
 	case LEARN_DONE:
 		LOG_I("asset[%s]: %s: model v%u has scored under its threshold for %.0f s; alerts "
 		      "are on again", a->cfg->name, what, detector_model_version(a->det),
-		      (double)(asset_now(a, now) - a->learn.model_ms) / 1000.0);
+		      (double)(t - a->learn.model_ms) / 1000.0);
 		learning_end(a);
 		return false;
 	case LEARN_EXPIRED:
@@ -324,7 +331,7 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 			      "are on again (a state that keeps moving this long may be a fault; "
 			      "'pdmctl plot %s' shows it)", a->cfg->name,
 			      a->relearn_since_ms > 0 ? "relearning" : "learning",
-			      (long long)((asset_now(a, now) - a->learn.mark_ms) / 60000),
+			      (long long)((t - a->learn.mark_ms) / 60000),
 			      a->cfg->name);
 		else
 			LOG_I("asset[%s]: learning time is over (model v%u quiet so far); alerts are "
