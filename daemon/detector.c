@@ -29,6 +29,7 @@ struct detector {
 	bool relearning;
 	int relearn_over;  /* consecutive scores >= 1.0 */
 	bool relearn_loud; /* raise_after of them since the model was installed */
+	uint64_t relearn_scored; /* windows scored since the model was installed */
 	int hook_rc;
 	struct pdm_ratelimit rl;
 };
@@ -143,6 +144,7 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 	}
 	d->last_score = score;
 	if (d->relearning) {
+		d->relearn_scored++;
 		if (score < 1.0f)
 			d->relearn_over = 0;
 		else if (++d->relearn_over >= d->cfg.alert.raise_after)
@@ -202,6 +204,7 @@ void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version
 	d->model_version = version;
 	d->relearn_over = 0;
 	d->relearn_loud = false;
+	d->relearn_scored = 0;
 	if (m && d->state == DET_LEARNING && !d->relearning) {
 		struct alert_persist p;
 		alert_get_persist(d->alert, &p);
@@ -221,6 +224,7 @@ int detector_relearn_start(struct detector *d, int64_t ts_ms)
 	d->relearning = true;
 	d->relearn_over = 0;
 	d->relearn_loud = false;
+	d->relearn_scored = 0;
 	set_state(d, DET_LEARNING, d->last_score, ts_ms);
 	return rc;
 }
@@ -245,6 +249,11 @@ bool detector_relearning(const struct detector *d)
 bool detector_relearn_loud(const struct detector *d)
 {
 	return d->relearn_loud;
+}
+
+uint64_t detector_relearn_scored(const struct detector *d)
+{
+	return d->relearn_scored;
 }
 
 uint32_t detector_model_version(const struct detector *d)

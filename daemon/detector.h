@@ -94,6 +94,9 @@ bool detector_relearning(const struct detector *d);
 /* While relearning: raise_after consecutive scores >= 1.0 came since the
  * model was installed (it would have raised an alert). */
 bool detector_relearn_loud(const struct detector *d);
+/* While relearning: windows scored since the model was installed (none
+ * while the machine is off or silent). */
+uint64_t detector_relearn_scored(const struct detector *d);
 
 uint32_t detector_model_version(const struct detector *d);
 bool detector_has_model(const struct detector *d);

@@ -316,13 +316,15 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 		a->learn.model_ms = t;
 	if (a->learn.fit_ms > t)
 		a->learn.fit_ms = t;
-	switch (learn_step(&a->learn, t, loud)) {
+	int64_t scored = (int64_t)detector_relearn_scored(a->det) * a->cfg->hop *
+			 a->cfg->sample_interval_ms;
+	switch (learn_step(&a->learn, t, loud, scored)) {
 	case LEARN_RETRAIN:
 		return true;
 	case LEARN_DONE:
 		LOG_I("asset[%s]: %s: model v%u has scored under its threshold for %.0f s; alerts "
 		      "are on again", a->cfg->name, what, detector_model_version(a->det),
-		      (double)(t - a->learn.model_ms) / 1000.0);
+		      (double)scored / 1000.0);
 		learning_end(a);
 		return false;
 	case LEARN_EXPIRED:

@@ -18,14 +18,13 @@ void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_
 	l->model_ms = t;
 }
 
-enum learn_step learn_step(const struct learn *l, int64_t t, bool loud)
+enum learn_step learn_step(const struct learn *l, int64_t t, bool loud, int64_t scored_ms)
 {
 	if (l->model_ms > 0 && !loud) {
 		/* A quiet model has learned once it has been quiet for half of
 		 * what learning had seen when it came: a state that comes back
 		 * within that time was still moving. */
-		int64_t quiet = t - l->model_ms;
-		if (quiet >= LEARN_MIN_MS && 2 * quiet >= l->model_ms - l->mark_ms)
+		if (scored_ms >= LEARN_MIN_MS && 2 * scored_ms >= l->model_ms - l->mark_ms)
 			return LEARN_DONE;
 		return t >= l->until_ms ? LEARN_EXPIRED : LEARN_WAIT;
 	}

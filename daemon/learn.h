@@ -11,7 +11,8 @@
  * learning's age has grown by half since the last training, and it has learned
  * once a model installed while learning scores under its threshold (never
  * raise_after windows over it) for half as long as learning had lasted
- * when the model came. Past a deadline alerts are on again whatever the
+ * when the model came, counting only the time it scored: a machine stopped
+ * or a source silent proves nothing. Past a deadline alerts are on again whatever the
  * scores: what keeps moving that long may be a fault after all.
  *
  * Pure: times are the caller's (the asset's clock in the daemon, data time
@@ -48,9 +49,10 @@ void learn_start(struct learn *l, int64_t mark_ms, int64_t max_ms);
  * and it ends max_ms after the model at the latest. */
 void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_ms);
 
-/* What to do at time t; loud: the current model, installed while learning,
- * has had raise_after consecutive windows over its threshold. */
-enum learn_step learn_step(const struct learn *l, int64_t t, bool loud);
+/* What to do at time t. The current model, installed while learning, has
+ * scored scored_ms of running (scored windows x hop x sample interval);
+ * loud: raise_after consecutive windows of it were over its threshold. */
+enum learn_step learn_step(const struct learn *l, int64_t t, bool loud, int64_t scored_ms);
 
 /* A training started at t / a model was installed at t. */
 void learn_fitted(struct learn *l, int64_t t);

@@ -219,7 +219,9 @@ static void maybe_train(struct replay *r, int64_t now, int64_t row)
 			train_now(r, now);
 	} else if (r->learning) {
 		char ts[PDM_ISO8601_LEN];
-		switch (learn_step(&r->learn, now, detector_relearn_loud(r->det))) {
+		int64_t scored = (int64_t)detector_relearn_scored(r->det) * r->ac->hop *
+				 r->ac->sample_interval_ms;
+		switch (learn_step(&r->learn, now, detector_relearn_loud(r->det), scored)) {
 		case LEARN_RETRAIN:
 			train_now(r, now);
 			break;

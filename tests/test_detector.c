@@ -166,11 +166,15 @@ static void test_relearn(void **state)
 	assert_true(detector_trainable_windows(d) >= trainable + 20);
 	assert_true(detector_relearn_loud(d));
 	assert_true(detector_last_score(d) >= 1.0);
+	assert_true(detector_relearn_scored(d) >= 20);
 	detector_set_model(d, trained_model(8.0), 2);
 	assert_false(detector_relearn_loud(d));
+	assert_int_equal(detector_relearn_scored(d), 0); /* counted per model */
 	assert_int_equal(detector_state(d), DET_LEARNING); /* a model does not end it */
+	scored = seen.scored_learning;
 	feed(d, 600, 700, 8.0);
 	assert_false(detector_relearn_loud(d));
+	assert_int_equal(detector_relearn_scored(d), (uint64_t)(seen.scored_learning - scored));
 	assert_true(detector_last_score(d) < 1.0);
 	assert_int_equal(seen.state, DET_LEARNING);
 

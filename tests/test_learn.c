@@ -1,7 +1,8 @@
 /*
  * test_learn.c - the learning schedule: retrains as learning's age grows by
  * half (never closer than LEARN_MIN_MS), a quiet model learned after half
- * of what learning had seen when it came, a loud one retrained instead,
+ * of what learning had seen when it came (counting only the time it
+ * scored: not while the machine is stopped), a loud one retrained instead,
  * the deadline whatever the scores, and a clock step that keeps every
  * elapsed time. The cases are the ones the daemon and replay meet: a first
  * model of 60 s of data, an episode taken as normal.
@@ -18,12 +19,24 @@
 #define T0 1795839942123LL /* 2026-11-28T04:25:42.123Z */
 #define S 1000LL
 
+/* The machine runs and is scored all the time: the model has scored since
+ * it came. */
+static int64_t running(const struct learn *l, int64_t t)
+{
+	return l->model_ms > 0 && t > l->model_ms ? t - l->model_ms : 0;
+}
+
+static enum learn_step step(const struct learn *l, int64_t t, bool loud)
+{
+	return learn_step(l, t, loud, running(l, t));
+}
+
 /* The first time in [from, to) at which learn_step says `want`, or -1. */
 static int64_t first_step(const struct learn *l, int64_t from, int64_t to, bool loud,
 			  enum learn_step want)
 {
 	for (int64_t t = from; t < to; t += 100)
-		if (learn_step(l, t, loud) == want)
+		if (step(l, t, loud) == want)
 			return t;
 	return -1;
 }
@@ -42,7 +55,7 @@ static void test_first_model_quiet(void **state)
 	assert_int_equal(l.model_ms, T0);
 	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_RETRAIN), -1);
 	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_DONE), T0 + 30 * S);
-	assert_int_equal(learn_step(&l, T0 + 30 * S - 1, false), LEARN_WAIT);
+	assert_int_equal(step(&l, T0 + 30 * S - 1, false), LEARN_WAIT);
 }
 
 /* The same model loud: retrained once learning's age has grown by half
@@ -57,7 +70,7 @@ static void test_loud_retrains(void **state)
 	int64_t t1 = first_step(&l, T0, T0 + 3600 * S, true, LEARN_RETRAIN);
 	assert_int_equal(t1, T0 + 30 * S);
 	learn_fitted(&l, t1);
-	assert_int_equal(learn_step(&l, t1, true), LEARN_WAIT);
+	assert_int_equal(step(&l, t1, true), LEARN_WAIT);
 	int64_t t2 = first_step(&l, t1, T0 + 3600 * S, true, LEARN_RETRAIN);
 	assert_int_equal(t2, T0 + 75 * S); /* age 90 s -> 135 s */
 	learn_fitted(&l, t2);
@@ -77,7 +90,7 @@ static void test_minimum_spacing(void **state)
 	(void)state;
 
 	learn_start(&l, T0, 3600 * S);
-	assert_int_equal(learn_step(&l, T0, true), LEARN_WAIT);
+	assert_int_equal(step(&l, T0, true), LEARN_WAIT);
 	assert_int_equal(first_step(&l, T0, T0 + 60 * S, true, LEARN_RETRAIN), T0 + LEARN_MIN_MS);
 	learn_fitted(&l, T0 + LEARN_MIN_MS);
 	assert_int_equal(first_step(&l, T0 + LEARN_MIN_MS, T0 + 60 * S, true, LEARN_RETRAIN),
@@ -92,6 +105,23 @@ static void test_minimum_spacing(void **state)
 	assert_int_equal(first_step(&fresh, T0, T0 + 120 * S, false, LEARN_DONE), -1);
 }
 
+/* A machine stopped (or a source silent) right after the model: time
+ * passes, nothing is scored, nothing is learned; once it runs again the
+ * quiet time counts. */
+static void test_stopped_machine(void **state)
+{
+	struct learn l;
+	(void)state;
+
+	learn_start_first(&l, T0, 60 * S, 3600 * S);
+	for (int64_t t = T0; t < T0 + 3600 * S; t += S)
+		assert_int_equal(learn_step(&l, t, false, 0), LEARN_WAIT);
+	assert_int_equal(learn_step(&l, T0 + 3600 * S, false, 0), LEARN_EXPIRED);
+	/* back after 20 min: learned after 30 s of scores */
+	assert_int_equal(learn_step(&l, T0 + 1200 * S, false, 29 * S), LEARN_WAIT);
+	assert_int_equal(learn_step(&l, T0 + 1200 * S, false, 30 * S), LEARN_DONE);
+}
+
 /* The deadline ends learning whatever the scores: loud, quiet but not long
  * enough, or no model at all. */
 static void test_deadline(void **state)
@@ -101,16 +131,16 @@ static void test_deadline(void **state)
 
 	learn_start(&l, T0, 600 * S);
 	/* no model installed while learning: train (as after pdmctl normal) */
-	assert_int_equal(learn_step(&l, T0 + 600 * S - 1, false), LEARN_RETRAIN);
-	assert_int_equal(learn_step(&l, T0 + 600 * S, false), LEARN_EXPIRED);
+	assert_int_equal(step(&l, T0 + 600 * S - 1, false), LEARN_RETRAIN);
+	assert_int_equal(step(&l, T0 + 600 * S, false), LEARN_EXPIRED);
 	learn_installed(&l, T0 + 500 * S);
-	assert_int_equal(learn_step(&l, T0 + 600 * S, true), LEARN_EXPIRED);
-	assert_int_equal(learn_step(&l, T0 + 599 * S, false), LEARN_WAIT);
-	assert_int_equal(learn_step(&l, T0 + 600 * S, false), LEARN_EXPIRED);
+	assert_int_equal(step(&l, T0 + 600 * S, true), LEARN_EXPIRED);
+	assert_int_equal(step(&l, T0 + 599 * S, false), LEARN_WAIT);
+	assert_int_equal(step(&l, T0 + 600 * S, false), LEARN_EXPIRED);
 	/* no overflow with a deadline out of reach */
 	learn_start(&l, T0, INT64_MAX);
 	assert_int_equal(l.until_ms, INT64_MAX);
-	assert_int_equal(learn_step(&l, INT64_MAX / 4, true), LEARN_RETRAIN);
+	assert_int_equal(step(&l, INT64_MAX / 4, true), LEARN_RETRAIN);
 }
 
 /* A clock step moves every mark: what was due stays due, what was not
@@ -122,14 +152,14 @@ static void test_shift(void **state)
 
 	learn_start_first(&l, T0, 60 * S, 3600 * S);
 	m = l;
-	const int64_t step = -3600 * S;
-	learn_shift(&m, step);
+	const int64_t dstep = -3600 * S;
+	learn_shift(&m, dstep);
 	for (int64_t dt = 0; dt < 4000 * S; dt += 7 * S)
 		for (int loud = 0; loud < 2; loud++)
-			assert_int_equal(learn_step(&l, T0 + dt, loud),
-					 learn_step(&m, T0 + dt + step, loud));
+			assert_int_equal(step(&l, T0 + dt, loud),
+					 step(&m, T0 + dt + dstep, loud));
 	learn_start(&l, T0, INT64_MAX);
-	learn_shift(&l, step);
+	learn_shift(&l, dstep);
 	assert_int_equal(l.until_ms, INT64_MAX);
 	assert_int_equal(l.fit_ms, 0);
 	assert_int_equal(l.model_ms, 0);
@@ -139,7 +169,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_model_quiet), cmocka_unit_test(test_loud_retrains),
-		cmocka_unit_test(test_minimum_spacing),   cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_minimum_spacing),   cmocka_unit_test(test_stopped_machine),
+		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_shift),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
