@@ -660,10 +660,21 @@ static void test_normal(void **state)
 	char *row = strstr(OUT, "\npump-a ");
 	assert_non_null(row);
 	assert_non_null(strstr(row, "relearning"));
+	assert_non_null(strstr(OUT, "\npump-a: relearning an episode taken as normal without "
+				    "alerts until a model scores under its threshold for a while; "
+				    "alerts on by 2026-12-04T01:12:08.800Z at the latest\n"));
 	assert_int_equal(RUN("status", "--json"), 0);
 	assert_non_null(strstr(OUT, "\"relearning_since\":\t\"2026-12-04T00:12:08.800Z\""));
 	assert_non_null(strstr(OUT, "\"next_retrain\":\t\"2026-12-05T00:12:08.800Z\""));
 	assert_non_null(strstr(OUT, "\"learning_until\":\t\"2026-12-04T01:12:08.800Z\""));
+	/* Learning after the first model: said so under the table. */
+	status_extra = "\"learning_until\":\"2026-12-05T00:12:08.800Z\",";
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("status"), 0);
+	assert_non_null(strstr(OUT, "\npump-a: learning after its first model without alerts until "
+				    "a model scores under its threshold for a while; alerts on by "
+				    "2026-12-05T00:12:08.800Z at the latest\n"));
+	assert_null(strstr(OUT, "relearning"));
 	status_extra = "";
 	write_status(pdm_wall_ms(), getpid());
 }

@@ -707,6 +707,17 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 	}
 	table_print(&t, stdout);
 	table_free(&t);
+	/* "learning" with a model puzzles: say what it waits for, and until when */
+	for (size_t i = 0; i < na; i++) {
+		const struct asset_row *r = &rows[i];
+		if (!r->learning_until || !r->model_version)
+			continue;
+		printf("%s: %s without alerts until a model scores under its threshold for a while; "
+		       "alerts on by %s at the latest\n", r->asset,
+		       r->relearning_since ? "relearning an episode taken as normal"
+					   : "learning after its first model",
+		       r->learning_until);
+	}
 
 	if (cJSON_GetArraySize(jsources) > 0) {
 		putchar('\n');
