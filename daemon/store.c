@@ -124,42 +124,6 @@ static const char *const main_sql[ST__COUNT] = {
 
 static int outbox_prune(struct store *s);
 
-int store_sqlite_err(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -PDM_ECORRUPT;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_TOOBIG:
-		return -E2BIG;
-	case SQLITE_RANGE:
-	case SQLITE_MISUSE:
-		return -EINVAL;
-	default:
-		return -EIO;
-	}
-}
-
 void store_opts_default(struct store_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -171,51 +135,6 @@ void store_opts_default(struct store_opts *o)
 	o->check = STORE_CHECK_QUICK;
 	o->max_db_bytes = 0;
 	o->cache_kib = 8192;
-}
-
-int store_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK) {
-		LOG_D("store: \"%.60s\": %s", sql, msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		return rc;
-	}
-	return SQLITE_OK;
-}
-
-/* Runs a one-value query; returns the SQLite code. */
-static int query_int(sqlite3 *db, const char *sql, int64_t *v)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*v = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		} else if (rc == SQLITE_DONE) {
-			rc = SQLITE_ERROR;
-		}
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-int store_set_page_limit(sqlite3 *db, int64_t max_bytes)
-{
-	int64_t psz = 4096;
-	if (query_int(db, "PRAGMA page_size", &psz) != SQLITE_OK || psz <= 0)
-		psz = 4096;
-	/* SQLite's own maximum when there is no limit. */
-	int64_t pages = max_bytes > 0 ? max_bytes / psz : 4294967294LL;
-	if (pages < 1)
-		pages = 1;
-	char sql[64];
-	snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld", (long long)pages);
-	int64_t got;
-	return query_int(db, sql, &got);
 }
 
 /* Connection settings shared by both connections. */
@@ -289,7 +208,7 @@ static int check_db(sqlite3 *db, int level, char *first, size_t len)
 static int migrate(sqlite3 *db, char *err, size_t errlen)
 {
 	int64_t ver = 0;
-	int rc = query_int(db, "PRAGMA user_version", &ver);
+	int rc = store_query_int(db, "PRAGMA user_version", &ver);
 	if (rc != SQLITE_OK)
 		return rc;
 	if (ver > SCHEMA_VERSION) {
@@ -304,7 +223,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 	if ((rc = store_exec(db, "BEGIN IMMEDIATE")) != SQLITE_OK)
 		return rc;
 	/* Re-read under the write lock: another process may have migrated. */
-	if ((rc = query_int(db, "PRAGMA user_version", &ver)) != SQLITE_OK)
+	if ((rc = store_query_int(db, "PRAGMA user_version", &ver)) != SQLITE_OK)
 		goto fail;
 	for (int64_t v = ver; v < SCHEMA_VERSION; v++) {
 		if ((rc = store_exec(db, migrations[v])) != SQLITE_OK)

@@ -115,9 +115,14 @@ struct store {
 	struct pdm_ratelimit rl_full;
 };
 
+/* store_sql.c */
 int store_sqlite_err(int rc);
 int store_exec(sqlite3 *db, const char *sql);
+/* Runs a one-value query; returns the SQLite code. */
+int store_query_int(sqlite3 *db, const char *sql, int64_t *v);
 int store_set_page_limit(sqlite3 *db, int64_t max_bytes);
+
+/* store.c */
 sqlite3_stmt *store_stmt(struct store *s, enum store_stmt id);
 int store_fail(struct store *s, sqlite3_stmt *st, int rc, const char *what);
 
