@@ -174,6 +174,12 @@ void cfg_print_reference(FILE *out);
 /* Lookups by name; NULL if absent. The result points into cfg. */
 const struct cfg_source *cfg_find_source(const struct pdm_config *c, const char *name);
 const struct cfg_asset *cfg_find_asset(const struct pdm_config *c, const char *name);
+
+/* The time n windows of the asset take on its grid (one every hop samples). */
+static inline int64_t cfg_asset_windows_ms(const struct cfg_asset *a, int64_t n)
+{
+	return n * a->hop * a->sample_interval_ms;
+}
 /* `name` is the full "asset.name". */
 const struct cfg_sensor *cfg_find_sensor(const struct pdm_config *c, const char *name);
 

@@ -197,14 +197,21 @@ void detector_window_stats(const struct detector *d, struct window_stats *st)
 	window_get_stats(d->win, st);
 }
 
+/* What relearning counts is per model: a new model, or relearning anew,
+ * starts over. */
+static void relearn_counters_reset(struct detector *d)
+{
+	d->relearn_over = 0;
+	d->relearn_loud = false;
+	d->relearn_scored = 0;
+}
+
 void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version)
 {
 	nn_model_free(d->model);
 	d->model = m;
 	d->model_version = version;
-	d->relearn_over = 0;
-	d->relearn_loud = false;
-	d->relearn_scored = 0;
+	relearn_counters_reset(d);
 	if (m && d->state == DET_LEARNING && !d->relearning) {
 		struct alert_persist p;
 		alert_get_persist(d->alert, &p);
@@ -222,9 +229,7 @@ int detector_relearn_start(struct detector *d, int64_t ts_ms)
 	if (ev.kind == ALERT_CLEARED && d->model)
 		rc = emit_alert(d, &ev);
 	d->relearning = true;
-	d->relearn_over = 0;
-	d->relearn_loud = false;
-	d->relearn_scored = 0;
+	relearn_counters_reset(d);
 	set_state(d, DET_LEARNING, d->last_score, ts_ms);
 	return rc;
 }

@@ -290,15 +290,15 @@ static void learning_first(struct asset_rt *a, int64_t t)
 
 	if (ac->learn_for_ms <= 0 || a->learning)
 		return;
-	int64_t span = ac->train_after * ac->hop * ac->sample_interval_ms;
+	int64_t span = cfg_asset_windows_ms(ac, ac->train_after);
 	learn_start_first(&a->learn, t, span, ac->learn_for_ms);
 	a->learning = true;
 	a->relearn_since_ms = 0;
 	(void)detector_relearn_start(a->det, t);
 	save_learning(a);
-	int64_t quiet = span / 2 > LEARN_MIN_MS ? span / 2 : LEARN_MIN_MS;
 	LOG_I("asset[%s]: first model: learning without alerts until a model scores under its "
-	      "threshold for %.0f s (at most until %s)", ac->name, (double)quiet / 1000.0,
+	      "threshold for %.0f s (at most until %s)", ac->name,
+	      (double)learn_quiet_needed(&a->learn) / 1000.0,
 	      pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts)));
 }
 
@@ -316,8 +316,7 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 		a->learn.model_ms = t;
 	if (a->learn.fit_ms > t)
 		a->learn.fit_ms = t;
-	int64_t scored = (int64_t)detector_relearn_scored(a->det) * a->cfg->hop *
-			 a->cfg->sample_interval_ms;
+	int64_t scored = cfg_asset_windows_ms(a->cfg, (int64_t)detector_relearn_scored(a->det));
 	switch (learn_step(&a->learn, t, loud, scored)) {
 	case LEARN_RETRAIN:
 		return true;

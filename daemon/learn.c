@@ -18,13 +18,20 @@ void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_
 	l->model_ms = t;
 }
 
+int64_t learn_quiet_needed(const struct learn *l)
+{
+	/* rounded up: 2 x quiet >= the age the model came at */
+	int64_t half = (l->model_ms - l->mark_ms + 1) / 2;
+	return half > LEARN_MIN_MS ? half : LEARN_MIN_MS;
+}
+
 enum learn_step learn_step(const struct learn *l, int64_t t, bool loud, int64_t scored_ms)
 {
 	if (l->model_ms > 0 && !loud) {
 		/* A quiet model has learned once it has been quiet for half of
 		 * what learning had seen when it came: a state that comes back
 		 * within that time was still moving. */
-		if (scored_ms >= LEARN_MIN_MS && 2 * scored_ms >= l->model_ms - l->mark_ms)
+		if (scored_ms >= learn_quiet_needed(l))
 			return LEARN_DONE;
 		return t >= l->until_ms ? LEARN_EXPIRED : LEARN_WAIT;
 	}

@@ -49,6 +49,11 @@ void learn_start(struct learn *l, int64_t mark_ms, int64_t max_ms);
  * and it ends max_ms after the model at the latest. */
 void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_ms);
 
+/* The scored time a quiet model installed while learning needs to have
+ * learned: half of what learning had seen when it came, LEARN_MIN_MS at
+ * least. */
+int64_t learn_quiet_needed(const struct learn *l);
+
 /* What to do at time t. The current model, installed while learning, has
  * scored scored_ms of running (scored windows x hop x sample interval);
  * loud: raise_after consecutive windows of it were over its threshold. */

@@ -183,7 +183,7 @@ static int train_now(struct replay *r, int64_t now)
 			learn_installed(&r->learn, now);
 		} else if (first && !r->once && r->ac->learn_for_ms > 0) {
 			learn_start_first(&r->learn, now,
-					  r->ac->train_after * r->ac->hop * r->ac->sample_interval_ms,
+					  cfg_asset_windows_ms(r->ac, r->ac->train_after),
 					  r->ac->learn_for_ms);
 			r->learning = true;
 			(void)detector_relearn_start(r->det, now);
@@ -215,12 +215,11 @@ static void maybe_train(struct replay *r, int64_t now, int64_t row)
 	if (!detector_has_model(r->det)) {
 		if (r->usable_total >= (uint64_t)r->ac->train_after &&
 		    (r->last_train_ts == INT64_MIN ||
-		     now - r->last_train_ts >= r->ac->sample_interval_ms * r->ac->hop * 100))
+		     now - r->last_train_ts >= cfg_asset_windows_ms(r->ac, 100)))
 			train_now(r, now);
 	} else if (r->learning) {
 		char ts[PDM_ISO8601_LEN];
-		int64_t scored = (int64_t)detector_relearn_scored(r->det) * r->ac->hop *
-				 r->ac->sample_interval_ms;
+		int64_t scored = cfg_asset_windows_ms(r->ac, (int64_t)detector_relearn_scored(r->det));
 		switch (learn_step(&r->learn, now, detector_relearn_loud(r->det), scored)) {
 		case LEARN_RETRAIN:
 			train_now(r, now);
