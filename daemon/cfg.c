@@ -1,11 +1,12 @@
 /*
  * cfg.c - configuration loader: INI files (inih) -> struct pdm_config.
  *
- * Every key of every section is one row of a static key table (name, type,
- * offset, default, range, validator, help). Parsing, defaults, range checks,
- * the resolved-setup printout (cfg_print) and the key reference of
- * docs/configuration.md (cfg_print_reference) all come from those tables,
- * so a key cannot be documented one way and parsed another.
+ * What a key is (type, default, range, how its value reads and prints) is a
+ * row of the key tables in cfg_keys.c. This file is what needs more than one
+ * row at a time: the files and sections read, messages with file and line,
+ * the rules between keys, and building and printing the whole setup. The
+ * split keeps the tables free of loader state and the loader free of
+ * per-key detail.
  *
  * Loading runs in three passes over raw sections, because a key's meaning
  * may depend on keys further down (a source's type decides which keys it
@@ -22,6 +23,7 @@
  * splits keys from values and strips inline comments.
  */
 #include "cfg.h"
+#include "cfg_keys.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -31,8 +33,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "mb_decode.h"
@@ -59,14 +59,6 @@ static void *xrealloc(void *p, size_t size)
 	return p;
 }
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s ? s : "");
-	if (!d)
-		abort();
-	return d;
-}
-
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xasprintf(const char *fmt, ...)
 {
@@ -80,8 +72,6 @@ static char *xasprintf(const char *fmt, ...)
 		abort();
 	return s;
 }
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Edit distance, for "did you mean" on misspelt keys and sections. */
 static size_t edit_distance(const char *a, const char *b)
@@ -120,106 +110,6 @@ static bool close_enough(const char *typed, const char *known)
 	       (strlen(typed) >= 4 && (strstr(known, typed) || strstr(typed, known)));
 }
 
-/* Shortest "%g" form that reads back as the same double. */
-static void format_double(double v, char *buf, size_t len)
-{
-	double mag = v < 0 ? -v : v;
-	bool plain = mag == 0 || (mag >= 1e-4 && mag < 1e15);
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, len, "%.*g", prec, v);
-		/* 100 reads better than 1e+02 */
-		if (strtod(buf, NULL) == v && (!plain || !strchr(buf, 'e')))
-			return;
-	}
-}
-
-/* ---- names -------------------------------------------------------------- */
-
-struct enum_name {
-	const char *name;
-	int value;
-};
-
-static const struct enum_name log_level_names[] = {
-	{ "error", LOG_ERR }, { "warning", LOG_WARNING }, { "info", LOG_INFO },
-	{ "debug", LOG_DEBUG }, { NULL, 0 },
-};
-static const struct enum_name sync_names[] = {
-	{ "off", CFG_SYNC_OFF }, { "normal", CFG_SYNC_NORMAL }, { "full", CFG_SYNC_FULL },
-	{ NULL, 0 },
-};
-static const struct enum_name source_type_names[] = {
-	{ "modbus-tcp", CFG_SRC_MODBUS_TCP }, { "modbus-rtu", CFG_SRC_MODBUS_RTU },
-	{ "mqtt", CFG_SRC_MQTT }, { NULL, 0 },
-};
-static const struct enum_name format_names[] = {
-	{ "json", 0 }, { "value", 1 }, { NULL, 0 },
-};
-static const struct enum_name model_names[] = {
-	{ "conv_ae", CFG_MODEL_CONV_AE }, { "mlp_ae", CFG_MODEL_MLP_AE }, { NULL, 0 },
-};
-static const struct enum_name reg_kind_names[] = {
-	{ "hr", CFG_REG_HR }, { "ir", CFG_REG_IR }, { "coil", CFG_REG_COIL },
-	{ "di", CFG_REG_DI }, { NULL, 0 },
-};
-/* Two-character operators first, so ">=" is not read as ">" then "=". */
-static const struct enum_name op_names[] = {
-	{ ">=", CFG_OP_GE }, { "<=", CFG_OP_LE }, { "==", CFG_OP_EQ }, { "!=", CFG_OP_NE },
-	{ ">", CFG_OP_GT },  { "<", CFG_OP_LT },  { NULL, 0 },
-};
-
-static const char *enum_to_name(const struct enum_name *e, int v)
-{
-	for (; e->name; e++)
-		if (e->value == v)
-			return e->name;
-	return "?";
-}
-
-static int enum_from_name(const struct enum_name *e, const char *s, int *v)
-{
-	/* "Modbus-TCP" and "INFO" mean what they say: names are matched
-	 * case-insensitively and printed in their canonical form. */
-	for (; e->name; e++) {
-		if (strcasecmp(e->name, s) == 0) {
-			*v = e->value;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/* "a, b or c" */
-static void enum_list(const struct enum_name *e, const char *sep_last, char *buf, size_t len)
-{
-	size_t n = 0, used = 0;
-	while (e[n].name)
-		n++;
-	buf[0] = '\0';
-	for (size_t i = 0; i < n && used < len; i++) {
-		const char *sep = i == 0 ? "" : i + 1 == n ? sep_last : ", ";
-		int w = snprintf(buf + used, len - used, "%s%s", sep, e[i].name);
-		if (w < 0)
-			break;
-		used += (size_t)w;
-	}
-}
-
-const char *cfg_model_name(int model)
-{
-	return enum_to_name(model_names, model);
-}
-
-const char *cfg_source_type_name(enum cfg_source_type t)
-{
-	return enum_to_name(source_type_names, (int)t);
-}
-
-const char *cfg_op_name(enum cfg_op op)
-{
-	return enum_to_name(op_names, (int)op);
-}
-
 /* ---- messages ----------------------------------------------------------- */
 
 struct msg {
@@ -229,8 +119,6 @@ struct msg {
 	bool warning;
 	char *text;
 };
-
-enum sec_kind { SK_DAEMON, SK_MQTT, SK_STORAGE, SK_SOURCE, SK_ASSET, SK_SENSOR, SK_N };
 
 struct raw_entry {
 	char *key, *value;
@@ -332,969 +220,6 @@ static void flush_messages(struct loader *ld, FILE *err)
 	ld->n_msgs = 0;
 }
 
-/* ---- value types -------------------------------------------------------- */
-
-enum ktype { T_STR, T_INT, T_I64, T_U64, T_DOUBLE, T_DURATION, T_SIZE, T_ENUM, T_CUSTOM };
-
-/* Applicability of source and sensor keys, by source type. */
-#define ONLY_TCP (1u << CFG_SRC_MODBUS_TCP)
-#define ONLY_RTU (1u << CFG_SRC_MODBUS_RTU)
-#define ONLY_MQTT (1u << CFG_SRC_MQTT)
-#define ONLY_MODBUS (ONLY_TCP | ONLY_RTU)
-#define ONLY_ALL (ONLY_MODBUS | ONLY_MQTT)
-
-/* Key flags. */
-#define K_COMPUTED 1u /* default is resolved at load time; `def` only documents it */
-
-struct key {
-	const char *name;
-	enum ktype type;
-	size_t off;      /* field offset in the section's object */
-	const char *def; /* default in config syntax; NULL: the key is required */
-	double min, max; /* inclusive range of numbers, durations (ms) and sizes (bytes) */
-	const struct enum_name *names; /* T_ENUM */
-	/* T_CUSTOM: parse into the whole object / print from it */
-	int (*parse)(void *obj, const char *v, char *why, size_t len);
-	void (*print)(const struct pdm_config *c, const void *obj, char *buf, size_t len);
-	/* extra validation of a parsed value (field points at it) */
-	int (*check)(const void *field, char *why, size_t len);
-	const char *tname; /* T_CUSTOM: type in the reference */
-	unsigned only;     /* source types this key applies to (sources, sensors); 0 = all */
-	unsigned flags;
-	const char *help;
-};
-
-/* Decimal only: strtoll's base 0 would read "010" as octal 8. */
-static int parse_dec(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-	char *end;
-	const char *p = s + (s[0] == '-' || s[0] == '+');
-	if (!isdigit((unsigned char)*p))
-		return -EINVAL;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (*end != '\0')
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
-
-/* Durations must carry a unit, so "poll = 100" is not silently 100 s;
- * only 0 means the same in every unit. */
-static int parse_duration(const char *v, int64_t *ms, char *why, size_t len)
-{
-	size_t l = strlen(v);
-	if (pdm_parse_duration_ms(v, 1000, ms) < 0) {
-		snprintf(why, len, "expected a duration such as 500ms, 30s, 10m, 24h or 7d, got '%s'",
-			 v);
-		return -EINVAL;
-	}
-	if (l > 0 && (isdigit((unsigned char)v[l - 1]) || v[l - 1] == '.') && *ms != 0) {
-		snprintf(why, len, "'%s' needs a unit (ms, s, m, h or d)", v);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* Sizes in bytes with binary suffixes: 65536, 64K, 64KiB, 1M, 1MiB, 1G. */
-static int parse_size(const char *v, int64_t *out, char *why, size_t len)
-{
-	static const struct {
-		const char *suffix;
-		int64_t mult;
-	} units[] = {
-		{ "", 1 },         { "B", 1 },          { "K", 1024 },       { "k", 1024 },
-		{ "KB", 1024 },    { "kB", 1024 },      { "KiB", 1024 },     { "M", 1 << 20 },
-		{ "MB", 1 << 20 }, { "MiB", 1 << 20 },  { "G", 1 << 30 },    { "GB", 1 << 30 },
-		{ "GiB", 1 << 30 },
-	};
-	char *end;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (end == v || errno || n < 0 || !isdigit((unsigned char)v[0]))
-		goto bad;
-	while (*end == ' ')
-		end++;
-	for (size_t i = 0; i < ARRAY_LEN(units); i++) {
-		if (strcmp(end, units[i].suffix) == 0) {
-			if (n > INT64_MAX / units[i].mult)
-				goto bad;
-			*out = n * units[i].mult;
-			return 0;
-		}
-	}
-bad:
-	snprintf(why, len, "expected a size such as 65536, 64KiB or 1MiB, got '%s'", v);
-	return -EINVAL;
-}
-
-static void format_size(int64_t v, char *buf, size_t len)
-{
-	if (v > 0 && v % (1 << 30) == 0)
-		snprintf(buf, len, "%lldGiB", (long long)(v >> 30));
-	else if (v > 0 && v % (1 << 20) == 0)
-		snprintf(buf, len, "%lldMiB", (long long)(v >> 20));
-	else if (v > 0 && v % 1024 == 0)
-		snprintf(buf, len, "%lldKiB", (long long)(v >> 10));
-	else
-		snprintf(buf, len, "%lld", (long long)v);
-}
-
-static void format_range_value(const struct key *k, double v, char *buf, size_t len)
-{
-	switch (k->type) {
-	case T_DURATION:
-		pdm_format_duration((int64_t)v, buf, (unsigned)len);
-		break;
-	case T_SIZE:
-		format_size((int64_t)v, buf, len);
-		break;
-	case T_STR:
-	case T_INT:
-	case T_I64:
-	case T_U64:
-	case T_DOUBLE:
-	case T_ENUM:
-	case T_CUSTOM:
-		format_double(v, buf, len);
-		break;
-	}
-}
-
-static int range_error(const struct key *k, double v, char *why, size_t len)
-{
-	char lo[32], hi[32], got[32];
-	format_range_value(k, k->min, lo, sizeof(lo));
-	format_range_value(k, k->max, hi, sizeof(hi));
-	format_range_value(k, v, got, sizeof(got));
-	snprintf(why, len, "%s is out of range (%s .. %s)", got, lo, hi);
-	return -ERANGE;
-}
-
-/* Parses `v` into the key's field of `obj`. */
-static int key_parse(const struct key *k, void *obj, const char *v, char *why, size_t len)
-{
-	void *field = (char *)obj + k->off;
-	int64_t i64;
-	double d;
-	int rc = 0;
-
-	switch (k->type) {
-	case T_STR:
-		if (!k->def && !(k->flags & K_COMPUTED) && v[0] == '\0') {
-			snprintf(why, len, "needs a value");
-			return -EINVAL;
-		}
-		free(*(char **)field);
-		*(char **)field = xstrdup(v);
-		break;
-	case T_INT:
-	case T_I64:
-		rc = parse_dec(v, INT64_MIN, INT64_MAX, &i64);
-		if (rc < 0) {
-			snprintf(why, len, "expected a whole number, got '%s'", v);
-			return -EINVAL;
-		}
-		if ((double)i64 < k->min || (double)i64 > k->max)
-			return range_error(k, (double)i64, why, len);
-		if (k->type == T_INT)
-			*(int *)field = (int)i64;
-		else
-			*(int64_t *)field = i64;
-		break;
-	case T_U64: {
-		char *end;
-		errno = 0;
-		unsigned long long u = strtoull(v, &end, 10);
-		if (!isdigit((unsigned char)v[0]) || *end || errno) {
-			snprintf(why, len, "expected a whole number 0 .. 18446744073709551615, got '%s'",
-				 v);
-			return -EINVAL;
-		}
-		*(uint64_t *)field = u;
-		break;
-	}
-	case T_DOUBLE:
-		if (pdm_parse_double(v, &d) < 0) {
-			snprintf(why, len, "expected a number, got '%s'", v);
-			return -EINVAL;
-		}
-		if (d < k->min || d > k->max)
-			return range_error(k, d, why, len);
-		*(double *)field = d;
-		break;
-	case T_DURATION:
-	case T_SIZE:
-		rc = k->type == T_DURATION ? parse_duration(v, &i64, why, len)
-					   : parse_size(v, &i64, why, len);
-		if (rc < 0)
-			return rc;
-		if ((double)i64 < k->min || (double)i64 > k->max)
-			return range_error(k, (double)i64, why, len);
-		*(int64_t *)field = i64;
-		break;
-	case T_ENUM: {
-		int e;
-		if (enum_from_name(k->names, v, &e) < 0) {
-			char list[160];
-			enum_list(k->names, " or ", list, sizeof(list));
-			snprintf(why, len, "expected %s, got '%s'", list, v);
-			return -EINVAL;
-		}
-		*(int *)field = e;
-		break;
-	}
-	case T_CUSTOM:
-		return k->parse(obj, v, why, len);
-	}
-	return k->check ? k->check(field, why, len) : 0;
-}
-
-static void key_format(const struct key *k, const struct pdm_config *c, const void *obj, char *buf,
-		       size_t len)
-{
-	const void *field = (const char *)obj + k->off;
-
-	switch (k->type) {
-	case T_STR:
-		snprintf(buf, len, "%s", *(char *const *)field ? *(char *const *)field : "");
-		break;
-	case T_INT:
-		snprintf(buf, len, "%d", *(const int *)field);
-		break;
-	case T_I64:
-		snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
-		break;
-	case T_U64:
-		snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)field);
-		break;
-	case T_DOUBLE:
-		format_double(*(const double *)field, buf, len);
-		break;
-	case T_DURATION:
-		pdm_format_duration(*(const int64_t *)field, buf, (unsigned)len);
-		break;
-	case T_SIZE:
-		format_size(*(const int64_t *)field, buf, len);
-		break;
-	case T_ENUM:
-		snprintf(buf, len, "%s", enum_to_name(k->names, *(const int *)field));
-		break;
-	case T_CUSTOM:
-		k->print(c, obj, buf, len);
-		break;
-	}
-}
-
-/* ---- validators and custom keys ----------------------------------------- */
-
-static int check_nonempty(const void *field, char *why, size_t len)
-{
-	if ((*(char *const *)field)[0] == '\0') {
-		snprintf(why, len, "needs a value");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_uri(const void *field, char *why, size_t len)
-{
-	const char *v = *(char *const *)field;
-	/* Not echoed: the value would show in logs and in `pdmd check`. */
-	if (pdm_uri_userinfo(v, NULL, NULL)) {
-		snprintf(why, len, "a user or password in the URI is not allowed (it would show in "
-				   "logs); set username and password_file instead");
-		return -EINVAL;
-	}
-	if (pdm_uri_kind(v) > 0)
-		return 0;
-	snprintf(why, len, "expected tcp://HOST:PORT or ssl://HOST:PORT (also mqtt://, mqtts://), "
-			   "got '%s'", v);
-	return -EINVAL;
-}
-
-/* Our topics are PREFIX/alerts/ASSET: the prefix must be a plain topic name. */
-static int check_topic_prefix(const void *field, char *why, size_t len)
-{
-	const char *v = *(char *const *)field;
-	size_t l = strlen(v);
-	if (l == 0 || strpbrk(v, "+#") || v[0] == '/' || v[l - 1] == '/' || strstr(v, "//")) {
-		snprintf(why, len, "expected a topic name without wildcards (+ #) and without a "
-				   "leading, trailing or doubled '/', got '%s'", v);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* MQTT subscription filter rules: '+' and '#' fill a whole level; '#' is last. */
-static int check_topic_filter(const void *field, char *why, size_t len)
-{
-	const char *v = *(char *const *)field;
-	if (v[0] == '\0') {
-		snprintf(why, len, "needs a value");
-		return -EINVAL;
-	}
-	for (const char *p = v; *p; p++) {
-		bool level_start = p == v || p[-1] == '/';
-		bool level_end = p[1] == '\0' || p[1] == '/';
-		if (*p == '+' && !(level_start && level_end)) {
-			snprintf(why, len, "'+' must fill a whole topic level (a/+/c), got '%s'", v);
-			return -EINVAL;
-		}
-		if (*p == '#' && !(level_start && p[1] == '\0')) {
-			snprintf(why, len, "'#' must be the whole last topic level (a/b/#), got '%s'", v);
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-static int require_abs(const void *field, const char *example, char *why, size_t len)
-{
-	const char *v = *(char *const *)field;
-	if (v[0] != '/') {
-		snprintf(why, len, "expected an absolute path such as %s, got '%s'", example, v);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_abs_path(const void *field, char *why, size_t len)
-{
-	return require_abs(field, "/dev/ttyUSB0", why, len);
-}
-
-/* Relative paths (storage file, models) are resolved against state_dir, so it
- * must not be relative itself: the resolved setup would not load back. */
-static int check_abs_dir(const void *field, char *why, size_t len)
-{
-	return require_abs(field, "/var/lib/pdmd", why, len);
-}
-
-static int check_baud(const void *field, char *why, size_t len)
-{
-	static const int rates[] = { 300,   600,   1200,   2400,   4800,   9600,  14400,
-				     19200, 38400, 57600, 115200, 230400, 460800, 921600 };
-	int v = *(const int *)field;
-	for (size_t i = 0; i < ARRAY_LEN(rates); i++)
-		if (rates[i] == v)
-			return 0;
-	snprintf(why, len, "%d is not a serial line rate (1200, 2400, 4800, 9600, 19200, 38400, "
-			   "57600, 115200, ...)", v);
-	return -EINVAL;
-}
-
-static int check_whole_seconds(const void *field, char *why, size_t len)
-{
-	if (*(const int64_t *)field % 1000 != 0) {
-		snprintf(why, len, "must be whole seconds (the MQTT keepalive is counted in seconds)");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int check_retrain(const void *field, char *why, size_t len)
-{
-	int64_t v = *(const int64_t *)field;
-	if (v != 0 && v < 60000) {
-		snprintf(why, len, "must be 0 (never) or at least 1m");
-		return -ERANGE;
-	}
-	return 0;
-}
-
-static int check_nonzero(const void *field, char *why, size_t len)
-{
-	if (*(const double *)field == 0.0) {
-		snprintf(why, len, "0 would make every value equal the offset");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* [source] address = host:port | host | [v6addr]:port | [v6addr] */
-static int parse_address(void *obj, const char *v, char *why, size_t len)
-{
-	struct cfg_source *s = obj;
-	const char *host = v, *port = NULL;
-	size_t hl;
-
-	if (v[0] == '[') {
-		const char *close = strchr(v, ']');
-		if (!close || close == v + 1 || (close[1] != '\0' && close[1] != ':'))
-			goto bad;
-		host = v + 1;
-		hl = (size_t)(close - host);
-		port = close[1] == ':' ? close + 2 : NULL;
-	} else {
-		const char *colon = strchr(v, ':');
-		if (colon && strchr(colon + 1, ':')) {
-			snprintf(why, len, "an IPv6 address goes in brackets: [%s]:502", v);
-			return -EINVAL;
-		}
-		hl = colon ? (size_t)(colon - v) : strlen(v);
-		port = colon ? colon + 1 : NULL;
-	}
-	if (hl == 0 || memchr(host, ' ', hl))
-		goto bad;
-	int64_t p = 502;
-	if (port && parse_dec(port, 1, 65535, &p) < 0) {
-		snprintf(why, len, "port '%s' is not a number 1 .. 65535", port);
-		return -EINVAL;
-	}
-	free(s->host);
-	s->host = strndup(host, hl);
-	if (!s->host)
-		abort();
-	s->port = (int)p;
-	return 0;
-bad:
-	snprintf(why, len, "expected HOST:PORT, HOST or [IPV6]:PORT, got '%s'", v);
-	return -EINVAL;
-}
-
-static void print_address(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	const struct cfg_source *s = obj;
-	(void)c;
-	if (s->host && strchr(s->host, ':'))
-		snprintf(buf, len, "[%s]:%d", s->host, s->port);
-	else
-		snprintf(buf, len, "%s:%d", s->host ? s->host : "", s->port);
-}
-
-static int parse_parity(void *obj, const char *v, char *why, size_t len)
-{
-	struct cfg_source *s = obj;
-	if (strlen(v) == 1 && strchr("NEOneo", v[0])) {
-		s->parity = (char)toupper((unsigned char)v[0]);
-		return 0;
-	}
-	snprintf(why, len, "expected N, E or O (none, even, odd), got '%s'", v);
-	return -EINVAL;
-}
-
-static void print_parity(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	(void)c;
-	snprintf(buf, len, "%c", ((const struct cfg_source *)obj)->parity);
-}
-
-/* [sensor] source: the name is resolved in pass 3; here it only must exist. */
-static int parse_sensor_source(void *obj, const char *v, char *why, size_t len)
-{
-	(void)obj;
-	if (v[0] == '\0') {
-		snprintf(why, len, "needs the name of a [source NAME] section");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static void print_sensor_source(const struct pdm_config *c, const void *obj, char *buf,
-				size_t len)
-{
-	const struct cfg_sensor *s = obj;
-	snprintf(buf, len, "%s", s->source < c->n_sources ? c->sources[s->source].name : "");
-}
-
-/* register = hr:100 (0-based protocol address) */
-static int parse_register(void *obj, const char *v, char *why, size_t len)
-{
-	struct cfg_sensor *s = obj;
-	const char *colon = strchr(v, ':');
-	char kind[8];
-	int k;
-	int64_t addr;
-
-	if (!colon) {
-		int64_t n;
-		if (parse_dec(v, 0, 499999, &n) == 0 && n >= 10001) {
-			static const char *const tables[] = { "coil", "di", "?", "ir", "hr" };
-			int t = (int)(n >= 100000 ? n / 100000 : n / 10000);
-			int64_t base = n >= 100000 ? t * 100000 + 1 : t * 10000 + 1;
-			if (t == 0 || t == 1 || t == 3 || t == 4) {
-				snprintf(why, len, "'%s' looks like a 1-based manual number: write %s:%lld "
-						   "(0-based)", v, tables[t], (long long)(n - base));
-				return -EINVAL;
-			}
-		}
-		goto bad;
-	}
-	size_t kl = (size_t)(colon - v);
-	if (kl == 0 || kl >= sizeof(kind))
-		goto bad;
-	memcpy(kind, v, kl);
-	kind[kl] = '\0';
-	if (enum_from_name(reg_kind_names, kind, &k) < 0)
-		goto bad;
-	if (parse_dec(colon + 1, 0, 65535, &addr) < 0 || !isdigit((unsigned char)colon[1])) {
-		snprintf(why, len, "address '%s' is not a number 0 .. 65535", colon + 1);
-		return -EINVAL;
-	}
-	s->reg_kind = k;
-	s->address = (int)addr;
-	return 0;
-bad:
-	snprintf(why, len, "expected hr|ir|coil|di:ADDRESS with a 0-based address (hr:100 is a "
-			   "manual's 40101), got '%s'", v);
-	return -EINVAL;
-}
-
-static void print_register(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	const struct cfg_sensor *s = obj;
-	(void)c;
-	snprintf(buf, len, "%s:%d", enum_to_name(reg_kind_names, s->reg_kind), s->address);
-}
-
-static void lower_copy(const char *v, char *buf, size_t len)
-{
-	size_t i = 0;
-	for (; v[i] && i + 1 < len; i++)
-		buf[i] = (char)tolower((unsigned char)v[i]);
-	buf[i] = '\0';
-}
-
-static int parse_mb_type(void *obj, const char *v, char *why, size_t len)
-{
-	enum mb_type t;
-	char low[16];
-	lower_copy(v, low, sizeof(low));
-	if (strlen(v) >= sizeof(low) || mb_type_parse(low, &t) < 0) {
-		snprintf(why, len, "expected int16, uint16, int32, uint32, int64, uint64, float32, "
-				   "float64 or bool, got '%s'", v);
-		return -EINVAL;
-	}
-	((struct cfg_sensor *)obj)->type = (int)t;
-	return 0;
-}
-
-static void print_mb_type(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	(void)c;
-	snprintf(buf, len, "%s", mb_type_name((enum mb_type)((const struct cfg_sensor *)obj)->type));
-}
-
-static int parse_mb_order(void *obj, const char *v, char *why, size_t len)
-{
-	enum mb_order o;
-	char low[8];
-	lower_copy(v, low, sizeof(low));
-	if (strlen(v) >= sizeof(low) || mb_order_parse(low, &o) < 0) {
-		snprintf(why, len, "expected abcd, cdab, badc or dcba, got '%s'", v);
-		return -EINVAL;
-	}
-	((struct cfg_sensor *)obj)->order = (int)o;
-	return 0;
-}
-
-static void print_mb_order(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	(void)c;
-	snprintf(buf, len, "%s",
-		 mb_order_name((enum mb_order)((const struct cfg_sensor *)obj)->order));
-}
-
-static int parse_optional_double(const char *v, bool *has, double *out, char *why, size_t len)
-{
-	if (v[0] == '\0') {
-		*has = false;
-		return 0;
-	}
-	if (pdm_parse_double(v, out) < 0) {
-		snprintf(why, len, "expected a number (or nothing for no limit), got '%s'", v);
-		return -EINVAL;
-	}
-	*has = true;
-	return 0;
-}
-
-static int parse_valid_min(void *obj, const char *v, char *why, size_t len)
-{
-	struct cfg_sensor *s = obj;
-	return parse_optional_double(v, &s->has_min, &s->valid_min, why, len);
-}
-
-static int parse_valid_max(void *obj, const char *v, char *why, size_t len)
-{
-	struct cfg_sensor *s = obj;
-	return parse_optional_double(v, &s->has_max, &s->valid_max, why, len);
-}
-
-static void print_valid_min(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	const struct cfg_sensor *s = obj;
-	(void)c;
-	buf[0] = '\0';
-	if (s->has_min)
-		format_double(s->valid_min, buf, len);
-}
-
-static void print_valid_max(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	const struct cfg_sensor *s = obj;
-	(void)c;
-	buf[0] = '\0';
-	if (s->has_max)
-		format_double(s->valid_max, buf, len);
-}
-
-static bool name_char(char ch)
-{
-	return isalnum((unsigned char)ch) || ch == '_' || ch == '-';
-}
-
-/* run_when = SENSOR OP NUMBER; SENSOR is a short name or the full asset.name.
- * Splits v; name gets the sensor part. */
-static int run_when_split(const char *v, char *name, size_t name_len, enum cfg_op *op,
-			  double *value, char *why, size_t len)
-{
-	const char *p = v;
-	while (name_char(*p) || *p == '.')
-		p++;
-	size_t nl = (size_t)(p - v);
-	while (*p == ' ' || *p == '\t')
-		p++;
-	int o = -1;
-	for (const struct enum_name *e = op_names; e->name; e++) {
-		size_t l = strlen(e->name);
-		if (strncmp(p, e->name, l) == 0) {
-			o = e->value;
-			p += l;
-			break;
-		}
-	}
-	if (nl == 0 || nl >= name_len || o < 0 || pdm_parse_double(p, value) < 0) {
-		snprintf(why, len, "expected SENSOR OP NUMBER with OP one of > >= < <= == != "
-				   "(e.g. speed > 100), got '%s'", v);
-		return -EINVAL;
-	}
-	memcpy(name, v, nl);
-	name[nl] = '\0';
-	*op = (enum cfg_op)o;
-	return 0;
-}
-
-static int parse_run_when(void *obj, const char *v, char *why, size_t len)
-{
-	struct cfg_asset *a = obj;
-	char name[128];
-	if (v[0] == '\0') {
-		a->has_run_when = false;
-		return 0;
-	}
-	int rc = run_when_split(v, name, sizeof(name), &a->run_op, &a->run_value, why, len);
-	a->has_run_when = rc == 0;
-	return rc;
-}
-
-static void print_run_when(const struct pdm_config *c, const void *obj, char *buf, size_t len)
-{
-	const struct cfg_asset *a = obj;
-	char num[32];
-	buf[0] = '\0';
-	if (!a->has_run_when || a->run_sensor >= c->n_sensors)
-		return;
-	format_double(a->run_value, num, sizeof(num));
-	snprintf(buf, len, "%s %s %s", c->sensors[a->run_sensor].short_name,
-		 cfg_op_name(a->run_op), num);
-}
-
-/* ---- the key tables ----------------------------------------------------- */
-
-#define MS_S 1000.0
-#define MS_M 60000.0
-#define MS_H 3600000.0
-#define MS_D 86400000.0
-
-#define DAEMON(f) offsetof(struct pdm_config, daemon.f)
-#define MQTT(f) offsetof(struct pdm_config, mqtt.f)
-#define STORAGE(f) offsetof(struct pdm_config, storage.f)
-#define SRC(f) offsetof(struct cfg_source, f)
-#define ASSET(f) offsetof(struct cfg_asset, f)
-#define SENSOR(f) offsetof(struct cfg_sensor, f)
-
-static const struct key daemon_keys[] = {
-	{ .name = "state_dir", .type = T_STR, .off = DAEMON(state_dir), .def = "/var/lib/pdmd",
-	  .check = check_abs_dir,
-	  .help = "Directory of samples.db and the model files (systemd's StateDirectory); "
-		  "an absolute path." },
-	{ .name = "log_level", .type = T_ENUM, .off = DAEMON(log_level), .def = "info",
-	  .names = log_level_names, .help = "Least severe message level that is logged." },
-	{ .name = "host", .type = T_STR, .off = DAEMON(host), .def = "the host name",
-	  .flags = K_COMPUTED, .check = check_nonempty,
-	  .help = "Name of this box in alerts and the status topic." },
-	{ .name = "keep_models", .type = T_INT, .off = DAEMON(keep_models), .def = "5", .min = 1,
-	  .max = 1000, .help = "Model files kept per asset (the newest ones; older are deleted)." },
-};
-
-static const struct key mqtt_keys[] = {
-	{ .name = "uri", .type = T_STR, .off = MQTT(uri), .def = "tcp://127.0.0.1:1883",
-	  .check = check_uri,
-	  .help = "Broker for alerts and the default broker of MQTT sources; ssl://HOST:8883 for "
-		  "TLS." },
-	{ .name = "client_id", .type = T_STR, .off = MQTT(client_id), .def = "pdmd",
-	  .check = check_nonempty,
-	  .help = "MQTT client id; MQTT sources with their own broker add -SOURCE." },
-	{ .name = "username", .type = T_STR, .off = MQTT(username), .def = "",
-	  .help = "User name for the broker (empty: anonymous)." },
-	{ .name = "password_file", .type = T_STR, .off = MQTT(password_file), .def = "",
-	  .help = "File whose first line is the password, so the secret stays out of the "
-		  "config: mode 0600 (or 0640, group only pdmd's), owned by root. A relative "
-		  "name is a systemd credential (LoadCredential=) or a file of the config "
-		  "directory." },
-	{ .name = "ca_file", .type = T_STR, .off = MQTT(ca_file), .def = "",
-	  .help = "CA certificates (PEM) to verify the broker (TLS; empty: the system's)." },
-	{ .name = "cert_file", .type = T_STR, .off = MQTT(cert_file), .def = "",
-	  .help = "Client certificate (PEM) for TLS client authentication; needs key_file." },
-	{ .name = "key_file", .type = T_STR, .off = MQTT(key_file), .def = "",
-	  .help = "Private key (PEM) of cert_file; private like password_file (mode, owner, a "
-		  "relative name)." },
-	{ .name = "topic_prefix", .type = T_STR, .off = MQTT(topic_prefix), .def = "pdm",
-	  .check = check_topic_prefix,
-	  .help = "Topics are PREFIX/alerts/ASSET, PREFIX/state/ASSET, PREFIX/models/ASSET, "
-		  "PREFIX/status." },
-	{ .name = "qos", .type = T_INT, .off = MQTT(qos), .def = "1", .min = 0, .max = 2,
-	  .help = "QoS of state, model and status messages; alerts use at least 1 (they leave the outbox only once acknowledged)." },
-	{ .name = "keepalive", .type = T_DURATION, .off = MQTT(keepalive_ms), .def = "30s",
-	  .min = 5 * MS_S, .max = 65535 * MS_S, .check = check_whole_seconds,
-	  .help = "MQTT keepalive: how fast a dead broker connection is noticed." },
-	{ .name = "max_inflight", .type = T_INT, .off = MQTT(max_inflight), .def = "20", .min = 1,
-	  .max = 65535, .help = "Messages published but not yet acknowledged, at most." },
-	{ .name = "max_payload", .type = T_SIZE, .off = MQTT(max_payload), .def = "64KiB",
-	  .min = 64, .max = 256.0 * 1024 * 1024,
-	  .help = "Larger incoming payloads of MQTT sources are dropped and counted." },
-};
-
-static const struct key storage_keys[] = {
-	{ .name = "retention", .type = T_DURATION, .off = STORAGE(retention_ms), .def = "7d",
-	  .min = MS_M, .max = 3650 * MS_D, .help = "Samples older than this are evicted." },
-	{ .name = "max_samples", .type = T_I64, .off = STORAGE(max_samples), .def = "10000000",
-	  .min = 1000, .max = 1e12,
-	  .help = "Hard cap on stored samples of all sensors together (the ring size): rows/s x "
-		  "seconds of history wanted (see Sizing the sample ring)." },
-	{ .name = "synchronous", .type = T_ENUM, .off = STORAGE(synchronous), .def = "normal",
-	  .names = sync_names,
-	  .help = "SQLite durability: off (fastest, a power cut may lose recent samples), normal "
-		  "(WAL: a power cut loses at most the last commit), full (fsync every commit)." },
-	{ .name = "queue", .type = T_I64, .off = STORAGE(queue), .def = "65536", .min = 64,
-	  .max = 16777216,
-	  .help = "Samples the ingest queue holds; when full, new samples are dropped and "
-		  "counted." },
-	{ .name = "file", .type = T_STR, .off = STORAGE(file), .def = "STATE_DIR/samples.db",
-	  .flags = K_COMPUTED, .check = check_nonempty,
-	  .help = "The SQLite database; a relative path is relative to state_dir." },
-};
-
-static const struct key source_keys[] = {
-	{ .name = "type", .type = T_ENUM, .off = SRC(type), .names = source_type_names,
-	  .help = "Protocol of the source: modbus-tcp, modbus-rtu or mqtt." },
-	{ .name = "address", .type = T_CUSTOM, .parse = parse_address, .print = print_address,
-	  .tname = "host:port", .only = ONLY_TCP,
-	  .help = "Modbus TCP server: HOST:PORT, HOST (port 502) or [IPV6]:PORT." },
-	{ .name = "device", .type = T_STR, .off = SRC(device), .check = check_abs_path,
-	  .only = ONLY_RTU, .help = "Serial device of the RS-485 line, e.g. /dev/ttyUSB0." },
-	{ .name = "baud", .type = T_INT, .off = SRC(baud), .def = "19200", .min = 300,
-	  .max = 921600, .check = check_baud, .only = ONLY_RTU, .help = "Line speed." },
-	{ .name = "parity", .type = T_CUSTOM, .parse = parse_parity, .print = print_parity,
-	  .def = "E", .tname = "N \\| E \\| O", .only = ONLY_RTU,
-	  .help = "Parity: none, even (the Modbus default) or odd." },
-	{ .name = "data_bits", .type = T_INT, .off = SRC(data_bits), .def = "8", .min = 7, .max = 8,
-	  .only = ONLY_RTU, .help = "Data bits per character." },
-	{ .name = "stop_bits", .type = T_INT, .off = SRC(stop_bits), .def = "1", .min = 1, .max = 2,
-	  .only = ONLY_RTU, .help = "Stop bits (Modbus: 2 when parity is N)." },
-	{ .name = "unit", .type = T_INT, .off = SRC(unit), .def = "1", .min = 0, .max = 255,
-	  .only = ONLY_MODBUS,
-	  .help = "Modbus unit (slave) id; 1 .. 247 on RTU, where each id is one device." },
-	{ .name = "poll", .type = T_DURATION, .off = SRC(poll_ms), .def = "1s", .min = 10,
-	  .max = MS_D, .only = ONLY_MODBUS, .help = "Polling period of this source's sensors." },
-	{ .name = "timeout", .type = T_DURATION, .off = SRC(timeout_ms), .def = "500ms", .min = 10,
-	  .max = 60 * MS_S, .only = ONLY_MODBUS, .help = "Response timeout of one request." },
-	{ .name = "backoff_max", .type = T_DURATION, .off = SRC(backoff_max_ms), .def = "30s",
-	  .min = 100, .max = MS_D, .only = ONLY_MODBUS,
-	  .help = "Longest wait between reconnects to a failing device (doubles up to this)." },
-	{ .name = "max_registers", .type = T_INT, .off = SRC(max_registers), .def = "125", .min = 1,
-	  .max = 125, .only = ONLY_MODBUS,
-	  .help = "Registers read in one request at most (lower it for devices that refuse "
-		  "long reads)." },
-	{ .name = "max_bits", .type = T_INT, .off = SRC(max_bits), .def = "2000", .min = 1,
-	  .max = 2000, .only = ONLY_MODBUS, .help = "Coils or inputs read in one request at most." },
-	{ .name = "max_gap", .type = T_INT, .off = SRC(max_gap), .def = "8", .min = 0, .max = 124,
-	  .only = ONLY_MODBUS,
-	  .help = "Unused registers one request may span to merge neighbours (0: only adjacent)." },
-	{ .name = "topic", .type = T_STR, .off = SRC(topic), .check = check_topic_filter,
-	  .only = ONLY_MQTT, .help = "MQTT subscription; + and # wildcards allowed." },
-	{ .name = "format", .type = T_ENUM, .off = SRC(format), .def = "json", .names = format_names,
-	  .only = ONLY_MQTT,
-	  .help = "json: an object with one field per sensor; value: the payload is one number." },
-	{ .name = "timestamp", .type = T_STR, .off = SRC(timestamp), .def = "", .only = ONLY_MQTT,
-	  .help = "JSON field with the sample time (epoch ms or ISO-8601); empty: receive time." },
-	{ .name = "uri", .type = T_STR, .off = SRC(uri), .def = "the [mqtt] uri",
-	  .flags = K_COMPUTED, .check = check_uri, .only = ONLY_MQTT,
-	  .help = "Broker of this source, if not the [mqtt] one (same user and TLS settings)." },
-	{ .name = "qos", .type = T_INT, .off = SRC(qos), .def = "1", .min = 0, .max = 2,
-	  .only = ONLY_MQTT, .help = "QoS of the subscription." },
-};
-
-static const struct key asset_keys[] = {
-	{ .name = "model", .type = T_ENUM, .off = ASSET(model), .def = "conv_ae",
-	  .names = model_names,
-	  .help = "conv_ae: 1D-CNN autoencoder (window divisible by 4, at least 8); mlp_ae: dense "
-		  "autoencoder." },
-	{ .name = "sample_interval", .type = T_DURATION, .off = ASSET(sample_interval_ms),
-	  .def = "1s", .min = 1, .max = MS_H,
-	  .help = "Grid the sensors are resampled onto (one window column per interval)." },
-	{ .name = "window", .type = T_INT, .off = ASSET(window), .def = "64", .min = 2,
-	  .max = 65536, .help = "Samples per window." },
-	{ .name = "hop", .type = T_INT, .off = ASSET(hop), .def = "8", .min = 1, .max = 65536,
-	  .help = "Samples between scored windows (at most window)." },
-	{ .name = "train_after", .type = T_I64, .off = ASSET(train_after), .def = "2000", .min = 1,
-	  .max = 1e8, .help = "Windows of history needed before the first model is trained." },
-	{ .name = "retrain", .type = T_DURATION, .off = ASSET(retrain_ms), .def = "24h", .min = 0,
-	  .max = 365 * MS_D, .check = check_retrain, .help = "Retraining period; 0 = never." },
-	{ .name = "train_history", .type = T_DURATION, .off = ASSET(train_history_ms), .def = "7d",
-	  .min = MS_M, .max = 3650 * MS_D,
-	  .help = "How far back training data reaches (at most [storage] retention)." },
-	{ .name = "learn_for", .type = T_DURATION, .off = ASSET(learn_for_ms), .def = "1d", .min = 0,
-	  .max = 365 * MS_D,
-	  .help = "After its first model the asset goes on learning (state learning: scored, no "
-		  "alerts, every window training data, retrained as its data grows) until a model "
-		  "scores under its threshold for half the time its data spans, at most this long; "
-		  "0: alerts from the first model on." },
-	{ .name = "raise_after", .type = T_INT, .off = ASSET(raise_after), .def = "3", .min = 1,
-	  .max = 100000, .help = "Consecutive windows over the threshold that raise an alert." },
-	{ .name = "clear_after", .type = T_INT, .off = ASSET(clear_after), .def = "10", .min = 1,
-	  .max = 100000, .help = "Consecutive windows under the threshold that clear it." },
-	{ .name = "critical", .type = T_DOUBLE, .off = ASSET(critical), .def = "2", .min = 1,
-	  .max = 1000, .help = "Score at or above which an alert is critical (1 = threshold)." },
-	{ .name = "run_when", .type = T_CUSTOM, .parse = parse_run_when, .print = print_run_when,
-	  .def = "", .tname = "SENSOR OP NUMBER",
-	  .help = "The machine runs only while this holds (a sensor of this asset; > >= < <= == "
-		  "!=); while off, windows are neither scored nor trained on (state off). Empty: "
-		  "always running." },
-	{ .name = "threshold_quantile", .type = T_DOUBLE, .off = ASSET(threshold_quantile),
-	  .def = "0.995", .min = 0.5, .max = 1,
-	  .help = "Quantile of the validation windows' errors that sets the threshold." },
-	{ .name = "threshold_margin", .type = T_DOUBLE, .off = ASSET(threshold_margin),
-	  .def = "1.2", .min = 1, .max = 100, .help = "Factor on that quantile: the threshold." },
-	{ .name = "train_max_windows", .type = T_I64, .off = ASSET(train_max_windows),
-	  .def = "20000", .min = 1, .max = 1e8,
-	  .help = "Training uses a random sample of at most this many windows. The trainer holds "
-		  "them in memory while it trains: up to `train_max_windows` x sensors x `window` x "
-		  "4 bytes (`pdmd check` prints it per asset), one asset at a time." },
-	{ .name = "promote_margin", .type = T_DOUBLE, .off = ASSET(promote_margin), .def = "0.05",
-	  .min = 0, .max = 10,
-	  .help = "A retrained model replaces the current one unless its validation loss is "
-		  "worse by more than this fraction." },
-	{ .name = "epochs", .type = T_INT, .off = ASSET(epochs), .def = "30", .min = 1,
-	  .max = 100000, .help = "Training epochs at most." },
-	{ .name = "batch", .type = T_INT, .off = ASSET(batch), .def = "64", .min = 1, .max = 65536,
-	  .help = "Windows per training batch." },
-	{ .name = "learning_rate", .type = T_DOUBLE, .off = ASSET(learning_rate), .def = "0.001",
-	  .min = 1e-9, .max = 1, .help = "Adam learning rate." },
-	{ .name = "patience", .type = T_INT, .off = ASSET(patience), .def = "5", .min = 0,
-	  .max = 100000,
-	  .help = "Epochs without validation improvement before training stops (0: never stop "
-		  "early)." },
-	{ .name = "train_timeout", .type = T_DURATION, .off = ASSET(train_timeout_ms),
-	  .def = "10m", .min = MS_S, .max = 7 * MS_D,
-	  .help = "A training run stops after this long (the best model so far is kept)." },
-	{ .name = "validation", .type = T_DOUBLE, .off = ASSET(validation), .def = "0.2",
-	  .min = 0.05, .max = 0.5,
-	  .help = "Fraction of the training windows held out for validation and threshold." },
-	{ .name = "hold", .type = T_INT, .off = ASSET(hold), .def = "3", .min = 1, .max = 100000,
-	  .help = "Intervals a sensor's last value is held on the grid; older is a gap (windows "
-		  "with a gap are not scored)." },
-	{ .name = "no_data_after", .type = T_DURATION, .off = ASSET(no_data_after_ms),
-	  .def = "30s", .min = MS_S, .max = 7 * MS_D,
-	  .help = "Without any sample for this long the asset's state becomes no_data." },
-	{ .name = "seed", .type = T_U64, .off = ASSET(seed), .def = "1",
-	  .help = "Seed of weight initialisation and sampling (same data + seed = same model)." },
-};
-
-static const struct key sensor_keys[] = {
-	{ .name = "source", .type = T_CUSTOM, .parse = parse_sensor_source,
-	  .print = print_sensor_source, .tname = "source name",
-	  .help = "The [source NAME] this sensor is read from." },
-	{ .name = "register", .type = T_CUSTOM, .parse = parse_register, .print = print_register,
-	  .tname = "hr\\|ir\\|coil\\|di:ADDRESS", .only = ONLY_MODBUS,
-	  .help = "Table and 0-based address: holding, input register, coil, discrete input "
-		  "(manual 40101 = hr:100)." },
-	{ .name = "type", .type = T_CUSTOM, .parse = parse_mb_type, .print = print_mb_type,
-	  .def = "uint16; bool for coil and di", .flags = K_COMPUTED,
-	  .tname = "int16 \\| uint16 \\| int32 \\| uint32 \\| int64 \\| uint64 \\| float32 \\| "
-		   "float64 \\| bool",
-	  .only = ONLY_MODBUS, .help = "How the registers are decoded (32/64-bit use 2/4)." },
-	{ .name = "order", .type = T_CUSTOM, .parse = parse_mb_order, .print = print_mb_order,
-	  .def = "abcd", .tname = "abcd \\| cdab \\| badc \\| dcba", .only = ONLY_MODBUS,
-	  .help = "Byte order of multi-register values as they arrive (cdab = word-swapped)." },
-	{ .name = "scale", .type = T_DOUBLE, .off = SENSOR(scale), .def = "1", .min = -1e300,
-	  .max = 1e300, .check = check_nonzero, .help = "value = raw * scale + offset." },
-	{ .name = "offset", .type = T_DOUBLE, .off = SENSOR(offset), .def = "0", .min = -1e300,
-	  .max = 1e300, .help = "See scale." },
-	{ .name = "unit", .type = T_STR, .off = SENSOR(unit), .def = "",
-	  .help = "Engineering unit, for people (mm/s, degC)." },
-	{ .name = "field", .type = T_STR, .off = SENSOR(field), .def = "the sensor's name",
-	  .flags = K_COMPUTED, .only = ONLY_MQTT,
-	  .help = "JSON field of the value, a dot path for nested objects (format = json only)." },
-	{ .name = "column", .type = T_STR, .off = SENSOR(column), .def = "the sensor's name",
-	  .flags = K_COMPUTED, .check = check_nonempty,
-	  .help = "Column of this sensor in `pdmd replay` CSV files." },
-	{ .name = "valid_min", .type = T_CUSTOM, .parse = parse_valid_min, .print = print_valid_min,
-	  .def = "", .tname = "number",
-	  .help = "Values below are absurd: counted, stored as bad, never scored. Empty: no "
-		  "limit." },
-	{ .name = "valid_max", .type = T_CUSTOM, .parse = parse_valid_max, .print = print_valid_max,
-	  .def = "", .tname = "number", .help = "Values above are absurd (see valid_min)." },
-};
-
-static const struct section_kind {
-	const char *name;
-	bool named;
-	const struct key *keys;
-	size_t n_keys;
-	const char *example;
-} kinds[SK_N] = {
-	[SK_DAEMON] = { "daemon", false, daemon_keys, ARRAY_LEN(daemon_keys), "[daemon]" },
-	[SK_MQTT] = { "mqtt", false, mqtt_keys, ARRAY_LEN(mqtt_keys), "[mqtt]" },
-	[SK_STORAGE] = { "storage", false, storage_keys, ARRAY_LEN(storage_keys), "[storage]" },
-	[SK_SOURCE] = { "source", true, source_keys, ARRAY_LEN(source_keys), "[source NAME]" },
-	[SK_ASSET] = { "asset", true, asset_keys, ARRAY_LEN(asset_keys), "[asset NAME]" },
-	[SK_SENSOR] = { "sensor", true, sensor_keys, ARRAY_LEN(sensor_keys),
-			"[sensor ASSET.NAME]" },
-};
-
-static const struct key *find_key(enum sec_kind kind, const char *name)
-{
-	for (size_t i = 0; i < kinds[kind].n_keys; i++)
-		if (strcmp(kinds[kind].keys[i].name, name) == 0)
-			return &kinds[kind].keys[i];
-	return NULL;
-}
-
-static bool key_applies(const struct key *k, unsigned type_bit)
-{
-	return !k->only || (k->only & type_bit);
-}
-
-/* "modbus-rtu sources" / "modbus-tcp and modbus-rtu sources" */
-static void only_text(unsigned only, char *buf, size_t len)
-{
-	if (only == ONLY_MODBUS)
-		snprintf(buf, len, "Modbus (modbus-tcp and modbus-rtu)");
-	else if (only == ONLY_TCP)
-		snprintf(buf, len, "modbus-tcp");
-	else if (only == ONLY_RTU)
-		snprintf(buf, len, "modbus-rtu");
-	else if (only == ONLY_MQTT)
-		snprintf(buf, len, "mqtt");
-	else
-		snprintf(buf, len, "all");
-}
-
 /* ---- pass 1: reading files ---------------------------------------------- */
 
 static size_t find_section(struct loader *ld, enum sec_kind kind, const char *name)
@@ -1313,7 +238,7 @@ static bool valid_name(const char *s, bool dotted)
 	for (const char *p = s; *p; p++) {
 		if (*p == '.')
 			dots++;
-		else if (!name_char(*p))
+		else if (!cfg_keys_name_char(*p))
 			return false;
 	}
 	if (!dotted)
@@ -1364,27 +289,28 @@ static void section_header(struct loader *ld, char *text)
 
 	int k = -1;
 	for (int i = 0; i < SK_N; i++)
-		if (strcmp(kinds[i].name, kind) == 0)
+		if (strcmp(cfg_keys_kind(i)->name, kind) == 0)
 			k = i;
 	sec.kind = k < 0 ? SK_DAEMON : (enum sec_kind)k;
-	sec.name = xstrdup(name);
+	sec.name = cfg_keys_xstrdup(name);
 	char shown[256];
 	snprintf(shown, sizeof(shown), "[%s%s%s]", kind, name[0] ? " " : "", name);
 
 	if (k < 0) {
 		const char *hint = NULL;
 		for (int i = 0; i < SK_N; i++)
-			if (close_enough(kind, kinds[i].name))
-				hint = kinds[i].example;
+			if (close_enough(kind, cfg_keys_kind(i)->name))
+				hint = cfg_keys_kind(i)->example;
 		error_at(ld, ld->file, line,
 			 "%s: unknown section (expected [daemon], [mqtt], [storage], [source NAME], "
 			 "[asset NAME] or [sensor ASSET.NAME])%s%s%s",
 			 shown, hint ? "; did you mean " : "", hint ? hint : "", hint ? "?" : "");
-	} else if (!kinds[k].named && name[0]) {
+	} else if (!cfg_keys_kind(k)->named && name[0]) {
 		error_at(ld, ld->file, line, "%s: [%s] takes no name", shown, kind);
-	} else if (kinds[k].named && !name[0]) {
-		error_at(ld, ld->file, line, "%s: needs a name: %s", shown, kinds[k].example);
-	} else if (kinds[k].named && !valid_name(name, k == SK_SENSOR)) {
+	} else if (cfg_keys_kind(k)->named && !name[0]) {
+		error_at(ld, ld->file, line, "%s: needs a name: %s", shown,
+			 cfg_keys_kind(k)->example);
+	} else if (cfg_keys_kind(k)->named && !valid_name(name, k == SK_SENSOR)) {
 		error_at(ld, ld->file, line,
 			 k == SK_SENSOR
 				 ? "%s: a sensor is named ASSET.NAME, each part of letters, digits, "
@@ -1402,7 +328,7 @@ static void section_header(struct loader *ld, char *text)
 	}
 record:
 	if (!sec.name)
-		sec.name = xstrdup("");
+		sec.name = cfg_keys_xstrdup("");
 	ld->secs[ld->n_secs] = sec;
 	ld->cur = ld->n_secs++;
 }
@@ -1484,8 +410,8 @@ static int cfg_handler(void *user, const char *section, const char *key, const c
 		if (strcmp(sec->e[i].key, key) == 0) {
 			/* The first definition may be in another file of the same section. */
 			error_at(ld, ld->file, line, "%s: set twice in [%s%s%s] (first at %s:%d)",
-				 key, kinds[sec->kind].name, sec->name[0] ? " " : "", sec->name,
-				 ld->cfg->files[sec->e[i].file], sec->e[i].line);
+				 key, cfg_keys_kind(sec->kind)->name, sec->name[0] ? " " : "",
+				 sec->name, ld->cfg->files[sec->e[i].file], sec->e[i].line);
 			return 1;
 		}
 	}
@@ -1493,7 +419,8 @@ static int cfg_handler(void *user, const char *section, const char *key, const c
 		sec->cap = sec->cap ? sec->cap * 2 : 8;
 		sec->e = xrealloc(sec->e, sec->cap * sizeof(*sec->e));
 	}
-	sec->e[sec->n++] = (struct raw_entry){ xstrdup(key), xstrdup(value), ld->file, line };
+	sec->e[sec->n++] = (struct raw_entry){ cfg_keys_xstrdup(key), cfg_keys_xstrdup(value),
+					       ld->file, line };
 	return 1;
 }
 
@@ -1505,13 +432,13 @@ static void parse_file(struct loader *ld, const char *path, bool required)
 	if (!ld->fp) {
 		if (required || errno != ENOENT) {
 			cfg->files = xrealloc(cfg->files, (cfg->n_files + 1) * sizeof(*cfg->files));
-			cfg->files[cfg->n_files] = xstrdup(path);
+			cfg->files[cfg->n_files] = cfg_keys_xstrdup(path);
 			error_at(ld, cfg->n_files++, 0, "cannot open: %s", strerror(errno));
 		}
 		return;
 	}
 	cfg->files = xrealloc(cfg->files, (cfg->n_files + 1) * sizeof(*cfg->files));
-	cfg->files[cfg->n_files] = xstrdup(path);
+	cfg->files[cfg->n_files] = cfg_keys_xstrdup(path);
 	ld->file = cfg->n_files++;
 	ld->lineno = 0;
 	ld->cur = SIZE_MAX;
@@ -1552,7 +479,7 @@ static void parse_dropins(struct loader *ld, const char *dir)
 		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".conf") != 0)
 			continue;
 		names = xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = xstrdup(de->d_name);
+		names[n++] = cfg_keys_xstrdup(de->d_name);
 	}
 	closedir(d);
 	if (n > 1)
@@ -1588,7 +515,7 @@ static void unknown_key(struct loader *ld, const struct raw_section *sec,
 {
 	const struct key *best = NULL;
 	size_t best_d = SIZE_MAX;
-	const struct section_kind *sk = &kinds[sec->kind];
+	const struct section_kind *sk = cfg_keys_kind(sec->kind);
 
 	for (size_t i = 0; i < sk->n_keys; i++) {
 		size_t d = edit_distance(e->key, sk->keys[i].name);
@@ -1603,9 +530,9 @@ static void unknown_key(struct loader *ld, const struct raw_section *sec,
 		return;
 	}
 	for (int k = 0; k < SK_N; k++) {
-		if (find_key((enum sec_kind)k, e->key)) {
+		if (cfg_keys_find((enum sec_kind)k, e->key)) {
 			error_at(ld, sec->file, e->line, "%s: unknown key in %s (it is a key of %s)",
-				 e->key, sk->example, kinds[k].example);
+				 e->key, sk->example, cfg_keys_kind(k)->example);
 			return;
 		}
 	}
@@ -1621,23 +548,23 @@ static void unknown_key(struct loader *ld, const struct raw_section *sec,
 static void apply_section(struct loader *ld, const struct raw_section *sec, void *obj,
 			  unsigned type_bit, const char *type_name)
 {
-	const struct section_kind *sk = &kinds[sec->kind];
+	const struct section_kind *sk = cfg_keys_kind(sec->kind);
 	char why[512], only[64];
 
 	for (size_t i = 0; i < sec->n; i++) {
 		const struct raw_entry *e = &sec->e[i];
-		const struct key *k = find_key(sec->kind, e->key);
+		const struct key *k = cfg_keys_find(sec->kind, e->key);
 		if (!k) {
 			unknown_key(ld, sec, e);
 			continue;
 		}
-		if (type_bit && !key_applies(k, type_bit)) {
-			only_text(k->only, only, sizeof(only));
+		if (type_bit && !cfg_key_applies(k, type_bit)) {
+			cfg_keys_only_text(k->only, only, sizeof(only));
 			error_at(ld, sec->file, e->line, "%s: only for %s sources (%s is %s)", e->key,
 				 only, sec->kind == SK_SENSOR ? "its source" : "this one", type_name);
 			continue;
 		}
-		if (key_parse(k, obj, e->value, why, sizeof(why)) < 0)
+		if (cfg_key_parse(k, obj, e->value, why, sizeof(why)) < 0)
 			error_at(ld, sec->file, e->line, "%s: %s", e->key, why);
 	}
 	for (size_t i = 0; i < sk->n_keys; i++) {
@@ -1646,7 +573,7 @@ static void apply_section(struct loader *ld, const struct raw_section *sec, void
 			continue;
 		if (type_bit == 0 && k->only)
 			continue;
-		if (!key_applies(k, type_bit ? type_bit : ONLY_ALL))
+		if (!cfg_key_applies(k, type_bit ? type_bit : ONLY_ALL))
 			continue;
 		if (!k->def) {
 			/* The help text says what to write; drop its final period. */
@@ -1657,7 +584,7 @@ static void apply_section(struct loader *ld, const struct raw_section *sec, void
 				 sk->name, sec->name, hl, k->help);
 			continue;
 		}
-		if (key_parse(k, obj, k->def, why, sizeof(why)) < 0)
+		if (cfg_key_parse(k, obj, k->def, why, sizeof(why)) < 0)
 			abort(); /* a default that does not parse is a bug in the table */
 	}
 }
@@ -1667,7 +594,7 @@ static void apply_section(struct loader *ld, const struct raw_section *sec, void
 static void set_default_str(char **field, const char *v)
 {
 	if (!*field) {
-		*field = xstrdup(v);
+		*field = cfg_keys_xstrdup(v);
 	}
 }
 
@@ -1732,7 +659,7 @@ static void check_globals(struct loader *ld, const struct raw_section *sec_of[SK
 		if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = '\0';
-		c->daemon.host = xstrdup(host);
+		c->daemon.host = cfg_keys_xstrdup(host);
 	}
 	if (!c->storage.file)
 		c->storage.file = xasprintf("%s/samples.db", c->daemon.state_dir);
@@ -1752,7 +679,7 @@ static void check_globals(struct loader *ld, const struct raw_section *sec_of[SK
 	if (pdm_uri_kind(c->mqtt.uri) != PDM_URI_TLS) {
 		static const char *const tls_keys[] = { "ca_file", "cert_file", "key_file" };
 		for (size_t i = 0; i < ARRAY_LEN(tls_keys); i++) {
-			const struct key *k = find_key(SK_MQTT, tls_keys[i]);
+			const struct key *k = cfg_keys_find(SK_MQTT, tls_keys[i]);
 			if ((*(char **)((char *)c + k->off))[0])
 				error_at(ld, m->file, line_of(m, tls_keys[i]),
 					 "%s: set, but uri %s is not TLS (use ssl://HOST:8883)",
@@ -1798,9 +725,9 @@ static void check_sources(struct loader *ld, const struct raw_section **src_sec)
 				if (!differ[k])
 					continue;
 				char mine[32], theirs[32];
-				const struct key *kd = find_key(SK_SOURCE, keys[k]);
-				key_format(kd, c, s, mine, sizeof(mine));
-				key_format(kd, c, t, theirs, sizeof(theirs));
+				const struct key *kd = cfg_keys_find(SK_SOURCE, keys[k]);
+				cfg_key_format(kd, c, s, mine, sizeof(mine));
+				cfg_key_format(kd, c, t, theirs, sizeof(theirs));
 				error_at(ld, sec->file, line_of(sec, keys[k]),
 					 "%s: %s differs from source %s (%s) on the same bus %s; "
 					 "sources on one device share its line settings",
@@ -1979,7 +906,8 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 		char name[128];
 		enum cfg_op op;
 		double v;
-		if (run_when_split(rw->value, name, sizeof(name), &op, &v, why, sizeof(why)) < 0)
+		if (cfg_keys_run_when_split(rw->value, name, sizeof(name), &op, &v, why,
+					    sizeof(why)) < 0)
 			return;
 		size_t pl = strlen(a->name);
 		const char *shortn = name;
@@ -2052,7 +980,7 @@ static int64_t round_up_2sig(double v)
 /* "(raise max_samples to about N, some 14 GiB on disk, or shorten KEY)" */
 static void ring_advice(double rows, const char *key, char *buf, size_t len)
 {
-	const struct key *k = find_key(SK_STORAGE, "max_samples");
+	const struct key *k = cfg_keys_find(SK_STORAGE, "max_samples");
 	int64_t n = round_up_2sig(rows);
 
 	if ((double)n > k->max) {
@@ -2179,7 +1107,7 @@ static void build(struct loader *ld)
 		if (ld->secs[i].skip)
 			continue;
 		n[ld->secs[i].kind]++;
-		if (!kinds[ld->secs[i].kind].named)
+		if (!cfg_keys_kind(ld->secs[i].kind)->named)
 			sec_of[ld->secs[i].kind] = &ld->secs[i];
 	}
 
@@ -2203,13 +1131,13 @@ static void build(struct loader *ld)
 		struct cfg_source *s = &c->sources[c->n_sources];
 		src_sec[c->n_sources] = sec;
 		sec->obj = c->n_sources++;
-		s->name = xstrdup(sec->name);
+		s->name = cfg_keys_xstrdup(sec->name);
 		s->where = (struct cfg_where){ c->files[sec->file], sec->line };
 		/* The type decides which keys apply, so it is read first. */
 		const struct raw_entry *te = raw_get(sec, "type");
 		unsigned bit = 0;
 		int t;
-		if (te && enum_from_name(source_type_names, te->value, &t) == 0) {
+		if (te && cfg_keys_source_type(te->value, &t) == 0) {
 			s->type = (enum cfg_source_type)t;
 			bit = 1u << t;
 		}
@@ -2224,7 +1152,7 @@ static void build(struct loader *ld)
 		struct cfg_asset *a = &c->assets[c->n_assets];
 		asset_sec[c->n_assets] = sec;
 		sec->obj = c->n_assets++;
-		a->name = xstrdup(sec->name);
+		a->name = cfg_keys_xstrdup(sec->name);
 		a->where = (struct cfg_where){ c->files[sec->file], sec->line };
 		apply_section(ld, sec, a, 0, NULL);
 	}
@@ -2277,8 +1205,8 @@ static void build(struct loader *ld)
 			struct cfg_sensor *s = &c->sensors[idx];
 			sensor_sec[idx] = sec;
 			as->sensors[as->n_sensors++] = idx;
-			s->name = xstrdup(sec->name);
-			s->short_name = xstrdup(strchr(sec->name, '.') + 1);
+			s->name = cfg_keys_xstrdup(sec->name);
+			s->short_name = cfg_keys_xstrdup(strchr(sec->name, '.') + 1);
 			s->asset = a;
 			s->where = (struct cfg_where){ c->files[sec->file], sec->line };
 			unsigned bit = resolve_sensor_source(ld, sec, s);
@@ -2329,6 +1257,7 @@ static void check_printable(struct loader *ld, enum sec_kind kind, const void *o
 			    unsigned type_bit, const char *name, const struct cfg_where *w)
 {
 	const struct pdm_config *c = ld->cfg;
+	const struct section_kind *sk = cfg_keys_kind(kind);
 	const int max = INI_MAX_LINE - 2; /* as cfg_reader: the newline and NUL */
 	size_t file = SIZE_MAX;
 	int line = 0;
@@ -2340,18 +1269,18 @@ static void check_printable(struct loader *ld, enum sec_kind kind, const void *o
 			line = w->line;
 		}
 	}
-	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
-		const struct key *k = &kinds[kind].keys[i];
-		if (type_bit && !key_applies(k, type_bit))
+	for (size_t i = 0; i < sk->n_keys; i++) {
+		const struct key *k = &sk->keys[i];
+		if (type_bit && !cfg_key_applies(k, type_bit))
 			continue;
-		key_format(k, c, obj, buf, sizeof(buf));
+		cfg_key_format(k, c, obj, buf, sizeof(buf));
 		size_t n = strlen(k->name) + 3 + strlen(buf);
 		if (n > (size_t)max)
 			error_at(ld, file, line,
 				 "%s: in [%s%s%s] resolves to '%.40s...', a line of %zu characters "
 				 "in the printed setup; at most %d load back (shorten it, or the "
 				 "names or directory it is made of)",
-				 k->name, kinds[kind].name, name[0] ? " " : "", name, buf, n, max);
+				 k->name, sk->name, name[0] ? " " : "", name, buf, n, max);
 	}
 }
 
@@ -2381,7 +1310,7 @@ struct pdm_config *cfg_load(const char *dir, FILE *err)
 
 	if (!cfg)
 		return NULL;
-	cfg->dir = xstrdup(dir);
+	cfg->dir = cfg_keys_xstrdup(dir);
 	/* "etc/" and "etc" name the same files: keep messages free of "//". */
 	for (size_t l = strlen(cfg->dir); l > 1 && cfg->dir[l - 1] == '/'; l--)
 		cfg->dir[l - 1] = '\0';
@@ -2403,11 +1332,13 @@ struct pdm_config *cfg_load(const char *dir, FILE *err)
 	return cfg;
 }
 
-static void free_strings(const struct key *keys, size_t n, void *obj)
+static void free_strings(enum sec_kind kind, void *obj)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (keys[i].type == T_STR) {
-			char **p = (char **)((char *)obj + keys[i].off);
+	const struct section_kind *sk = cfg_keys_kind(kind);
+
+	for (size_t i = 0; i < sk->n_keys; i++) {
+		if (sk->keys[i].type == T_STR) {
+			char **p = (char **)((char *)obj + sk->keys[i].off);
 			free(*p);
 			*p = NULL;
 		}
@@ -2419,9 +1350,9 @@ void cfg_free(struct pdm_config *cfg)
 	if (!cfg)
 		return;
 	for (int k = SK_DAEMON; k <= SK_STORAGE; k++)
-		free_strings(kinds[k].keys, kinds[k].n_keys, cfg);
+		free_strings(k, cfg);
 	for (size_t i = 0; i < cfg->n_sources; i++) {
-		free_strings(source_keys, ARRAY_LEN(source_keys), &cfg->sources[i]);
+		free_strings(SK_SOURCE, &cfg->sources[i]);
 		free(cfg->sources[i].name);
 		free(cfg->sources[i].host);
 	}
@@ -2430,7 +1361,7 @@ void cfg_free(struct pdm_config *cfg)
 		free(cfg->assets[i].sensors);
 	}
 	for (size_t i = 0; i < cfg->n_sensors; i++) {
-		free_strings(sensor_keys, ARRAY_LEN(sensor_keys), &cfg->sensors[i]);
+		free_strings(SK_SENSOR, &cfg->sensors[i]);
 		free(cfg->sensors[i].name);
 		free(cfg->sensors[i].short_name);
 	}
@@ -2449,12 +1380,13 @@ void cfg_free(struct pdm_config *cfg)
 static void print_keys(const struct pdm_config *c, enum sec_kind kind, const void *obj,
 		       unsigned type_bit, FILE *out)
 {
+	const struct section_kind *sk = cfg_keys_kind(kind);
 	char buf[1024];
-	for (size_t i = 0; i < kinds[kind].n_keys; i++) {
-		const struct key *k = &kinds[kind].keys[i];
-		if (type_bit && !key_applies(k, type_bit))
+	for (size_t i = 0; i < sk->n_keys; i++) {
+		const struct key *k = &sk->keys[i];
+		if (type_bit && !cfg_key_applies(k, type_bit))
 			continue;
-		key_format(k, c, obj, buf, sizeof(buf));
+		cfg_key_format(k, c, obj, buf, sizeof(buf));
 		fprintf(out, "%s =%s%s\n", k->name, buf[0] ? " " : "", buf);
 	}
 }
@@ -2463,7 +1395,7 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 {
 	fprintf(out, "# pdmd configuration from %s, resolved (defaults included)\n", c->dir);
 	for (int k = SK_DAEMON; k <= SK_STORAGE; k++) {
-		fprintf(out, "\n[%s]\n", kinds[k].name);
+		fprintf(out, "\n[%s]\n", cfg_keys_kind(k)->name);
 		print_keys(c, (enum sec_kind)k, c, 0, out);
 	}
 	for (size_t i = 0; i < c->n_sources; i++) {
@@ -2487,82 +1419,6 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 			const struct cfg_sensor *s = &c->sensors[as->sensors[j]];
 			fprintf(out, "\n# %s:%d\n[sensor %s]\n", s->where.file, s->where.line, s->name);
 			print_keys(c, SK_SENSOR, s, 1u << c->sources[s->source].type, out);
-		}
-	}
-}
-
-static void reference_type(const struct key *k, char *buf, size_t len)
-{
-	switch (k->type) {
-	case T_STR:
-		snprintf(buf, len, "string");
-		break;
-	case T_INT:
-	case T_I64:
-	case T_U64:
-		snprintf(buf, len, "integer");
-		break;
-	case T_DOUBLE:
-		snprintf(buf, len, "number");
-		break;
-	case T_DURATION:
-		snprintf(buf, len, "duration");
-		break;
-	case T_SIZE:
-		snprintf(buf, len, "size");
-		break;
-	case T_ENUM: {
-		size_t used = 0;
-		buf[0] = '\0';
-		for (const struct enum_name *e = k->names; e->name && used < len; e++) {
-			int w = snprintf(buf + used, len - used, "%s%s", used ? " \\| " : "", e->name);
-			used += w > 0 ? (size_t)w : 0;
-		}
-		break;
-	}
-	case T_CUSTOM:
-		snprintf(buf, len, "%s", k->tname);
-		break;
-	}
-}
-
-void cfg_print_reference(FILE *out)
-{
-	char type[256], lo[32], hi[32], only[64];
-
-	for (int s = 0; s < SK_N; s++) {
-		const struct section_kind *sk = &kinds[s];
-		bool per_type = s == SK_SOURCE || s == SK_SENSOR;
-		fprintf(out, "%s#### `%s`\n\n", s ? "\n" : "", sk->example);
-		fprintf(out, "| key |%s type | default | range | meaning |\n", per_type ? " for |" : "");
-		fprintf(out, "|---|%s---|---|---|---|\n", per_type ? "---|" : "");
-		for (size_t i = 0; i < sk->n_keys; i++) {
-			const struct key *k = &sk->keys[i];
-			reference_type(k, type, sizeof(type));
-			if (k->only == ONLY_MODBUS)
-				snprintf(only, sizeof(only), "modbus-tcp, modbus-rtu");
-			else
-				only_text(k->only ? k->only : ONLY_ALL, only, sizeof(only));
-			bool ranged = k->type == T_INT || k->type == T_I64 || k->type == T_DOUBLE ||
-				      k->type == T_DURATION || k->type == T_SIZE;
-			if (ranged && !(k->min <= -1e300)) {
-				format_range_value(k, k->min, lo, sizeof(lo));
-				format_range_value(k, k->max, hi, sizeof(hi));
-			}
-			fprintf(out, "| `%s` |", k->name);
-			if (per_type)
-				fprintf(out, " %s |", only);
-			if (!k->def)
-				fprintf(out, " %s | **required** |", type);
-			else if (k->flags & K_COMPUTED || !k->def[0])
-				fprintf(out, " %s | %s |", type, k->def[0] ? k->def : "(empty)");
-			else
-				fprintf(out, " %s | `%s` |", type, k->def);
-			if (ranged && !(k->min <= -1e300))
-				fprintf(out, " %s .. %s |", lo, hi);
-			else
-				fprintf(out, " |");
-			fprintf(out, " %s |\n", k->help);
 		}
 	}
 }
