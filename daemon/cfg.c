@@ -831,12 +831,36 @@ void cfg_set_check_dims(cfg_check_dims_fn fn)
 	check_dims_hook = fn ? fn : default_check_dims;
 }
 
+/* raise_after / clear_after given as a duration: the windows that take at
+ * least that long on the asset's grid (one per hop). */
+static void resolve_alert_delay(struct loader *ld, const struct raw_section *sec,
+				const struct cfg_asset *a, const char *key, int64_t ms, int *count)
+{
+	if (ms <= 0)
+		return;
+	int64_t step = (int64_t)a->hop * a->sample_interval_ms;
+	int64_t n = (ms + step - 1) / step;
+	if (n > CFG_ALERT_WINDOWS_MAX) {
+		char d1[32], d2[32], d3[32];
+		pdm_format_duration(ms, d1, sizeof(d1));
+		pdm_format_duration(a->sample_interval_ms, d2, sizeof(d2));
+		pdm_format_duration(step, d3, sizeof(d3));
+		error_at(ld, sec->file, line_of(sec, key),
+			 "%s: %s is %lld windows of hop %d x %s (%s); at most %d", key, d1,
+			 (long long)n, a->hop, d2, d3, CFG_ALERT_WINDOWS_MAX);
+		return;
+	}
+	*count = (int)n;
+}
+
 static void check_asset(struct loader *ld, const struct raw_section *sec, struct cfg_asset *a,
 			const struct raw_section **sensor_sec)
 {
 	struct pdm_config *c = ld->cfg;
 	char why[256], d1[32], d2[32];
 
+	resolve_alert_delay(ld, sec, a, "raise_after", a->raise_after_ms, &a->raise_after);
+	resolve_alert_delay(ld, sec, a, "clear_after", a->clear_after_ms, &a->clear_after);
 	if (a->n_sensors == 0) {
 		error_at(ld, sec->file, sec->line,
 			 "[asset %s]: has no sensors (add [sensor %s.NAME] sections)", a->name,
@@ -1406,6 +1430,15 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 	for (size_t a = 0; a < c->n_assets; a++) {
 		const struct cfg_asset *as = &c->assets[a];
 		fprintf(out, "\n# %s:%d\n", as->where.file, as->where.line);
+		/* Alarm delays are thought of in time; the keys may be counts. */
+		char tr[32], tc[32], iv[32];
+		int64_t step = (int64_t)as->hop * as->sample_interval_ms;
+		pdm_format_duration(step * as->raise_after, tr, sizeof(tr));
+		pdm_format_duration(step * as->clear_after, tc, sizeof(tc));
+		pdm_format_duration(as->sample_interval_ms, iv, sizeof(iv));
+		fprintf(out, "# alerts raise after %s over the threshold and clear after %s under it "
+			"(%d and %d windows of hop %d x %s)\n",
+			tr, tc, as->raise_after, as->clear_after, as->hop, iv);
 		/* What a small box must have spare while the asset trains: the
 		 * trainer holds its sample of windows (docs/configuration.md). */
 		double mib = (double)as->train_max_windows * (double)as->n_sensors *

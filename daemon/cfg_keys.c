@@ -723,6 +723,78 @@ static void print_valid_max(const struct pdm_config *c, const void *obj, char *b
 		format_double(s->valid_max, buf, len);
 }
 
+/* raise_after / clear_after: a count of windows, or how long the score must
+ * stay over (under) the threshold: alarm delays are specified in time in
+ * plants (on-delay, off-delay), and a count means a different time on every
+ * asset's grid. The count for a duration is resolved once hop and interval
+ * are known (cfg.c). */
+static int parse_windows_or_time(const char *v, int *count, int64_t *ms, char *why, size_t len)
+{
+	int64_t n;
+	size_t l = strlen(v);
+	if (l > 0 && isdigit((unsigned char)v[l - 1])) {
+		int rc = parse_dec(v, 1, CFG_ALERT_WINDOWS_MAX, &n);
+		if (rc == -ERANGE) {
+			snprintf(why, len, "%s is out of range (1 .. %d)", v, CFG_ALERT_WINDOWS_MAX);
+			return rc;
+		}
+		if (rc < 0) {
+			snprintf(why, len, "expected a number of windows or a duration (30s, 10m), "
+					   "got '%s'", v);
+			return rc;
+		}
+		*count = (int)n;
+		*ms = 0;
+		return 0;
+	}
+	if (parse_duration(v, &n, why, len) < 0) {
+		snprintf(why, len, "expected a number of windows or a duration (30s, 10m), got '%s'",
+			 v);
+		return -EINVAL;
+	}
+	if (n < 1 || n > 365LL * 86400000) {
+		snprintf(why, len, "%s is out of range (1ms .. 365d)", v);
+		return -ERANGE;
+	}
+	*ms = n;
+	*count = 1; /* resolved on the asset's grid */
+	return 0;
+}
+
+static void print_windows_or_time(int count, int64_t ms, char *buf, size_t len)
+{
+	if (ms > 0)
+		pdm_format_duration(ms, buf, (unsigned)len);
+	else
+		snprintf(buf, len, "%d", count);
+}
+
+static int parse_raise_after(void *obj, const char *v, char *why, size_t len)
+{
+	struct cfg_asset *a = obj;
+	return parse_windows_or_time(v, &a->raise_after, &a->raise_after_ms, why, len);
+}
+
+static int parse_clear_after(void *obj, const char *v, char *why, size_t len)
+{
+	struct cfg_asset *a = obj;
+	return parse_windows_or_time(v, &a->clear_after, &a->clear_after_ms, why, len);
+}
+
+static void print_raise_after(const struct pdm_config *c, const void *obj, char *buf, size_t len)
+{
+	const struct cfg_asset *a = obj;
+	(void)c;
+	print_windows_or_time(a->raise_after, a->raise_after_ms, buf, len);
+}
+
+static void print_clear_after(const struct pdm_config *c, const void *obj, char *buf, size_t len)
+{
+	const struct cfg_asset *a = obj;
+	(void)c;
+	print_windows_or_time(a->clear_after, a->clear_after_ms, buf, len);
+}
+
 bool cfg_keys_name_char(char ch)
 {
 	return isalnum((unsigned char)ch) || ch == '_' || ch == '-';
@@ -946,10 +1018,16 @@ static const struct key asset_keys[] = {
 		  "alerts, every window training data, retrained as its data grows) until a model "
 		  "scores under its threshold for half the time its data spans, at most this long; "
 		  "0: alerts from the first model on." },
-	{ .name = "raise_after", .type = T_INT, .off = ASSET(raise_after), .def = "3", .min = 1,
-	  .max = 100000, .help = "Consecutive windows over the threshold that raise an alert." },
-	{ .name = "clear_after", .type = T_INT, .off = ASSET(clear_after), .def = "10", .min = 1,
-	  .max = 100000, .help = "Consecutive windows under the threshold that clear it." },
+	{ .name = "raise_after", .type = T_CUSTOM, .parse = parse_raise_after,
+	  .print = print_raise_after, .def = "3", .tname = "windows \\| duration",
+	  .help = "Consecutive windows over the threshold that raise an alert, or how long the "
+		  "score must stay over it (30s: as many windows as that takes on the asset's "
+		  "grid, rounded up)." },
+	{ .name = "clear_after", .type = T_CUSTOM, .parse = parse_clear_after,
+	  .print = print_clear_after, .def = "10", .tname = "windows \\| duration",
+	  .help = "Consecutive windows under the threshold that clear it, or how long the score "
+		  "must stay under it (10m); a longer time keeps a fault that comes and goes with "
+		  "the load one episode." },
 	{ .name = "critical", .type = T_DOUBLE, .off = ASSET(critical), .def = "2", .min = 1,
 	  .max = 1000, .help = "Score at or above which an alert is critical (1 = threshold)." },
 	{ .name = "run_when", .type = T_CUSTOM, .parse = parse_run_when, .print = print_run_when,

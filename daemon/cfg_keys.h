@@ -24,6 +24,9 @@ enum ktype { T_STR, T_INT, T_I64, T_U64, T_DOUBLE, T_DURATION, T_SIZE, T_ENUM, T
 #define ONLY_MODBUS (ONLY_TCP | ONLY_RTU)
 #define ONLY_ALL (ONLY_MODBUS | ONLY_MQTT)
 
+/* raise_after / clear_after at most, as a count or resolved from a duration. */
+#define CFG_ALERT_WINDOWS_MAX 100000
+
 /* Key flags. */
 #define K_COMPUTED 1u /* default is resolved at load time; `def` only documents it */
 

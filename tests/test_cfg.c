@@ -615,6 +615,59 @@ static void test_run_when_parsing(void **state)
 		     15, "run_when: 'speed' is not a sensor of asset a");
 }
 
+/* raise_after / clear_after as a count of windows or as a time on the grid. */
+static void test_alert_delays(void **state)
+{
+	struct fixture *f = *state;
+	/* hop 8 x 1 s: 30 s is 3.75 windows, rounded up; 10m is exactly 75. */
+	struct pdm_config *c = load_main(f, BASE "[asset a]\nhop = 8\nraise_after = 30s\n"
+						 "clear_after = 10m\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	const struct cfg_asset *a = &c->assets[0];
+	assert_int_equal(a->raise_after, 4);
+	assert_int_equal(a->clear_after, 75);
+	assert_int_equal(a->raise_after_ms, 30000);
+	assert_int_equal(a->clear_after_ms, 600000);
+	char *p = print_to_string(c);
+	/* Printed as written (it loads back the same), with the time either way. */
+	assert_non_null(strstr(p, "\nraise_after = 30s\nclear_after = 10m\n"));
+	assert_non_null(strstr(p, "# alerts raise after 32s over the threshold and clear after 10m "
+				  "under it (4 and 75 windows of hop 8 x 1s)\n"));
+	free(p);
+	cfg_free(c);
+
+	/* A count stays a count; a time shorter than one hop is one window. */
+	c = load_main(f, BASE "[asset a]\nhop = 4\nraise_after = 5\nclear_after = 1ms\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	assert_int_equal(c->assets[0].raise_after, 5);
+	assert_int_equal(c->assets[0].raise_after_ms, 0);
+	assert_int_equal(c->assets[0].clear_after, 1);
+	p = print_to_string(c);
+	assert_non_null(strstr(p, "\nraise_after = 5\nclear_after = 1ms\n"));
+	assert_non_null(strstr(p, "# alerts raise after 20s over the threshold and clear after 4s "
+				  "under it (5 and 1 windows of hop 4 x 1s)\n"));
+	free(p);
+	cfg_free(c);
+
+	expect_error(f, BASE "[asset a]\nclear_after = 0\n", 11,
+		     "clear_after: 0 is out of range (1 .. 100000)");
+	expect_error(f, BASE "[asset a]\nraise_after = 100001\n", 11,
+		     "raise_after: 100001 is out of range (1 .. 100000)");
+	expect_error(f, BASE "[asset a]\nraise_after = 1.5\n", 11,
+		     "raise_after: expected a number of windows or a duration (30s, 10m), got '1.5'");
+	expect_error(f, BASE "[asset a]\nclear_after = 10 min\n", 11,
+		     "clear_after: expected a number of windows or a duration (30s, 10m), got "
+		     "'10 min'");
+	expect_error(f, BASE "[asset a]\nclear_after = 0s\n", 11,
+		     "clear_after: 0s is out of range (1ms .. 365d)");
+	/* 30 days of 100 ms hops is far more windows than a counter takes. */
+	expect_error(f, BASE "[asset a]\nsample_interval = 100ms\nhop = 1\nclear_after = 30d\n",
+		     13, "clear_after: 30d is 25920000 windows of hop 1 x 100ms (100ms); at most "
+			 "100000");
+}
+
 /* Keys of the wrong source type, and keys that do not exist. */
 static void test_key_applicability(void **state)
 {
@@ -1508,6 +1561,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_register_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_address_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_when_parsing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alert_delays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_applicability, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cross_references, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_dims_hook, setup, teardown),
