@@ -403,6 +403,85 @@ static void test_fault_alerts_and_scores(void **state)
 	free(text);
 }
 
+static int count_events(const char *text, const char *event)
+{
+	char want[64];
+	int n = 0;
+	snprintf(want, sizeof(want), "\"event\":\"%s\"", event);
+	for (const char *p = text; (p = strstr(p, want)); p++)
+		n++;
+	return n;
+}
+
+/* A fault that comes and goes (three 12 s bursts, 20 s apart, as a fault
+ * that shows only under load does): counted in windows, clear_after = 10
+ * (4 s here) clears between the bursts and raises again; as a time longer
+ * than the gaps, clear_after = 30s keeps it one episode, cleared 30 s after
+ * the last burst. */
+static void test_intermittent_fault_clear_after_time(void **state)
+{
+	struct fx *f = *state;
+	char scen[400], csv[400], cmd[2048];
+	snprintf(scen, sizeof(scen), "%s", path_in(f, "intermittent.scen"));
+	snprintf(csv, sizeof(csv), "%s", path_in(f, "intermittent.csv"));
+
+	assert_int_equal(test_write_file(f->dir, "intermittent.scen",
+					 "at 80s fault pump-a bearing_wear severity=0.4 for 12s ramp=2s\n"
+					 "at 112s fault pump-a bearing_wear severity=0.4 for 12s ramp=2s\n"
+					 "at 144s fault pump-a bearing_wear severity=0.4 for 12s ramp=2s\n"),
+			 0);
+	snprintf(cmd, sizeof(cmd),
+		 "exec \"$0\" --fast --duration 240 --csv pump-a --no-stops --regime-time 30m "
+		 "--start-ts %lld --scenario \"$1\" > \"$2\"",
+		 (long long)T0);
+	char *argv[] = { "/bin/sh", "-c", cmd, (char *)env_or("PLANTSIM", "./tools/plantsim"),
+			 scen, csv, NULL };
+	assert_int_equal(test_run(argv, f->out, sizeof(f->out)), 0);
+
+	static const char *const clear[2] = { "clear_after = 10\n", "clear_after = 30s\n" };
+	int raised[2], cleared[2];
+	char last_clear[64] = "";
+	for (int i = 0; i < 2; i++) {
+		char text[2048], rest[2048], sub[32], name[64], cfg[400], alerts[400];
+		snprintf(text, sizeof(text), pump_conf, "0");
+		char *at = strstr(text, clear[0]);
+		assert_non_null(at);
+		snprintf(rest, sizeof(rest), "%s", at + strlen(clear[0]));
+		snprintf(at, sizeof(text) - (size_t)(at - text), "%s%s", clear[i], rest);
+		snprintf(sub, sizeof(sub), "clear%d", i);
+		snprintf(name, sizeof(name), "%s/pdmd.conf", sub);
+		assert_int_equal(test_write_file(f->dir, name, text), 0);
+		snprintf(cfg, sizeof(cfg), "%s", path_in(f, sub));
+		snprintf(alerts, sizeof(alerts), "%s", path_in(f, i ? "time.jsonl" : "count.jsonl"));
+		int rc = replay(f, cfg, csv, "--asset", "pump-a", "--alerts", alerts, NULL);
+		if (rc != 0)
+			fprintf(stderr, "# %s\n", f->out);
+		assert_int_equal(rc, 0);
+		char *a = slurp(alerts);
+		assert_non_null(a);
+		raised[i] = count_events(a, "raised");
+		cleared[i] = count_events(a, "cleared");
+		if (i == 1 && cleared[i] > 0) {
+			const char *p = strstr(a, "\"event\":\"cleared\"");
+			while (p > a && p[-1] != '\n')
+				p--;
+			str_field(p, "ts", last_clear, sizeof(last_clear));
+		}
+		free(a);
+	}
+	fprintf(stderr, "# intermittent fault: %d episode(s) with clear_after = 10, %d with 30s, "
+			"cleared at %s\n", raised[0], raised[1], last_clear);
+	if (raised[0] < 2 || raised[1] != 1)
+		fail_msg("episodes: %d with clear_after = 10, %d with 30s (want >= 2 and 1)",
+			 raised[0], raised[1]);
+	assert_int_equal(cleared[0], raised[0]);
+	assert_int_equal(cleared[1], 1);
+	/* The last burst ends 156 s in (22:15:56Z): cleared 30 s of scores later. */
+	if (strcmp(last_clear, "2023-11-14T22:16:26.000Z") < 0 ||
+	    strcmp(last_clear, "2023-11-14T22:16:46.000Z") >= 0)
+		fail_msg("cleared at %s, want 22:16:26 .. 22:16:46", last_clear);
+}
+
 /* --train-rows / --train-until: one training on the data before the cut,
  * then scoring only; the fault after the cut is still found. */
 static void test_train_once(void **state)
@@ -785,6 +864,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fault_alerts_and_scores),
+		cmocka_unit_test(test_intermittent_fault_clear_after_time),
 		cmocka_unit_test(test_train_once),
 		cmocka_unit_test(test_train_once_covers_range),
 		cmocka_unit_test(test_schedule_in_data_time),
