@@ -239,16 +239,17 @@ static int run_ours(int mi, int epochs, int lat_reps, const float *x, size_t N)
 		snprintf(name, sizeof(name), "nn_%s_infer_b256_t%d_gflops", OUR_NAME[mi], threads);
 		put(name, inf * FLOP_FWD[mi] / 1e9, "GFLOP/s", 2);
 
-		/* one-window latency: nn_score with shares, as the daemon calls it,
-		 * on one fixed window as the peer measures it */
+		/* one-window latency: nn_score_means with shares and the window
+		 * means, as the daemon calls it, on one fixed window as the peer
+		 * measures it */
 		if (threads == 1) {
 			double *ts = malloc(sizeof(double) * (size_t)lat_reps);
-			float sh[C];
+			float sh[C], xm[C], ym[C];
 			for (int i = 0; i < 500; i++)
-				nn_score(m, x, 1, score, sh, NULL);
+				nn_score_means(m, x, 1, score, sh, xm, ym);
 			for (int i = 0; i < lat_reps; i++) {
 				double t0 = now_s();
-				nn_score(m, x, 1, score, sh, NULL);
+				nn_score_means(m, x, 1, score, sh, xm, ym);
 				ts[i] = (now_s() - t0) * 1e6;
 			}
 			qsort(ts, (size_t)lat_reps, sizeof(double), cmp_d);

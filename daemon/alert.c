@@ -108,7 +108,8 @@ int alert_reconfigure(struct alert_engine *a, const struct alert_cfg *cfg)
 /* Top ALERT_TOP shares, largest first; ties go to the lower channel so the
  * order is deterministic. NaN and non-positive shares explain nothing and are
  * left out. */
-static int top_shares(const float *shares, int C, struct alert_contrib *top)
+static int top_shares(const float *shares, const float *value, const float *expected, int C,
+		      struct alert_contrib *top)
 {
 	int n = 0;
 
@@ -129,6 +130,8 @@ static int top_shares(const float *shares, int C, struct alert_contrib *top)
 			top[i] = top[i - 1];
 		top[pos].channel = c;
 		top[pos].share = s;
+		top[pos].value = value ? value[c] : NAN;
+		top[pos].expected = expected ? expected[c] : NAN;
 		if (n < ALERT_TOP)
 			n++;
 	}
@@ -156,8 +159,8 @@ static void close_episode(struct alert_persist *p, struct alert_event *ev)
 	ev->reason = ALERT_CLEAR_RECOVERED;
 }
 
-int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares, int C,
-	       struct alert_event *ev)
+int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares,
+	       const float *value, const float *expected, int C, struct alert_event *ev)
 {
 	if (!a || !ev || C < 0 || (C > 0 && !shares))
 		return -EINVAL;
@@ -166,7 +169,7 @@ int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float 
 
 	struct alert_persist *p = &a->p;
 	struct alert_contrib top[ALERT_TOP];
-	int n_top = top_shares(shares, C, top);
+	int n_top = top_shares(shares, value, expected, C, top);
 
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = ALERT_NONE;
@@ -310,6 +313,31 @@ static void add_num(cJSON *o, const char *k, double v, bool *ok)
 		*ok = false;
 }
 
+/* A sensor value, when known: JSON has no NaN, so an unknown one is left out. */
+static void add_finite(cJSON *o, const char *k, double v, bool *ok)
+{
+	if (isfinite(v))
+		add_num(o, k, v, ok);
+}
+
+/* A float-born value printed to 5 significant digits: 4.2123 mm/s, not
+ * 4.2123456001281738. */
+static double round_sig5(double v)
+{
+	if (v == 0.0 || !isfinite(v))
+		return v;
+	double mag = pow(10.0, 4 - (int)floor(log10(fabs(v))));
+	double r = round(v * mag) / mag;
+	return isfinite(r) ? r : v;
+}
+
+/* An optional finite number of a stored object; NaN when absent. */
+static float get_opt_float(const cJSON *obj, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsNumber(it) && isfinite(it->valuedouble) ? (float)it->valuedouble : NAN;
+}
+
 static void add_str(cJSON *o, const char *k, const char *v, bool *ok)
 {
 	if (!(v ? cJSON_AddStringToObject(o, k, v) : cJSON_AddNullToObject(o, k)))
@@ -354,6 +382,8 @@ char *alert_persist_to_json(const struct alert_persist *p)
 		}
 		add_num(c, "channel", p->peak_top[i].channel, &ok);
 		add_num(c, "share", p->peak_top[i].share, &ok);
+		add_finite(c, "value", p->peak_top[i].value, &ok);
+		add_finite(c, "expected", p->peak_top[i].expected, &ok);
 	}
 	return print_free(root, ok);
 }
@@ -416,6 +446,9 @@ int alert_persist_from_json(const char *s, struct alert_persist *p)
 				goto out;
 			q.peak_top[q.n_peak_top].channel = (int)ch;
 			q.peak_top[q.n_peak_top].share = (float)sh->valuedouble;
+			/* absent in states stored before values were kept */
+			q.peak_top[q.n_peak_top].value = get_opt_float(it, "value");
+			q.peak_top[q.n_peak_top].expected = get_opt_float(it, "expected");
 			q.n_peak_top++;
 		}
 	}
@@ -429,8 +462,8 @@ out:
 }
 
 char *alert_format_json(const struct alert_event *ev, const char *asset,
-			const char *const *channel_names, const char *model_kind,
-			uint32_t model_version, const char *host)
+			const char *const *channel_names, const char *const *channel_units,
+			const char *model_kind, uint32_t model_version, const char *host)
 {
 	if (!ev || !asset || !model_kind || (ev->n_top > 0 && !channel_names) ||
 	    ev->n_top < 0 || ev->n_top > ALERT_TOP)
@@ -485,8 +518,14 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
 			ok = false;
 			break;
 		}
-		add_str(c, "sensor", channel_names[ev->top[i].channel], &ok);
-		add_num(c, "share", round3(ev->top[i].share), &ok);
+		const struct alert_contrib *t = &ev->top[i];
+		add_str(c, "sensor", channel_names[t->channel], &ok);
+		add_num(c, "share", round3(t->share), &ok);
+		add_finite(c, "value", round_sig5(t->value), &ok);
+		add_finite(c, "expected", round_sig5(t->expected), &ok);
+		const char *unit = channel_units ? channel_units[t->channel] : NULL;
+		if (unit && unit[0] && (isfinite(t->value) || isfinite(t->expected)))
+			add_str(c, "unit", unit, &ok);
 	}
 	add_str(root, "host", host, &ok);
 	if (ev->kind == ALERT_CLEARED)

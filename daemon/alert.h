@@ -30,6 +30,10 @@ enum alert_severity {
 struct alert_contrib {
 	int channel; /* index into the asset's sensors */
 	float share; /* share of the window's reconstruction error, 0..1 */
+	/* The window's mean of the sensor and of the model's reconstruction of
+	 * it, in the sensor's units: "4.2 where 1.5 was expected" says which
+	 * way it is wrong and by how much. NaN when not known. */
+	float value, expected;
 };
 
 #define ALERT_TOP 3
@@ -87,7 +91,9 @@ int alert_reconfigure(struct alert_engine *a, const struct alert_cfg *cfg);
 
 /*
  * One scored window: ts_ms its time, score normalized (1.0 = threshold),
- * shares (C) each channel's share of the error. Fills *ev (kind ALERT_NONE
+ * shares (C) each channel's share of the error, value and expected (C, or
+ * NULL when not known) each channel's window mean and the model's
+ * reconstruction of it (nn_score_means). Fills *ev (kind ALERT_NONE
  * if nothing happened) and returns 0; -EINVAL on bad arguments or
  * -PDM_ENONFINITE for a NaN/infinite score, leaving the state unchanged.
  * Rules: raise after raise_after consecutive scores >= 1.0 (critical if that
@@ -100,7 +106,7 @@ int alert_reconfigure(struct alert_engine *a, const struct alert_cfg *cfg);
  * what explains the episode.
  */
 int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares /* (C) */,
-	       int C, struct alert_event *ev);
+	       const float *value, const float *expected, int C, struct alert_event *ev);
 
 /* Ends the open episode now, whatever the scores (the user took it as
  * normal operation): *ev is its cleared event, as alert_step makes it but
@@ -142,17 +148,19 @@ int alert_persist_from_json(const char *s, struct alert_persist *p);
  * The alert payload of SPEC section 3, one JSON object:
  * {"schema":1,"id":"<asset>-<seq>","asset","event","severity","ts","started",
  *  "score","threshold":1.0,"model":{"kind","version"},
- *  "contributors":[{"sensor","share"}...],"host"}
+ *  "contributors":[{"sensor","share","value","expected","unit"}...],"host"}
  * and, for cleared only, "reason": "recovered", "taken_as_normal" or
  * "no_model" (alert_clear_reason_name).
  * ts and started in ISO-8601 UTC with milliseconds; score and shares rounded
- * to 3 decimals. channel_names maps ev->top[i].channel to sensor names (it
- * must cover every channel named there). host may be NULL (then null).
- * Returns malloc'd text, or NULL on bad arguments or OOM.
+ * to 3 decimals, value and expected to 5 significant digits (each left out
+ * when not known, unit when empty or with neither). channel_names maps
+ * ev->top[i].channel to sensor names (it must cover every channel named
+ * there), channel_units (or NULL) to their units. host may be NULL (then
+ * null). Returns malloc'd text, or NULL on bad arguments or OOM.
  */
 char *alert_format_json(const struct alert_event *ev, const char *asset,
-			const char *const *channel_names, const char *model_kind,
-			uint32_t model_version, const char *host);
+			const char *const *channel_names, const char *const *channel_units,
+			const char *model_kind, uint32_t model_version, const char *host);
 
 /*
  * The retained state payload:

@@ -21,6 +21,7 @@ struct detector {
 	struct nn_model *model;
 	uint32_t model_version;
 	float *shares; /* (C) scratch for one window */
+	float *value, *expected; /* (C) its means and the model's (alert contributors) */
 	enum det_state state;
 	bool state_published;
 	double last_score;
@@ -60,7 +61,9 @@ struct detector *detector_new(const struct detector_cfg *cfg, const struct detec
 	d->win = window_new(&cfg->window);
 	d->alert = alert_new(&cfg->alert, restored);
 	d->shares = calloc((size_t)cfg->window.C, sizeof(float));
-	if (!d->win || !d->alert || !d->shares) {
+	d->value = calloc((size_t)cfg->window.C, sizeof(float));
+	d->expected = calloc((size_t)cfg->window.C, sizeof(float));
+	if (!d->win || !d->alert || !d->shares || !d->value || !d->expected) {
 		detector_free(d);
 		return NULL;
 	}
@@ -75,6 +78,8 @@ void detector_free(struct detector *d)
 	alert_free(d->alert);
 	nn_model_free(d->model);
 	free(d->shares);
+	free(d->value);
+	free(d->expected);
 	free(d);
 }
 
@@ -106,6 +111,7 @@ static int emit_alert(struct detector *d, const struct alert_event *ev)
 
 	nn_model_info(d->model, &info);
 	char *payload = alert_format_json(ev, d->cfg.asset, d->cfg.channel_names,
+					  d->cfg.channel_units,
 					  nn_kind_name(info.kind), d->model_version, d->cfg.host);
 	if (!payload)
 		return -ENOMEM;
@@ -135,7 +141,7 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 	}
 
 	float score;
-	int rc = nn_score(d->model, x, 1, &score, d->shares, NULL);
+	int rc = nn_score_means(d->model, x, 1, &score, d->shares, d->value, d->expected);
 	if (rc < 0) {
 		/* NaN/Inf inputs never reach a model; the window is skipped. */
 		LOG_RL(&d->rl, LOG_WARNING, "detector[%s]: window at %lld not scored: %s",
@@ -156,7 +162,7 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 	}
 
 	struct alert_event ev;
-	alert_step(d->alert, ts_ms, score, d->shares, d->cfg.window.C, &ev);
+	alert_step(d->alert, ts_ms, score, d->shares, d->value, d->expected, d->cfg.window.C, &ev);
 	if (ev.kind != ALERT_NONE) {
 		rc = emit_alert(d, &ev);
 		if (rc < 0 && d->hook_rc == 0)

@@ -34,6 +34,7 @@ struct detector_cfg {
 	const char *asset;
 	const char *host;                  /* for alert payloads */
 	const char *const *channel_names;  /* C short sensor names */
+	const char *const *channel_units;  /* C units ("" for none), or NULL */
 	struct window_cfg window;
 	struct alert_cfg alert;
 };
@@ -53,7 +54,7 @@ struct detector_hooks {
 	void (*on_state)(void *user, enum det_state st, double score, int64_t ts_ms);
 };
 
-/* Copies what it needs from cfg except channel_names/asset/host, which must
+/* Copies what it needs from cfg except channel_names/units/asset/host, which must
  * outlive the detector. restored: alert state from a previous run or NULL. */
 struct detector *detector_new(const struct detector_cfg *cfg, const struct detector_hooks *hooks,
 			      void *user, const struct alert_persist *restored);

@@ -985,7 +985,7 @@ static int close_orphan_episode(struct engine *e, struct asset_rt *a, struct ale
 		.score = rp->peak_score,
 		.reason = ALERT_CLEAR_NO_MODEL,
 	};
-	char *payload = alert_format_json(&ev, ac->name, a->channel_names,
+	char *payload = alert_format_json(&ev, ac->name, a->channel_names, a->channel_units,
 					  nn_kind_name((enum nn_kind)ac->model), 0, e->cfg->daemon.host);
 	rp->severity = 0;
 	rp->over = rp->under = 0;
@@ -1031,12 +1031,14 @@ static int setup_assets(struct engine *e)
 		a->index = i;
 		a->windows_needed = (size_t)ac->train_after;
 		a->channel_names = calloc(ac->n_sensors, sizeof(char *));
+		a->channel_units = calloc(ac->n_sensors, sizeof(char *));
 		a->store_ids = calloc(ac->n_sensors, sizeof(uint32_t));
-		if (!a->channel_names || !a->store_ids)
+		if (!a->channel_names || !a->channel_units || !a->store_ids)
 			return -ENOMEM;
 		for (size_t c = 0; c < ac->n_sensors; c++) {
 			const struct cfg_sensor *se = &cfg->sensors[ac->sensors[c]];
 			a->channel_names[c] = se->short_name;
+			a->channel_units[c] = se->unit ? se->unit : "";
 			int rc = store_sensor_id(e->store, se->name, &a->store_ids[c]);
 			if (rc < 0) {
 				LOG_E("store: cannot register sensor %s: %s", se->name, pdm_strerror(rc));
@@ -1071,6 +1073,7 @@ static int setup_assets(struct engine *e)
 			.asset = ac->name,
 			.host = cfg->daemon.host,
 			.channel_names = a->channel_names,
+			.channel_units = a->channel_units,
 		};
 		engine_fill_window_cfg(ac, &dc.window);
 		dc.alert = (struct alert_cfg){ ac->raise_after, ac->clear_after, ac->critical };
@@ -1166,6 +1169,7 @@ static void teardown(struct engine *e)
 		struct asset_rt *a = &e->assets[i];
 		detector_free(a->det);
 		free(a->channel_names);
+		free(a->channel_units);
 		free(a->store_ids);
 		free(a->state_json);
 		free(a->model_json);

@@ -37,6 +37,7 @@ struct asset_rt {
 	size_t index;
 	struct detector *det;
 	const char **channel_names;
+	const char **channel_units; /* "" for none: alert contributors' unit */
 	uint32_t *store_ids;
 	uint32_t score_id; /* the score is kept as a pseudo-sensor "ASSET/score" */
 	char state_topic[512], alert_topic[512], model_topic[512];

@@ -243,7 +243,7 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 {
 	struct replay r = { .cfg = cfg, .o = o, .last_train_ts = INT64_MIN };
 	char err[1024] = "";
-	const char **columns = NULL, **names = NULL;
+	const char **columns = NULL, **names = NULL, **units = NULL;
 	struct csv_reader *csv = NULL;
 	double *vals = NULL;
 	int ret = EX_SOFTWARE;
@@ -258,6 +258,7 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 	r.wf = (size_t)r.C * (size_t)r.W;
 	columns = calloc((size_t)r.C, sizeof(char *));
 	names = calloc((size_t)r.C, sizeof(char *));
+	units = calloc((size_t)r.C, sizeof(char *));
 	vals = calloc((size_t)r.C, sizeof(double));
 	r.once = o->train_rows > 0 || o->train_until_ms != INT64_MIN;
 	if (r.once) {
@@ -267,7 +268,7 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 		r.ring = malloc(r.ring_cap * r.wf * sizeof(float));
 		r.ring_ts = malloc(r.ring_cap * sizeof(int64_t));
 	}
-	if (!columns || !names || !vals || (r.once ? !r.once_set : !r.ring || !r.ring_ts)) {
+	if (!columns || !names || !units || !vals || (r.once ? !r.once_set : !r.ring || !r.ring_ts)) {
 		fprintf(stderr, "pdmd replay: out of memory\n");
 		goto out;
 	}
@@ -275,6 +276,7 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 		const struct cfg_sensor *se = &cfg->sensors[r.ac->sensors[c]];
 		columns[c] = se->column && se->column[0] ? se->column : se->short_name;
 		names[c] = se->short_name;
+		units[c] = se->unit ? se->unit : "";
 	}
 	csv = csv_open(o->csv, o->time_column, columns, (size_t)r.C, err, sizeof(err));
 	if (!csv) {
@@ -303,6 +305,7 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 		.asset = r.ac->name,
 		.host = cfg->daemon.host,
 		.channel_names = names,
+		.channel_units = units,
 		.window = {
 			.C = r.C,
 			.interval_ms = r.ac->sample_interval_ms,
@@ -386,6 +389,7 @@ out:
 	csv_close(csv);
 	free(columns);
 	free(names);
+	free(units);
 	free(vals);
 	free(r.ring);
 	free(r.ring_ts);

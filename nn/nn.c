@@ -662,7 +662,29 @@ static float sat_float(double v)
 struct score_ctx {
 	float *score, *shares, *chan_err;
 	double *raw; /* optional: raw errors in double */
+	float *x_mean, *y_mean; /* optional: per-channel window means, input units */
 };
+
+/* Each channel's mean over one window of what the model saw and of what it
+ * reconstructed, back in input units: an alert's "value" and "expected".
+ * O(C x W), next to a forward pass of O(C x W x width). */
+static void window_means(const struct nn_model *m, const float *in, const float *out,
+			 float *x_mean, float *y_mean)
+{
+	const int C = m->C, W = m->W;
+	for (int c = 0; c < C; c++) {
+		double sx = 0.0, sy = 0.0;
+		for (int t = 0; t < W; t++) {
+			size_t k = elem(m, c, t);
+			sx += in[k];
+			sy += out[k];
+		}
+		if (x_mean)
+			x_mean[c] = (float)(sx / W * m->std[c] + m->mean[c]);
+		if (y_mean)
+			y_mean[c] = (float)(sy / W * m->std[c] + m->mean[c]);
+	}
+}
 
 static int score_chunk(const struct nn_model *m, const float *in, const float *out, size_t first,
 		       int B, void *user)
@@ -687,6 +709,10 @@ static int score_chunk(const struct nn_model *m, const float *in, const float *o
 		if (s->chan_err)
 			for (int c = 0; c < C; c++)
 				s->chan_err[n * C + (size_t)c] = sat_float(ce[c]);
+		if (s->x_mean || s->y_mean)
+			window_means(m, in + (size_t)b * D, out + (size_t)b * D,
+				     s->x_mean ? s->x_mean + n * C : NULL,
+				     s->y_mean ? s->y_mean + n * C : NULL);
 		if (s->shares) {
 			float *sh = s->shares + n * C;
 			if (sum > 0.0) {
@@ -705,7 +731,16 @@ static int score_chunk(const struct nn_model *m, const float *in, const float *o
 int nn_score(struct nn_model *m, const float *x, size_t N, float *score, float *shares,
 	     float *chan_err)
 {
-	struct score_ctx s = { score, shares, chan_err, NULL };
+	struct score_ctx s = { score, shares, chan_err, NULL, NULL, NULL };
+	if (!m || (!x && N) || (!score && N))
+		return -EINVAL;
+	return run_chunks(m, x, N, score_chunk, &s);
+}
+
+int nn_score_means(struct nn_model *m, const float *x, size_t N, float *score, float *shares,
+		   float *x_mean, float *y_mean)
+{
+	struct score_ctx s = { score, shares, NULL, NULL, x_mean, y_mean };
 	if (!m || (!x && N) || (!score && N))
 		return -EINVAL;
 	return run_chunks(m, x, N, score_chunk, &s);
@@ -797,7 +832,7 @@ static double quantile(double *v, size_t n, double q)
 
 static int calibrate(struct nn_model *m, const float *x, size_t N, float q, float margin)
 {
-	struct score_ctx s = { NULL, NULL, NULL, NULL };
+	struct score_ctx s = { NULL, NULL, NULL, NULL, NULL, NULL };
 	int rc;
 
 	s.raw = malloc(sizeof(double) * N);

@@ -133,6 +133,16 @@ int nn_train(struct nn_model *m, const float *x, size_t N, const struct nn_train
 int nn_score(struct nn_model *m, const float *x, size_t N, float *score, float *shares,
 	     float *chan_err);
 
+/*
+ * nn_score, plus each channel's mean over the window of the input (x_mean)
+ * and of its reconstruction (y_mean), in input units, (N, C) each or NULL:
+ * what an alert shows as a sensor's value and the value the model expected
+ * of it (for an autoencoder trained on normal data, the reconstruction is
+ * the nearest normal pattern). Costs next to nothing over nn_score.
+ */
+int nn_score_means(struct nn_model *m, const float *x, size_t N, float *score, float *shares,
+		   float *x_mean, float *y_mean);
+
 /* Reconstruction of N windows in input units, y (N, C, W). Same errors as nn_score. */
 int nn_reconstruct(struct nn_model *m, const float *x, size_t N, float *y);
 

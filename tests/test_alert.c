@@ -30,7 +30,8 @@ static const float flat[4] = { 0.25f, 0.25f, 0.25f, 0.25f };
 static enum alert_event_kind step(struct alert_engine *a, int i, double score, const float *shares,
 				  struct alert_event *ev)
 {
-	assert_int_equal(alert_step(a, T0 + i * HOP_MS, score, shares ? shares : flat, 4, ev), 0);
+	assert_int_equal(
+		alert_step(a, T0 + i * HOP_MS, score, shares ? shares : flat, NULL, NULL, 4, ev), 0);
 	return ev->kind;
 }
 
@@ -187,7 +188,7 @@ static void test_contributors(void **state)
 	const float s7[7] = { 0.1f, 0.3f, 0.2f, 0.3f, NAN, 0.0f, 0.1f };
 	(void)state;
 
-	assert_int_equal(alert_step(a, T0, 2.0, s7, 7, &ev), 0);
+	assert_int_equal(alert_step(a, T0, 2.0, s7, NULL, NULL, 7, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_RAISED);
 	assert_int_equal(ev.n_top, 3);
 	assert_int_equal(ev.top[0].channel, 1);
@@ -200,9 +201,9 @@ static void test_contributors(void **state)
 	 * same score does not replace it (the first peak explains it). */
 	const float peak[7] = { 0.05f, 0.05f, 0.05f, 0.05f, 0.0f, 0.7f, 0.1f };
 	const float later[7] = { 0.9f, 0.1f, 0, 0, 0, 0, 0 };
-	assert_int_equal(alert_step(a, T0 + 1, 4.0, peak, 7, &ev), 0);
-	assert_int_equal(alert_step(a, T0 + 2, 4.0, later, 7, &ev), 0);
-	assert_int_equal(alert_step(a, T0 + 3, 0.1, later, 7, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 1, 4.0, peak, NULL, NULL, 7, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 2, 4.0, later, NULL, NULL, 7, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 3, 0.1, later, NULL, NULL, 7, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_CLEARED);
 	assert_true(ev.score == 4.0);
 	assert_int_equal(ev.n_top, 3);
@@ -213,11 +214,11 @@ static void test_contributors(void **state)
 	/* Fewer channels than 3, and a window explaining nothing. */
 	const float two[2] = { 0.4f, 0.6f };
 	const float zero[2] = { 0, 0 };
-	assert_int_equal(alert_step(a, T0 + 4, 2.0, two, 2, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 4, 2.0, two, NULL, NULL, 2, &ev), 0);
 	assert_int_equal(ev.n_top, 2);
 	assert_int_equal(ev.top[0].channel, 1);
-	assert_int_equal(alert_step(a, T0 + 5, 0.5, zero, 2, &ev), 0);
-	assert_int_equal(alert_step(a, T0 + 6, 2.0, zero, 2, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 5, 0.5, zero, NULL, NULL, 2, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 6, 2.0, zero, NULL, NULL, 2, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_RAISED);
 	assert_int_equal(ev.n_top, 0);
 	alert_free(a);
@@ -235,6 +236,11 @@ static void assert_persist_equal(const struct alert_persist *x, const struct ale
 	for (int i = 0; i < x->n_peak_top; i++) {
 		assert_int_equal(x->peak_top[i].channel, y->peak_top[i].channel);
 		assert_true(x->peak_top[i].share == y->peak_top[i].share);
+		/* NaN (not known) survives as NaN */
+		const float v[2] = { x->peak_top[i].value, x->peak_top[i].expected };
+		const float w[2] = { y->peak_top[i].value, y->peak_top[i].expected };
+		for (int k = 0; k < 2; k++)
+			assert_true(v[k] == w[k] || (isnan(v[k]) && isnan(w[k])));
 	}
 }
 
@@ -247,7 +253,8 @@ static void test_persist_json(void **state)
 		.peak_score = 3.0625,
 		.over = 0,
 		.under = 7,
-		.peak_top = { { 3, 0.625f }, { 0, 0.1f }, { 11, 1e-7f } },
+		.peak_top = { { 3, 0.625f, 4.25f, 1.5f }, { 0, 0.1f, -273.125f, NAN },
+			      { 11, 1e-7f, NAN, NAN } },
 		.n_peak_top = 3,
 	}, q;
 	(void)state;
@@ -267,6 +274,15 @@ static void test_persist_json(void **state)
 	assert_int_equal(q.episode_seq, 3);
 	assert_int_equal(q.over, 2);
 	assert_int_equal(q.n_peak_top, 0);
+	/* A state stored before values were kept: contributors without them. */
+	assert_int_equal(alert_persist_from_json("{\"episode_seq\":3,\"severity\":1,"
+						 "\"started_ms\":0,\"peak_score\":2,\"over\":0,"
+						 "\"under\":0,\"peak_top\":[{\"channel\":1,"
+						 "\"share\":0.5}]}",
+						 &q),
+			 0);
+	assert_int_equal(q.n_peak_top, 1);
+	assert_true(isnan(q.peak_top[0].value) && isnan(q.peak_top[0].expected));
 
 	/* Each of these is refused and leaves *p alone. */
 	const char *bad[] = {
@@ -369,10 +385,10 @@ static void test_bad_input(void **state)
 	struct alert_engine *a = alert_new(&cfg_3_2, NULL);
 	step(a, 0, 1.5, NULL, &ev);
 	step(a, 1, 1.5, NULL, &ev);
-	assert_int_equal(alert_step(a, T0, NAN, flat, 4, &ev), -PDM_ENONFINITE);
-	assert_int_equal(alert_step(a, T0, INFINITY, flat, 4, &ev), -PDM_ENONFINITE);
-	assert_int_equal(alert_step(a, T0, 1.0, NULL, 4, &ev), -EINVAL);
-	assert_int_equal(alert_step(a, T0, 1.0, flat, 4, NULL), -EINVAL);
+	assert_int_equal(alert_step(a, T0, NAN, flat, NULL, NULL, 4, &ev), -PDM_ENONFINITE);
+	assert_int_equal(alert_step(a, T0, INFINITY, flat, NULL, NULL, 4, &ev), -PDM_ENONFINITE);
+	assert_int_equal(alert_step(a, T0, 1.0, NULL, NULL, NULL, 4, &ev), -EINVAL);
+	assert_int_equal(alert_step(a, T0, 1.0, flat, NULL, NULL, 4, NULL), -EINVAL);
 	assert_int_equal(step(a, 2, 1.5, NULL, &ev), ALERT_RAISED); /* the run of 2 survived */
 
 	/* Reload with a higher critical: the open episode carries on. */
@@ -414,9 +430,9 @@ static void test_alert_payload(void **state)
 	const char *const names[] = { "flow", "vibration_rms", "speed", "bearing_temp" };
 	(void)state;
 
-	assert_int_equal(alert_step(a, T0, 3.14159, sh, 4, &ev), 0);
+	assert_int_equal(alert_step(a, T0, 3.14159, sh, NULL, NULL, 4, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_RAISED);
-	char *s = alert_format_json(&ev, "pump-a", names, "conv_ae", 3, "edge-01");
+	char *s = alert_format_json(&ev, "pump-a", names, NULL, "conv_ae", 3, "edge-01");
 	assert_non_null(s);
 	cJSON *o = cJSON_Parse(s);
 	assert_non_null(o);
@@ -455,9 +471,9 @@ static void test_alert_payload(void **state)
 	free(s);
 
 	/* Cleared: the episode's number and start, host unknown -> null. */
-	assert_int_equal(alert_step(a, T0 + 1500, 0.2, sh, 4, &ev), 0);
+	assert_int_equal(alert_step(a, T0 + 1500, 0.2, sh, NULL, NULL, 4, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_CLEARED);
-	s = alert_format_json(&ev, "pump-a", names, "mlp_ae", 7, NULL);
+	s = alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL);
 	o = cJSON_Parse(s);
 	assert_non_null(o);
 	assert_string_equal(get(o, "event")->valuestring, "cleared");
@@ -470,20 +486,58 @@ static void test_alert_payload(void **state)
 	free(s);
 	/* An episode ended otherwise says so. */
 	ev.reason = ALERT_CLEAR_TAKEN_AS_NORMAL;
-	s = alert_format_json(&ev, "pump-a", names, "mlp_ae", 7, NULL);
+	s = alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL);
 	assert_non_null(strstr(s, "\"reason\":\"taken_as_normal\""));
 	free(s);
 	ev.reason = ALERT_CLEAR_NO_MODEL;
-	s = alert_format_json(&ev, "pump-a", names, "mlp_ae", 7, NULL);
+	s = alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL);
 	assert_non_null(strstr(s, "\"reason\":\"no_model\""));
+	free(s);
+
+	/* With the window's values and the model's: each contributor says how
+	 * far off it is and which way, in its unit (none for a sensor without
+	 * one); 5 significant digits. */
+	alert_free(a);
+	a = alert_new(&c, NULL);
+	const float val[4] = { 80.123456f, 4.2123456f, 1480.0f, 41.5f };
+	const float exp_[4] = { 115.87654f, 1.5f, 1479.5f, NAN };
+	const char *const units[] = { "m3/h", "mm/s", "rpm", "" };
+	assert_int_equal(alert_step(a, T0, 3.5, sh, val, exp_, 4, &ev), 0);
+	assert_int_equal(ev.kind, ALERT_RAISED);
+	s = alert_format_json(&ev, "pump-a", names, units, "conv_ae", 3, "edge-01");
+	assert_non_null(s);
+	assert_non_null(strstr(s, "\"contributors\":[{\"sensor\":\"vibration_rms\",\"share\":0.62,"
+				  "\"value\":4.2123,\"expected\":1.5,\"unit\":\"mm/s\"},"
+				  "{\"sensor\":\"flow\",\"share\":0.2,\"value\":80.123,"
+				  "\"expected\":115.88,\"unit\":\"m3/h\"},"
+				  "{\"sensor\":\"bearing_temp\",\"share\":0.178,\"value\":41.5}]"));
+	free(s);
+	/* The peak's values go with the cleared event, also across a restart. */
+	const float val2[4] = { 70.0f, 9.75f, 1480.0f, 41.5f };
+	assert_int_equal(alert_step(a, T0 + 800, 5.0, sh, val2, exp_, 4, &ev), 0);
+	struct alert_persist pp;
+	alert_get_persist(a, &pp);
+	char *js = alert_persist_to_json(&pp);
+	assert_non_null(js);
+	alert_free(a);
+	assert_int_equal(alert_persist_from_json(js, &pp), 0);
+	free(js);
+	a = alert_new(&c, &pp);
+	assert_non_null(a);
+	assert_int_equal(alert_step(a, T0 + 1600, 0.1, sh, val, exp_, 4, &ev), 0);
+	assert_int_equal(ev.kind, ALERT_CLEARED);
+	s = alert_format_json(&ev, "pump-a", names, units, "conv_ae", 3, "edge-01");
+	assert_non_null(strstr(s, "{\"sensor\":\"vibration_rms\",\"share\":0.62,\"value\":9.75,"
+				  "\"expected\":1.5,\"unit\":\"mm/s\"}"));
+	assert_non_null(strstr(s, "\"score\":5,"));
 	free(s);
 
 	/* Nothing to publish for ALERT_NONE or bad arguments. */
 	ev.kind = ALERT_NONE;
-	assert_null(alert_format_json(&ev, "pump-a", names, "mlp_ae", 7, NULL));
+	assert_null(alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL));
 	ev.kind = ALERT_RAISED;
-	assert_null(alert_format_json(&ev, NULL, names, "mlp_ae", 7, NULL));
-	assert_null(alert_format_json(&ev, "pump-a", NULL, "mlp_ae", 7, NULL));
+	assert_null(alert_format_json(&ev, NULL, names, NULL, "mlp_ae", 7, NULL));
+	assert_null(alert_format_json(&ev, "pump-a", NULL, NULL, "mlp_ae", 7, NULL));
 	alert_free(a);
 }
 
@@ -632,7 +686,7 @@ static void test_random_vs_reference(void **state)
 			if (!scored[i])
 				continue;
 			struct alert_event ev;
-			assert_int_equal(alert_step(a, T0 + i, sc[i], flat, 4, &ev), 0);
+			assert_int_equal(alert_step(a, T0 + i, sc[i], flat, NULL, NULL, 4, &ev), 0);
 			if (ev.kind == ALERT_NONE)
 				continue;
 			assert_true(got < m);

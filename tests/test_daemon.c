@@ -454,6 +454,14 @@ static void test_learns_then_alerts(void **state)
 	const char *first = strstr(c, "\"sensor\":");
 	assert_non_null(first);
 	assert_memory_equal(first, "\"sensor\":\"vibration_rms\"", 24);
+	/* ... with its value over what the model expected, in its unit. */
+	double v, x;
+	char unit[16];
+	if (sscanf(first, "\"sensor\":\"vibration_rms\",\"share\":%*f,\"value\":%lf,"
+			  "\"expected\":%lf,\"unit\":\"%15[^\"]\"", &v, &x, unit) != 3)
+		fail_msg("contributor without value, expected and unit: %s", first);
+	assert_true(v > x);
+	assert_string_equal(unit, "mm/s");
 	alert1_seq = alert_seq(js);
 	assert_true(alert1_seq >= 1);
 	/* The retained state follows: warning or critical. */

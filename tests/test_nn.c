@@ -846,6 +846,66 @@ static void test_eval_mse_and_reconstruct(void **state)
 	nn_model_free(m);
 }
 
+/*
+ * nn_score_means: the window means of the input and of its reconstruction
+ * (what an alert shows as value and expected) agree with x itself and with
+ * nn_reconstruct, for both kinds, batched and one window at a time; the
+ * scores and shares are nn_score's.
+ */
+static void test_score_means(void **state)
+{
+	const int C = 3, W = 8;
+	const size_t N = 40, D = (size_t)C * W;
+	(void)state;
+
+	for (int kind = 0; kind < 2; kind++) {
+		float *x = make_windows(C, W, N, 21, 0.05), *y = malloc(sizeof(float) * N * D);
+		float score[40], s2[40], shares[40 * 3], sh2[40 * 3], xm[40 * 3], ym[40 * 3];
+		struct nn_model *m = nn_model_new(kind ? NN_MLP_AE : NN_CONV_AE, C, W, 3);
+		struct nn_train_opts o;
+		quick_opts(&o);
+		o.epochs = 3;
+		/* Inputs far from 0 in input units, so a missed de-standardization shows. */
+		for (size_t i = 0; i < N * D; i++)
+			x[i] = 100.0f + 10.0f * x[i];
+		assert_int_equal(nn_train(m, x, N, &o, NULL), 0);
+		assert_int_equal(nn_reconstruct(m, x, N, y), 0);
+		assert_int_equal(nn_score(m, x, N, score, shares, NULL), 0);
+		assert_int_equal(nn_score_means(m, x, N, s2, sh2, xm, ym), 0);
+		for (size_t n = 0; n < N; n++) {
+			assert_true(fabsf(s2[n] - score[n]) <= 1e-6f * score[n]);
+			for (int c = 0; c < C; c++) {
+				double sx = 0, sy = 0;
+				for (int t = 0; t < W; t++) {
+					sx += x[n * D + (size_t)c * W + t];
+					sy += y[n * D + (size_t)c * W + t];
+				}
+				sx /= W;
+				sy /= W;
+				assert_true(fabsf(sh2[n * C + c] - shares[n * C + c]) <= 1e-6f);
+				if (!(fabs(xm[n * C + c] - sx) <= 1e-4 * fabs(sx)) ||
+				    !(fabs(ym[n * C + c] - sy) <= 1e-4 * fabs(sy)))
+					fail_msg("kind %d window %zu channel %d: means %g / %g, want "
+						 "%g / %g", kind, n, c, (double)xm[n * C + c],
+						 (double)ym[n * C + c], sx, sy);
+			}
+		}
+		/* One window (the daemon's call; the MLP's packed weights) agrees. */
+		float s1, sh1[3], xm1[3], ym1[3];
+		assert_int_equal(nn_score_means(m, x + 5 * D, 1, &s1, sh1, xm1, ym1), 0);
+		for (int c = 0; c < C; c++) {
+			assert_true(fabsf(xm1[c] - xm[5 * C + c]) <= 1e-4f * fabsf(xm[5 * C + c]));
+			assert_true(fabsf(ym1[c] - ym[5 * C + c]) <= 1e-3f * fabsf(ym[5 * C + c]));
+		}
+		/* Either output may be left out. */
+		assert_int_equal(nn_score_means(m, x, 2, s2, NULL, NULL, ym), 0);
+		assert_int_equal(nn_score_means(m, NULL, 1, s2, NULL, xm, ym), -EINVAL);
+		nn_model_free(m);
+		free(y);
+		free(x);
+	}
+}
+
 /* ---- threads ---- */
 
 struct thr {
@@ -1193,6 +1253,7 @@ int main(void)
 		cmocka_unit_test(test_constant_channel),
 		cmocka_unit_test(test_calibration),
 		cmocka_unit_test(test_eval_mse_and_reconstruct),
+		cmocka_unit_test(test_score_means),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test_setup_teardown(test_save_load_roundtrip, files_setup, files_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_files, files_setup, files_teardown),

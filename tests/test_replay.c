@@ -373,6 +373,20 @@ static void test_fault_alerts_and_scores(void **state)
 	assert_true(strcmp(ts, "2023-11-14T22:15:20.000Z") > 0);
 	assert_string_equal(str_field(cleared, "started", id1, sizeof(id1)),
 			    str_field(raised, "ts", id2, sizeof(id2)));
+	/* The contributor says how far off it is: vibration above what the
+	 * model expected, at the peak (the cleared event) by half or more. */
+	double v, x;
+	const char *c = strstr(raised, "\"sensor\":\"vibration_rms\"");
+	assert_non_null(c);
+	assert_int_equal(sscanf(c, "\"sensor\":\"vibration_rms\",\"share\":%*f,\"value\":%lf,"
+				   "\"expected\":%lf", &v, &x), 2);
+	assert_true(v > x && x > 0);
+	c = strstr(cleared, "\"sensor\":\"vibration_rms\"");
+	assert_non_null(c);
+	assert_int_equal(sscanf(c, "\"sensor\":\"vibration_rms\",\"share\":%*f,\"value\":%lf,"
+				   "\"expected\":%lf", &v, &x), 2);
+	if (!(v > 1.5 * x))
+		fail_msg("peak vibration %g, expected %g: not far off", v, x);
 	free(text);
 
 	/* One row per hop (0.4 s) from the first full window to the end of data. */

@@ -846,19 +846,22 @@ static bool taken_as_normal(struct alerts_ctx *a, const char *asset, const char 
 	return i >= 0 && a->eps[i].normal;
 }
 
-/* "vibration_rms 62%, bearing_temp 21%" */
-static void fmt_contributors(const cJSON *alert, char *buf, size_t len)
+void pdmctl_fmt_contributors(const cJSON *alert, char *buf, size_t len)
 {
 	const cJSON *it;
 	size_t o = 0;
 	buf[0] = '\0';
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(alert, "contributors"))
 	{
-		double share = 0;
-		const char *sensor = jstr(it, "sensor");
+		double share = 0, v, x;
+		const char *sensor = jstr(it, "sensor"), *unit = jstr(it, "unit");
+		char vs[96] = "";
 		jnum(it, "share", &share);
-		int n = snprintf(buf + o, len - o, "%s%s %.0f%%", o ? ", " : "",
-				 sensor ? sensor : "?", share * 100.0);
+		if (jnum(it, "value", &v) && jnum(it, "expected", &x))
+			snprintf(vs, sizeof(vs), " (%.4g vs %.4g%s%s)", v, x, unit ? " " : "",
+				 unit ? unit : "");
+		int n = snprintf(buf + o, len - o, "%s%s %.0f%%%s", o ? ", " : "",
+				 sensor ? sensor : "?", share * 100.0, vs);
 		if (n < 0 || (size_t)n >= len - o)
 			break;
 		o += (size_t)n;
@@ -914,7 +917,7 @@ static int alerts_cb(const struct store_outbox_row *r, void *user)
 		fmt_time(ts, when, sizeof(when));
 	if (jnum(al, "score", &v))
 		snprintf(score, sizeof(score), "%.3f", v);
-	fmt_contributors(al, top, sizeof(top));
+	pdmctl_fmt_contributors(al, top, sizeof(top));
 	table_add(a->t, id, normal ? "cleared (normal)" : no_model ? "cleared (no model)" : ev,
 		  jstr(al, "severity"), when, score, top,
 		  r->delivered_ms > 0 ? "delivered" : "PENDING");

@@ -39,6 +39,13 @@ int pdmctl_parse_when(const char *s, int64_t now_ms, int64_t *out_ms);
 int pdmctl_parse_range(const char *cmd, const char *since, const char *until, int64_t *t0,
 		       int64_t *t1);
 
+struct cJSON;
+
+/* An alert payload's contributors for people: "vibration_rms 62% (4.081 vs
+ * 1.947 mm/s), flow 20%": share, then the window's value against what the
+ * model expected when the payload has them; "-" when there are none. */
+void pdmctl_fmt_contributors(const struct cJSON *alert, char *buf, size_t len);
+
 /* "45s", "12m", "3h05m", "2d04h". */
 void pdmctl_fmt_age(int64_t ms, char *buf, size_t len);
 

@@ -250,21 +250,11 @@ static void handle_alert_screen(struct watch *w, const char *payload)
 {
 	cJSON *j = cJSON_Parse(payload);
 	char line[1024], top[512] = "", when[16] = "--:--:--";
-	size_t o = 0;
-	const cJSON *it, *sc = cJSON_GetObjectItemCaseSensitive(j, "score");
+	const cJSON *sc = cJSON_GetObjectItemCaseSensitive(j, "score");
 	const char *ts = jstr(j, "ts"), *ev = jstr(j, "event");
 	int64_t t;
 
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "contributors"))
-	{
-		const cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "share");
-		const char *sn = jstr(it, "sensor");
-		int n = snprintf(top + o, sizeof(top) - o, "%s%s %.0f%%", o ? ", " : "",
-				 sn ? sn : "?", cJSON_IsNumber(sh) ? sh->valuedouble * 100 : 0.0);
-		if (n < 0 || (size_t)n >= sizeof(top) - o)
-			break;
-		o += (size_t)n;
-	}
+	pdmctl_fmt_contributors(j, top, sizeof(top));
 	if (ts && pdm_parse_iso8601(ts, &t) == 0) {
 		char iso[PDM_ISO8601_LEN];
 		pdm_iso8601(t, iso, sizeof(iso));
