@@ -60,6 +60,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -1765,7 +1766,10 @@ def scen_endure(args):
     last = [x for x in samples if x[0] >= args.minutes * 40]
     check(third and last, "too short a run for a comparison (--minutes)")
     ref, fin = third[-1], last
-    rss_growth = max(x[1] for x in fin) - max(x[1] for x in third)
+    # The level, not the peaks: a training job holds megabytes for a moment
+    # (one sample in it was 4 MiB over the level), and a reload gives some
+    # back for a while. A leak moves the median as surely as the peaks.
+    rss_growth = statistics.median(x[1] for x in fin) - statistics.median(x[1] for x in third)
     # What the allocator hands out (status.json): a leak shows here even
     # when the process's RSS hides it in memory kept for reuse. The least
     # of each stretch, since a training job holds megabytes for a moment.
