@@ -836,9 +836,10 @@ void cfg_set_check_dims(cfg_check_dims_fn fn)
 static void resolve_alert_delay(struct loader *ld, const struct raw_section *sec,
 				const struct cfg_asset *a, const char *key, int64_t ms, int *count)
 {
-	if (ms <= 0)
-		return;
 	int64_t step = (int64_t)a->hop * a->sample_interval_ms;
+	/* step 0: hop or sample_interval did not parse, which is reported */
+	if (ms <= 0 || step <= 0)
+		return;
 	int64_t n = (ms + step - 1) / step;
 	if (n > CFG_ALERT_WINDOWS_MAX) {
 		char d1[32], d2[32], d3[32];

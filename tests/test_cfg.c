@@ -662,6 +662,12 @@ static void test_alert_delays(void **state)
 		     "'10 min'");
 	expect_error(f, BASE "[asset a]\nclear_after = 0s\n", 11,
 		     "clear_after: 0s is out of range (1ms .. 365d)");
+	/* A hop or interval that does not parse is reported; the time is not
+	 * resolved against it (it divided by zero: found by fuzz_cfg). */
+	expect_error(f, BASE "[asset a]\nhop = x\nclear_after = 10m\n", 11,
+		     "hop: expected a whole number, got 'x'");
+	expect_error(f, BASE "[asset a]\nsample_interval = 0ms\nraise_after = 10s\n", 11,
+		     "sample_interval: 0ms is out of range");
 	/* 30 days of 100 ms hops is far more windows than a counter takes. */
 	expect_error(f, BASE "[asset a]\nsample_interval = 100ms\nhop = 1\nclear_after = 30d\n",
 		     13, "clear_after: 30d is 25920000 windows of hop 1 x 100ms (100ms); at most "
