@@ -461,6 +461,33 @@ out:
 	return rc;
 }
 
+int alert_add_contributors(cJSON *arr, const struct alert_contrib *top, int n,
+			   const char *const *channel_names, const char *const *channel_units)
+{
+	bool ok = true;
+
+	if (!arr || n < 0 || n > ALERT_TOP || (n > 0 && (!top || !channel_names)))
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		const struct alert_contrib *t = &top[i];
+		if (t->channel < 0 || !channel_names[t->channel])
+			return -EINVAL;
+		cJSON *c = cJSON_CreateObject();
+		if (!c || !cJSON_AddItemToArray(arr, c)) {
+			cJSON_Delete(c);
+			return -ENOMEM;
+		}
+		add_str(c, "sensor", channel_names[t->channel], &ok);
+		add_num(c, "share", round3(t->share), &ok);
+		add_finite(c, "value", round_sig5(t->value), &ok);
+		add_finite(c, "expected", round_sig5(t->expected), &ok);
+		const char *unit = channel_units ? channel_units[t->channel] : NULL;
+		if (unit && unit[0] && (isfinite(t->value) || isfinite(t->expected)))
+			add_str(c, "unit", unit, &ok);
+	}
+	return ok ? 0 : -ENOMEM;
+}
+
 char *alert_format_json(const struct alert_event *ev, const char *asset,
 			const char *const *channel_names, const char *const *channel_units,
 			const char *model_kind, uint32_t model_version, const char *host)
@@ -508,25 +535,9 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
 	}
 
 	cJSON *arr = cJSON_AddArrayToObject(root, "contributors");
-	if (!arr)
+	if (!arr || alert_add_contributors(arr, ev->top, ev->n_top, channel_names,
+					   channel_units) < 0)
 		ok = false;
-	for (int i = 0; arr && i < ev->n_top; i++) {
-		cJSON *c = cJSON_CreateObject();
-
-		if (!c || !cJSON_AddItemToArray(arr, c)) {
-			cJSON_Delete(c);
-			ok = false;
-			break;
-		}
-		const struct alert_contrib *t = &ev->top[i];
-		add_str(c, "sensor", channel_names[t->channel], &ok);
-		add_num(c, "share", round3(t->share), &ok);
-		add_finite(c, "value", round_sig5(t->value), &ok);
-		add_finite(c, "expected", round_sig5(t->expected), &ok);
-		const char *unit = channel_units ? channel_units[t->channel] : NULL;
-		if (unit && unit[0] && (isfinite(t->value) || isfinite(t->expected)))
-			add_str(c, "unit", unit, &ok);
-	}
 	add_str(root, "host", host, &ok);
 	if (ev->kind == ALERT_CLEARED)
 		add_str(root, "reason", alert_clear_reason_name(ev->reason), &ok);

@@ -144,6 +144,14 @@ char *alert_persist_to_json(const struct alert_persist *p);
  * is not such an object or a value is out of range (*p then untouched). */
 int alert_persist_from_json(const char *s, struct alert_persist *p);
 
+struct cJSON;
+
+/* Appends contributors to the JSON array arr as the alert payload has them
+ * ({"sensor","share","value","expected","unit"}, see alert_format_json);
+ * status.json shows an open episode's so. 0, -EINVAL or -ENOMEM. */
+int alert_add_contributors(struct cJSON *arr, const struct alert_contrib *top, int n,
+			   const char *const *channel_names, const char *const *channel_units);
+
 /*
  * The alert payload of SPEC section 3, one JSON object:
  * {"schema":1,"id":"<asset>-<seq>","asset","event","severity","ts","started",

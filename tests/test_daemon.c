@@ -464,6 +464,22 @@ static void test_learns_then_alerts(void **state)
 	assert_string_equal(unit, "mm/s");
 	alert1_seq = alert_seq(js);
 	assert_true(alert1_seq >= 1);
+	/* status.json shows the open episode with its contributors (pdmctl
+	 * status prints them under the table). */
+	char want[64];
+	snprintf(want, sizeof(want), "\"id\":\t\"pump-a-%llu\"", (unsigned long long)alert1_seq);
+	char *sj = NULL;
+	for (int i = 0; i < 100 && !(sj && strstr(sj, want)); i++) {
+		free(sj);
+		test_sleep_ms(100);
+		sj = test_read_file(status, NULL);
+	}
+	assert_non_null(sj);
+	const char *epj = strstr(sj, "\"episode\":");
+	if (!epj || !strstr(epj, want) || !strstr(epj, "\"sensor\":\t\"vibration_rms\""))
+		fail_msg("no open episode of pump-a-%llu in status.json: %s",
+			 (unsigned long long)alert1_seq, sj);
+	free(sj);
 	/* The retained state follows: warning or critical. */
 	long st = wait_msg(normal + 1, PREFIX "/state/pump-a", "\"warning\"", 10000);
 	if (st < 0)

@@ -679,8 +679,30 @@ static void test_normal(void **state)
 				    "a model scores under its threshold for a while; alerts on by "
 				    "2026-12-05T00:12:08.800Z at the latest\n"));
 	assert_null(strstr(OUT, "relearning"));
+	/* An open alert: which sensors, how far off, at its peak so far. */
+	status_extra = "\"episode\":{\"id\":\"pump-a-7\",\"severity\":\"critical\","
+		       "\"started\":\"2026-12-04T09:41:03.100Z\",\"peak_score\":2.913,"
+		       "\"contributors\":[{\"sensor\":\"vibration_rms\",\"share\":0.81,"
+		       "\"value\":6.2123,\"expected\":1.9511,\"unit\":\"mm/s\"},{\"sensor\":"
+		       "\"flow\",\"share\":0.09,\"value\":110.93,\"expected\":116.51,\"unit\":"
+		       "\"m3/h\"}]},";
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("status"), 0);
+	assert_non_null(strstr(OUT, "\npump-a: alert pump-a-7 (critical) since "
+				    "2026-12-04T09:41:03.100Z, peak score 2.913: vibration_rms 81% "
+				    "(6.212 vs 1.951 mm/s), flow 9% (110.9 vs 116.5 m3/h)\n"));
+	assert_int_equal(RUN("status", "--json"), 0);
+	j = cJSON_Parse(OUT);
+	assert_non_null(j);
+	const cJSON *ep = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "assets"),
+								 0), "episode");
+	assert_non_null(ep);
+	assert_string_equal(cJSON_GetObjectItem(ep, "id")->valuestring, "pump-a-7");
+	cJSON_Delete(j);
 	status_extra = "";
 	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("status"), 0);
+	assert_null(strstr(OUT, "alert pump-a-7"));
 }
 
 static void test_plot(void **state)

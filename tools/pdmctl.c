@@ -417,6 +417,7 @@ struct asset_row {
 	/* learning (after the first model, or relearning): alerts on by then */
 	const char *learning_until;
 	const char *next_retrain; /* when the next scheduled retrain is due */
+	const cJSON *episode;     /* the open alert episode (status.json), or NULL */
 };
 
 static int model_latest_cb(const struct store_model *m, void *user)
@@ -577,6 +578,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			r->relearning_since = jstr(ja, "relearning_since");
 			r->learning_until = jstr(ja, "learning_until");
 			r->next_retrain = jstr(ja, "next_retrain");
+			const cJSON *ep = cJSON_GetObjectItemCaseSensitive(ja, "episode");
+			r->episode = cJSON_IsObject(ep) ? ep : NULL;
 		}
 		asset_row_from_store(s, r);
 	}
@@ -650,6 +653,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 				cJSON_AddStringToObject(j, "learning_until", r->learning_until);
 			if (r->next_retrain)
 				cJSON_AddStringToObject(j, "next_retrain", r->next_retrain);
+			if (r->episode)
+				cJSON_AddItemToObject(j, "episode", cJSON_Duplicate(r->episode, 1));
 			cJSON_AddItemToArray(ja, j);
 		}
 		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
@@ -717,6 +722,21 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		       r->relearning_since ? "relearning an episode taken as normal"
 					   : "learning after its first model",
 		       r->learning_until);
+	}
+	/* An open alert: which sensors, and how far off, at its peak so far. */
+	for (size_t i = 0; i < na; i++) {
+		const struct asset_row *r = &rows[i];
+		double v;
+		char top[512], peak[32] = "?";
+		if (!r->episode)
+			continue;
+		pdmctl_fmt_contributors(r->episode, top, sizeof(top));
+		if (jnum(r->episode, "peak_score", &v))
+			snprintf(peak, sizeof(peak), "%.3f", v);
+		printf("%s: alert %s (%s) since %s, peak score %s: %s\n", r->asset,
+		       jstr(r->episode, "id") ? jstr(r->episode, "id") : "?",
+		       jstr(r->episode, "severity") ? jstr(r->episode, "severity") : "?",
+		       jstr(r->episode, "started") ? jstr(r->episode, "started") : "?", peak, top);
 	}
 
 	if (cJSON_GetArraySize(jsources) > 0) {
