@@ -59,7 +59,18 @@ struct detector *detector_new(const struct detector_cfg *cfg, const struct detec
 	d->last_score = NAN;
 	d->rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(60000, 3);
 	d->win = window_new(&cfg->window);
-	d->alert = alert_new(&cfg->alert, restored);
+	/* A state stored while the asset had more sensors may name channels it
+	 * no longer has: the episode goes on, those contributors do not. */
+	struct alert_persist r;
+	if (restored) {
+		r = *restored;
+		int n = 0;
+		for (int i = 0; i < r.n_peak_top; i++)
+			if (r.peak_top[i].channel < cfg->window.C)
+				r.peak_top[n++] = r.peak_top[i];
+		r.n_peak_top = n;
+	}
+	d->alert = alert_new(&cfg->alert, restored ? &r : NULL);
 	d->shares = calloc((size_t)cfg->window.C, sizeof(float));
 	d->value = calloc((size_t)cfg->window.C, sizeof(float));
 	d->expected = calloc((size_t)cfg->window.C, sizeof(float));

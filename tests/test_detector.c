@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@
 
 /* What the hooks saw. */
 static struct {
+	char payload[2048];
 	int raised, cleared, escalated;
 	uint64_t last_seq;
 	int64_t last_event_ts;
@@ -40,6 +42,7 @@ static int on_alert(void *user, const struct alert_event *ev, const char *payloa
 {
 	(void)user;
 	assert_non_null(strstr(payload, "\"asset\":\"pump\""));
+	snprintf(seen.payload, sizeof(seen.payload), "%s", payload);
 	seen.last_seq = ev->episode_seq;
 	seen.last_event_ts = ev->ts_ms;
 	if (ev->kind == ALERT_RAISED)
@@ -110,6 +113,48 @@ static void feed(struct detector *d, long from, long to, double shift)
 						       true), 0);
 		assert_int_equal(detector_advance(d, T0 + i * STEP_MS), 0);
 	}
+}
+
+/* An episode restored from a run when the asset had more sensors: it goes
+ * on and clears under its id; contributors name only sensors it has now
+ * (the stored ones beyond them would index past the names). */
+static void test_restored_episode_fewer_sensors(void **state)
+{
+	(void)state;
+	static const char *const names[NC] = { "a", "b" };
+	static const char *const units[NC] = { "mm/s", "" };
+	struct detector_cfg cfg = {
+		.asset = "pump",
+		.host = "h",
+		.channel_names = names,
+		.channel_units = units,
+		.window = { .C = NC, .interval_ms = STEP_MS, .W = NW, .hop = HOP, .hold = 2,
+			    .run_channel = -1, .no_data_ms = 0 },
+		.alert = { .raise_after = 3, .clear_after = 5, .critical = 2.0 },
+	};
+	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state };
+	struct alert_persist r = {
+		.episode_seq = 7, .severity = 2, .started_ms = T0 - 60000, .peak_score = 9.5,
+		.peak_top = { { 5, 0.7f, 3.0f, 1.0f }, { 0, 0.2f, 12.5f, 10.0f } },
+		.n_peak_top = 2,
+	};
+	memset(&seen, 0, sizeof(seen));
+	struct detector *d = detector_new(&cfg, &hooks, NULL, &r);
+	assert_non_null(d);
+	assert_true(detector_in_episode(d));
+	struct alert_persist p;
+	detector_alert_persist(d, &p);
+	assert_int_equal(p.n_peak_top, 1);
+	assert_int_equal(p.peak_top[0].channel, 0);
+	detector_set_model(d, trained_model(0.0), 1);
+	feed(d, 0, 200, 0.0);
+	assert_int_equal(seen.raised, 0);
+	assert_int_equal(seen.cleared, 1);
+	assert_int_equal(seen.last_seq, 7);
+	assert_non_null(strstr(seen.payload, "\"contributors\":[{\"sensor\":\"a\",\"share\":0.2,"
+					     "\"value\":12.5,\"expected\":10,\"unit\":\"mm/s\"}]"));
+	detector_free(d);
 }
 
 static void test_relearn(void **state)
@@ -208,6 +253,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_relearn),
+		cmocka_unit_test(test_restored_episode_fewer_sensors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
