@@ -115,15 +115,12 @@ static void feed(struct detector *d, long from, long to, double shift)
 	}
 }
 
-/* An episode restored from a run when the asset had more sensors: it goes
- * on and clears under its id; contributors name only sensors it has now
- * (the stored ones beyond them would index past the names). */
-static void test_restored_episode_fewer_sensors(void **state)
+/* The asset both tests run: two sensors, raise after 3, clear after 5. */
+static struct detector_cfg pump_cfg(void)
 {
-	(void)state;
 	static const char *const names[NC] = { "a", "b" };
 	static const char *const units[NC] = { "mm/s", "" };
-	struct detector_cfg cfg = {
+	return (struct detector_cfg){
 		.asset = "pump",
 		.host = "h",
 		.channel_names = names,
@@ -132,6 +129,15 @@ static void test_restored_episode_fewer_sensors(void **state)
 			    .run_channel = -1, .no_data_ms = 0 },
 		.alert = { .raise_after = 3, .clear_after = 5, .critical = 2.0 },
 	};
+}
+
+/* An episode restored from a run when the asset had more sensors: it goes
+ * on and clears under its id; contributors name only sensors it has now
+ * (the stored ones beyond them would index past the names). */
+static void test_restored_episode_fewer_sensors(void **state)
+{
+	(void)state;
+	struct detector_cfg cfg = pump_cfg();
 	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
 					.on_state = on_state };
 	struct alert_persist r = {
@@ -160,15 +166,7 @@ static void test_restored_episode_fewer_sensors(void **state)
 static void test_relearn(void **state)
 {
 	(void)state;
-	static const char *const names[NC] = { "a", "b" };
-	struct detector_cfg cfg = {
-		.asset = "pump",
-		.host = "h",
-		.channel_names = names,
-		.window = { .C = NC, .interval_ms = STEP_MS, .W = NW, .hop = HOP, .hold = 2,
-			    .run_channel = -1, .no_data_ms = 0 },
-		.alert = { .raise_after = 3, .clear_after = 5, .critical = 2.0 },
-	};
+	struct detector_cfg cfg = pump_cfg();
 	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
 					.on_state = on_state };
 	memset(&seen, 0, sizeof(seen));
