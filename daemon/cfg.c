@@ -836,7 +836,7 @@ void cfg_set_check_dims(cfg_check_dims_fn fn)
 static void resolve_alert_delay(struct loader *ld, const struct raw_section *sec,
 				const struct cfg_asset *a, const char *key, int64_t ms, int *count)
 {
-	int64_t step = (int64_t)a->hop * a->sample_interval_ms;
+	int64_t step = cfg_asset_windows_ms(a, 1);
 	/* step 0: hop or sample_interval did not parse, which is reported */
 	if (ms <= 0 || step <= 0)
 		return;
@@ -1433,9 +1433,8 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 		fprintf(out, "\n# %s:%d\n", as->where.file, as->where.line);
 		/* Alarm delays are thought of in time; the keys may be counts. */
 		char tr[32], tc[32], iv[32];
-		int64_t step = (int64_t)as->hop * as->sample_interval_ms;
-		pdm_format_duration(step * as->raise_after, tr, sizeof(tr));
-		pdm_format_duration(step * as->clear_after, tc, sizeof(tc));
+		pdm_format_duration(cfg_asset_windows_ms(as, as->raise_after), tr, sizeof(tr));
+		pdm_format_duration(cfg_asset_windows_ms(as, as->clear_after), tc, sizeof(tc));
 		pdm_format_duration(as->sample_interval_ms, iv, sizeof(iv));
 		fprintf(out, "# alerts raise after %s over the threshold and clear after %s under it "
 			"(%d and %d windows of hop %d x %s)\n",

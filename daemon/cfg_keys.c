@@ -738,20 +738,14 @@ static int parse_windows_or_time(const char *v, int *count, int64_t *ms, char *w
 			snprintf(why, len, "%s is out of range (1 .. %d)", v, CFG_ALERT_WINDOWS_MAX);
 			return rc;
 		}
-		if (rc < 0) {
-			snprintf(why, len, "expected a number of windows or a duration (30s, 10m), "
-					   "got '%s'", v);
-			return rc;
-		}
+		if (rc < 0)
+			goto bad;
 		*count = (int)n;
 		*ms = 0;
 		return 0;
 	}
-	if (parse_duration(v, &n, why, len) < 0) {
-		snprintf(why, len, "expected a number of windows or a duration (30s, 10m), got '%s'",
-			 v);
-		return -EINVAL;
-	}
+	if (parse_duration(v, &n, why, len) < 0)
+		goto bad;
 	if (n < 1 || n > 365LL * 86400000) {
 		snprintf(why, len, "%s is out of range (1ms .. 365d)", v);
 		return -ERANGE;
@@ -759,6 +753,9 @@ static int parse_windows_or_time(const char *v, int *count, int64_t *ms, char *w
 	*ms = n;
 	*count = 1; /* resolved on the asset's grid */
 	return 0;
+bad:
+	snprintf(why, len, "expected a number of windows or a duration (30s, 10m), got '%s'", v);
+	return -EINVAL;
 }
 
 static void print_windows_or_time(int count, int64_t ms, char *buf, size_t len)
