@@ -461,8 +461,14 @@ out:
 	return rc;
 }
 
-int alert_add_contributors(cJSON *arr, const struct alert_contrib *top, int n,
-			   const char *const *channel_names, const char *const *channel_units)
+int alert_episode_id(const char *asset, uint64_t seq, char *buf, size_t len)
+{
+	return snprintf(buf, len, "%s-%llu", asset, (unsigned long long)seq);
+}
+
+/* Appends contributors to the JSON array arr as the payload has them. */
+static int add_contributors(cJSON *arr, const struct alert_contrib *top, int n,
+			    const char *const *channel_names, const char *const *channel_units)
 {
 	bool ok = true;
 
@@ -504,7 +510,7 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
 			return NULL;
 
 	char id[256], ts[PDM_ISO8601_LEN], started[PDM_ISO8601_LEN];
-	int n = snprintf(id, sizeof(id), "%s-%llu", asset, (unsigned long long)ev->episode_seq);
+	int n = alert_episode_id(asset, ev->episode_seq, id, sizeof(id));
 
 	if (n < 0 || (size_t)n >= sizeof(id))
 		return NULL;
@@ -535,13 +541,39 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
 	}
 
 	cJSON *arr = cJSON_AddArrayToObject(root, "contributors");
-	if (!arr || alert_add_contributors(arr, ev->top, ev->n_top, channel_names,
-					   channel_units) < 0)
+	if (!arr || add_contributors(arr, ev->top, ev->n_top, channel_names, channel_units) < 0)
 		ok = false;
 	add_str(root, "host", host, &ok);
 	if (ev->kind == ALERT_CLEARED)
 		add_str(root, "reason", alert_clear_reason_name(ev->reason), &ok);
 	return print_free(root, ok);
+}
+
+int alert_add_open_episode(cJSON *obj, const char *asset, const struct alert_persist *p,
+			   const char *const *channel_names, const char *const *channel_units)
+{
+	char id[256], started[PDM_ISO8601_LEN];
+	bool ok = true;
+
+	if (!obj || !asset || !p)
+		return -EINVAL;
+	if (p->severity == ALERT_SEV_NONE)
+		return 0;
+	int n = alert_episode_id(asset, p->episode_seq, id, sizeof(id));
+	if (n < 0 || (size_t)n >= sizeof(id))
+		return -EINVAL;
+	cJSON *ep = cJSON_AddObjectToObject(obj, "episode");
+	if (!ep)
+		return -ENOMEM;
+	add_str(ep, "id", id, &ok);
+	add_str(ep, "severity", alert_severity_name(p->severity), &ok);
+	add_str(ep, "started", pdm_iso8601(p->started_ms, started, sizeof(started)), &ok);
+	add_num(ep, "peak_score", round3(p->peak_score), &ok);
+	cJSON *arr = cJSON_AddArrayToObject(ep, "contributors");
+	if (!arr)
+		return -ENOMEM;
+	int rc = add_contributors(arr, p->peak_top, p->n_peak_top, channel_names, channel_units);
+	return rc < 0 ? rc : ok ? 0 : -ENOMEM;
 }
 
 char *alert_format_state_json(const char *asset, const char *state, double score,

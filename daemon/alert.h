@@ -13,6 +13,7 @@
 #define PDM_ALERT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct alert_cfg {
@@ -144,12 +145,16 @@ char *alert_persist_to_json(const struct alert_persist *p);
  * is not such an object or a value is out of range (*p then untouched). */
 int alert_persist_from_json(const char *s, struct alert_persist *p);
 
+/* The episode id of the payloads, "<asset>-<seq>", into buf; snprintf's
+ * result (>= len: it did not fit). */
+int alert_episode_id(const char *asset, uint64_t seq, char *buf, size_t len);
+
 struct cJSON;
 
-/* Appends contributors to the JSON array arr as the alert payload has them
- * ({"sensor","share","value","expected","unit"}, see alert_format_json);
- * status.json shows an open episode's so. 0, -EINVAL or -ENOMEM. */
-int alert_add_contributors(struct cJSON *arr, const struct alert_contrib *top, int n,
+/* The open episode of p, if any, as obj's "episode": {"id","severity",
+ * "started","peak_score","contributors"}, the last as in the payload (for
+ * status.json). Nothing added when none is open. 0, -EINVAL or -ENOMEM. */
+int alert_add_open_episode(struct cJSON *obj, const char *asset, const struct alert_persist *p,
 			   const char *const *channel_names, const char *const *channel_units);
 
 /*

@@ -328,8 +328,7 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 	}
 	a->alerts++;
 	a->last_alert_ms = ev->ts_ms;
-	snprintf(a->last_alert_id, sizeof(a->last_alert_id), "%s-%llu", a->cfg->name,
-		 (unsigned long long)ev->episode_seq);
+	alert_episode_id(a->cfg->name, ev->episode_seq, a->last_alert_id, sizeof(a->last_alert_id));
 	if (ev->kind == ALERT_RAISED) {
 		episodes_add(a->episodes, &a->n_episodes, EPISODES_MAX,
 			     (struct episode){

@@ -44,31 +44,6 @@ static void add_memory(cJSON *o, int64_t sqlite_bytes)
 	cJSON_AddNumberToObject(m, "sqlite_kib", (double)(sqlite_bytes / 1024));
 }
 
-/* The open episode, as its raised event told it and with the peak so far:
- * what an operator looking at the box wants next to the state (times on the
- * asset's clock, as in the alert payloads). */
-static void add_open_episode(cJSON *j, const struct asset_rt *a)
-{
-	struct alert_persist p;
-	char id[300], ts[PDM_ISO8601_LEN];
-
-	detector_alert_persist(a->det, &p);
-	if (p.severity == ALERT_SEV_NONE)
-		return;
-	cJSON *ep = cJSON_AddObjectToObject(j, "episode");
-	if (!ep)
-		return;
-	snprintf(id, sizeof(id), "%s-%llu", a->cfg->name, (unsigned long long)p.episode_seq);
-	cJSON_AddStringToObject(ep, "id", id);
-	cJSON_AddStringToObject(ep, "severity", alert_severity_name(p.severity));
-	cJSON_AddStringToObject(ep, "started", pdm_iso8601(p.started_ms, ts, sizeof(ts)));
-	cJSON_AddNumberToObject(ep, "peak_score", round(p.peak_score * 1000.0) / 1000.0);
-	cJSON *arr = cJSON_AddArrayToObject(ep, "contributors");
-	if (arr)
-		alert_add_contributors(arr, p.peak_top, p.n_peak_top, a->channel_names,
-				       a->channel_units);
-}
-
 void engine_write_status(struct engine *e, int64_t now)
 {
 	char path[4096], tmp[4200], ts[PDM_ISO8601_LEN];
@@ -132,7 +107,11 @@ void engine_write_status(struct engine *e, int64_t now)
 			cJSON_AddStringToObject(j, "last_alert_ts",
 						pdm_iso8601(a->last_alert_ms, ts, sizeof(ts)));
 		}
-		add_open_episode(j, a);
+		/* the open episode with its peak so far: what an operator wants
+		 * next to the state (times on the asset's clock, as in the payloads) */
+		struct alert_persist ap;
+		detector_alert_persist(a->det, &ap);
+		alert_add_open_episode(j, a->cfg->name, &ap, a->channel_names, a->channel_units);
 		cJSON_AddItemToArray(assets, j);
 	}
 	cJSON *sources = cJSON_AddArrayToObject(o, "sources");

@@ -728,22 +728,26 @@ static int score_chunk(const struct nn_model *m, const float *in, const float *o
 	return 0;
 }
 
+/* nn_score and nn_score_means: what they fill is in s. */
+static int score_windows(struct nn_model *m, const float *x, size_t N, struct score_ctx *s)
+{
+	if (!m || (!x && N) || (!s->score && N))
+		return -EINVAL;
+	return run_chunks(m, x, N, score_chunk, s);
+}
+
 int nn_score(struct nn_model *m, const float *x, size_t N, float *score, float *shares,
 	     float *chan_err)
 {
 	struct score_ctx s = { score, shares, chan_err, NULL, NULL, NULL };
-	if (!m || (!x && N) || (!score && N))
-		return -EINVAL;
-	return run_chunks(m, x, N, score_chunk, &s);
+	return score_windows(m, x, N, &s);
 }
 
 int nn_score_means(struct nn_model *m, const float *x, size_t N, float *score, float *shares,
 		   float *x_mean, float *y_mean)
 {
 	struct score_ctx s = { score, shares, NULL, NULL, x_mean, y_mean };
-	if (!m || (!x && N) || (!score && N))
-		return -EINVAL;
-	return run_chunks(m, x, N, score_chunk, &s);
+	return score_windows(m, x, N, &s);
 }
 
 static int recon_chunk(const struct nn_model *m, const float *in, const float *out, size_t first,
