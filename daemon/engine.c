@@ -400,7 +400,7 @@ static void watch_clock(struct engine *e, int64_t wall, int64_t mono)
 		a->retrain_base_ms += step;
 		if (!a->own_clock)
 			continue;
-		detector_clock_step(a->det, wall);
+		detector_clock_step(a->det, asset_now(a, wall));
 		engine_learning_shift(a, step);
 	}
 	/* Every device's lag seen so far was measured on the old clock. */
@@ -497,14 +497,24 @@ static void drain_ingest(struct engine *e)
 #define CLOCK_WARN_AFTER_MS 15000  /* ... once it has been off this long */
 #define CLOCK_REWARN_MS (600 * 1000)
 
+/* The longest an asset that mixes host- and device-stamped samples holds
+ * its windows back for the devices' ones (a minute of every host-stamped
+ * channel is queued meanwhile). */
+#define MIXED_WAIT_MAX_MS 60000
+
 /*
  * An asset whose samples all carry their devices' time runs on the devices'
  * clock: its windows, no_data and training reach up to the host's time minus
  * the largest lag of its sources, so a gateway stamping local time without a
  * zone (hours behind) or a device whose clock is off is scored as if it were
- * right, instead of every sample arriving after its window was closed. An
- * asset that mixes them with host-stamped samples stays on the host's clock
- * (its windows cannot line the two up; the warning below says so).
+ * right, instead of every sample arriving after its window was closed.
+ *
+ * An asset that mixes them with host-stamped samples stays on the host's
+ * clock, but its windows wait for the devices' samples as long as they lag
+ * (up to MIXED_WAIT_MAX_MS): otherwise a gateway a second behind, or an MQTT
+ * path a second slow, leaves a gap in every window and the asset is never
+ * scored. The devices' samples sit where their stamps put them, as they do
+ * in the stored history the models train on.
  */
 static void refresh_clocks(struct engine *e, int64_t mono)
 {
@@ -519,17 +529,24 @@ static void refresh_clocks(struct engine *e, int64_t mono)
 	for (size_t i = 0; i < e->n_assets; i++) {
 		struct asset_rt *a = &e->assets[i];
 		int64_t lag = 0;
+		size_t src = 0;
 		bool any = false;
-		if (a->own_clock)
-			continue;
 		for (size_t c = 0; c < a->cfg->n_sensors; c++) {
 			const struct src_clock *sc = channel_clock(e, a, c);
-			if (sc->lag.samples > 0 && (!any || sc->max_lag_ms > lag)) {
+			if (sc->device && sc->lag.samples > 0 && (!any || sc->max_lag_ms > lag)) {
 				lag = sc->max_lag_ms;
+				src = e->cfg->sensors[a->cfg->sensors[c]].source;
 				any = true;
 			}
 		}
-		a->clock_lag_ms = lag;
+		if (!a->own_clock) {
+			a->clock_lag_ms = lag;
+			continue;
+		}
+		a->mixed_lag_ms = any ? lag : 0;
+		a->mixed_lag_src = src;
+		a->mixed_wait_ms = !any || lag <= 0 ? 0 : lag < MIXED_WAIT_MAX_MS ? lag
+										: MIXED_WAIT_MAX_MS;
 	}
 }
 
@@ -568,6 +585,41 @@ static void clock_assets(const struct engine *e, size_t src, char *on, size_t on
 		else if (!a->own_clock && no < on_len)
 			no += (size_t)snprintf(on + no, on_len - no, "%s%s", no ? ", " : "",
 					       a->cfg->name);
+	}
+}
+
+/* Longer than the lag estimate remembers a backlog delivered at once after
+ * a reconnect. */
+#define MIXED_WARN_AFTER_MS (PDM_LAG_BUCKETS * PDM_LAG_BUCKET_MS + 30000)
+
+/*
+ * An asset that mixes host- and device-stamped samples, whose devices' ones
+ * come later than its windows wait: every window has a gap and none is
+ * scored. Said once it has lasted MIXED_WARN_AFTER_MS, again every ten
+ * minutes while it lasts.
+ */
+static void check_mixed_waits(struct engine *e, int64_t mono)
+{
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		if (!a->own_clock || a->mixed_lag_ms <= MIXED_WAIT_MAX_MS) {
+			a->mixed_over_since_mono = 0;
+			continue;
+		}
+		if (a->mixed_over_since_mono == 0)
+			a->mixed_over_since_mono = mono;
+		if (mono - a->mixed_over_since_mono < MIXED_WARN_AFTER_MS ||
+		    (a->mixed_warned_mono && mono - a->mixed_warned_mono < CLOCK_REWARN_MS))
+			continue;
+		a->mixed_warned_mono = mono;
+		char amount[32];
+		const char *src = e->cfg->sources[a->mixed_lag_src].name;
+		LOG_W("asset %s: the samples of source %s arrive up to %s after the time they carry; "
+		      "its windows, which line them up with samples stamped on receipt, wait %d s "
+		      "at most, so they have gaps and are not scored. Set the device's clock right "
+		      "(NTP), or have them stamped on receipt (no timestamp = in [source %s])",
+		      a->cfg->name, src, fmt_offset(a->mixed_lag_ms, amount, sizeof(amount)),
+		      MIXED_WAIT_MAX_MS / 1000, src);
 	}
 }
 
@@ -613,13 +665,15 @@ static void check_device_clocks(struct engine *e, int64_t mono)
 			     "its zone (read as UTC); add the zone to the timestamps or send UTC"
 			   : ": the device's clock or this host's is wrong; set both from NTP",
 		      on[0] ? ". Assets on that clock (their alert and state times too): " : "", on,
-		      mixed[0] ? ". Cannot line its samples up with the host-stamped ones of: "
+		      mixed[0] ? ". Assets that mix them with host-stamped samples see them "
+				 "that far off: "
 			       : "",
 		      mixed);
 		sc->warned = true;
 		sc->warned_offset_ms = off;
 		sc->warned_mono = mono;
 	}
+	check_mixed_waits(e, mono);
 }
 
 /* Takes a request file of pdmctl's: its first line (without the newline,

@@ -56,6 +56,14 @@ struct asset_rt {
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
 	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
 	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
+	/* Some stamped by devices, some by the host: the host's clock, and the
+	 * windows wait this long for the devices' samples (their largest lag,
+	 * at most MIXED_WAIT_MAX_MS). */
+	int64_t mixed_wait_ms;
+	int64_t mixed_lag_ms;        /* the lag itself, and the source it is of */
+	size_t mixed_lag_src;
+	int64_t mixed_over_since_mono; /* the lag over the wait's bound since; 0 = not */
+	int64_t mixed_warned_mono;     /* 0: not warned */
 	uint64_t trainable_mark; /* detector count when the last job was judged short */
 	size_t windows_needed;
 	bool retrain_requested;
@@ -141,7 +149,7 @@ struct engine {
  * or its devices' (see refresh_clocks in engine.c). */
 static inline int64_t asset_now(const struct asset_rt *a, int64_t wall)
 {
-	return a->own_clock ? wall : wall - a->clock_lag_ms;
+	return a->own_clock ? wall - a->mixed_wait_ms : wall - a->clock_lag_ms;
 }
 
 /* A time on the asset's clock, on the host's (for people to read). */

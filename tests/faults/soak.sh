@@ -47,6 +47,7 @@ run hup
 run term --kills 10
 run clock
 run skew
+run mixed
 run maint
 run noack
 run endure --minutes "${PDM_ENDURE_MINUTES:-30}"
