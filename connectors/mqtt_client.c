@@ -1220,6 +1220,8 @@ int mqtt_client_start(struct mqtt_client *c)
 		if (c->subs[i].cfg.n_fields > c->buf_len)
 			c->buf_len = c->subs[i].cfg.n_fields;
 	}
+	/* Room for a batch (a JSON array of objects) of MQTT_BATCH_MAX. */
+	c->buf_len *= MQTT_BATCH_MAX;
 	c->buf = xcalloc(c->buf_len, sizeof(*c->buf));
 
 	rc = create_handle(c);

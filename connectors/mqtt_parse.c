@@ -336,6 +336,113 @@ static void fill(struct pdm_sample *o, const struct mqtt_field *f, int64_t ts, d
 		o->quality = PDM_Q_BAD;
 }
 
+/* What one object's fields did not give: counted across a batch. */
+struct skipped {
+	size_t wrong;            /* fields that are not numbers */
+	const char *first_wrong; /* the first such field's path */
+};
+
+/*
+ * The samples of one JSON object: the message itself, or one object of a
+ * batch. Returns how many (up to max), or a negative code with why.
+ */
+static int parse_object(const struct mqtt_sub_cfg *s, const cJSON *obj, int64_t recv_ms,
+			struct pdm_sample *out, size_t max, struct skipped *sk, char *why,
+			size_t whylen)
+{
+	int64_t ts = recv_ms;
+	if (s->ts_field) {
+		int rc = json_timestamp(obj, s->ts_field, &ts, why, whylen);
+		if (rc < 0)
+			return rc;
+		if (ts - recv_ms > MQTT_TS_MAX_AHEAD_MS) {
+			say(why, whylen,
+			    "timestamp field '%s' is %.1f h ahead of this host's clock (more than "
+			    "a day: no time zone is)", s->ts_field, (double)(ts - recv_ms) / 3.6e6);
+			return -ERANGE;
+		}
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_fields && n < max; i++) {
+		const struct mqtt_field *f = &s->fields[i];
+		const cJSON *v = f->path ? json_path(obj, f->path) : NULL;
+		double num;
+		if (!v)
+			continue; /* messages on a wildcard filter often carry a subset */
+		if (json_number(v, &num) < 0) {
+			if (!sk->wrong++)
+				sk->first_wrong = f->path;
+			continue;
+		}
+		fill(&out[n++], f, ts, num);
+	}
+	return (int)n;
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct pdm_sample *x = a, *y = b;
+	if (x->ts_ms != y->ts_ms)
+		return x->ts_ms < y->ts_ms ? -1 : 1;
+	return x->sensor < y->sensor ? -1 : x->sensor > y->sensor;
+}
+
+/*
+ * A batch: a JSON array of objects, each read like a message of its own
+ * (gateways that buffer a second of readings send them so, some newest
+ * first). The samples come out in time order, since a sensor's samples
+ * older than its last one would be dropped as late. Objects that cannot be
+ * read are skipped and said in why; the batch fails only if none could.
+ */
+static int parse_batch(const struct mqtt_sub_cfg *s, const cJSON *root, int64_t recv_ms,
+		       struct pdm_sample *out, size_t max, struct skipped *sk, char *why, size_t whylen)
+{
+	size_t items = (size_t)cJSON_GetArraySize(root), idx = 0, n = 0, bad = 0, first_bad = 0;
+	size_t used = 0;
+	int bad_rc = 0;
+	char item_why[120] = "";
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, root) {
+		size_t at = idx++;
+		if (n + s->n_fields > max)
+			break;
+		used++;
+		int k;
+		char this_why[120] = "";
+		if (!cJSON_IsObject(it)) {
+			snprintf(this_why, sizeof(this_why), "not an object");
+			k = -EPROTOTYPE;
+		} else {
+			k = parse_object(s, it, recv_ms, out + n, max - n, sk, this_why,
+					 sizeof(this_why));
+		}
+		if (k < 0) {
+			if (!bad++) {
+				bad_rc = k;
+				first_bad = at;
+				memcpy(item_why, this_why, sizeof(item_why));
+			}
+			continue;
+		}
+		n += (size_t)k;
+	}
+	if (n > 1)
+		qsort(out, n, sizeof(*out), by_time);
+	if (bad) {
+		char tmp[160];
+		snprintf(tmp, sizeof(tmp), "batch: %zu of %zu objects unusable (object %zu: %s)", bad,
+			 items, first_bad, item_why);
+		say(why, whylen, "%s", tmp);
+		if (n == 0 && used == bad)
+			return bad_rc;
+	} else if (used < items) {
+		say(why, whylen, "batch of %zu objects: the first %zu used (at most %zu samples "
+			"per message)", items, used, max);
+	}
+	return (int)n;
+}
+
 static int parse_json(const struct mqtt_sub_cfg *s, const char *payload, size_t len, int64_t recv_ms,
 		      struct pdm_sample *out, size_t max, char *why, size_t whylen)
 {
@@ -364,43 +471,29 @@ static int parse_json(const struct mqtt_sub_cfg *s, const char *payload, size_t 
 			goto out;
 		}
 	}
+	struct skipped sk = { 0, NULL };
+	if (cJSON_IsArray(root)) {
+		rc = parse_batch(s, root, recv_ms, out, max, &sk, why, whylen);
+		/* the batch's own reason first; else the fields' */
+		if (rc >= 0 && sk.wrong && !(why && whylen && why[0]))
+			say(why, whylen, "field '%s'%s is not a number", sk.first_wrong,
+			    sk.wrong > 1 ? " and others" : "");
+		if (rc == 0 && sk.wrong && cJSON_GetArraySize(root) > 0)
+			rc = -EPROTOTYPE;
+		goto out;
+	}
 	if (!cJSON_IsObject(root)) {
-		say(why, whylen, "JSON payload is not an object");
+		say(why, whylen, "JSON payload is not an object (nor an array of objects)");
 		rc = -EPROTOTYPE;
 		goto out;
 	}
-	int64_t ts = recv_ms;
-	if (s->ts_field) {
-		rc = json_timestamp(root, s->ts_field, &ts, why, whylen);
-		if (rc < 0)
-			goto out;
-		if (ts - recv_ms > MQTT_TS_MAX_AHEAD_MS) {
-			say(why, whylen,
-			    "timestamp field '%s' is %.1f h ahead of this host's clock (more than "
-			    "a day: no time zone is)", s->ts_field, (double)(ts - recv_ms) / 3.6e6);
-			rc = -ERANGE;
-			goto out;
-		}
-	}
-	size_t n = 0, wrong = 0;
-	const char *first_wrong = NULL;
-	for (size_t i = 0; i < s->n_fields && n < max; i++) {
-		const struct mqtt_field *f = &s->fields[i];
-		const cJSON *v = f->path ? json_path(root, f->path) : NULL;
-		double num;
-		if (!v)
-			continue; /* messages on a wildcard filter often carry a subset */
-		if (json_number(v, &num) < 0) {
-			if (!wrong++)
-				first_wrong = f->path;
-			continue;
-		}
-		fill(&out[n++], f, ts, num);
-	}
-	rc = (int)n;
-	if (wrong) {
-		say(why, whylen, "field '%s'%s is not a number", first_wrong, wrong > 1 ? " and others" : "");
-		if (n == 0)
+	rc = parse_object(s, root, recv_ms, out, max, &sk, why, whylen);
+	if (rc < 0)
+		goto out;
+	if (sk.wrong) {
+		say(why, whylen, "field '%s'%s is not a number", sk.first_wrong,
+		    sk.wrong > 1 ? " and others" : "");
+		if (rc == 0)
 			rc = -EPROTOTYPE;
 	}
 out:

@@ -34,6 +34,9 @@
 #define MQTT_DEFAULT_MAX_PAYLOAD (64u * 1024u)
 /* Deepest JSON nesting accepted (objects and arrays together). */
 #define MQTT_JSON_MAX_DEPTH 32
+/* Objects of one batch (a JSON array of objects) a client makes room for:
+ * a second of readings at 1 kHz. */
+#define MQTT_BATCH_MAX 1024
 /* Timestamps outside [2000-01-01, 2100-01-01) are refused as absurd. */
 #define MQTT_TS_MIN_MS INT64_C(946684800000)
 #define MQTT_TS_MAX_MS INT64_C(4102444800000)
@@ -77,7 +80,8 @@ const char *mqtt_format_name(enum mqtt_format f);
  *   -E2BIG      oversized (longer than max_payload)
  *   -EILSEQ     not valid UTF-8
  *   -EBADMSG    malformed: not JSON, nested too deep, timestamp missing
- *   -EPROTOTYPE wrong type: not an object / not a number where one is needed
+ *   -EPROTOTYPE wrong type: not an object (or array of objects) / not a number
+ *               where one is needed
  *   -ERANGE     the timestamp is absurd (before 2000, after 2100, or more
  *               than MQTT_TS_MAX_AHEAD_MS after recv_ms)
  *   -EINVAL     bad arguments (a programming error)
@@ -87,7 +91,10 @@ const char *mqtt_format_name(enum mqtt_format f);
  * Decodes one message. `topic` is NUL-terminated; `payload` need not be.
  * recv_ms is the wall-clock receive time, used when the message carries no
  * timestamp. Fills up to `max` samples; values that are NaN/Inf or outside
- * a field's valid range come out with quality PDM_Q_BAD.
+ * a field's valid range come out with quality PDM_Q_BAD. A JSON payload is
+ * one object, or a batch: an array of objects each read as a message of its
+ * own, its samples returned in time order; objects that cannot be read are
+ * skipped (said in `why`), and the batch fails only if none could.
  *
  * Returns the number of samples (0 when no configured field is in the
  * message, or the payload is empty, e.g. a cleared retained message), or a

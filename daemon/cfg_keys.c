@@ -980,7 +980,7 @@ static const struct key source_keys[] = {
 	  .only = ONLY_MQTT, .help = "MQTT subscription; + and # wildcards allowed." },
 	{ .name = "format", .type = T_ENUM, .off = SRC(format), .def = "json", .names = format_names,
 	  .only = ONLY_MQTT,
-	  .help = "json: an object with one field per sensor; value: the payload is one number." },
+	  .help = "json: an object with one field per sensor, or an array of such objects (a batch, each with its own timestamp); value: the payload is one number." },
 	{ .name = "timestamp", .type = T_STR, .off = SRC(timestamp), .def = "", .only = ONLY_MQTT,
 	  .help = "JSON field with the sample time (epoch ms or ISO-8601); empty: receive time." },
 	{ .name = "uri", .type = T_STR, .off = SRC(uri), .def = "the [mqtt] uri",

@@ -310,12 +310,28 @@ static void test_ingest(void **state)
 	WAIT_UNTIL(n_samples(f->col) == 5, 5000);
 	assert_int_equal(c->s[4].sensor, 4);
 
+	/* a gateway's batch, newest first: the samples come in time order */
+	pub(f, "plant/pump-e/telemetry",
+	    "[{\"ts\": 1795000002300, \"bearing_temp\": 63},"
+	    " {\"ts\": 1795000002200, \"bearing_temp\": 62},"
+	    " {\"ts\": 1795000002100, \"bearing_temp\": 61, \"process\": {\"flow\": 11}}]");
+	WAIT_UNTIL(n_samples(f->col) == 9, 5000);
+	static const struct { uint32_t sensor; int64_t ts; double v; } want[] = {
+		{ 1, INT64_C(1795000002100), 61 }, { 2, INT64_C(1795000002100), 11 },
+		{ 1, INT64_C(1795000002200), 62 }, { 1, INT64_C(1795000002300), 63 },
+	};
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(c->s[5 + i].sensor, want[i].sensor);
+		assert_int_equal(c->s[5 + i].ts_ms, want[i].ts);
+		assert_true(c->s[5 + i].value == want[i].v);
+	}
+
 	struct mqtt_stats js_st, vs_st, all;
 	mqtt_client_stats(f->c, 0, &js_st);
 	mqtt_client_stats(f->c, 1, &vs_st);
 	mqtt_client_stats(f->c, SIZE_MAX, &all);
-	assert_int_equal(js_st.received, 6);
-	assert_int_equal(js_st.samples, 3);
+	assert_int_equal(js_st.received, 7);
+	assert_int_equal(js_st.samples, 7);
 	assert_int_equal(js_st.malformed, 2);
 	assert_int_equal(js_st.wrong_type, 1);
 	assert_int_equal(js_st.out_of_range, 2); /* flow 250 (bad sample) + the absurd time */
@@ -324,8 +340,8 @@ static void test_ingest(void **state)
 	assert_int_equal(vs_st.wrong_type, 1);
 	assert_int_equal(vs_st.non_utf8, 1);
 	assert_int_equal(vs_st.oversized, 1);
-	assert_int_equal(all.received, 11);
-	assert_int_equal(all.samples, 5);
+	assert_int_equal(all.received, 12);
+	assert_int_equal(all.samples, 9);
 	assert_true(all.connected);
 	assert_true(all.last_message_ms >= before);
 	mqtt_client_stats(f->c, 7, &all);

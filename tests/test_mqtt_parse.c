@@ -249,6 +249,78 @@ static void test_rejections(void **state)
 	assert_int_equal(mqtt_parse_payload(&s, NULL, "1", 1, RECV_MS, o, 8, why, 128), -EINVAL);
 }
 
+/* A batch: an array of objects, each read as a message; samples in time
+ * order whatever the batch's order; unreadable objects skipped and said;
+ * the batch fails only if none could be read; cut where `max` ends. */
+static void test_json_batch(void **state)
+{
+	(void)state;
+	struct mqtt_sub_cfg s = json_sub("ts");
+	struct pdm_sample o[16];
+	char why[128];
+
+	/* newest first, as some gateways send them */
+	int n = parse(&s, "t",
+		      "[{\"ts\": 1795003600300, \"temp\": 3, \"running\": 1},"
+		      " {\"ts\": 1795003600200, \"temp\": 2, \"running\": 1},"
+		      " {\"ts\": 1795003600100, \"temp\": 1, \"running\": 0}]",
+		      o, 16, why);
+	assert_int_equal(n, 6);
+	assert_string_equal(why, "");
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(o[i].ts_ms, 1795003600100 + 100 * (i / 2));
+		assert_int_equal(o[i].sensor, i % 2 ? 4 : 1);
+		assert_int_equal(o[i].quality, PDM_Q_GOOD);
+	}
+	assert_true(o[0].value == 1 && o[2].value == 2 && o[4].value == 3);
+	assert_true(o[1].value == 0 && o[3].value == 1);
+
+	/* one object without its time, one not an object: skipped, said */
+	n = parse(&s, "t",
+		  "[{\"ts\": 1795003600100, \"temp\": 1}, {\"temp\": 2}, 7,"
+		  " {\"ts\": 1795003600300, \"temp\": 3}]",
+		  o, 16, why);
+	assert_int_equal(n, 2);
+	assert_true(o[0].value == 1 && o[1].value == 3);
+	assert_non_null(strstr(why, "2 of 4 objects unusable"));
+	assert_non_null(strstr(why, "object 1: timestamp field 'ts' missing"));
+
+	/* none readable: the first object's error */
+	assert_int_equal(parse(&s, "t", "[{\"temp\": 2}, {\"temp\": 3}]", o, 16, why), -EBADMSG);
+	assert_non_null(strstr(why, "2 of 2 objects unusable"));
+	assert_int_equal(parse(&s, "t", "[1, 2]", o, 16, why), -EPROTOTYPE);
+	assert_int_equal(parse(&s, "t", "[{\"ts\": 1795003600100, \"temp\": \"hot\"}]", o, 16, why),
+			 -EPROTOTYPE);
+	assert_non_null(strstr(why, "field 'temp' is not a number"));
+	/* an empty batch is no sample and no error */
+	assert_int_equal(parse(&s, "t", "[]", o, 16, why), 0);
+	assert_string_equal(why, "");
+	/* a time out of range in one object */
+	n = parse(&s, "t", "[{\"ts\": 100, \"temp\": 1}, {\"ts\": 1795003600100, \"temp\": 2}]", o,
+		  16, why);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(why, "outside 2000..2100"));
+
+	/* cut where the caller's room ends: an object is read only while all
+	 * 4 fields would fit */
+	n = parse(&s, "t",
+		  "[{\"ts\": 1795003600100, \"temp\": 1}, {\"ts\": 1795003600200, \"temp\": 2},"
+		  " {\"ts\": 1795003600300, \"temp\": 3}]",
+		  o, 5, why);
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(why, "batch of 3 objects: the first 2 used"));
+
+	/* without a timestamp field every object is stamped on receipt */
+	s = json_sub(NULL);
+	n = parse(&s, "t", "[{\"temp\": 1}, {\"temp\": 2}]", o, 16, why);
+	assert_int_equal(n, 2);
+	assert_int_equal(o[0].ts_ms, RECV_MS);
+	assert_int_equal(o[1].ts_ms, RECV_MS);
+	/* neither an object nor an array */
+	assert_int_equal(parse(&s, "t", "42", o, 16, why), -EPROTOTYPE);
+	assert_non_null(strstr(why, "not an object"));
+}
+
 /* Value format: chosen by full topic or last level, or the catch-all field. */
 static void test_value_format(void **state)
 {
@@ -459,6 +531,7 @@ int main(void)
 		cmocka_unit_test(test_json_wrong_type),
 		cmocka_unit_test(test_json_timestamps),
 		cmocka_unit_test(test_rejections),
+		cmocka_unit_test(test_json_batch),
 		cmocka_unit_test(test_value_format),
 		cmocka_unit_test(test_topic_match),
 		cmocka_unit_test(test_utf8_and_names),

@@ -11,7 +11,7 @@
  *
  * Besides the sanitizers it checks the parser's promises: only the
  * documented codes, never more samples than asked, one sample per field at
- * most, timestamps inside 2000..2100 (or the receive time), quality BAD
+ * most (per object of a batch, whose samples come in time order), timestamps inside 2000..2100 (or the receive time), quality BAD
  * exactly for non-finite or out-of-range values, reasons without control
  * characters, -EILSEQ exactly for invalid UTF-8.
  */
@@ -155,13 +155,22 @@ static void run(const struct mqtt_sub_cfg *s, const char *topic, const uint8_t *
 	}
 	if ((size_t)rc > max)
 		abort();
+	/* A JSON batch (an array of objects) gives a field once per object, in
+	 * time order; a single object once. */
+	size_t at = 0;
+	while (at < size && (data[at] == ' ' || data[at] == '\t' || data[at] == '\r' ||
+			     data[at] == '\n'))
+		at++;
+	bool batch = s->format == MQTT_FMT_JSON && at < size && data[at] == '[';
 	uint64_t seen = 0;
 	for (int i = 0; i < rc; i++) {
 		const struct mqtt_field *f = NULL;
 		for (size_t k = 0; k < s->n_fields; k++)
 			if (s->fields[k].sensor == out[i].sensor)
 				f = &s->fields[k];
-		if (!f || (seen & (UINT64_C(1) << out[i].sensor)))
+		if (!f || (!batch && (seen & (UINT64_C(1) << out[i].sensor))))
+			abort();
+		if (batch && i > 0 && out[i].ts_ms < out[i - 1].ts_ms)
 			abort();
 		seen |= UINT64_C(1) << out[i].sensor;
 		if (s->ts_field ? out[i].ts_ms < MQTT_TS_MIN_MS || out[i].ts_ms >= MQTT_TS_MAX_MS
