@@ -1416,6 +1416,41 @@ static void print_keys(const struct pdm_config *c, enum sec_kind kind, const voi
 	}
 }
 
+/* Appends name to a ", "-separated list, once. */
+static void name_once(char *list, size_t len, const char *name)
+{
+	size_t n = strlen(name), at;
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, ",");
+		if (l == n && !strncmp(p, name, n))
+			return;
+		p += l;
+		p += strspn(p, ", ");
+	}
+	at = strlen(list);
+	if (at + n + 3 < len)
+		snprintf(list + at, len - at, "%s%s", at ? ", " : "", name);
+}
+
+/* Whose clock the asset's windows run on (docs/alerts.md): said when it is
+ * not simply this host's. */
+static void print_clocks(const struct pdm_config *c, const struct cfg_asset *as, FILE *out)
+{
+	char host[512] = "", dev[512] = "";
+	for (size_t j = 0; j < as->n_sensors; j++) {
+		const struct cfg_source *src = &c->sources[c->sensors[as->sensors[j]].source];
+		name_once(cfg_source_device_time(src) ? dev : host,
+			  cfg_source_device_time(src) ? sizeof(dev) : sizeof(host), src->name);
+	}
+	if (dev[0] && !host[0])
+		fprintf(out, "# runs on its devices' clock: every sample carries its device's time "
+			"(%s)\n", dev);
+	else if (dev[0])
+		fprintf(out, "# mixes samples stamped on receipt (%s) with samples stamped by their "
+			"devices (%s): its windows wait for the latter as long as they lag, up to a "
+			"minute\n", host, dev);
+}
+
 void cfg_print(const struct pdm_config *c, FILE *out)
 {
 	fprintf(out, "# pdmd configuration from %s, resolved (defaults included)\n", c->dir);
@@ -1446,6 +1481,7 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 		fprintf(out, "# training holds up to %.1f MiB of windows (train_max_windows %lld x %zu "
 			"sensors x window %d x 4 bytes)\n",
 			mib, (long long)as->train_max_windows, as->n_sensors, as->window);
+		print_clocks(c, as, out);
 		fprintf(out, "[asset %s]\n", as->name);
 		print_keys(c, SK_ASSET, as, 0, out);
 		for (size_t j = 0; j < as->n_sensors; j++) {

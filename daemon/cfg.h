@@ -184,6 +184,13 @@ static inline int64_t cfg_asset_windows_ms(const struct cfg_asset *a, int64_t n)
 {
 	return n * a->hop * a->sample_interval_ms;
 }
+/* True if the source's samples carry their device's time (MQTT with a
+ * timestamp field); the others are stamped on receipt by this host. */
+static inline bool cfg_source_device_time(const struct cfg_source *s)
+{
+	return s->type == CFG_SRC_MQTT && s->timestamp && s->timestamp[0];
+}
+
 /* `name` is the full "asset.name". */
 const struct cfg_sensor *cfg_find_sensor(const struct pdm_config *c, const char *name);
 

@@ -1098,7 +1098,7 @@ static int setup_assets(struct engine *e)
 				return rc;
 			}
 			const struct cfg_source *src = &cfg->sources[se->source];
-			bool own = src->type != CFG_SRC_MQTT || !src->timestamp || !src->timestamp[0];
+			bool own = !cfg_source_device_time(src);
 			e->smap[ac->sensors[c]] = (struct sensor_map){ (int)i, (int)c, a->store_ids[c],
 								       own, se->source };
 			e->srcs[se->source].device = !own;

@@ -615,6 +615,30 @@ static void test_run_when_parsing(void **state)
 		     15, "run_when: 'speed' is not a sensor of asset a");
 }
 
+/* `pdmd check` says whose clock an asset runs on, when not only this
+ * host's: its devices' (all samples stamped by them), or both (mixed). */
+static void test_clocks_printed(void **state)
+{
+	struct fixture *f = *state;
+	struct pdm_config *c =
+		load_main(f, BASE "[sensor a.flow]\nsource = gw\n[sensor a.amps]\nsource = raw\n"
+				  "[sensor a.more]\nsource = plc1\nregister = hr:1\n" /* plc1 once */
+				  "[source gw]\ntype = mqtt\ntopic = t/#\ntimestamp = ts\n"
+				  "[source raw]\ntype = mqtt\ntopic = r/#\n"
+				  "[asset b]\n[sensor b.flow]\nsource = gw\n"
+				  "[sensor b.level]\nsource = gw\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	char *p = print_to_string(c);
+	assert_non_null(strstr(p, "# mixes samples stamped on receipt (plc1, raw) with samples "
+				  "stamped by their devices (gw): its windows wait for the latter as "
+				  "long as they lag, up to a minute\n[asset a]\n"));
+	assert_non_null(strstr(p, "# runs on its devices' clock: every sample carries its "
+				  "device's time (gw)\n[asset b]\n"));
+	free(p);
+	cfg_free(c);
+}
+
 /* raise_after / clear_after as a count of windows or as a time on the grid. */
 static void test_alert_delays(void **state)
 {
@@ -1567,6 +1591,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_register_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_address_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_when_parsing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clocks_printed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_delays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_applicability, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cross_references, setup, teardown),
