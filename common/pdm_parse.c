@@ -132,3 +132,18 @@ void pdm_format_duration(int64_t ms, char *buf, unsigned len)
 	}
 	snprintf(buf, len, "%lldms", (long long)ms);
 }
+
+const char *pdm_format_approx(int64_t ms, char *buf, unsigned len)
+{
+	double s = (double)(ms < 0 ? -(double)ms : (double)ms) / 1000.0;
+
+	if (s >= 2 * 86400)
+		snprintf(buf, len, "%.1f d", s / 86400);
+	else if (s >= 3570)
+		snprintf(buf, len, "%.1f h", s / 3600);
+	else if (s >= 120)
+		snprintf(buf, len, "%.1f min", s / 60);
+	else
+		snprintf(buf, len, "%.1f s", s);
+	return buf;
+}

@@ -21,4 +21,8 @@ int pdm_parse_duration_ms(const char *s, int64_t default_unit_ms, int64_t *out_m
 /* Formats a duration with the largest exact unit ("100ms", "24h"). */
 void pdm_format_duration(int64_t ms, char *buf, unsigned len);
 
+/* A duration for people, rounded ("4.4 h", "12.3 s", "2.5 d"; the sign
+ * dropped). Returns buf. */
+const char *pdm_format_approx(int64_t ms, char *buf, unsigned len);
+
 #endif

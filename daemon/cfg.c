@@ -1474,6 +1474,19 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 		fprintf(out, "# alerts raise after %s over the threshold and clear after %s under it "
 			"(%d and %d windows of hop %d x %s)\n",
 			tr, tc, as->raise_after, as->clear_after, as->hop, iv);
+		/* When a new install starts to watch: the first model, then the
+		 * learning after it (alerts off). */
+		char tf[32], tl[32];
+		pdm_format_approx(cfg_asset_windows_ms(as, as->train_after), tf, sizeof(tf));
+		pdm_format_approx(as->learn_for_ms, tl, sizeof(tl));
+		if (as->learn_for_ms > 0)
+			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
+				"then alerts once it knows the machine, at most %s later (learn_for)\n",
+				tf, (long long)as->train_after, tl);
+		else
+			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
+				"alerts from it on (learn_for = 0)\n",
+				tf, (long long)as->train_after);
 		/* What a small box must have spare while the asset trains: the
 		 * trainer holds its sample of windows (docs/configuration.md). */
 		double mib = (double)as->train_max_windows * (double)as->n_sensors *

@@ -37,6 +37,7 @@
 #include "mqtt_client.h"
 #include "nn.h"
 #include "notify.h"
+#include "pdm_parse.h"
 #include "pdm_config.h"
 #include "pdm_error.h"
 #include "pdm_hash.h"
@@ -550,20 +551,6 @@ static void refresh_clocks(struct engine *e, int64_t mono)
 	}
 }
 
-/* "5.0 h", "12.3 s": a clock offset for a log line. */
-static const char *fmt_offset(int64_t ms, char *buf, size_t len)
-{
-	double s = (double)(ms < 0 ? -ms : ms) / 1000.0;
-
-	if (s >= 3570)
-		snprintf(buf, len, "%.1f h", s / 3600);
-	else if (s >= 120)
-		snprintf(buf, len, "%.1f min", s / 60);
-	else
-		snprintf(buf, len, "%.1f s", s);
-	return buf;
-}
-
 /* Names the assets that read source i: those on its clock, and those that
  * mix it with the host's. */
 static void clock_assets(const struct engine *e, size_t src, char *on, size_t on_len, char *mixed,
@@ -618,7 +605,7 @@ static void check_mixed_waits(struct engine *e, int64_t mono)
 		      "its windows, which line them up with samples stamped on receipt, wait %d s "
 		      "at most, so they have gaps and are not scored. Set the device's clock right "
 		      "(NTP), or have them stamped on receipt (no timestamp = in [source %s])",
-		      a->cfg->name, src, fmt_offset(a->mixed_lag_ms, amount, sizeof(amount)),
+		      a->cfg->name, src, pdm_format_approx(a->mixed_lag_ms, amount, sizeof(amount)),
 		      MIXED_WAIT_MAX_MS / 1000, src);
 	}
 }
@@ -657,7 +644,7 @@ static void check_device_clocks(struct engine *e, int64_t mono)
 		char amount[32], on[256], mixed[256];
 		int64_t quarter = 15 * 60 * 1000, rem = aoff % quarter;
 		bool zone = aoff >= quarter - 120000 && (rem <= 120000 || rem >= quarter - 120000);
-		fmt_offset(off, amount, sizeof(amount));
+		pdm_format_approx(off, amount, sizeof(amount));
 		clock_assets(e, i, on, sizeof(on), mixed, sizeof(mixed));
 		LOG_W("source %s: its samples are stamped %s %s this host's clock (%+.1f s)%s%s%s%s%s",
 		      name, amount, off < 0 ? "behind" : "ahead of", (double)off / 1000.0,

@@ -625,7 +625,7 @@ static void test_clocks_printed(void **state)
 				  "[sensor a.more]\nsource = plc1\nregister = hr:1\n" /* plc1 once */
 				  "[source gw]\ntype = mqtt\ntopic = t/#\ntimestamp = ts\n"
 				  "[source raw]\ntype = mqtt\ntopic = r/#\n"
-				  "[asset b]\n[sensor b.flow]\nsource = gw\n"
+				  "[asset b]\nlearn_for = 0\n[sensor b.flow]\nsource = gw\n"
 				  "[sensor b.level]\nsource = gw\n");
 	if (!c)
 		fail_msg("%s", f->errbuf);
@@ -635,6 +635,8 @@ static void test_clocks_printed(void **state)
 				  "long as they lag, up to a minute\n[asset a]\n"));
 	assert_non_null(strstr(p, "# runs on its devices' clock: every sample carries its "
 				  "device's time (gw)\n[asset b]\n"));
+	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
+				  "windows), alerts from it on (learn_for = 0)\n"));
 	free(p);
 	cfg_free(c);
 }
@@ -658,6 +660,10 @@ static void test_alert_delays(void **state)
 	assert_non_null(strstr(p, "\nraise_after = 30s\nclear_after = 10m\n"));
 	assert_non_null(strstr(p, "# alerts raise after 32s over the threshold and clear after 10m "
 				  "under it (4 and 75 windows of hop 8 x 1s)\n"));
+	/* 2000 windows x 8 x 1 s */
+	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
+				  "windows), then alerts once it knows the machine, at most 24.0 h "
+				  "later (learn_for)\n"));
 	free(p);
 	cfg_free(c);
 

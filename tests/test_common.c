@@ -47,6 +47,15 @@ static void test_duration(void **state)
 	assert_string_equal(buf, "100ms");
 	pdm_format_duration(90000, buf, sizeof(buf));
 	assert_string_equal(buf, "90s");
+
+	/* for people: rounded, in the unit that reads best, sign dropped */
+	assert_string_equal(pdm_format_approx(16000000, buf, sizeof(buf)), "4.4 h");
+	assert_string_equal(pdm_format_approx(-18000200, buf, sizeof(buf)), "5.0 h");
+	assert_string_equal(pdm_format_approx(90000, buf, sizeof(buf)), "90.0 s");
+	assert_string_equal(pdm_format_approx(150000, buf, sizeof(buf)), "2.5 min");
+	assert_string_equal(pdm_format_approx(86400000, buf, sizeof(buf)), "24.0 h");
+	assert_string_equal(pdm_format_approx(7 * 86400000LL, buf, sizeof(buf)), "7.0 d");
+	assert_string_equal(pdm_format_approx(0, buf, sizeof(buf)), "0.0 s");
 }
 
 static void test_numbers(void **state)
