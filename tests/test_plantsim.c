@@ -1063,6 +1063,50 @@ static void test_mqtt_telemetry(void **state)
 	pthread_mutex_destroy(&s.lock);
 }
 
+/* --mqtt-batch: a gateway's buffer, N ticks per message as a JSON array in
+ * time order, none lost or repeated between messages. */
+static void test_mqtt_batch(void **state)
+{
+	struct test_broker b = { 0 };
+	struct sub s = { .n = 0 };
+	struct child c;
+	(void)state;
+
+	pthread_mutex_init(&s.lock, NULL);
+	assert_int_equal(broker_start(&b), 0);
+	MQTTAsync h = sub_open(&s, b.uri, "plantsim-test-batch");
+
+	const char *args[] = { "--modbus-port", "0", "--rate", "20", "--mqtt", b.uri, "--mqtt-qos",
+			       "1", "--mqtt-batch", "5", "--log-level", "warning", NULL };
+	assert_int_equal(child_start(&c, args), 0);
+	assert_int_equal(sub_wait(&s, &c, 3, 10000), 3);
+	kill(c.pid, SIGINT);
+	assert_int_equal(child_wait(&c, 5000), 0);
+
+	double last = 0;
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(s.topic[i], "plant/pump-c/telemetry");
+		cJSON *j = cJSON_Parse(s.payload[i]);
+		if (!j || !cJSON_IsArray(j) || cJSON_GetArraySize(j) != 5)
+			fail_msg("not a batch of 5: %s", s.payload[i]);
+		for (int k = 0; k < 5; k++) {
+			const cJSON *o = cJSON_GetArrayItem(j, k);
+			double ts = num(o, "ts");
+			/* 20 Hz: 50 ms apart, across messages too */
+			if (last > 0)
+				assert_true(ts == last + 50);
+			last = ts;
+			assert_true(num(o, "speed") > 800);
+			assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "process")));
+		}
+		cJSON_Delete(j);
+	}
+	sub_close(h);
+	child_free(&c);
+	broker_stop(&b);
+	pthread_mutex_destroy(&s.lock);
+}
+
 /* The broker is down when plantsim starts, and goes away again later:
  * telemetry resumes each time without a restart of the simulator. */
 static void test_mqtt_broker_outages(void **state)
@@ -1369,6 +1413,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_physics_coupled, teardown_live),
 		cmocka_unit_test_teardown(test_commands_and_sigusr1, teardown_live),
 		cmocka_unit_test_teardown(test_mqtt_telemetry, teardown_live),
+		cmocka_unit_test_teardown(test_mqtt_batch, teardown_live),
 		cmocka_unit_test_teardown(test_mqtt_broker_outages, teardown_live),
 		cmocka_unit_test_teardown(test_bad_input_rejected, teardown_live),
 		cmocka_unit_test_teardown(test_shipped_scenarios_load, teardown_live),

@@ -51,6 +51,7 @@ struct options {
 	int modbus_port;
 	const char *mqtt_uri;
 	int mqtt_qos;
+	int mqtt_batch;        /* ticks per message: > 1 sends a JSON array of them */
 	const char *topic_prefix;
 	double rate;
 	uint64_t seed;
@@ -72,6 +73,10 @@ struct sim {
 	struct ps_scenario *scenario;
 	struct ps_mbserver *mb;
 	struct ps_mqtt *mqtt;
+	/* --mqtt-batch: per asset, the objects of the message being gathered */
+	char **batch;
+	size_t *batch_len;
+	int *batch_count;
 	int sigfd;
 	int timerfd;
 	bool stdin_open;
@@ -95,6 +100,8 @@ static void usage(FILE *f)
 		"                       port); the first stdout line is 'modbus_port N'\n"
 		"  --mqtt URI           broker for the MQTT-fed assets, e.g. tcp://127.0.0.1:1883\n"
 		"  --mqtt-qos N         QoS of telemetry messages, 0..2 (default 0)\n"
+		"  --mqtt-batch N       send N ticks per message, as a JSON array of objects\n"
+		"                       (a gateway that buffers its readings; default 1)\n"
 		"  --topic-prefix P     telemetry goes to P/<asset>/telemetry (default plant)\n"
 		"  --rate HZ            ticks per second (default 10)\n"
 		"  --seed N             random seed (default 1)\n"
@@ -139,7 +146,7 @@ static int parse_regime(const char *arg, struct options *o)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_ASSETS = 256, O_MBPORT, O_MQTT, O_QOS, O_PREFIX, O_RATE, O_SEED, O_DURATION,
-	       O_START, O_SCENARIO, O_PRINT, O_CSV, O_FAST, O_NOSTOPS, O_REGIME, O_LOGLEVEL, O_VERSION };
+	       O_START, O_BATCH, O_SCENARIO, O_PRINT, O_CSV, O_FAST, O_NOSTOPS, O_REGIME, O_LOGLEVEL, O_VERSION };
 	static const struct option longopts[] = {
 		{ "assets", required_argument, NULL, O_ASSETS },
 		{ "modbus-port", required_argument, NULL, O_MBPORT },
@@ -155,6 +162,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "fast", no_argument, NULL, O_FAST },
 		{ "no-stops", no_argument, NULL, O_NOSTOPS },
+		{ "mqtt-batch", required_argument, NULL, O_BATCH },
 		{ "regime-time", required_argument, NULL, O_REGIME },
 		{ "log-level", required_argument, NULL, O_LOGLEVEL },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -164,7 +172,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int c, prio;
 	int64_t v;
 
-	*o = (struct options){ .modbus_port = 1502, .topic_prefix = "plant", .rate = 10.0,
+	*o = (struct options){ .modbus_port = 1502, .topic_prefix = "plant", .rate = 10.0, .mqtt_batch = 1,
 			       .seed = 1, .stops = true, .regime_min_s = 120.0,
 			       .regime_max_s = 300.0 };
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -188,6 +196,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -EINVAL;
 			}
 			o->mqtt_qos = (int)v;
+			break;
+		case O_BATCH:
+			if (pdm_parse_i64(optarg, 1, 100, &v) < 0) {
+				fprintf(stderr, "plantsim: --mqtt-batch: expected 1 .. 100 ticks\n");
+				return -EINVAL;
+			}
+			o->mqtt_batch = (int)v;
 			break;
 		case O_PREFIX:
 			if (!optarg[0] || strpbrk(optarg, "+#")) {
@@ -476,7 +491,13 @@ static void csv_row(struct sim *s, int64_t ts, const double *v)
 		s->print_errors++;
 }
 
-static void publish(struct sim *s, const struct ps_asset *a, int64_t ts, const double *v)
+/* Room for one --mqtt-batch message: its objects, commas, brackets, NUL. */
+static size_t batch_bytes(const struct sim *sim)
+{
+	return (size_t)sim->o.mqtt_batch * sizeof(((struct jbuf *)0)->s) + 4;
+}
+
+static void publish(struct sim *s, int i, const struct ps_asset *a, int64_t ts, const double *v)
 {
 	char topic[256];
 	struct jbuf b = { .n = 0 };
@@ -485,7 +506,27 @@ static void publish(struct sim *s, const struct ps_asset *a, int64_t ts, const d
 	add_values(&b, v, true);
 	jb_close(&b);
 	snprintf(topic, sizeof(topic), "%s/%s/telemetry", s->o.topic_prefix, a->name);
-	ps_mqtt_publish(s->mqtt, topic, b.s);
+	if (s->o.mqtt_batch <= 1) {
+		ps_mqtt_publish(s->mqtt, topic, b.s);
+		return;
+	}
+	/* Gathered like a gateway's buffer: "[{...},{...},...]", sent when full. */
+	char *buf = s->batch[i];
+	size_t n = s->batch_len[i];
+	if (n + b.n + 3 > batch_bytes(s))
+		return; /* cannot happen: objects are < sizeof(b.s) */
+	buf[n++] = s->batch_count[i] ? ',' : '[';
+	memcpy(buf + n, b.s, b.n);
+	n += b.n;
+	if (++s->batch_count[i] < s->o.mqtt_batch) {
+		s->batch_len[i] = n;
+		return;
+	}
+	buf[n++] = ']';
+	buf[n] = '\0';
+	ps_mqtt_publish(s->mqtt, topic, buf);
+	s->batch_len[i] = 0;
+	s->batch_count[i] = 0;
 }
 
 static void tick_once(struct sim *s)
@@ -512,7 +553,7 @@ static void tick_once(struct sim *s)
 			for (int k = 0; k < PS_NSENSORS; k++)
 				v[k] = round_to(a->value[k], mqtt_decimals[k]);
 			if (s->mqtt)
-				publish(s, a, ts, v);
+				publish(s, i, a, ts, v);
 		}
 		if (s->o.print)
 			print_line(s, a, ts, tick, v);
@@ -753,6 +794,15 @@ int main(int argc, char **argv)
 		s.mqtt = ps_mqtt_new(s.o.mqtt_uri, id, s.o.mqtt_qos);
 		if (!s.mqtt)
 			goto out;
+		int na = ps_plant_count(s.plant);
+		s.batch = calloc((size_t)na, sizeof(*s.batch));
+		s.batch_len = calloc((size_t)na, sizeof(*s.batch_len));
+		s.batch_count = calloc((size_t)na, sizeof(*s.batch_count));
+		if (!s.batch || !s.batch_len || !s.batch_count)
+			goto out;
+		for (int i = 0; i < na; i++)
+			if (!(s.batch[i] = malloc(batch_bytes(&s))))
+				goto out;
 	}
 	if (s.o.csv_asset)
 		csv_header();
@@ -767,6 +817,11 @@ int main(int argc, char **argv)
 	status = s.failed ? 1 : 0;
 out:
 	ps_mqtt_free(s.mqtt);
+	for (int i = 0; s.batch && i < ps_plant_count(s.plant); i++)
+		free(s.batch[i]);
+	free(s.batch);
+	free(s.batch_len);
+	free(s.batch_count);
 	ps_mbserver_free(s.mb);
 	ps_scenario_free(s.scenario);
 	ps_plant_free(s.plant);

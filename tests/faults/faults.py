@@ -1527,14 +1527,17 @@ field = process.pressure
 def scen_mixed(args):
     """An asset that mixes polled sensors (stamped by the daemon) with MQTT
     ones stamped by a gateway whose clock is 2 s behind (an unsynchronised
-    box; a slow MQTT path looks the same): its windows wait for the gateway's
-    samples, so it trains, scores and alerts a fault seen only in the
-    gateway's sensors, naming them. status.json says how long it waits.
+    box; a slow MQTT path looks the same) and that sends its readings in
+    batches of a second (JSON arrays of 10 objects): its windows wait for the
+    gateway's samples, so it trains, scores and alerts a fault seen only in
+    the gateway's sensors, naming them. status.json says how long it waits.
+    pump-c, all on the gateway's clock, trains and scores from the batches.
     Before, every window had a gap (the gateway's samples came after their
     grid point was decided) and the asset was never scored, without a word."""
     skew = -2
     res = {}
-    rig = Rig(args, sim_args=["--start-ts", str(int((time.time() + skew) * 1000))])
+    rig = Rig(args, sim_args=["--start-ts", str(int((time.time() + skew) * 1000)),
+                              "--mqtt-batch", "10"])
     with open(os.path.join(rig.confdir, "conf.d", "40-line.conf"), "w") as f:
         f.write(MIXED_CONF % args.train_after)
     d = rig.pdmd
@@ -1549,7 +1552,8 @@ def scen_mixed(args):
     check(line.get("clock") == "host", "line's clock is %s, not host" % line.get("clock"))
     wait = line.get("clock_wait_ms")
     check(wait is not None and 1500 <= wait <= 5000,
-          "line waits %s ms for the gateway's samples, which are 2 s behind" % wait)
+          "line waits %s ms for the gateway's samples, 2 s behind and batched by the "
+          "second" % wait)
     res["clock_wait_ms"] = wait
     res["overdue_samples"] = line.get("overdue_samples")
     t1 = time.time()
