@@ -1064,7 +1064,8 @@ static const struct key asset_keys[] = {
 	  .help = "Fraction of the training windows held out for validation and threshold." },
 	{ .name = "hold", .type = T_INT, .off = ASSET(hold), .def = "3", .min = 1, .max = 100000,
 	  .help = "Intervals a sensor's last value is held on the grid; older is a gap (windows "
-		  "with a gap are not scored)." },
+		  "with a gap are not scored). Raise it for devices that send less often than the "
+		  "grid, or only on change (the log names them and the hold that would do)." },
 	{ .name = "no_data_after", .type = T_DURATION, .off = ASSET(no_data_after_ms),
 	  .def = "30s", .min = MS_S, .max = 7 * MS_D,
 	  .help = "Without any sample for this long the asset's state becomes no_data." },

@@ -204,6 +204,11 @@ int64_t detector_newest_ts(const struct detector *d)
 	return window_newest_ts(d->win);
 }
 
+int64_t detector_spacing_ms(const struct detector *d, int channel)
+{
+	return window_spacing_ms(d->win, channel);
+}
+
 void detector_clock_step(struct detector *d, int64_t now_ms)
 {
 	window_restart(d->win, now_ms);

@@ -67,6 +67,9 @@ int detector_push(struct detector *d, int channel, int64_t ts_ms, double value, 
 /* The newest sample time pushed on any channel; INT64_MIN before any. */
 int64_t detector_newest_ts(const struct detector *d);
 
+/* How far apart a channel's good samples come (window_spacing_ms). */
+int64_t detector_spacing_ms(const struct detector *d, int channel);
+
 /* Cuts every window complete at now_ms, scores it when a model is set,
  * runs the alert engine and the hooks. Returns 0 or the first hook error. */
 int detector_advance(struct detector *d, int64_t now_ms);

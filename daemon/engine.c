@@ -663,6 +663,72 @@ static void check_device_clocks(struct engine *e, int64_t mono)
 	check_mixed_waits(e, mono);
 }
 
+#define SPARSE_CHECK_MS 60000
+
+/*
+ * A sensor that reports less often than its asset holds a value (an MQTT
+ * device publishing once a second, or only on change, on a grid of 100 ms
+ * with hold = 3) leaves a gap in every window: the asset is never trained
+ * or scored, and without this it would sit in learning or off forever with
+ * nothing in the log. Once a minute per asset: if no window was usable
+ * while some were cut, name the sensors whose samples come further apart
+ * than the hold, and the hold that would do. Again every ten minutes while
+ * it lasts.
+ */
+static void check_sparse(struct engine *e, int64_t mono)
+{
+	for (size_t i = 0; i < e->n_assets; i++) {
+		struct asset_rt *a = &e->assets[i];
+		const struct cfg_asset *ac = a->cfg;
+		struct window_stats ws;
+		detector_window_stats(a->det, &ws);
+		uint64_t ok = ws.windows - ws.gaps - ws.off - ws.warmup;
+		if (a->sparse_check_mono == 0 || mono - a->sparse_check_mono >= SPARSE_CHECK_MS) {
+			bool none = a->sparse_check_mono != 0 && ok == a->sparse_ok_mark &&
+				    ws.windows > a->sparse_win_mark;
+			a->sparse_check_mono = mono;
+			a->sparse_ok_mark = ok;
+			a->sparse_win_mark = ws.windows;
+			if (!none || (a->sparse_warned_mono &&
+				      mono - a->sparse_warned_mono < CLOCK_REWARN_MS))
+				continue;
+		} else {
+			continue;
+		}
+		int64_t hold_ms = (int64_t)ac->hold * ac->sample_interval_ms, worst = 0;
+		char list[512] = "", every[32];
+		size_t n = 0, nsparse = 0;
+		for (size_t c = 0; c < ac->n_sensors; c++) {
+			int64_t sp = detector_spacing_ms(a->det, (int)c);
+			if (sp <= hold_ms)
+				continue;
+			nsparse++;
+			if (sp > worst)
+				worst = sp;
+			if (n < sizeof(list))
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (every %s)",
+						      n ? ", " : "", a->channel_names[c],
+						      pdm_format_approx(sp, every, sizeof(every)));
+		}
+		if (nsparse == 0)
+			continue;
+		a->sparse_warned_mono = mono;
+		/* half again the slowest spacing: its jitter stays inside */
+		int64_t need = (worst * 3 / 2 + ac->sample_interval_ms - 1) / ac->sample_interval_ms;
+		char held[32], iv[32], then[32];
+		pdm_format_approx(hold_ms, held, sizeof(held));
+		pdm_format_duration(ac->sample_interval_ms, iv, sizeof(iv));
+		pdm_format_approx(need * ac->sample_interval_ms, then, sizeof(then));
+		LOG_W("asset %s: no window could be scored or trained on in the last minute: %s %s "
+		      "%s less often than the asset holds a value (%s: sample_interval %s x hold "
+		      "%d), so every window has a gap. Set hold = %lld in [asset %s] (a value then "
+		      "counts for %s), or have the device send more often",
+		      ac->name, nsparse == 1 ? "sensor" : "sensors", list,
+		      nsparse == 1 ? "reports" : "report", held, iv, ac->hold, (long long)need,
+		      ac->name, then);
+	}
+}
+
 /* Takes a request file of pdmctl's: its first line (without the newline,
  * "" if none) into line, and the file deleted, which tells pdmctl it was
  * taken. False when there is none (or it cannot be deleted: taking it
@@ -1437,6 +1503,7 @@ static void on_tick(struct engine *e)
 	if (mono - e->last_control_ms >= 1000) {
 		e->last_control_ms = mono;
 		check_device_clocks(e, mono);
+		check_sparse(e, mono);
 		check_control(e);
 		engine_schedule_training(e, now);
 		flush_retained(e);

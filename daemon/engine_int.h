@@ -64,6 +64,10 @@ struct asset_rt {
 	size_t mixed_lag_src;
 	int64_t mixed_over_since_mono; /* the lag over the wait's bound since; 0 = not */
 	int64_t mixed_warned_mono;     /* 0: not warned */
+	/* Windows that all have gaps because a sensor reports less often than
+	 * the asset holds a value (check_sparse in engine.c). */
+	int64_t sparse_check_mono, sparse_warned_mono;
+	uint64_t sparse_ok_mark, sparse_win_mark;
 	uint64_t trainable_mark; /* detector count when the last job was judged short */
 	size_t windows_needed;
 	bool retrain_requested;

@@ -42,6 +42,12 @@ struct wchan {
 	int64_t last_ts; /* newest sample of any quality */
 	int64_t held_ts; /* last good sample at or before the last final point */
 	double held_val;
+	/* How far apart good samples come (a moving average): a sensor that
+	 * reports less often than the asset holds a value leaves every window
+	 * with a gap, and says so through window_spacing_ms. */
+	int64_t good_ts;
+	double spacing_ms;
+	uint32_t spacings;
 	struct wcell *q; /* FIFO of cells with a good sample, k >= next_k, k ascending */
 	uint32_t cap, head, n;
 };
@@ -198,6 +204,7 @@ static void clear_data(struct window *w)
 
 		ch->last_ts = TS_NONE;
 		ch->held_ts = TS_NONE;
+		ch->good_ts = TS_NONE;
 		ch->head = ch->n = 0;
 	}
 	for (size_t i = 0; i < (size_t)w->cfg.W * (size_t)w->cfg.C; i++)
@@ -329,6 +336,14 @@ int window_push(struct window *w, int channel, int64_t ts_ms, double value, bool
 
 	if (ts_ms > w->newest_good)
 		w->newest_good = ts_ms;
+	if (ch->good_ts != TS_NONE && ts_ms > ch->good_ts) {
+		double d = (double)(ts_ms - ch->good_ts);
+		ch->spacing_ms = ch->spacings ? 0.9 * ch->spacing_ms + 0.1 * d : d;
+		if (ch->spacings < UINT32_MAX)
+			ch->spacings++;
+	}
+	if (ts_ms > ch->good_ts || ch->good_ts == TS_NONE)
+		ch->good_ts = ts_ms;
 	if (k < w->next_k) {
 		/* Its point is final already; it can still be held for later
 		 * ones. Nothing of this channel is pending: that would be a
@@ -562,6 +577,13 @@ bool window_no_data(const struct window *w, int64_t now_ms)
 	if (ref == TS_NONE)
 		return false;
 	return now_ms - ref > w->cfg.no_data_ms;
+}
+
+int64_t window_spacing_ms(const struct window *w, int channel)
+{
+	if (!w || channel < 0 || channel >= w->cfg.C || w->ch[channel].spacings < 8)
+		return -1;
+	return llround(w->ch[channel].spacing_ms);
 }
 
 int64_t window_newest_ts(const struct window *w)

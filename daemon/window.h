@@ -136,6 +136,10 @@ void window_restart(struct window *w, int64_t now_ms);
  * whichever came first. False before either, or when no_data_ms <= 0. */
 bool window_no_data(const struct window *w, int64_t now_ms);
 
+/* How far apart the channel's good samples come, in ms (a moving average
+ * of the last ten or so), or -1 before eight such spacings. */
+int64_t window_spacing_ms(const struct window *w, int channel);
+
 /* Newest sample timestamp pushed on any channel (accepted samples only), or
  * INT64_MIN before the first one. Replay uses it as now_ms. */
 int64_t window_newest_ts(const struct window *w);

@@ -217,6 +217,37 @@ static void test_hold_boundary_and_bad_quality(void **state)
 	window_free(w);
 }
 
+/* How far apart a channel's good samples come: unknown before eight
+ * spacings, then a moving average; bad samples and repeats of a time do not
+ * count; a restart keeps it (it belongs to the sensor, not the clock). */
+static void test_spacing(void **state)
+{
+	struct window_cfg cfg = base_cfg(2, 100, 4, 1, 3);
+	struct window *w = window_new(&cfg);
+	(void)state;
+
+	assert_int_equal(window_spacing_ms(w, 0), -1);
+	for (int i = 0; i <= 8; i++) {
+		assert_int_equal(window_push(w, 0, 1000 * i, 1.0, true), 0);
+		assert_int_equal(window_push(w, 0, 1000 * i, 2.0, true), 0); /* same time */
+		assert_int_equal(window_push(w, 0, 1000 * i + 500, 9.0, false), 0); /* bad */
+		assert_int_equal(window_push(w, 1, 100 * i, 1.0, true), 0);
+		if (i < 8)
+			assert_int_equal(window_spacing_ms(w, 0), -1);
+	}
+	assert_int_equal(window_spacing_ms(w, 0), 1000);
+	assert_int_equal(window_spacing_ms(w, 1), 100);
+	/* faster now: the average follows within a few dozen samples */
+	for (int i = 1; i <= 40; i++)
+		assert_int_equal(window_push(w, 0, 8500 + 100 * i, 1.0, true), 0);
+	assert_true(window_spacing_ms(w, 0) < 120);
+	window_restart(w, 20000);
+	assert_true(window_spacing_ms(w, 0) < 120);
+	assert_int_equal(window_spacing_ms(w, 2), -1);
+	assert_int_equal(window_spacing_ms(NULL, 0), -1);
+	window_free(w);
+}
+
 /* Windows end only on multiples of hop (in grid points since the epoch), so
  * two objects started at different times cut identical windows. */
 static void test_hop_alignment(void **state)
@@ -860,6 +891,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resample_irregular),
 		cmocka_unit_test(test_hold_boundary_and_bad_quality),
+		cmocka_unit_test(test_spacing),
 		cmocka_unit_test(test_hop_alignment),
 		cmocka_unit_test(test_run_when),
 		cmocka_unit_test(test_late_samples),

@@ -1575,6 +1575,54 @@ def scen_mixed(args):
     return rig.finish(res)
 
 
+def scen_sparse(args):
+    """pump-c's gateway publishes once a second (plantsim --rate 1) while the
+    asset's grid is 100 ms with hold = 3 (a value counts for 300 ms): every
+    window has a gap, and pump-c would sit off (its run_when sensor has gaps
+    too) or learning forever. The log must say so within two minutes, naming
+    pump-c's sensors, how often they report and the hold that would do,
+    once; the polled pumps get their models meanwhile. With that hold set
+    (SIGHUP), pump-c trains and scores."""
+    res = {}
+    rig = Rig(args, sim_args=["--rate", "1"])
+    d = rig.pdmd
+    d.start()
+    t0 = time.time()
+    pat = (r"asset pump-c: no window could be scored or trained on in the last minute: sensors "
+           r".*flow \(every 1\.0 s\).* Set hold = (\d+) in \[asset pump-c\]")
+    m = wait_for(lambda: re.search(pat, d.log_since_start()), 150,
+                 "a warning that pump-c's sensors report less often than it holds a value")
+    res["warned_s"] = round(time.time() - t0, 1)
+    hold = int(m.group(1))
+    check(10 <= hold <= 20, "hold = %d suggested for samples every 1 s on a 100 ms grid" % hold)
+    st = d.asset_status()
+    check(st["pump-c"]["model_version"] == 0, "pump-c has a model from windows with gaps")
+    wait_for(lambda: all(d.asset_status()[p]["model_version"] >= 1 for p in ("pump-a", "pump-b")),
+             args.model_timeout, "the polled pumps' models")
+    check(len(re.findall(r"asset pump-[ab]: no window could", d.log_since_start())) == 0,
+          "a warning about a polled pump, whose samples are in time")
+
+    # The advice taken.
+    path = os.path.join(rig.confdir, "conf.d", "30-pump-c.conf")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("[asset pump-c]\n", "[asset pump-c]\nhold = %d\n" % hold, 1))
+    t1 = time.time()
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in d.log_since_start(), 20, "the reload")
+    wait_for(lambda: (d.asset_status() or {}).get("pump-c", {}).get("model_version", 0) >= 1,
+             args.model_timeout, "pump-c's model with hold = %d" % hold)
+    lo = int(time.time() * 1000)
+    wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 30,
+             "pump-c scored with hold = %d" % hold)
+    res["model_after_hold_s"] = round(time.time() - t1, 1)
+    res["hold"] = hold
+    check(len(re.findall(r"asset pump-c: no window could", d.log_since_start())) == 1,
+          "the warning about pump-c repeated within ten minutes")
+    return rig.finish(res)
+
+
 def pdmctl(confdir, *argv):
     """Runs pdmctl against the rig's configuration; returns (exit, output)."""
     exe = os.environ.get("PDMCTL") or os.path.join(
@@ -2006,7 +2054,7 @@ def scen_clock(args):
     return rig.finish(res)
 
 
-SCENARIOS = {"maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "mixed": scen_mixed, "clock": scen_clock, "term": scen_term,
+SCENARIOS = {"maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "mixed": scen_mixed, "sparse": scen_sparse, "clock": scen_clock, "term": scen_term,
              "backlog": scen_backlog, "noack": scen_noack, "kill": scen_kill, "outage": scen_outage, "plc": scen_plc,
              "disk": scen_disk, "model": scen_model, "hup": scen_hup}
 

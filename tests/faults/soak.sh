@@ -48,6 +48,7 @@ run term --kills 10
 run clock
 run skew
 run mixed
+run sparse
 run maint
 run noack
 run endure --minutes "${PDM_ENDURE_MINUTES:-30}"
