@@ -184,6 +184,13 @@ static inline int64_t cfg_asset_windows_ms(const struct cfg_asset *a, int64_t n)
 {
 	return n * a->hop * a->sample_interval_ms;
 }
+/* The hold that keeps a value through samples spacing_ms apart, with half
+ * again for their jitter. */
+static inline int64_t cfg_asset_hold_for(const struct cfg_asset *a, int64_t spacing_ms)
+{
+	return (spacing_ms * 3 / 2 + a->sample_interval_ms - 1) / a->sample_interval_ms;
+}
+
 /* True if the source's samples carry their device's time (MQTT with a
  * timestamp field); the others are stamped on receipt by this host. */
 static inline bool cfg_source_device_time(const struct cfg_source *s)

@@ -5,12 +5,14 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "nn.h"
 #include "pdm_error.h"
+#include "pdm_parse.h"
 
 struct detector {
 	struct detector_cfg cfg;
@@ -207,6 +209,30 @@ int64_t detector_newest_ts(const struct detector *d)
 int64_t detector_spacing_ms(const struct detector *d, int channel)
 {
 	return window_spacing_ms(d->win, channel);
+}
+
+size_t detector_sparse_channels(const struct detector *d, int64_t hold_ms, char *list,
+				size_t len, int64_t *worst_ms)
+{
+	size_t n = 0, count = 0;
+	char every[32];
+
+	if (len)
+		list[0] = '\0';
+	*worst_ms = 0;
+	for (int c = 0; c < d->cfg.window.C; c++) {
+		int64_t sp = window_spacing_ms(d->win, c);
+		if (sp <= hold_ms)
+			continue;
+		count++;
+		if (sp > *worst_ms)
+			*worst_ms = sp;
+		if (n < len)
+			n += (size_t)snprintf(list + n, len - n, "%s%s (every %s)", n ? ", " : "",
+					      d->cfg.channel_names[c],
+					      pdm_format_approx(sp, every, sizeof(every)));
+	}
+	return count;
 }
 
 void detector_clock_step(struct detector *d, int64_t now_ms)

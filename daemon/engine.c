@@ -695,26 +695,13 @@ static void check_sparse(struct engine *e, int64_t mono)
 		} else {
 			continue;
 		}
-		int64_t hold_ms = (int64_t)ac->hold * ac->sample_interval_ms, worst = 0;
-		char list[512] = "", every[32];
-		size_t n = 0, nsparse = 0;
-		for (size_t c = 0; c < ac->n_sensors; c++) {
-			int64_t sp = detector_spacing_ms(a->det, (int)c);
-			if (sp <= hold_ms)
-				continue;
-			nsparse++;
-			if (sp > worst)
-				worst = sp;
-			if (n < sizeof(list))
-				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (every %s)",
-						      n ? ", " : "", a->channel_names[c],
-						      pdm_format_approx(sp, every, sizeof(every)));
-		}
+		int64_t hold_ms = (int64_t)ac->hold * ac->sample_interval_ms, worst;
+		char list[512];
+		size_t nsparse = detector_sparse_channels(a->det, hold_ms, list, sizeof(list), &worst);
 		if (nsparse == 0)
 			continue;
 		a->sparse_warned_mono = mono;
-		/* half again the slowest spacing: its jitter stays inside */
-		int64_t need = (worst * 3 / 2 + ac->sample_interval_ms - 1) / ac->sample_interval_ms;
+		int64_t need = cfg_asset_hold_for(ac, worst);
 		char held[32], iv[32], then[32];
 		pdm_format_approx(hold_ms, held, sizeof(held));
 		pdm_format_duration(ac->sample_interval_ms, iv, sizeof(iv));

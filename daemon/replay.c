@@ -379,6 +379,18 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 		(unsigned long long)r.n_scored, (unsigned long long)r.n_alerts,
 		(unsigned long long)r.trainings, r.train_seconds, secs,
 		secs > 0 ? (double)row / secs : 0.0);
+	/* Nothing usable at all: say why when it is the data's spacing. */
+	char list[512];
+	int64_t worst, hold_ms = (int64_t)r.ac->hold * r.ac->sample_interval_ms;
+	if (r.usable_total == 0 && r.n_windows > 0 &&
+	    detector_sparse_channels(r.det, hold_ms, list, sizeof(list), &worst) > 0)
+		fprintf(stderr,
+			"replay: %s: no window was usable: column(s) %s have values further apart "
+			"than the asset holds one (%lld ms: sample_interval x hold %d), so every "
+			"window has a gap; set hold = %lld in [asset %s], or a sample_interval near "
+			"the data's\n",
+			r.ac->name, list, (long long)hold_ms, r.ac->hold,
+			(long long)cfg_asset_hold_for(r.ac, worst), r.ac->name);
 	ret = EX_OK;
 out:
 	if (r.alerts && fclose(r.alerts) != 0 && ret == EX_OK)

@@ -825,6 +825,41 @@ static void test_formats(void **state)
 	free(text);
 }
 
+/* Data coarser than the grid holds a value (1 Hz rows on a 100 ms grid with
+ * hold 3): nothing is usable, and replay says which columns and what hold
+ * would do, instead of a bare "0 scored". */
+static void test_sparse_columns(void **state)
+{
+	struct fx *f = *state;
+	char *text = slurp(f->fault);
+	char *csv = path_in(f, "sparse.csv");
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	int line = 0;
+	for (char *p = text, *nl; *p; p = nl + 1, line++) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		if (line == 0 || line % 10 == 1) /* the header, then every tenth row */
+			fwrite(p, 1, (size_t)(nl - p + 1), fp);
+	}
+	fclose(fp);
+	free(text);
+	int rc = replay(f, f->cfg, csv, "--asset", "pump-a", NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(f->out, "(0 scored)"));
+	assert_non_null(strstr(f->out, "no window was usable: column(s) "));
+	assert_non_null(strstr(f->out, "vibration_rms (every 1.0 s)"));
+	assert_non_null(strstr(f->out, "set hold = 15 in [asset pump-a]"));
+
+	/* data as fine as the grid: no such line */
+	rc = replay(f, f->cfg, f->fault, "--asset", "pump-a", NULL);
+	assert_int_equal(rc, 0);
+	assert_null(strstr(f->out, "no window was usable"));
+}
+
 /* Bad data: the message names file:line:col, exit status 65 (EX_DATAERR). */
 static void test_errors(void **state)
 {
@@ -885,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_learning_after_first_model),
 		cmocka_unit_test(test_formats),
+		cmocka_unit_test(test_sparse_columns),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
