@@ -902,9 +902,11 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 		error_at(ld, sec->file, line_of(sec, "no_data_after"),
 			 "no_data_after: shorter than sample_interval");
 
+	a->hold_ms = xcalloc(a->n_sensors, sizeof(*a->hold_ms));
 	for (size_t i = 0; i < a->n_sensors; i++) {
 		const struct cfg_sensor *s = &c->sensors[a->sensors[i]];
 		const struct raw_section *ss = sensor_sec[a->sensors[i]];
+		a->hold_ms[i] = s->hold_ms > 0 ? s->hold_ms : a->sample_interval_ms * a->hold;
 		for (size_t j = 0; j < i; j++) {
 			const struct cfg_sensor *t = &c->sensors[a->sensors[j]];
 			if (strcmp(s->column, t->column) == 0)
@@ -915,14 +917,14 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 									: NULL;
 		/* A value older than hold intervals is a gap: polling slower than
 		 * that leaves every window with gaps, so nothing is ever scored. */
-		if (src && src->type != CFG_SRC_MQTT &&
-		    src->poll_ms > a->sample_interval_ms * a->hold) {
+		if (src && src->type != CFG_SRC_MQTT && src->poll_ms > a->hold_ms[i]) {
 			pdm_format_duration(src->poll_ms, d1, sizeof(d1));
-			pdm_format_duration(a->sample_interval_ms * a->hold, d2, sizeof(d2));
+			pdm_format_duration(a->hold_ms[i], d2, sizeof(d2));
 			error_at(ld, ss->file, line_of(ss, "source"),
 				 "source: %s polls every %s but asset %s holds a value only %s "
-				 "(sample_interval x hold): every window would have gaps",
-				 src->name, d1, a->name, d2);
+				 "(%s): every window would have gaps",
+				 src->name, d1, a->name, d2,
+				 s->hold_ms > 0 ? "the sensor's hold" : "sample_interval x hold");
 		}
 	}
 
@@ -1384,6 +1386,7 @@ void cfg_free(struct pdm_config *cfg)
 	for (size_t i = 0; i < cfg->n_assets; i++) {
 		free(cfg->assets[i].name);
 		free(cfg->assets[i].sensors);
+		free(cfg->assets[i].hold_ms);
 	}
 	for (size_t i = 0; i < cfg->n_sensors; i++) {
 		free_strings(SK_SENSOR, &cfg->sensors[i]);

@@ -73,6 +73,7 @@ struct cfg_sensor {
 	char *column; /* replay CSV column (default: short_name) */
 	bool has_min, has_max;
 	double valid_min, valid_max;
+	int64_t hold_ms; /* how long its value counts on the grid; 0: the asset's hold */
 	struct cfg_where where;
 };
 
@@ -106,6 +107,7 @@ struct cfg_asset {
 	uint64_t seed;
 	size_t *sensors; /* indices into cfg->sensors, in file order */
 	size_t n_sensors;
+	int64_t *hold_ms; /* per sensor, in that order: how long its value counts (ms) */
 	struct cfg_where where;
 };
 
@@ -184,11 +186,12 @@ static inline int64_t cfg_asset_windows_ms(const struct cfg_asset *a, int64_t n)
 {
 	return n * a->hop * a->sample_interval_ms;
 }
-/* The hold that keeps a value through samples spacing_ms apart, with half
- * again for their jitter. */
+/* A hold (ms, whole grid steps) that keeps a value through samples
+ * spacing_ms apart, with half again for their jitter. */
 static inline int64_t cfg_asset_hold_for(const struct cfg_asset *a, int64_t spacing_ms)
 {
-	return (spacing_ms * 3 / 2 + a->sample_interval_ms - 1) / a->sample_interval_ms;
+	int64_t i = a->sample_interval_ms;
+	return (spacing_ms * 3 / 2 + i - 1) / i * i;
 }
 
 /* True if the source's samples carry their device's time (MQTT with a

@@ -705,6 +705,35 @@ static int parse_valid_max(void *obj, const char *v, char *why, size_t len)
 	return parse_optional_double(v, &s->has_max, &s->valid_max, why, len);
 }
 
+/* A sensor's own hold: a duration, or empty for the asset's. */
+static int parse_sensor_hold(void *obj, const char *v, char *why, size_t len)
+{
+	struct cfg_sensor *s = obj;
+	int64_t ms;
+	if (!v[0]) {
+		s->hold_ms = 0;
+		return 0;
+	}
+	int rc = parse_duration(v, &ms, why, len);
+	if (rc < 0)
+		return rc;
+	if (ms < 1 || ms > INT64_C(7) * 86400000) {
+		snprintf(why, len, "%s is out of range (1ms .. 7d)", v);
+		return -ERANGE;
+	}
+	s->hold_ms = ms;
+	return 0;
+}
+
+static void print_sensor_hold(const struct pdm_config *c, const void *obj, char *buf, size_t len)
+{
+	const struct cfg_sensor *s = obj;
+	(void)c;
+	buf[0] = '\0';
+	if (s->hold_ms > 0)
+		pdm_format_duration(s->hold_ms, buf, (unsigned)len);
+}
+
 static void print_valid_min(const struct pdm_config *c, const void *obj, char *buf, size_t len)
 {
 	const struct cfg_sensor *s = obj;
@@ -1107,6 +1136,11 @@ static const struct key sensor_keys[] = {
 		  "limit." },
 	{ .name = "valid_max", .type = T_CUSTOM, .parse = parse_valid_max, .print = print_valid_max,
 	  .def = "", .tname = "number", .help = "Values above are absurd (see valid_min)." },
+	{ .name = "hold", .type = T_CUSTOM, .parse = parse_sensor_hold, .print = print_sensor_hold,
+	  .def = "", .tname = "duration",
+	  .help = "How long this sensor's last value counts on the grid, for a sensor that reports "
+		  "rarely or only when its value changes (the asset's windows do not wait for it "
+		  "longer). Empty: the asset's hold (sample_interval x hold)." },
 };
 
 static const struct section_kind kinds[SK_N] = {

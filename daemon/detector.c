@@ -211,26 +211,27 @@ int64_t detector_spacing_ms(const struct detector *d, int channel)
 	return window_spacing_ms(d->win, channel);
 }
 
-size_t detector_sparse_channels(const struct detector *d, int64_t hold_ms, char *list,
-				size_t len, int64_t *worst_ms)
+size_t detector_sparse_channels(const struct detector *d, char *list, size_t len,
+				int64_t *worst_ms)
 {
 	size_t n = 0, count = 0;
-	char every[32];
+	char every[32], held[32];
 
 	if (len)
 		list[0] = '\0';
 	*worst_ms = 0;
 	for (int c = 0; c < d->cfg.window.C; c++) {
-		int64_t sp = window_spacing_ms(d->win, c);
-		if (sp <= hold_ms)
+		int64_t sp = window_spacing_ms(d->win, c), hold = window_hold_ms(d->win, c);
+		if (sp <= hold)
 			continue;
 		count++;
 		if (sp > *worst_ms)
 			*worst_ms = sp;
 		if (n < len)
-			n += (size_t)snprintf(list + n, len - n, "%s%s (every %s)", n ? ", " : "",
-					      d->cfg.channel_names[c],
-					      pdm_format_approx(sp, every, sizeof(every)));
+			n += (size_t)snprintf(list + n, len - n, "%s%s (every %s, held %s)",
+					      n ? ", " : "", d->cfg.channel_names[c],
+					      pdm_format_approx(sp, every, sizeof(every)),
+					      pdm_format_approx(hold, held, sizeof(held)));
 	}
 	return count;
 }

@@ -70,11 +70,11 @@ int64_t detector_newest_ts(const struct detector *d);
 /* How far apart a channel's good samples come (window_spacing_ms). */
 int64_t detector_spacing_ms(const struct detector *d, int channel);
 
-/* The channels whose good samples come further apart than hold_ms (every
- * window has a gap then): how many, "flow (every 1.0 s), ..." into list,
- * and the widest spacing into *worst_ms. */
-size_t detector_sparse_channels(const struct detector *d, int64_t hold_ms, char *list,
-				size_t len, int64_t *worst_ms);
+/* The channels whose good samples come further apart than their value is
+ * held (every window has a gap then): how many, "flow (every 1.0 s, held
+ * 0.3 s), ..." into list, and the widest spacing into *worst_ms. */
+size_t detector_sparse_channels(const struct detector *d, char *list, size_t len,
+				int64_t *worst_ms);
 
 /* Cuts every window complete at now_ms, scores it when a model is set,
  * runs the alert engine and the hooks. Returns 0 or the first hook error. */

@@ -695,24 +695,20 @@ static void check_sparse(struct engine *e, int64_t mono)
 		} else {
 			continue;
 		}
-		int64_t hold_ms = (int64_t)ac->hold * ac->sample_interval_ms, worst;
-		char list[512];
-		size_t nsparse = detector_sparse_channels(a->det, hold_ms, list, sizeof(list), &worst);
+		int64_t worst;
+		char list[512], need[32];
+		size_t nsparse = detector_sparse_channels(a->det, list, sizeof(list), &worst);
 		if (nsparse == 0)
 			continue;
 		a->sparse_warned_mono = mono;
-		int64_t need = cfg_asset_hold_for(ac, worst);
-		char held[32], iv[32], then[32];
-		pdm_format_approx(hold_ms, held, sizeof(held));
-		pdm_format_duration(ac->sample_interval_ms, iv, sizeof(iv));
-		pdm_format_approx(need * ac->sample_interval_ms, then, sizeof(then));
+		pdm_format_duration(cfg_asset_hold_for(ac, worst), need, sizeof(need));
 		LOG_W("asset %s: no window could be scored or trained on in the last minute: %s %s "
-		      "%s less often than the asset holds a value (%s: sample_interval %s x hold "
-		      "%d), so every window has a gap. Set hold = %lld in [asset %s] (a value then "
-		      "counts for %s), or have the device send more often",
+		      "%s less often than %s value is held, so every window has a gap. Set hold = %s "
+		      "in %s [sensor] %s (how long a value counts), or have the device send more "
+		      "often",
 		      ac->name, nsparse == 1 ? "sensor" : "sensors", list,
-		      nsparse == 1 ? "reports" : "report", held, iv, ac->hold, (long long)need,
-		      ac->name, then);
+		      nsparse == 1 ? "reports" : "report", nsparse == 1 ? "its" : "their", need,
+		      nsparse == 1 ? "its" : "their", nsparse == 1 ? "section" : "sections");
 	}
 }
 

@@ -32,6 +32,9 @@ void engine_fill_window_cfg(const struct cfg_asset *ac, struct window_cfg *w)
 	w->W = ac->window;
 	w->hop = ac->hop;
 	w->hold = ac->hold;
+	/* into the configuration, which outlives the trainer's jobs (a reload
+	 * stops the trainer before it frees the old one) */
+	w->channel_hold_ms = ac->hold_ms;
 	w->run_channel = -1;
 	if (ac->has_run_when) {
 		for (size_t c = 0; c < ac->n_sensors; c++)

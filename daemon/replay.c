@@ -30,6 +30,7 @@
 #include "log.h"
 #include "nn.h"
 #include "pdm_error.h"
+#include "pdm_parse.h"
 #include "pdm_time.h"
 #include "trainer.h"
 
@@ -312,6 +313,7 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 			.W = r.ac->window,
 			.hop = r.ac->hop,
 			.hold = r.ac->hold,
+			.channel_hold_ms = r.ac->hold_ms,
 			.run_channel = -1,
 			.no_data_ms = r.ac->no_data_after_ms,
 		},
@@ -380,17 +382,17 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 		(unsigned long long)r.trainings, r.train_seconds, secs,
 		secs > 0 ? (double)row / secs : 0.0);
 	/* Nothing usable at all: say why when it is the data's spacing. */
-	char list[512];
-	int64_t worst, hold_ms = (int64_t)r.ac->hold * r.ac->sample_interval_ms;
+	char list[512], need[32];
+	int64_t worst;
 	if (r.usable_total == 0 && r.n_windows > 0 &&
-	    detector_sparse_channels(r.det, hold_ms, list, sizeof(list), &worst) > 0)
+	    detector_sparse_channels(r.det, list, sizeof(list), &worst) > 0) {
+		pdm_format_duration(cfg_asset_hold_for(r.ac, worst), need, sizeof(need));
 		fprintf(stderr,
 			"replay: %s: no window was usable: column(s) %s have values further apart "
-			"than the asset holds one (%lld ms: sample_interval x hold %d), so every "
-			"window has a gap; set hold = %lld in [asset %s], or a sample_interval near "
-			"the data's\n",
-			r.ac->name, list, (long long)hold_ms, r.ac->hold,
-			(long long)cfg_asset_hold_for(r.ac, worst), r.ac->name);
+			"than they are held, so every window has a gap; set hold = %s in their "
+			"[sensor] sections, or a sample_interval near the data's\n",
+			r.ac->name, list, need);
+	}
 	ret = EX_OK;
 out:
 	if (r.alerts && fclose(r.alerts) != 0 && ret == EX_OK)

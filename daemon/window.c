@@ -42,6 +42,7 @@ struct wchan {
 	int64_t last_ts; /* newest sample of any quality */
 	int64_t held_ts; /* last good sample at or before the last final point */
 	double held_val;
+	int64_t hold_ms; /* how long its value is held */
 	/* How far apart good samples come (a moving average): a sensor that
 	 * reports less often than the asset holds a value leaves every window
 	 * with a gap, and says so through window_spacing_ms. */
@@ -178,6 +179,12 @@ static int cfg_check(const struct window_cfg *c)
 		LOG_E("window: hold of %d intervals out of range", c->hold);
 		return -EINVAL;
 	}
+	for (int i = 0; c->channel_hold_ms && i < c->C; i++) {
+		if (c->channel_hold_ms[i] < 0 || c->channel_hold_ms[i] > INT64_MAX / 4) {
+			LOG_E("window: hold of channel %d out of range", i);
+			return -EINVAL;
+		}
+	}
 	if (c->run_channel < -1 || c->run_channel >= c->C) {
 		LOG_E("window: run channel %d, expected -1..%d", c->run_channel, c->C - 1);
 		return -EINVAL;
@@ -243,7 +250,9 @@ struct window *window_new(const struct window_cfg *cfg)
 		if (!w->ch[c].q)
 			goto fail;
 		w->ch[c].cap = QUEUE_MIN;
+		w->ch[c].hold_ms = cfg->channel_hold_ms ? cfg->channel_hold_ms[c] : w->hold_ms;
 	}
+	w->cfg.channel_hold_ms = NULL; /* the caller's array is not kept */
 	clear_data(w);
 	w->epoch_ms = TS_NONE;
 	return w;
@@ -382,7 +391,7 @@ static int64_t silent_until(const struct window *w, int64_t k)
 	for (int c = 0; c < w->cfg.C; c++) {
 		const struct wchan *ch = &w->ch[c];
 
-		if (ch->held_ts != TS_NONE && t - ch->held_ts <= w->hold_ms)
+		if (ch->held_ts != TS_NONE && t - ch->held_ts <= ch->hold_ms)
 			return k - 1;
 		if (ch->n > 0) {
 			int64_t hk = q_at(ch, 0)->k;
@@ -443,7 +452,7 @@ static bool finalize_point(struct window *w, bool *off)
 			ch->head = (ch->head + 1) & (ch->cap - 1);
 			ch->n--;
 		}
-		if (ch->held_ts != TS_NONE && t - ch->held_ts <= w->hold_ms) {
+		if (ch->held_ts != TS_NONE && t - ch->held_ts <= ch->hold_ms) {
 			row[c] = (float)ch->held_val;
 			all_gap = false;
 			if (c == run)
@@ -577,6 +586,13 @@ bool window_no_data(const struct window *w, int64_t now_ms)
 	if (ref == TS_NONE)
 		return false;
 	return now_ms - ref > w->cfg.no_data_ms;
+}
+
+int64_t window_hold_ms(const struct window *w, int channel)
+{
+	if (!w || channel < 0 || channel >= w->cfg.C)
+		return -1;
+	return w->ch[channel].hold_ms;
 }
 
 int64_t window_spacing_ms(const struct window *w, int channel)

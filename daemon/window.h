@@ -48,6 +48,10 @@ struct window_cfg {
 	int W;               /* window length in grid points, 1..WINDOW_MAX_W */
 	int hop;             /* points between emitted windows, 1..WINDOW_MAX_W */
 	int hold;            /* a value is held for at most hold intervals, >= 0 */
+	/* NULL, or C times in ms: how long each channel's value is held
+	 * instead (a sensor that reports rarely or only on change). A point
+	 * is final after hold intervals all the same. Copied by window_new. */
+	const int64_t *channel_hold_ms;
 	int run_channel;     /* -1, or the channel whose value decides running / off */
 	enum window_op run_op;
 	double run_value;    /* running iff value(run_channel) run_op run_value */
@@ -135,6 +139,9 @@ void window_restart(struct window *w, int64_t now_ms);
  * the host's) or, before any, from the first sample or window_advance call,
  * whichever came first. False before either, or when no_data_ms <= 0. */
 bool window_no_data(const struct window *w, int64_t now_ms);
+
+/* How long the channel's value is held, in ms (-1 for no such channel). */
+int64_t window_hold_ms(const struct window *w, int channel);
 
 /* How far apart the channel's good samples come, in ms (a moving average
  * of the last ten or so), or -1 before eight such spacings. */

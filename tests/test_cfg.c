@@ -615,6 +615,40 @@ static void test_run_when_parsing(void **state)
 		     15, "run_when: 'speed' is not a sensor of asset a");
 }
 
+/* A sensor's own hold (how long its value counts): a duration, resolved per
+ * sensor into the asset's hold_ms, used for the poll check, printed back. */
+static void test_sensor_hold(void **state)
+{
+	struct fixture *f = *state;
+	/* poll 1s on a 100 ms grid: the asset's 300 ms hold is too short for
+	 * the sensor (line 10: its source), its own 2s is not */
+	expect_error(f, "[daemon]\nstate_dir = /tmp/pdm\n[source plc1]\ntype = modbus-tcp\n"
+			"address = 127.0.0.1:1502\npoll = 1s\n[asset a]\nsample_interval = 100ms\n"
+			"[sensor a.temp]\nsource = plc1\nregister = hr:100\n",
+		     10, "source: plc1 polls every 1s but asset a holds a value only 300ms "
+			 "(sample_interval x hold): every window would have gaps");
+	struct pdm_config *c = load_main(f, "[daemon]\nstate_dir = /tmp/pdm\n[source plc1]\n"
+					    "type = modbus-tcp\naddress = 127.0.0.1:1502\npoll = 1s\n"
+					    "[asset a]\nsample_interval = 100ms\nhold = 20\n"
+					    "[sensor a.temp]\nsource = plc1\nregister = hr:100\n"
+					    "hold = 2s\n"
+					    "[sensor a.flow]\nsource = plc1\nregister = hr:101\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	const struct cfg_asset *a = &c->assets[0];
+	assert_int_equal(a->hold_ms[0], 2000);
+	assert_int_equal(a->hold_ms[1], 2000); /* 20 x 100 ms */
+	char *p = print_to_string(c);
+	assert_non_null(strstr(p, "[sensor a.temp]\nsource = plc1\n"));
+	assert_non_null(strstr(p, "valid_max =\nhold = 2s\n"));
+	assert_non_null(strstr(p, "valid_max =\nhold =\n"));
+	free(p);
+	cfg_free(c);
+	expect_error(f, BASE "hold = 0s\n", 10, "hold: 0s is out of range (1ms .. 7d)");
+	expect_error(f, BASE "hold = 8d\n", 10, "hold: 8d is out of range (1ms .. 7d)");
+	expect_error(f, BASE "hold = soon\n", 10, "hold: expected a duration");
+}
+
 /* `pdmd check` says whose clock an asset runs on, when not only this
  * host's: its devices' (all samples stamped by them), or both (mixed). */
 static void test_clocks_printed(void **state)
@@ -1597,6 +1631,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_register_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_address_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_when_parsing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sensor_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clocks_printed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_delays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_applicability, setup, teardown),

@@ -851,8 +851,8 @@ static void test_sparse_columns(void **state)
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(f->out, "(0 scored)"));
 	assert_non_null(strstr(f->out, "no window was usable: column(s) "));
-	assert_non_null(strstr(f->out, "vibration_rms (every 1.0 s)"));
-	assert_non_null(strstr(f->out, "set hold = 15 in [asset pump-a]"));
+	assert_non_null(strstr(f->out, "vibration_rms (every 1.0 s, held 0.3 s)"));
+	assert_non_null(strstr(f->out, "set hold = 1500ms in their [sensor] sections"));
 
 	/* data as fine as the grid: no such line */
 	rc = replay(f, f->cfg, f->fault, "--asset", "pump-a", NULL);

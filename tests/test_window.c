@@ -248,6 +248,48 @@ static void test_spacing(void **state)
 	window_free(w);
 }
 
+/* A channel with a hold of its own (a sensor that reports on change): its
+ * value counts that long, while points still become final after the
+ * asset's hold (the window does not wait for it). */
+static void test_channel_hold(void **state)
+{
+	const int64_t holds[2] = { 100, 1000 };
+	struct window_cfg cfg = base_cfg(2, 100, 1, 1, 1);
+	cfg.channel_hold_ms = holds;
+	struct window *w = window_new(&cfg);
+	struct coll co;
+	(void)state;
+
+	assert_non_null(w);
+	assert_int_equal(window_hold_ms(w, 0), 100);
+	assert_int_equal(window_hold_ms(w, 1), 1000);
+	assert_int_equal(window_hold_ms(w, 2), -1);
+	coll_init(&co, 2, 1);
+	assert_int_equal(window_push(w, 1, 0, 7.0, true), 0); /* once, then silent */
+	for (int i = 0; i <= 15; i++)
+		assert_int_equal(window_push(w, 0, 100 * i, (double)i, true), 0);
+	/* final up to now - the asset's hold (100 ms), not channel 1's 1 s */
+	assert_int_equal(window_advance(w, 1650, collect, &co), 0);
+	assert_int_equal(co.n, 16); /* points 0 .. 1500 */
+	for (size_t i = 0; i < co.n; i++) {
+		assert_int_equal(co.r[i].ts, (int64_t)i * 100);
+		assert_true(xv(&co, i, 0, 0) == (float)i);
+		if (i <= 10) { /* 0 .. 1000 ms: channel 1's value still counts */
+			assert_true(xv(&co, i, 1, 0) == 7.0f);
+			assert_int_equal(co.r[i].st, WINDOW_OK);
+		} else {
+			assert_true(isnan(xv(&co, i, 1, 0)));
+			assert_int_equal(co.r[i].st, WINDOW_GAP);
+		}
+	}
+	coll_free(&co);
+	window_free(w);
+
+	const int64_t bad[2] = { 100, -1 };
+	cfg.channel_hold_ms = bad;
+	assert_null(window_new(&cfg));
+}
+
 /* Windows end only on multiples of hop (in grid points since the epoch), so
  * two objects started at different times cut identical windows. */
 static void test_hop_alignment(void **state)
@@ -892,6 +934,7 @@ int main(void)
 		cmocka_unit_test(test_resample_irregular),
 		cmocka_unit_test(test_hold_boundary_and_bad_quality),
 		cmocka_unit_test(test_spacing),
+		cmocka_unit_test(test_channel_hold),
 		cmocka_unit_test(test_hop_alignment),
 		cmocka_unit_test(test_run_when),
 		cmocka_unit_test(test_late_samples),

@@ -1581,20 +1581,21 @@ def scen_sparse(args):
     window has a gap, and pump-c would sit off (its run_when sensor has gaps
     too) or learning forever. The log must say so within two minutes, naming
     pump-c's sensors, how often they report and the hold that would do,
-    once; the polled pumps get their models meanwhile. With that hold set
-    (SIGHUP), pump-c trains and scores."""
+    once; the polled pumps get their models meanwhile. With that hold set in
+    pump-c's [sensor] sections (SIGHUP), pump-c trains and scores."""
     res = {}
     rig = Rig(args, sim_args=["--rate", "1"])
     d = rig.pdmd
     d.start()
     t0 = time.time()
     pat = (r"asset pump-c: no window could be scored or trained on in the last minute: sensors "
-           r".*flow \(every 1\.0 s\).* Set hold = (\d+) in \[asset pump-c\]")
+           r".*flow \(every 1\.0 s, held 0\.3 s\).* Set hold = (\d+)(ms|s) in their \[sensor\] "
+           r"sections")
     m = wait_for(lambda: re.search(pat, d.log_since_start()), 150,
                  "a warning that pump-c's sensors report less often than it holds a value")
     res["warned_s"] = round(time.time() - t0, 1)
-    hold = int(m.group(1))
-    check(10 <= hold <= 20, "hold = %d suggested for samples every 1 s on a 100 ms grid" % hold)
+    hold = int(m.group(1)) * (1000 if m.group(2) == "s" else 1)
+    check(1000 <= hold <= 2000, "hold = %d ms suggested for samples every 1 s" % hold)
     st = d.asset_status()
     check(st["pump-c"]["model_version"] == 0, "pump-c has a model from windows with gaps")
     wait_for(lambda: all(d.asset_status()[p]["model_version"] >= 1 for p in ("pump-a", "pump-b")),
@@ -1606,16 +1607,17 @@ def scen_sparse(args):
     path = os.path.join(rig.confdir, "conf.d", "30-pump-c.conf")
     with open(path) as f:
         text = f.read()
+    text = re.sub(r"(?m)^(\[sensor pump-c\.[a-z_]+\])$", r"\1\nhold = %dms" % hold, text)
     with open(path, "w") as f:
-        f.write(text.replace("[asset pump-c]\n", "[asset pump-c]\nhold = %d\n" % hold, 1))
+        f.write(text)
     t1 = time.time()
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in d.log_since_start(), 20, "the reload")
     wait_for(lambda: (d.asset_status() or {}).get("pump-c", {}).get("model_version", 0) >= 1,
-             args.model_timeout, "pump-c's model with hold = %d" % hold)
+             args.model_timeout, "pump-c's model with hold = %dms" % hold)
     lo = int(time.time() * 1000)
     wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 30,
-             "pump-c scored with hold = %d" % hold)
+             "pump-c scored with hold = %dms" % hold)
     res["model_after_hold_s"] = round(time.time() - t1, 1)
     res["hold"] = hold
     check(len(re.findall(r"asset pump-c: no window could", d.log_since_start())) == 1,
