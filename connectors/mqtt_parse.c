@@ -226,33 +226,102 @@ static int parse_number_text(const char *s, size_t len, double *out)
 	return 0;
 }
 
-/* Follows a dot path through objects (and arrays by decimal index). */
+/*
+ * One step of a field path: "name", "3" (an array index), or
+ * "name[key=value]": the member `name`, an array, and in it the first object
+ * whose member `key` is the string (or number) `value` (gateways that send
+ * a list of tags, {"values":[{"id":"Line1.Pump.Temp","v":41.2}, ...]}).
+ * The value may contain dots. Returns the rest of the path after the step
+ * (past its '.'), or NULL when the path is malformed.
+ */
+struct step {
+	char name[256];
+	bool select;
+	char key[128], value[256];
+};
+
+static const char *path_step(const char *path, struct step *st)
+{
+	size_t n = strcspn(path, ".[");
+	if (n >= sizeof(st->name))
+		return NULL;
+	memcpy(st->name, path, n);
+	st->name[n] = '\0';
+	path += n;
+	st->select = *path == '[';
+	if (st->select) {
+		const char *eq = strchr(path, '='), *close = strchr(path, ']');
+		if (!eq || !close || eq > close || eq == path + 1 || n == 0)
+			return NULL;
+		size_t kl = (size_t)(eq - path - 1), vl = (size_t)(close - eq - 1);
+		if (kl >= sizeof(st->key) || vl >= sizeof(st->value) || vl == 0)
+			return NULL;
+		memcpy(st->key, path + 1, kl);
+		st->key[kl] = '\0';
+		memcpy(st->value, eq + 1, vl);
+		st->value[vl] = '\0';
+		path = close + 1;
+	} else if (n == 0) {
+		return NULL;
+	}
+	if (*path == '.') {
+		if (!path[1])
+			return NULL;
+		return path + 1;
+	}
+	return *path ? NULL : path;
+}
+
+int mqtt_field_check(const char *path)
+{
+	struct step st;
+	if (!path || !*path)
+		return -EINVAL;
+	while (*path)
+		if (!(path = path_step(path, &st)))
+			return -EINVAL;
+	return 0;
+}
+
+/* The first object of array `arr` whose member `key` is `value`. */
+static const cJSON *select_item(const cJSON *arr, const char *key, const char *value)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		const cJSON *m = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, key) : NULL;
+		if (cJSON_IsString(m) && m->valuestring && strcmp(m->valuestring, value) == 0)
+			return it;
+		double d;
+		if (cJSON_IsNumber(m) && parse_number_text(value, strlen(value), &d) == 0 &&
+		    m->valuedouble == d)
+			return it;
+	}
+	return NULL;
+}
+
+/* Follows a field path through objects, arrays by decimal index, and
+ * arrays of tag objects by a [key=value] selector (path_step). */
 static const cJSON *json_path(const cJSON *root, const char *path)
 {
 	const cJSON *cur = root;
-	char key[256];
+	struct step st;
 
 	while (cur && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-		if (n == 0 || n >= sizeof(key))
+		if (!(path = path_step(path, &st)))
 			return NULL;
-		memcpy(key, path, n);
-		key[n] = '\0';
 		if (cJSON_IsObject(cur)) {
-			cur = cJSON_GetObjectItemCaseSensitive(cur, key);
-		} else if (cJSON_IsArray(cur)) {
+			cur = cJSON_GetObjectItemCaseSensitive(cur, st.name);
+		} else if (cJSON_IsArray(cur) && !st.select) {
 			char *end;
-			long idx = strtol(key, &end, 10);
-			if (*end || idx < 0 || key[0] < '0' || key[0] > '9')
+			long idx = strtol(st.name, &end, 10);
+			if (*end || idx < 0 || st.name[0] < '0' || st.name[0] > '9')
 				return NULL;
 			cur = cJSON_GetArrayItem(cur, (int)idx);
 		} else {
 			return NULL;
 		}
-		path += n;
-		if (*path == '.')
-			path++;
+		if (st.select)
+			cur = cJSON_IsArray(cur) ? select_item(cur, st.key, st.value) : NULL;
 	}
 	return cur;
 }

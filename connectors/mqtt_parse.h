@@ -107,6 +107,11 @@ int mqtt_parse_payload(const struct mqtt_sub_cfg *s, const char *topic, const vo
 		       size_t len, int64_t recv_ms, struct pdm_sample *out, size_t max, char *why,
 		       size_t whylen);
 
+/* Checks a JSON field path: dot-separated member names and array indexes,
+ * a step may select from an array of objects by a member's value:
+ * "values[id=Line1.Pump.Temp].v". Returns 0 or -EINVAL. */
+int mqtt_field_check(const char *path);
+
 /* True if `topic` matches the MQTT filter (`+` one level, `#` the rest);
  * topics starting with '$' do not match filters starting with a wildcard
  * (MQTT 3.1.1 section 4.7.2). */

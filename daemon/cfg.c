@@ -781,11 +781,10 @@ static void check_sensor(struct loader *ld, const struct raw_section *sec, struc
 			 "field: source %s has format = value (the payload is the number)",
 			 src->name);
 	if (src && src->type == CFG_SRC_MQTT && src->format == 0) {
-		const char *f = s->field;
-		size_t l = strlen(f);
-		if (l == 0 || f[0] == '.' || (l > 0 && f[l - 1] == '.') || strstr(f, ".."))
+		if (mqtt_field_check(s->field) < 0)
 			error_at(ld, sec->file, line_of(sec, "field"),
-				 "field: '%s' is not a dot path such as motor.current", f);
+				 "field: '%s' is not a dot path such as motor.current (or "
+				 "values[id=Line1.Temp].v to pick from a list of tags)", s->field);
 	}
 	if (modbus) {
 		bool bits = s->reg_kind == CFG_REG_COIL || s->reg_kind == CFG_REG_DI;

@@ -1126,7 +1126,8 @@ static const struct key sensor_keys[] = {
 	  .help = "Engineering unit, for people (mm/s, degC)." },
 	{ .name = "field", .type = T_STR, .off = SENSOR(field), .def = "the sensor's name",
 	  .flags = K_COMPUTED, .only = ONLY_MQTT,
-	  .help = "JSON field of the value, a dot path for nested objects (format = json only)." },
+	  .help = "JSON field of the value, a dot path for nested objects (format = json only); "
+		  "values[id=TAG].v picks from a list of tag objects by a member's value." },
 	{ .name = "column", .type = T_STR, .off = SENSOR(column), .def = "the sensor's name",
 	  .flags = K_COMPUTED, .check = check_nonempty,
 	  .help = "Column of this sensor in `pdmd replay` CSV files." },

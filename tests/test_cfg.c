@@ -860,6 +860,10 @@ static void test_cross_references(void **state)
 	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
 			     "field = a..b\n",
 		     15, "field: 'a..b' is not a dot path");
+	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
+			     "field = values[id].v\n",
+		     15, "field: 'values[id].v' is not a dot path such as motor.current (or "
+			 "values[id=Line1.Temp].v to pick from a list of tags)");
 	/* [mqtt] credentials and TLS files. */
 	expect_error(f, BASE "[mqtt]\npassword_file = /etc/hostname\n", 11,
 		     "password_file: needs username");

@@ -321,6 +321,53 @@ static void test_json_batch(void **state)
 	assert_non_null(strstr(why, "not an object"));
 }
 
+/* A list of tags (an OPC gateway's payload): fields pick an object by a
+ * member's value, whose dots are part of the value. */
+static void test_json_tag_list(void **state)
+{
+	(void)state;
+	static const struct mqtt_field tf[] = {
+		{ .path = "values[id=Channel1.Pump.Temp].v", .sensor = 1 },
+		{ .path = "values[id=Channel1.Pump.Flow].v", .sensor = 2 },
+		{ .path = "values[id=Channel1.Pump.Gone].v", .sensor = 3 },
+		{ .path = "tags[n=7].val.0", .sensor = 4 },
+	};
+	struct mqtt_sub_cfg s = {
+		.name = "kep", .filter = "iot/#", .qos = 1, .format = MQTT_FMT_JSON,
+		.ts_field = "timestamp", .fields = tf, .n_fields = 4,
+	};
+	struct pdm_sample o[8];
+	char why[128];
+	int n = parse(&s, "iot/line1",
+		      "{\"timestamp\": 1795003600100, \"values\": ["
+		      "{\"id\": \"Channel1.Pump.Flow\", \"v\": 80.5, \"q\": true},"
+		      "{\"id\": \"Channel1.Pump.Temp\", \"v\": \"41.25\", \"q\": true},"
+		      "{\"id\": \"Channel1.Pump.Temp\", \"v\": 99}],"
+		      " \"tags\": [{\"n\": 6, \"val\": [1]}, {\"n\": 7, \"val\": [2, 3]}]}",
+		      o, 8, why);
+	assert_int_equal(n, 3);
+	assert_string_equal(why, "");
+	assert_int_equal(o[0].sensor, 1);
+	assert_true(o[0].value == 41.25); /* the first match */
+	assert_int_equal(o[1].sensor, 2);
+	assert_true(o[1].value == 80.5);
+	assert_int_equal(o[2].sensor, 4); /* selected by a number */
+	assert_true(o[2].value == 2);
+	assert_int_equal(o[0].ts_ms, 1795003600100);
+	/* "values" not a list: nothing selected */
+	assert_int_equal(parse(&s, "iot/line1", "{\"timestamp\": 1795003600100, \"values\": 3}", o,
+			       8, why), 0);
+
+	assert_int_equal(mqtt_field_check("values[id=Channel1.Pump.Temp].v"), 0);
+	assert_int_equal(mqtt_field_check("a.b.0"), 0);
+	assert_int_equal(mqtt_field_check("x[k=v]"), 0);
+	const char *bad[] = { "", "a..b", ".a", "a.", "[id=x].v", "values[id].v", "values[=x]",
+			      "values[id=]", "values[id=x", "values[id=x]v", "values[id=x]." };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (mqtt_field_check(bad[i]) == 0)
+			fail_msg("'%s' accepted", bad[i]);
+}
+
 /* Value format: chosen by full topic or last level, or the catch-all field. */
 static void test_value_format(void **state)
 {
@@ -532,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_json_timestamps),
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_json_batch),
+		cmocka_unit_test(test_json_tag_list),
 		cmocka_unit_test(test_value_format),
 		cmocka_unit_test(test_topic_match),
 		cmocka_unit_test(test_utf8_and_names),

@@ -46,6 +46,7 @@ static const struct mqtt_field nested_fields[] = {
 	{ .path = "axes.2", .sensor = 12 },
 	{ .path = "a.b.c.d", .sensor = 13 },
 	{ .path = "m.0.v", .sensor = 14 },
+	{ .path = "values[id=a.b].v", .sensor = 24 },
 	{ .path = "ts", .sensor = 15 },
 	{ .path = "on", .sensor = 16 },
 	{ .path = "s", .sensor = 17, .has_min = true, .valid_min = -1 },
