@@ -38,16 +38,19 @@ struct wcell {
 	double val;
 };
 
+#define SPACINGS 9
+
 struct wchan {
 	int64_t last_ts; /* newest sample of any quality */
 	int64_t held_ts; /* last good sample at or before the last final point */
 	double held_val;
 	int64_t hold_ms; /* how long its value is held */
-	/* How far apart good samples come (a moving average): a sensor that
-	 * reports less often than the asset holds a value leaves every window
-	 * with a gap, and says so through window_spacing_ms. */
+	/* How far apart good samples come (the last SPACINGS, their median: one
+	 * long silence, a stop, does not count): a sensor that reports less
+	 * often than its value is held leaves every window with a gap, and
+	 * says so through window_spacing_ms. */
 	int64_t good_ts;
-	double spacing_ms;
+	int64_t spacing[SPACINGS];
 	uint32_t spacings;
 	struct wcell *q; /* FIFO of cells with a good sample, k >= next_k, k ascending */
 	uint32_t cap, head, n;
@@ -346,10 +349,10 @@ int window_push(struct window *w, int channel, int64_t ts_ms, double value, bool
 	if (ts_ms > w->newest_good)
 		w->newest_good = ts_ms;
 	if (ch->good_ts != TS_NONE && ts_ms > ch->good_ts) {
-		double d = (double)(ts_ms - ch->good_ts);
-		ch->spacing_ms = ch->spacings ? 0.9 * ch->spacing_ms + 0.1 * d : d;
-		if (ch->spacings < UINT32_MAX)
-			ch->spacings++;
+		ch->spacing[ch->spacings % SPACINGS] = ts_ms - ch->good_ts;
+		/* the count only tells "nine seen" and the next slot: keep it small */
+		ch->spacings = ch->spacings < 2 * SPACINGS ? ch->spacings + 1
+							   : SPACINGS + (ch->spacings + 1) % SPACINGS;
 	}
 	if (ts_ms > ch->good_ts || ch->good_ts == TS_NONE)
 		ch->good_ts = ts_ms;
@@ -597,9 +600,17 @@ int64_t window_hold_ms(const struct window *w, int channel)
 
 int64_t window_spacing_ms(const struct window *w, int channel)
 {
-	if (!w || channel < 0 || channel >= w->cfg.C || w->ch[channel].spacings < 8)
+	if (!w || channel < 0 || channel >= w->cfg.C || w->ch[channel].spacings < SPACINGS)
 		return -1;
-	return llround(w->ch[channel].spacing_ms);
+	int64_t s[SPACINGS];
+	memcpy(s, w->ch[channel].spacing, sizeof(s));
+	for (int i = 1; i < SPACINGS; i++) /* nine: insertion sort */
+		for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+			int64_t t = s[j];
+			s[j] = s[j - 1];
+			s[j - 1] = t;
+		}
+	return s[SPACINGS / 2];
 }
 
 int64_t window_newest_ts(const struct window *w)

@@ -143,8 +143,9 @@ bool window_no_data(const struct window *w, int64_t now_ms);
 /* How long the channel's value is held, in ms (-1 for no such channel). */
 int64_t window_hold_ms(const struct window *w, int channel);
 
-/* How far apart the channel's good samples come, in ms (a moving average
- * of the last ten or so), or -1 before eight such spacings. */
+/* How far apart the channel's good samples come, in ms: the median of the
+ * last nine spacings (one long silence does not move it), or -1 before
+ * nine. */
 int64_t window_spacing_ms(const struct window *w, int channel);
 
 /* Newest sample timestamp pushed on any channel (accepted samples only), or
