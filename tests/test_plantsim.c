@@ -1010,6 +1010,31 @@ static int sub_wait(struct sub *s, struct child *c, int want, int timeout_ms)
 	return sub_get(s, &s->n);
 }
 
+/* A broker, a subscriber to plant/#, and plantsim started with
+ * "--modbus-port 0 --rate 20 --mqtt URI --mqtt-qos 1 --log-level warning"
+ * and the extra arguments (up to 4). */
+static MQTTAsync live_open(struct test_broker *b, struct sub *s, struct child *c, const char *id,
+			   const char *const *extra)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	assert_int_equal(broker_start(b), 0);
+	MQTTAsync h = sub_open(s, b->uri, id);
+	const char *args[16] = { "--modbus-port", "0", "--rate", "20", "--mqtt", b->uri,
+				 "--mqtt-qos", "1", "--log-level", "warning" };
+	for (int i = 0; extra && extra[i] && i < 4; i++)
+		args[10 + i] = extra[i];
+	assert_int_equal(child_start(c, args), 0);
+	return h;
+}
+
+static void live_close(struct test_broker *b, struct sub *s, struct child *c, MQTTAsync h)
+{
+	sub_close(h);
+	child_free(c);
+	broker_stop(b);
+	pthread_mutex_destroy(&s->lock);
+}
+
 static void test_mqtt_telemetry(void **state)
 {
 	struct test_broker b = { 0 };
@@ -1017,13 +1042,8 @@ static void test_mqtt_telemetry(void **state)
 	struct child c;
 	(void)state;
 
-	pthread_mutex_init(&s.lock, NULL);
-	assert_int_equal(broker_start(&b), 0);
-	MQTTAsync h = sub_open(&s, b.uri, "plantsim-test");
-
-	const char *args[] = { "--modbus-port", "0", "--print", "--rate", "20", "--mqtt", b.uri,
-			       "--mqtt-qos", "1", "--log-level", "warning", NULL };
-	assert_int_equal(child_start(&c, args), 0);
+	static const char *const extra[] = { "--print", NULL };
+	MQTTAsync h = live_open(&b, &s, &c, "plantsim-test", extra);
 	assert_int_equal(sub_wait(&s, &c, 16, 10000), 16);
 	kill(c.pid, SIGINT);
 	assert_int_equal(child_wait(&c, 5000), 0);
@@ -1057,10 +1077,7 @@ static void test_mqtt_telemetry(void **state)
 		assert_true(num(proc, "flow") > 50);
 		cJSON_Delete(j);
 	}
-	sub_close(h);
-	child_free(&c);
-	broker_stop(&b);
-	pthread_mutex_destroy(&s.lock);
+	live_close(&b, &s, &c, h);
 }
 
 /* --mqtt-batch: a gateway's buffer, N ticks per message as a JSON array in
@@ -1072,13 +1089,8 @@ static void test_mqtt_batch(void **state)
 	struct child c;
 	(void)state;
 
-	pthread_mutex_init(&s.lock, NULL);
-	assert_int_equal(broker_start(&b), 0);
-	MQTTAsync h = sub_open(&s, b.uri, "plantsim-test-batch");
-
-	const char *args[] = { "--modbus-port", "0", "--rate", "20", "--mqtt", b.uri, "--mqtt-qos",
-			       "1", "--mqtt-batch", "5", "--log-level", "warning", NULL };
-	assert_int_equal(child_start(&c, args), 0);
+	static const char *const extra[] = { "--mqtt-batch", "5", NULL };
+	MQTTAsync h = live_open(&b, &s, &c, "plantsim-test-batch", extra);
 	assert_int_equal(sub_wait(&s, &c, 3, 10000), 3);
 	kill(c.pid, SIGINT);
 	assert_int_equal(child_wait(&c, 5000), 0);
@@ -1101,10 +1113,7 @@ static void test_mqtt_batch(void **state)
 		}
 		cJSON_Delete(j);
 	}
-	sub_close(h);
-	child_free(&c);
-	broker_stop(&b);
-	pthread_mutex_destroy(&s.lock);
+	live_close(&b, &s, &c, h);
 }
 
 /* The broker is down when plantsim starts, and goes away again later:
