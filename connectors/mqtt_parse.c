@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -405,6 +406,16 @@ static void fill(struct pdm_sample *o, const struct mqtt_field *f, int64_t ts, d
 		o->quality = PDM_Q_BAD;
 }
 
+/* A quality flag that says bad: false, or the text "false" or "bad". A
+ * missing flag, true, numbers and other text leave the sample good. */
+static bool flag_bad(const cJSON *q)
+{
+	if (cJSON_IsFalse(q))
+		return true;
+	return cJSON_IsString(q) && q->valuestring &&
+	       (!strcasecmp(q->valuestring, "false") || !strcasecmp(q->valuestring, "bad"));
+}
+
 /* What one object's fields did not give: counted across a batch. */
 struct skipped {
 	size_t wrong;            /* fields that are not numbers */
@@ -443,7 +454,10 @@ static int parse_object(const struct mqtt_sub_cfg *s, const cJSON *obj, int64_t 
 				sk->first_wrong = f->path;
 			continue;
 		}
-		fill(&out[n++], f, ts, num);
+		fill(&out[n], f, ts, num);
+		if (f->quality_path && flag_bad(json_path(obj, f->quality_path)))
+			out[n].quality = PDM_Q_BAD;
+		n++;
 	}
 	return (int)n;
 }

@@ -47,6 +47,9 @@
 
 struct mqtt_field {
 	const char *path; /* JSON dot path, or (format value) topic / last level */
+	/* JSON path of the value's quality flag, or NULL: false, "false" or
+	 * "bad" there makes the sample PDM_Q_BAD (an OPC gateway's "q") */
+	const char *quality_path;
 	uint32_t sensor;  /* daemon-assigned sensor id */
 	bool has_min, has_max;
 	double valid_min, valid_max; /* outside => PDM_Q_BAD */

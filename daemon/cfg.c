@@ -780,11 +780,21 @@ static void check_sensor(struct loader *ld, const struct raw_section *sec, struc
 		error_at(ld, sec->file, line_of(sec, "field"),
 			 "field: source %s has format = value (the payload is the number)",
 			 src->name);
+	if (src && src->type == CFG_SRC_MQTT && src->format == 1 && s->quality_field &&
+	    s->quality_field[0])
+		error_at(ld, sec->file, line_of(sec, "quality_field"),
+			 "quality_field: source %s has format = value (the payload is the "
+			 "number)", src->name);
 	if (src && src->type == CFG_SRC_MQTT && src->format == 0) {
 		if (mqtt_field_check(s->field) < 0)
 			error_at(ld, sec->file, line_of(sec, "field"),
 				 "field: '%s' is not a dot path such as motor.current (or "
 				 "values[id=Line1.Temp].v to pick from a list of tags)", s->field);
+		if (s->quality_field && s->quality_field[0] &&
+		    mqtt_field_check(s->quality_field) < 0)
+			error_at(ld, sec->file, line_of(sec, "quality_field"),
+				 "quality_field: '%s' is not a dot path such as status.ok (or "
+				 "values[id=Line1.Temp].q)", s->quality_field);
 	}
 	if (modbus) {
 		bool bits = s->reg_kind == CFG_REG_COIL || s->reg_kind == CFG_REG_DI;

@@ -71,6 +71,7 @@ struct cfg_sensor {
 	char *unit;
 	char *field;  /* MQTT json sources: dot path; "" for format = value and Modbus */
 	char *column; /* replay CSV column (default: short_name) */
+	char *quality_field; /* MQTT json: path of the value's quality flag; "" none */
 	bool has_min, has_max;
 	double valid_min, valid_max;
 	int64_t hold_ms; /* how long its value counts on the grid; 0: the asset's hold */

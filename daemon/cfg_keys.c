@@ -1128,6 +1128,11 @@ static const struct key sensor_keys[] = {
 	  .flags = K_COMPUTED, .only = ONLY_MQTT,
 	  .help = "JSON field of the value, a dot path for nested objects (format = json only); "
 		  "values[id=TAG].v picks from a list of tag objects by a member's value." },
+	{ .name = "quality_field", .type = T_STR, .off = SENSOR(quality_field), .def = "",
+	  .only = ONLY_MQTT,
+	  .help = "JSON path of the value's quality flag (an OPC gateway's "
+		  "values[id=TAG].q): false, \"false\" or \"bad\" there stores the sample as "
+		  "bad, never scored. Empty: none." },
 	{ .name = "column", .type = T_STR, .off = SENSOR(column), .def = "the sensor's name",
 	  .flags = K_COMPUTED, .check = check_nonempty,
 	  .help = "Column of this sensor in `pdmd replay` CSV files." },

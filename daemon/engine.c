@@ -1019,6 +1019,9 @@ static int start_mqtt(struct engine *e)
 				continue;
 			fields[nf++] = (struct mqtt_field){
 				.path = se->field && se->field[0] ? se->field : se->short_name,
+				.quality_path = se->quality_field && se->quality_field[0]
+							? se->quality_field
+							: NULL,
 				.sensor = (uint32_t)q,
 				.has_min = se->has_min,
 				.has_max = se->has_max,

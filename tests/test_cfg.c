@@ -861,6 +861,14 @@ static void test_cross_references(void **state)
 			     "field = a..b\n",
 		     15, "field: 'a..b' is not a dot path");
 	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
+			     "quality_field = values[id=x].q.\n",
+		     15, "quality_field: 'values[id=x].q.' is not a dot path such as status.ok");
+	expect_error(f, BASE "[source v]\ntype = mqtt\ntopic = t\nformat = value\n"
+			     "[sensor a.v]\nsource = v\nquality_field = q\n",
+		     16, "quality_field: source v has format = value");
+	expect_error(f, BASE "quality_field = q\n", 10,
+		     "quality_field: only for mqtt sources (its source is modbus-tcp)");
+	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
 			     "field = values[id].v\n",
 		     15, "field: 'values[id].v' is not a dot path such as motor.current (or "
 			 "values[id=Line1.Temp].v to pick from a list of tags)");

@@ -327,8 +327,10 @@ static void test_json_tag_list(void **state)
 {
 	(void)state;
 	static const struct mqtt_field tf[] = {
-		{ .path = "values[id=Channel1.Pump.Temp].v", .sensor = 1 },
-		{ .path = "values[id=Channel1.Pump.Flow].v", .sensor = 2 },
+		{ .path = "values[id=Channel1.Pump.Temp].v", .sensor = 1,
+		  .quality_path = "values[id=Channel1.Pump.Temp].q" },
+		{ .path = "values[id=Channel1.Pump.Flow].v", .sensor = 2,
+		  .quality_path = "values[id=Channel1.Pump.Flow].q" },
 		{ .path = "values[id=Channel1.Pump.Gone].v", .sensor = 3 },
 		{ .path = "tags[n=7].val.0", .sensor = 4 },
 	};
@@ -354,6 +356,23 @@ static void test_json_tag_list(void **state)
 	assert_int_equal(o[2].sensor, 4); /* selected by a number */
 	assert_true(o[2].value == 2);
 	assert_int_equal(o[0].ts_ms, 1795003600100);
+	assert_int_equal(o[0].quality, PDM_Q_GOOD);
+	assert_int_equal(o[1].quality, PDM_Q_GOOD);
+	/* the gateway's quality flag: false or "bad" -> a bad sample; missing,
+	 * true or a number -> good */
+	static const struct { const char *q; uint8_t want; } flags[] = {
+		{ "false", PDM_Q_BAD }, { "\"Bad\"", PDM_Q_BAD }, { "\"false\"", PDM_Q_BAD },
+		{ "true", PDM_Q_GOOD }, { "0", PDM_Q_GOOD }, { "\"good\"", PDM_Q_GOOD },
+	};
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "{\"timestamp\": 1795003600100, \"values\": [{\"id\": "
+			 "\"Channel1.Pump.Flow\", \"v\": 0, \"q\": %s}]}", flags[i].q);
+		assert_int_equal(parse(&s, "iot/line1", msg, o, 8, why), 1);
+		assert_int_equal(o[0].sensor, 2);
+		assert_int_equal(o[0].quality, flags[i].want);
+	}
 	/* "values" not a list: nothing selected */
 	assert_int_equal(parse(&s, "iot/line1", "{\"timestamp\": 1795003600100, \"values\": 3}", o,
 			       8, why), 0);
