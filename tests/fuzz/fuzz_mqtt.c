@@ -158,7 +158,7 @@ static void run(const struct mqtt_sub_cfg *s, const char *topic, const uint8_t *
 		abort();
 	/* A JSON batch (an array of objects) gives a field once per object, in
 	 * time order; a single object once. */
-	size_t at = 0;
+	size_t at = size >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3) ? 3 : 0; /* a BOM */
 	while (at < size && (data[at] == ' ' || data[at] == '\t' || data[at] == '\r' ||
 			     data[at] == '\n'))
 		at++;
