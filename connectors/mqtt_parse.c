@@ -529,11 +529,6 @@ static int parse_batch(const struct mqtt_sub_cfg *s, const cJSON *root, int64_t 
 static int parse_json(const struct mqtt_sub_cfg *s, const char *payload, size_t len, int64_t recv_ms,
 		      struct pdm_sample *out, size_t max, char *why, size_t whylen)
 {
-	/* A byte order mark, as some Windows gateways write, is not JSON. */
-	if (len >= 3 && !memcmp(payload, "\xEF\xBB\xBF", 3)) {
-		payload += 3;
-		len -= 3;
-	}
 	int depth = json_depth(payload, len, MQTT_JSON_MAX_DEPTH);
 	if (depth < 0) {
 		say(why, whylen, "control character in JSON");

@@ -221,7 +221,7 @@ static void test_rejections(void **state)
 				   "{\"temp\": 1, \"x\": \"\xE2\x82\"}", "\xFF\xFE{}" };
 	for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++)
 		assert_int_equal(parse(&s, "t", bad_utf8[i], o, 8, why), -EILSEQ);
-	/* a UTF-8 byte order mark before the JSON is skipped */
+	/* a UTF-8 byte order mark before the JSON is skipped (by cJSON) */
 	assert_int_equal(parse(&s, "t", "\xEF\xBB\xBF{\"temp\": 4}", o, 8, why), 1);
 	assert_true(o[0].value == 4);
 	/* valid multi-byte text is fine */
