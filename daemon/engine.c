@@ -672,8 +672,8 @@ static void check_device_clocks(struct engine *e, int64_t mono)
  * or scored, and without this it would sit in learning or off forever with
  * nothing in the log. Once a minute per asset: if no window was usable
  * while some were cut, name the sensors whose samples come further apart
- * than the hold, and the hold that would do. Again every ten minutes while
- * it lasts.
+ * than their value is held, and the hold that would do. Again every ten
+ * minutes while it lasts.
  */
 static void check_sparse(struct engine *e, int64_t mono)
 {
@@ -683,18 +683,15 @@ static void check_sparse(struct engine *e, int64_t mono)
 		struct window_stats ws;
 		detector_window_stats(a->det, &ws);
 		uint64_t ok = ws.windows - ws.gaps - ws.off - ws.warmup;
-		if (a->sparse_check_mono == 0 || mono - a->sparse_check_mono >= SPARSE_CHECK_MS) {
-			bool none = a->sparse_check_mono != 0 && ok == a->sparse_ok_mark &&
-				    ws.windows > a->sparse_win_mark;
-			a->sparse_check_mono = mono;
-			a->sparse_ok_mark = ok;
-			a->sparse_win_mark = ws.windows;
-			if (!none || (a->sparse_warned_mono &&
-				      mono - a->sparse_warned_mono < CLOCK_REWARN_MS))
-				continue;
-		} else {
+		if (a->sparse_check_mono != 0 && mono - a->sparse_check_mono < SPARSE_CHECK_MS)
 			continue;
-		}
+		bool none = a->sparse_check_mono != 0 && ok == a->sparse_ok_mark &&
+			    ws.windows > a->sparse_win_mark;
+		a->sparse_check_mono = mono;
+		a->sparse_ok_mark = ok;
+		a->sparse_win_mark = ws.windows;
+		if (!none || (a->sparse_warned_mono && mono - a->sparse_warned_mono < CLOCK_REWARN_MS))
+			continue;
 		int64_t worst;
 		char list[512], need[32];
 		size_t nsparse = detector_sparse_channels(a->det, list, sizeof(list), &worst);
