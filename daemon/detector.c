@@ -206,11 +206,6 @@ int64_t detector_newest_ts(const struct detector *d)
 	return window_newest_ts(d->win);
 }
 
-int64_t detector_spacing_ms(const struct detector *d, int channel)
-{
-	return window_spacing_ms(d->win, channel);
-}
-
 size_t detector_sparse_channels(const struct detector *d, char *list, size_t len,
 				int64_t *worst_ms)
 {

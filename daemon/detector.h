@@ -67,9 +67,6 @@ int detector_push(struct detector *d, int channel, int64_t ts_ms, double value, 
 /* The newest sample time pushed on any channel; INT64_MIN before any. */
 int64_t detector_newest_ts(const struct detector *d);
 
-/* How far apart a channel's good samples come (window_spacing_ms). */
-int64_t detector_spacing_ms(const struct detector *d, int channel);
-
 /* The channels whose good samples come further apart than their value is
  * held (every window has a gap then): how many, "flow (every 1.0 s, held
  * 0.3 s), ..." into list, and the widest spacing into *worst_ms. */

@@ -498,11 +498,6 @@ static void drain_ingest(struct engine *e)
 #define CLOCK_WARN_AFTER_MS 15000  /* ... once it has been off this long */
 #define CLOCK_REWARN_MS (600 * 1000)
 
-/* The longest an asset that mixes host- and device-stamped samples holds
- * its windows back for the devices' ones (a minute of every host-stamped
- * channel is queued meanwhile). */
-#define MIXED_WAIT_MAX_MS 60000
-
 /*
  * An asset whose samples all carry their devices' time runs on the devices'
  * clock: its windows, no_data and training reach up to the host's time minus
@@ -546,8 +541,6 @@ static void refresh_clocks(struct engine *e, int64_t mono)
 		}
 		a->mixed_lag_ms = any ? lag : 0;
 		a->mixed_lag_src = src;
-		a->mixed_wait_ms = !any || lag <= 0 ? 0 : lag < MIXED_WAIT_MAX_MS ? lag
-										: MIXED_WAIT_MAX_MS;
 	}
 }
 
@@ -680,11 +673,11 @@ static void check_sparse(struct engine *e, int64_t mono)
 	for (size_t i = 0; i < e->n_assets; i++) {
 		struct asset_rt *a = &e->assets[i];
 		const struct cfg_asset *ac = a->cfg;
+		if (a->sparse_check_mono != 0 && mono - a->sparse_check_mono < SPARSE_CHECK_MS)
+			continue;
 		struct window_stats ws;
 		detector_window_stats(a->det, &ws);
 		uint64_t ok = ws.windows - ws.gaps - ws.off - ws.warmup;
-		if (a->sparse_check_mono != 0 && mono - a->sparse_check_mono < SPARSE_CHECK_MS)
-			continue;
 		bool none = a->sparse_check_mono != 0 && ok == a->sparse_ok_mark &&
 			    ws.windows > a->sparse_win_mark;
 		a->sparse_check_mono = mono;

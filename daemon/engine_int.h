@@ -57,10 +57,9 @@ struct asset_rt {
 	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
 	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
 	/* Some stamped by devices, some by the host: the host's clock, and the
-	 * windows wait this long for the devices' samples (their largest lag,
-	 * at most MIXED_WAIT_MAX_MS). */
-	int64_t mixed_wait_ms;
-	int64_t mixed_lag_ms;        /* the lag itself, and the source it is of */
+	 * windows wait for the devices' samples (mixed_wait) as long as their
+	 * largest lag, of this source. */
+	int64_t mixed_lag_ms;
 	size_t mixed_lag_src;
 	int64_t mixed_over_since_mono; /* the lag over the wait's bound since; 0 = not */
 	int64_t mixed_warned_mono;     /* 0: not warned */
@@ -149,11 +148,24 @@ struct engine {
 	int64_t last_step_ms; /* signed: how far the last step moved the clock */
 };
 
+/* The longest an asset that mixes host- and device-stamped samples holds
+ * its windows back for the devices' ones (a minute of every host-stamped
+ * channel is queued meanwhile). */
+#define MIXED_WAIT_MAX_MS 60000
+
+/* How long such an asset's windows wait: the lag, up to MIXED_WAIT_MAX_MS
+ * (0 for an asset with no device-stamped sensor). */
+static inline int64_t mixed_wait(const struct asset_rt *a)
+{
+	int64_t lag = a->mixed_lag_ms;
+	return lag <= 0 ? 0 : lag < MIXED_WAIT_MAX_MS ? lag : MIXED_WAIT_MAX_MS;
+}
+
 /* The asset's "now" for its windows, no_data and training: the host's clock,
  * or its devices' (see refresh_clocks in engine.c). */
 static inline int64_t asset_now(const struct asset_rt *a, int64_t wall)
 {
-	return a->own_clock ? wall - a->mixed_wait_ms : wall - a->clock_lag_ms;
+	return a->own_clock ? wall - mixed_wait(a) : wall - a->clock_lag_ms;
 }
 
 /* A time on the asset's clock, on the host's (for people to read). */

@@ -105,7 +105,7 @@ void engine_write_status(struct engine *e, int64_t now)
 		/* "host" with some samples stamped by devices: how long the
 		 * windows wait for those */
 		else if (a->mixed_lag_ms > 0)
-			cJSON_AddNumberToObject(j, "clock_wait_ms", (double)a->mixed_wait_ms);
+			cJSON_AddNumberToObject(j, "clock_wait_ms", (double)mixed_wait(a));
 		if (a->last_alert_id[0]) {
 			cJSON_AddStringToObject(j, "last_alert", a->last_alert_id);
 			cJSON_AddStringToObject(j, "last_alert_ts",
