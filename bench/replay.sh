@@ -33,6 +33,7 @@ hop = 4
 train_after = 150
 retrain = 0
 train_max_windows = 20000
+learn_min = 0
 [sensor pump-a.speed]
 source = hist
 [sensor pump-a.flow]

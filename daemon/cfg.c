@@ -1491,7 +1491,20 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 		char tf[32], tl[32];
 		pdm_format_approx(cfg_asset_windows_ms(as, as->train_after), tf, sizeof(tf));
 		pdm_format_approx(as->learn_for_ms, tl, sizeof(tl));
-		if (as->learn_for_ms > 0)
+		int64_t span = cfg_asset_windows_ms(as, as->train_after);
+		if (as->learn_for_ms > 0 && as->learn_min_ms > span + as->learn_for_ms) {
+			pdm_format_approx(as->learn_min_ms, tl, sizeof(tl));
+			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
+				"alerts once its data spans %s (learn_min)\n",
+				tf, (long long)as->train_after, tl);
+		} else if (as->learn_for_ms > 0 && as->learn_min_ms > span) {
+			char tm[32];
+			pdm_format_approx(as->learn_min_ms, tm, sizeof(tm));
+			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
+				"then alerts once it knows the machine, not before its data spans %s "
+				"(learn_min), at most %s after the model (learn_for)\n",
+				tf, (long long)as->train_after, tm, tl);
+		} else if (as->learn_for_ms > 0)
 			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
 				"then alerts once it knows the machine, at most %s later (learn_for)\n",
 				tf, (long long)as->train_after, tl);

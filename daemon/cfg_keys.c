@@ -1042,8 +1042,16 @@ static const struct key asset_keys[] = {
 	  .max = 365 * MS_D,
 	  .help = "After its first model the asset goes on learning (state learning: scored, no "
 		  "alerts, every window training data, retrained as its data grows) until a model "
-		  "scores under its threshold for half the time its data spans, at most this long; "
+		  "scores under its threshold for half the time its data spans and that data spans "
+		  "learn_min, at most this long after the model (or until learn_min, when later); "
 		  "0: alerts from the first model on." },
+	{ .name = "learn_min", .type = T_DURATION, .off = ASSET(learn_min_ms), .def = "1d", .min = 0,
+	  .max = 365 * MS_D,
+	  .help = "Learning after the first model (learn_for) goes on until its data spans at "
+		  "least this long, however quiet the model: a plant's conditions come round once "
+		  "a day (ambient, shifts), and a model quiet through a morning alarms on an "
+		  "afternoon it has not seen. 0: learned as soon as a model is quiet long enough "
+		  "(test rigs, the demo)." },
 	{ .name = "raise_after", .type = T_CUSTOM, .parse = parse_raise_after,
 	  .print = print_raise_after, .def = "3", .tname = "windows \\| duration",
 	  .help = "Consecutive windows over the threshold that raise an alert, or how long the "

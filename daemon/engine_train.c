@@ -236,6 +236,8 @@ void engine_load_learning(struct asset_rt *a)
 	learn_start(&a->learn, mark, RELEARN_MAX_MS);
 	if (n == 3)
 		a->learn.until_ms = until;
+	if (since == 0)
+		learn_set_min(&a->learn, a->cfg->learn_min_ms);
 	/* An episode restored open is cleared again (its cleared event was
 	 * not stored before the stop). */
 	(void)detector_relearn_start(a->det, now);
@@ -246,8 +248,16 @@ void engine_load_learning(struct asset_rt *a)
 	}
 	/* The model loaded is the one learning had: its quiet time starts now. */
 	learn_installed(&a->learn, now);
-	LOG_I("asset[%s]: learning its first model's machine without alerts (at most until %s)",
-	      a->cfg->name, pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts)));
+	pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts));
+	if (a->learn.min_ms > now) {
+		char tm[PDM_ISO8601_LEN];
+		LOG_I("asset[%s]: learning its first model's machine without alerts (not before "
+		      "%s, at most until %s)", a->cfg->name,
+		      pdm_iso8601(asset_to_host(a, a->learn.min_ms), tm, sizeof(tm)), ts);
+	} else {
+		LOG_I("asset[%s]: learning its first model's machine without alerts (at most "
+		      "until %s)", a->cfg->name, ts);
+	}
 }
 
 static void learning_end(struct asset_rt *a)
@@ -294,15 +304,23 @@ static void learning_first(struct asset_rt *a, int64_t t)
 	if (ac->learn_for_ms <= 0 || a->learning)
 		return;
 	int64_t span = cfg_asset_windows_ms(ac, ac->train_after);
-	learn_start_first(&a->learn, t, span, ac->learn_for_ms);
+	learn_start_first(&a->learn, t, span, ac->learn_for_ms, ac->learn_min_ms);
 	a->learning = true;
 	a->relearn_since_ms = 0;
 	(void)detector_relearn_start(a->det, t);
 	save_learning(a);
-	LOG_I("asset[%s]: first model: learning without alerts until a model scores under its "
-	      "threshold for %.0f s (at most until %s)", ac->name,
-	      (double)learn_quiet_needed(&a->learn) / 1000.0,
-	      pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts)));
+	pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts));
+	if (a->learn.min_ms > t) {
+		char tm[PDM_ISO8601_LEN];
+		LOG_I("asset[%s]: first model: learning without alerts until a model scores under "
+		      "its threshold for %.0f s, not before %s (learn_min), at most until %s",
+		      ac->name, (double)learn_quiet_needed(&a->learn) / 1000.0,
+		      pdm_iso8601(asset_to_host(a, a->learn.min_ms), tm, sizeof(tm)), ts);
+	} else {
+		LOG_I("asset[%s]: first model: learning without alerts until a model scores under "
+		      "its threshold for %.0f s (at most until %s)", ac->name,
+		      (double)learn_quiet_needed(&a->learn) / 1000.0, ts);
+	}
 }
 
 /* Whether the learning asset retrains now; ends learning when it is over. */

@@ -15,6 +15,11 @@
  * or a source silent proves nothing. Past a deadline alerts are on again whatever the
  * scores: what keeps moving that long may be a fault after all.
  *
+ * The first model's learning also lasts at least a given time from its data's
+ * start: a plant's conditions come round once a day (the ambient, the
+ * shifts), and a model quiet through a morning still alarms on the warmer
+ * afternoon it has never seen.
+ *
  * Pure: times are the caller's (the asset's clock in the daemon, data time
  * in replay).
  */
@@ -32,6 +37,7 @@ struct learn {
 	int64_t until_ms; /* alerts are on again then, whatever the scores */
 	int64_t fit_ms;   /* the last training while learning; 0: none yet */
 	int64_t model_ms; /* the last model installed while learning; 0: none yet */
+	int64_t min_ms;   /* not learned before this, however quiet */
 };
 
 enum learn_step {
@@ -45,9 +51,15 @@ enum learn_step {
 void learn_start(struct learn *l, int64_t mark_ms, int64_t max_ms);
 
 /* Learning after a first model installed at t, trained on span_ms of data
- * (train_after windows on the grid): its age counts from the data's start,
- * and it ends max_ms after the model at the latest. */
-void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_ms);
+ * (train_after windows on the grid): its age counts from the data's start;
+ * it lasts at least min_ms from there, and ends max_ms after the model at
+ * the latest (or at that minimum, when it is later). */
+void learn_start_first(struct learn *l, int64_t t, int64_t span_ms, int64_t max_ms,
+		       int64_t min_ms);
+
+/* Not learned before min_ms from the mark; the deadline moves there when it
+ * came sooner. */
+void learn_set_min(struct learn *l, int64_t min_ms);
 
 /* The scored time a quiet model installed while learning needs to have
  * learned: half of what learning had seen when it came, LEARN_MIN_MS at

@@ -185,7 +185,7 @@ static int train_now(struct replay *r, int64_t now)
 		} else if (first && !r->once && r->ac->learn_for_ms > 0) {
 			learn_start_first(&r->learn, now,
 					  cfg_asset_windows_ms(r->ac, r->ac->train_after),
-					  r->ac->learn_for_ms);
+					  r->ac->learn_for_ms, r->ac->learn_min_ms);
 			r->learning = true;
 			(void)detector_relearn_start(r->det, now);
 		}

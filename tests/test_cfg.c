@@ -675,6 +675,30 @@ static void test_clocks_printed(void **state)
 	cfg_free(c);
 }
 
+/* When the first alerts can come, as `pdmd check` says it: learn_min 0
+ * leaves the quiet rule alone, one past learn_for is the only bound. */
+static void test_learning_printed(void **state)
+{
+	struct fixture *f = *state;
+	struct pdm_config *c = load_main(f, BASE "[asset a]\nlearn_min = 0\n[asset b]\n"
+						 "learn_min = 7d\n[sensor b.x]\nsource = plc1\n"
+						 "register = hr:7\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	assert_int_equal(c->assets[1].learn_min_ms, 7 * 86400000LL);
+	char *p = print_to_string(c);
+	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
+				  "windows), then alerts once it knows the machine, at most 24.0 h "
+				  "later (learn_for)\n# training holds"));
+	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
+				  "windows), alerts once its data spans 7.0 d (learn_min)\n"));
+	/* printed as it loads back */
+	assert_non_null(strstr(p, "\nlearn_min = 0ms\n"));
+	assert_non_null(strstr(p, "\nlearn_min = 7d\n"));
+	free(p);
+	cfg_free(c);
+}
+
 /* raise_after / clear_after as a count of windows or as a time on the grid. */
 static void test_alert_delays(void **state)
 {
@@ -696,8 +720,9 @@ static void test_alert_delays(void **state)
 				  "under it (4 and 75 windows of hop 8 x 1s)\n"));
 	/* 2000 windows x 8 x 1 s */
 	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
-				  "windows), then alerts once it knows the machine, at most 24.0 h "
-				  "later (learn_for)\n"));
+				  "windows), then alerts once it knows the machine, not before its "
+				  "data spans 24.0 h (learn_min), at most 24.0 h after the model "
+				  "(learn_for)\n"));
 	free(p);
 	cfg_free(c);
 
@@ -1645,6 +1670,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_when_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sensor_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clocks_printed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_learning_printed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_delays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_applicability, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cross_references, setup, teardown),

@@ -3,8 +3,8 @@
  * half (never closer than LEARN_MIN_MS), a quiet model learned after half
  * of what learning had seen when it came (counting only the time it
  * scored: not while the machine is stopped), a loud one retrained instead,
- * the deadline whatever the scores, and a clock step that keeps every
- * elapsed time. The cases are the ones the daemon and replay meet: a first
+ * the deadline whatever the scores, the least time a first model's learning
+ * lasts, and a clock step that keeps every elapsed time. The cases are the ones the daemon and replay meet: a first
  * model of 60 s of data, an episode taken as normal.
  */
 #include <setjmp.h>
@@ -48,7 +48,7 @@ static void test_first_model_quiet(void **state)
 	struct learn l;
 	(void)state;
 
-	learn_start_first(&l, T0, 60 * S, 3600 * S);
+	learn_start_first(&l, T0, 60 * S, 3600 * S, 0);
 	assert_int_equal(l.mark_ms, T0 - 60 * S);
 	assert_int_equal(l.until_ms, T0 + 3600 * S);
 	assert_int_equal(l.fit_ms, T0);
@@ -66,7 +66,7 @@ static void test_loud_retrains(void **state)
 	struct learn l;
 	(void)state;
 
-	learn_start_first(&l, T0, 60 * S, 3600 * S);
+	learn_start_first(&l, T0, 60 * S, 3600 * S, 0);
 	int64_t t1 = first_step(&l, T0, T0 + 3600 * S, true, LEARN_RETRAIN);
 	assert_int_equal(t1, T0 + 30 * S);
 	learn_fitted(&l, t1);
@@ -113,7 +113,7 @@ static void test_stopped_machine(void **state)
 	struct learn l;
 	(void)state;
 
-	learn_start_first(&l, T0, 60 * S, 3600 * S);
+	learn_start_first(&l, T0, 60 * S, 3600 * S, 0);
 	for (int64_t t = T0; t < T0 + 3600 * S; t += S)
 		assert_int_equal(learn_step(&l, t, false, 0), LEARN_WAIT);
 	assert_int_equal(learn_step(&l, T0 + 3600 * S, false, 0), LEARN_EXPIRED);
@@ -143,6 +143,47 @@ static void test_deadline(void **state)
 	assert_int_equal(step(&l, INT64_MAX / 4, true), LEARN_RETRAIN);
 }
 
+/* learn_min: a first model quiet from its start has not learned before its
+ * data spans the minimum, however long it was quiet; loud, it retrains as
+ * without one. A minimum beyond the deadline moves the deadline. */
+static void test_minimum_time(void **state)
+{
+	struct learn l;
+	(void)state;
+
+	learn_start_first(&l, T0, 60 * S, 3600 * S, 600 * S);
+	assert_int_equal(l.min_ms, T0 + 540 * S);
+	assert_int_equal(l.until_ms, T0 + 3600 * S);
+	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_RETRAIN), -1);
+	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_DONE), T0 + 540 * S);
+	/* quiet long enough, but not yet the minimum; then the minimum, but
+	 * too little scored (a stopped machine) */
+	assert_int_equal(learn_step(&l, T0 + 539 * S, false, 500 * S), LEARN_WAIT);
+	assert_int_equal(learn_step(&l, T0 + 540 * S, false, 29 * S), LEARN_WAIT);
+	assert_int_equal(learn_step(&l, T0 + 540 * S, false, 30 * S), LEARN_DONE);
+	/* loud: the same retrains as without a minimum */
+	struct learn m;
+	learn_start_first(&m, T0, 60 * S, 3600 * S, 0);
+	for (int64_t t = T0; t < T0 + 600 * S; t += S)
+		assert_int_equal(step(&l, t, true), step(&m, t, true));
+	/* a minimum past learn_for: learning lasts until it, not past it */
+	learn_start_first(&l, T0, 60 * S, 3600 * S, 7200 * S);
+	assert_int_equal(l.until_ms, T0 + 7140 * S);
+	assert_int_equal(step(&l, T0 + 7140 * S - 1, false), LEARN_WAIT);
+	assert_int_equal(step(&l, T0 + 7140 * S, false), LEARN_DONE);
+	assert_int_equal(step(&l, T0 + 7140 * S, true), LEARN_EXPIRED);
+	/* set after a restart (learn_start, then the minimum from the config) */
+	learn_start(&l, T0 - 60 * S, 3660 * S);
+	learn_set_min(&l, 600 * S);
+	learn_installed(&l, T0);
+	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_DONE), T0 + 540 * S);
+	/* none when relearning an episode: quiet for the minimum quiet time */
+	learn_start(&l, T0, 3600 * S);
+	assert_int_equal(l.min_ms, T0);
+	learn_installed(&l, T0);
+	assert_int_equal(first_step(&l, T0, T0 + 3600 * S, false, LEARN_DONE), T0 + LEARN_MIN_MS);
+}
+
 /* A clock step moves every mark: what was due stays due, what was not
  * stays not, on the new clock; an unbounded deadline stays unbounded. */
 static void test_shift(void **state)
@@ -150,7 +191,7 @@ static void test_shift(void **state)
 	struct learn l, m;
 	(void)state;
 
-	learn_start_first(&l, T0, 60 * S, 3600 * S);
+	learn_start_first(&l, T0, 60 * S, 3600 * S, 600 * S);
 	m = l;
 	const int64_t dstep = -3600 * S;
 	learn_shift(&m, dstep);
@@ -171,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_first_model_quiet), cmocka_unit_test(test_loud_retrains),
 		cmocka_unit_test(test_minimum_spacing),   cmocka_unit_test(test_stopped_machine),
 		cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_minimum_time),
 		cmocka_unit_test(test_shift),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

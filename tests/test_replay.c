@@ -643,7 +643,8 @@ static const char warm_conf[] =
 	"[mqtt]\nuri = tcp://127.0.0.1:1883\n"
 	"[source hist]\ntype = mqtt\ntopic = t/x\nformat = json\n"
 	"[asset pump-a]\nmodel = mlp_ae\nsample_interval = 1s\nwindow = 16\nhop = 2\n"
-	"train_after = 60\nretrain = 0\nlearn_for = %s\nraise_after = 5\nclear_after = 10\n"
+	"train_after = 60\nretrain = 0\nlearn_for = %s\nlearn_min = %s\nraise_after = 5\n"
+	"clear_after = 10\n"
 	"epochs = 40\n"
 	"[sensor pump-a.vibration_rms]\nsource = hist\n"
 	"[sensor pump-a.current]\nsource = hist\n"
@@ -692,7 +693,8 @@ static int warm_raised(const char *text, int *thermal, char *fault_line, size_t 
 static void test_learning_after_first_model(void **state)
 {
 	struct fx *f = *state;
-	char *csv = path_in(f, "warm.csv");
+	char csv[400];
+	snprintf(csv, sizeof(csv), "%s", path_in(f, "warm.csv"));
 	FILE *fp = fopen(csv, "w");
 	assert_non_null(fp);
 	fputs("timestamp,vibration_rms,current,bearing_temp\n", fp);
@@ -715,7 +717,7 @@ static void test_learning_after_first_model(void **state)
 	int thermal;
 	/* Alerts from the first model on: the warming alarms, and the alarm
 	 * lasts past the fault, which raises nothing of its own. */
-	snprintf(text, sizeof(text), warm_conf, "0");
+	snprintf(text, sizeof(text), warm_conf, "0", "0");
 	assert_int_equal(test_write_file(f->dir, "etc-warm0/pdmd.conf", text), 0);
 	int rc = replay(f, path_in(f, "etc-warm0"), csv, "--asset", "pump-a", "--alerts",
 			path_in(f, "warm0.jsonl"), NULL);
@@ -731,10 +733,10 @@ static void test_learning_after_first_model(void **state)
 	free(alerts);
 
 	/* Learning: nothing raised on the warming, the fault alerted at once. */
-	snprintf(text, sizeof(text), warm_conf, "1h");
+	snprintf(text, sizeof(text), warm_conf, "1h", "0");
 	assert_int_equal(test_write_file(f->dir, "etc-warm/pdmd.conf", text), 0);
 	rc = replay(f, path_in(f, "etc-warm"), csv, "--asset", "pump-a", "--alerts",
-		    path_in(f, "warm.jsonl"), "--scores", path_in(f, "warm.csv"), NULL);
+		    path_in(f, "warm.jsonl"), "--scores", path_in(f, "warm-scores.csv"), NULL);
 	if (rc != 0)
 		fprintf(stderr, "# %s\n", f->out);
 	assert_int_equal(rc, 0);
@@ -755,13 +757,41 @@ static void test_learning_after_first_model(void **state)
 	strftime(lim, sizeof(lim), "%Y-%m-%dT%H:%M:%S", gmtime(&t));
 	assert_true(strcmp(str_field(fault, "ts", ts, sizeof(ts)), lim) < 0);
 	free(alerts);
-	char *scores = slurp(path_in(f, "warm.csv"));
+	char *scores = slurp(path_in(f, "warm-scores.csv"));
 	int learning;
 	scores_rows(scores, "ts_ms,score,state,vibration_rms,current,bearing_temp", 2000,
 		    "learning", &learning);
 	print_message("# %d windows scored while learning\n", learning);
 	assert_true(learning > 0);
 	free(scores);
+
+	/* learn_min: learning lasts until the first model's data spans 30 min
+	 * (it starts 120 s before the model), however quiet; the fault after it
+	 * is alerted the same. */
+	snprintf(text, sizeof(text), warm_conf, "1h", "30m");
+	assert_int_equal(test_write_file(f->dir, "etc-warm-min/pdmd.conf", text), 0);
+	rc = replay(f, path_in(f, "etc-warm-min"), csv, "--asset", "pump-a", "--alerts",
+		    path_in(f, "warm-min.jsonl"), NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	over = strstr(f->out, "learning over, alerts on");
+	assert_non_null(over);
+	char first[64], over_ts[32];
+	assert_non_null(strstr(f->out, ": model v1 trained"));
+	snprintf(first, sizeof(first), "%.24s", strstr(f->out, ": model v1 trained") - 24);
+	snprintf(over_ts, sizeof(over_ts), "%.24s", over - 26);
+	time_t min_t = (time_t)(T0 / 1000 + 30 * 60);
+	strftime(lim, sizeof(lim), "%Y-%m-%dT%H:%M:%S", gmtime(&min_t));
+	print_message("# learn_min 30m: model v1 at %s, learning over at %s\n", first, over_ts);
+	assert_true(strcmp(over_ts, lim) >= 0);
+	alerts = slurp(path_in(f, "warm-min.jsonl"));
+	assert_int_equal(warm_raised(alerts, &thermal, fault, sizeof(fault)), 0);
+	assert_non_null(strstr(fault, "\"contributors\":[{\"sensor\":\"vibration_rms\""));
+	t = (time_t)(T0 / 1000 + WARM_FAULT_S + 30);
+	strftime(lim, sizeof(lim), "%Y-%m-%dT%H:%M:%S", gmtime(&t));
+	assert_true(strcmp(str_field(fault, "ts", ts, sizeof(ts)), lim) < 0);
+	free(alerts);
 }
 
 static const char formats_conf[] =
