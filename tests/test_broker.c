@@ -127,9 +127,19 @@ static int roundtrip(struct client *c, const char *payload)
 	return wait_for(c, &c->received, before + 1, 5000);
 }
 
+/* File-level so the teardown stops them when an assertion fails. */
+static struct test_broker a, b;
+
+static int brokers_teardown(void **state)
+{
+	(void)state;
+	test_broker_stop(&a);
+	test_broker_stop(&b);
+	return 0;
+}
+
 static void test_two_brokers_roundtrip_and_restart(void **state)
 {
-	struct test_broker a = { 0 }, b = { 0 };
 	struct client c;
 	(void)state;
 
@@ -160,7 +170,7 @@ static void test_two_brokers_roundtrip_and_restart(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_two_brokers_roundtrip_and_restart),
+		cmocka_unit_test_teardown(test_two_brokers_roundtrip_and_restart, brokers_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

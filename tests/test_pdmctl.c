@@ -800,26 +800,37 @@ static void publish(const struct test_broker *b, const char *topic, const char *
 	assert_int_equal(test_run(argv, out, sizeof(out)), 0);
 }
 
+/* The broker of test_watch_json: stopped by its teardown also when an
+ * assertion ends the test early, so no mosquitto outlives the run. */
+static struct test_broker watch_broker;
+
+static int watch_teardown(void **state)
+{
+	(void)state;
+	test_broker_stop(&watch_broker);
+	return 0;
+}
+
 static void test_watch_json(void **state)
 {
 	(void)state;
-	struct test_broker b = { 0 };
+	struct test_broker *b = &watch_broker;
 	char fo[400], fe[400], raised[1024], cleared[1024], ts[PDM_ISO8601_LEN];
 	if (access("/usr/bin/mosquitto_pub", X_OK) < 0)
 		skip();
-	assert_int_equal(test_broker_start(&b), 0);
+	assert_int_equal(test_broker_start(b), 0);
 	snprintf(fo, sizeof(fo), "%s/watch.out", F.dir);
 	snprintf(fe, sizeof(fe), "%s/watch.err", F.dir);
 	pdm_iso8601(pdm_wall_ms(), ts, sizeof(ts));
 	snprintf(raised, sizeof(raised), raised_fmt, ts, ts);
 	snprintf(cleared, sizeof(cleared), cleared_fmt, ts, ts);
 
-	pid_t pid = spawn_watch(b.uri, "20", true, fo, fe);
+	pid_t pid = spawn_watch(b->uri, "20", true, fo, fe);
 	assert_true(wait_file_has(fe, "subscribed to pdm/alerts/+", 10000));
 	/* A state message is not an alert and is not printed. */
-	publish(&b, "pdm/state/x", "{\"asset\":\"x\",\"state\":\"normal\"}");
-	publish(&b, "pdm/alerts/x", raised);
-	publish(&b, "pdm/alerts/x", cleared);
+	publish(b, "pdm/state/x", "{\"asset\":\"x\",\"state\":\"normal\"}");
+	publish(b, "pdm/alerts/x", raised);
+	publish(b, "pdm/alerts/x", cleared);
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
@@ -835,7 +846,7 @@ static void test_watch_json(void **state)
 	assert_string_equal(text, want);
 
 	/* Nothing arrives: exit 1 when the time is up. */
-	pid = spawn_watch(b.uri, "2", true, fo, fe);
+	pid = spawn_watch(b->uri, "2", true, fo, fe);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 1);
@@ -843,10 +854,10 @@ static void test_watch_json(void **state)
 	assert_non_null(f);
 	assert_int_equal(fread(text, 1, sizeof(text), f), 0);
 	fclose(f);
-	test_broker_stop(&b);
+	test_broker_stop(b);
 
 	/* No broker at all: exit 1 and say why. */
-	pid = spawn_watch(b.uri, "2", true, fo, fe);
+	pid = spawn_watch(b->uri, "2", true, fo, fe);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(WEXITSTATUS(status), 1);
 	assert_true(wait_file_has(fe, "never subscribed", 100));
@@ -863,7 +874,7 @@ int main(void)
 		cmocka_unit_test(test_retrain),
 		cmocka_unit_test(test_normal),
 		cmocka_unit_test(test_plot),
-		cmocka_unit_test(test_watch_json),
+		cmocka_unit_test_teardown(test_watch_json, watch_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, setup, teardown);
