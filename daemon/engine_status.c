@@ -89,6 +89,11 @@ void engine_write_status(struct engine *e, int64_t now)
 			cJSON_AddStringToObject(j, "learning_until",
 						pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts,
 							    sizeof(ts)));
+		/* and not before this (learn_min: the first model's first day) */
+		if (a->learning && a->learn.min_ms > asset_now(a, now))
+			cJSON_AddStringToObject(j, "learning_not_before",
+						pdm_iso8601(asset_to_host(a, a->learn.min_ms), ts,
+							    sizeof(ts)));
 		struct window_stats ws;
 		detector_window_stats(a->det, &ws);
 		/* samples older than their sensor's newest one: a clock or a

@@ -172,6 +172,35 @@ static long json_int(const char *js, const char *key)
 	return strtol(p, NULL, 10);
 }
 
+/* The time in string field "key" of a JSON text, as epoch ms; -1 if none. */
+static int64_t json_time(const char *js, const char *key)
+{
+	char k[64], v[40];
+	int64_t ms;
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	const char *p = strstr(js, k);
+	if (!p)
+		return -1;
+	p += strlen(k);
+	while (*p == ' ' || *p == '\t' || *p == '"')
+		p++;
+	size_t n = strcspn(p, "\"");
+	if (n >= sizeof(v))
+		return -1;
+	memcpy(v, p, n);
+	v[n] = '\0';
+	/* the daemon writes 2026-12-05T00:12:08.800Z */
+	struct tm tm = { 0 };
+	int msec = 0;
+	if (sscanf(v, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+		   &tm.tm_min, &tm.tm_sec, &msec) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	ms = (int64_t)timegm(&tm) * 1000 + msec;
+	return ms;
+}
+
 /* The episode number of an alert id "pump-a-N". */
 static long alert_seq(const char *js)
 {
@@ -302,8 +331,9 @@ static void sim_cmd(const char *cmd)
 	fflush(sim_in);
 }
 
-/* The demo's pump-a (its register map is plantsim's), with a quicker first model. */
-static void write_asset(const char *extra)
+/* The demo's pump-a (its register map is plantsim's), with a quicker first
+ * model and learn_min (the demo's is 0) as given. */
+static void write_asset(const char *learn_min, const char *extra)
 {
 	char path[600], *text = calloc(1, 16384);
 	snprintf(path, sizeof(path), "%s/demo/conf.d/20-pump-a.conf", getenv("PDM_ETC"));
@@ -315,6 +345,11 @@ static void write_asset(const char *extra)
 	char *p = strstr(text, "train_after = 150");
 	assert_non_null(p);
 	memcpy(p, "train_after = 100", 17);
+	p = strstr(text, "\nlearn_min = 0\n");
+	assert_non_null(p);
+	char tail[16384];
+	snprintf(tail, sizeof(tail), "\nlearn_min = %s\n%s", learn_min, p + 14);
+	strcpy(p, tail);
 	strcat(text, extra);
 	assert_int_equal(test_write_file(confdir, "conf.d/20-pump-a.conf", text), 0);
 	free(text);
@@ -406,7 +441,7 @@ static void test_learns_then_alerts(void **state)
 	sub_start();
 	notify_open();
 	start_sim();
-	write_asset("");
+	write_asset("75s", "");
 	start_daemon();
 
 	assert_true(wait_notify("READY=1", 20000));
@@ -415,7 +450,8 @@ static void test_learns_then_alerts(void **state)
 	assert_true(wait_msg(0, PREFIX "/state/pump-a", "\"learning\"", 20000) >= 0);
 	/* 100 windows of 4 samples at 100 ms, then training; then learning
 	 * (learn_for's default): still "learning" with the model, no alerts,
-	 * until a model scores under its threshold for half the 40 s of data. */
+	 * until a model scores under its threshold for half the 40 s of data
+	 * and the data spans learn_min (75 s, the model came at 40 s). */
 	long model = wait_msg(0, PREFIX "/models/pump-a", "\"version\":1", 150000);
 	assert_true(model >= 0);
 	assert_true(log_has("asset[pump-a]: first model: learning without alerts until a model "
@@ -429,16 +465,26 @@ static void test_learns_then_alerts(void **state)
 	}
 	assert_non_null(st_text);
 	assert_non_null(strstr(st_text, "\"learning_until\""));
+	int64_t not_before = json_time(st_text, "learning_not_before");
 	free(st_text);
+	assert_true(not_before > 0);
+	assert_true(log_has("learning without alerts until a model scores under its threshold "
+			    "for 20 s, not before ", 1000));
 	/* Learning survives a kill -9: the model is loaded and learning goes on. */
 	kill(daemon_pid, SIGKILL);
 	assert_int_equal(wait_exit(daemon_pid, 5000), 128 + SIGKILL);
 	size_t restart = rx_count();
 	start_daemon();
-	assert_true(log_has("asset[pump-a]: learning its first model's machine without alerts", 20000));
+	assert_true(log_has("asset[pump-a]: learning its first model's machine without alerts "
+			    "(not before ", 20000));
 	assert_true(wait_msg(restart, PREFIX "/status", "\"online\"", 20000) >= 0);
 	long normal = wait_msg(restart, PREFIX "/state/pump-a", "\"normal\"", 180000);
 	assert_true(normal >= 0);
+	/* not before the data spanned learn_min, restart or not */
+	int64_t normal_at = json_time(rx_payload(normal), "ts");
+	print_message("# learned %.1f s after learn_min allowed it\n",
+		      (double)(normal_at - not_before) / 1000.0);
+	assert_true(normal_at >= not_before);
 	assert_true(log_has("asset[pump-a]: learned: model v", 5000));
 	/* Nothing raised while it learned. */
 	assert_true(wait_msg(0, PREFIX "/alerts/pump-a", NULL, 0) < 0);

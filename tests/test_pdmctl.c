@@ -679,6 +679,17 @@ static void test_normal(void **state)
 				    "a model scores under its threshold for a while; alerts on by "
 				    "2026-12-05T00:12:08.800Z at the latest\n"));
 	assert_null(strstr(OUT, "relearning"));
+	/* ... within its first day (learn_min): when alerts can come at the earliest */
+	status_extra = "\"learning_until\":\"2026-12-05T00:12:08.800Z\","
+		       "\"learning_not_before\":\"2026-12-04T20:00:00.000Z\",";
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("status"), 0);
+	assert_non_null(strstr(OUT, "\npump-a: learning after its first model without alerts, until "
+				    "2026-12-04T20:00:00.000Z at the earliest (learn_min) and a model "
+				    "scores under its threshold for a while; alerts on by "
+				    "2026-12-05T00:12:08.800Z at the latest\n"));
+	assert_int_equal(RUN("status", "--json"), 0);
+	assert_non_null(strstr(OUT, "\"learning_not_before\":\t\"2026-12-04T20:00:00.000Z\""));
 	/* An open alert: which sensors, how far off, at its peak so far. */
 	status_extra = "\"episode\":{\"id\":\"pump-a-7\",\"severity\":\"critical\","
 		       "\"started\":\"2026-12-04T09:41:03.100Z\",\"peak_score\":2.913,"

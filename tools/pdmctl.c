@@ -416,6 +416,7 @@ struct asset_row {
 	const char *relearning_since;
 	/* learning (after the first model, or relearning): alerts on by then */
 	const char *learning_until;
+	const char *learning_not_before;
 	const char *next_retrain; /* when the next scheduled retrain is due */
 	const cJSON *episode;     /* the open alert episode (status.json), or NULL */
 };
@@ -577,6 +578,7 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 				r->clock_lag_ms = (int64_t)v;
 			r->relearning_since = jstr(ja, "relearning_since");
 			r->learning_until = jstr(ja, "learning_until");
+			r->learning_not_before = jstr(ja, "learning_not_before");
 			r->next_retrain = jstr(ja, "next_retrain");
 			const cJSON *ep = cJSON_GetObjectItemCaseSensitive(ja, "episode");
 			r->episode = cJSON_IsObject(ep) ? ep : NULL;
@@ -651,6 +653,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 				cJSON_AddStringToObject(j, "relearning_since", r->relearning_since);
 			if (r->learning_until)
 				cJSON_AddStringToObject(j, "learning_until", r->learning_until);
+			if (r->learning_not_before)
+				cJSON_AddStringToObject(j, "learning_not_before",
+							r->learning_not_before);
 			if (r->next_retrain)
 				cJSON_AddStringToObject(j, "next_retrain", r->next_retrain);
 			if (r->episode)
@@ -717,11 +722,17 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		const struct asset_row *r = &rows[i];
 		if (!r->learning_until || !r->model_version)
 			continue;
-		printf("%s: %s without alerts until a model scores under its threshold for a while; "
-		       "alerts on by %s at the latest\n", r->asset,
-		       r->relearning_since ? "relearning an episode taken as normal"
-					   : "learning after its first model",
-		       r->learning_until);
+		if (r->learning_not_before && !r->relearning_since)
+			printf("%s: learning after its first model without alerts, until %s at the "
+			       "earliest (learn_min) and a model scores under its threshold for a "
+			       "while; alerts on by %s at the latest\n",
+			       r->asset, r->learning_not_before, r->learning_until);
+		else
+			printf("%s: %s without alerts until a model scores under its threshold for a "
+			       "while; alerts on by %s at the latest\n", r->asset,
+			       r->relearning_since ? "relearning an episode taken as normal"
+						   : "learning after its first model",
+			       r->learning_until);
 	}
 	/* An open alert: which sensors, and how far off, at its peak so far. */
 	for (size_t i = 0; i < na; i++) {
