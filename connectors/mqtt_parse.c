@@ -406,14 +406,106 @@ static void fill(struct pdm_sample *o, const struct mqtt_field *f, int64_t ts, d
 		o->quality = PDM_Q_BAD;
 }
 
-/* A quality flag that says bad: false, or the text "false" or "bad". A
- * missing flag, true, numbers and other text leave the sample good. */
-static bool flag_bad(const cJSON *q)
+static bool starts_with_ci(const char *s, const char *prefix)
 {
+	return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Whether the list "192, 216" or "GOOD, OK" holds the flag q (a number or
+ * a text; a boolean is the text true / false). */
+static bool list_has(const char *list, const cJSON *q)
+{
+	char text[64];
+	bool is_num = cJSON_IsNumber(q);
+	if (cJSON_IsString(q) && q->valuestring)
+		snprintf(text, sizeof(text), "%s", q->valuestring);
+	else if (cJSON_IsBool(q))
+		snprintf(text, sizeof(text), "%s", cJSON_IsTrue(q) ? "true" : "false");
+	else if (!is_num)
+		return false;
+	for (const char *p = list; *p;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",");
+		size_t m = n;
+		while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+			m--;
+		if (m > 0) {
+			char tok[64];
+			snprintf(tok, sizeof(tok), "%.*s", (int)(m < 63 ? m : 63), p);
+			if (is_num) {
+				char *end;
+				double d = strtod(tok, &end);
+				if (*end == '\0' && d == q->valuedouble)
+					return true;
+			} else if (!strcasecmp(tok, text)) {
+				return true;
+			}
+		}
+		p += n;
+	}
+	return false;
+}
+
+/*
+ * Whether a quality flag says the value is not to be trusted. A missing
+ * flag never does (OPC UA leaves out a Good StatusCode). Without a rule:
+ * false, "false", and text starting with "bad" or "uncertain" (OPC UA's
+ * symbols: Bad_SensorFailure, UncertainLastUsableValue) do; numbers do
+ * not, since 0 is good to OPC UA and bad to OPC DA: quality_good says which.
+ */
+static bool flag_bad(const cJSON *q, const char *good)
+{
+	if (!q)
+		return false;
+	if (good && !strcmp(good, "opc-ua")) {
+		/* the non-reversible JSON encoding: {"Code": N, "Symbol": "Bad..."} */
+		if (cJSON_IsObject(q)) {
+			const cJSON *code = cJSON_GetObjectItemCaseSensitive(q, "Code");
+			q = code ? code : cJSON_GetObjectItemCaseSensitive(q, "Symbol");
+		}
+		if (cJSON_IsNumber(q))
+			return q->valuedouble < 0 || q->valuedouble >= 1073741824.0; /* 0x40000000 */
+	} else if (good && !strcmp(good, "opc-da")) {
+		if (cJSON_IsNumber(q)) {
+			double d = q->valuedouble;
+			return !(d >= 0 && d <= 65535 && ((unsigned)d & 0xC0u) == 0xC0u);
+		}
+	} else if (good) {
+		return !list_has(good, q);
+	}
+	if (!q)
+		return false;
 	if (cJSON_IsFalse(q))
 		return true;
-	return cJSON_IsString(q) && q->valuestring &&
-	       (!strcasecmp(q->valuestring, "false") || !strcasecmp(q->valuestring, "bad"));
+	if (cJSON_IsString(q) && q->valuestring)
+		return !strcasecmp(q->valuestring, "false") || starts_with_ci(q->valuestring, "bad") ||
+		       starts_with_ci(q->valuestring, "uncertain");
+	/* opc-ua / opc-da with a flag that is not a number: the text rule */
+	return false;
+}
+
+int mqtt_quality_check(const char *good)
+{
+	if (!good || !strcmp(good, "opc-ua") || !strcmp(good, "opc-da"))
+		return 0;
+	size_t tokens = 0;
+	for (const char *p = good; *p;) {
+		p += strspn(p, " \t");
+		size_t n = strcspn(p, ",");
+		size_t m = n;
+		while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+			m--;
+		if (m == 0 || m > 63)
+			return -EINVAL;
+		tokens++;
+		p += n;
+		if (*p == ',') {
+			p++;
+			if (!*p)
+				return -EINVAL; /* a trailing comma: an empty entry */
+		}
+	}
+	return tokens > 0 ? 0 : -EINVAL;
 }
 
 /* What one object's fields did not give: counted across a batch. */
@@ -455,7 +547,7 @@ static int parse_object(const struct mqtt_sub_cfg *s, const cJSON *obj, int64_t 
 			continue;
 		}
 		fill(&out[n], f, ts, num);
-		if (f->quality_path && flag_bad(json_path(obj, f->quality_path)))
+		if (f->quality_path && flag_bad(json_path(obj, f->quality_path), f->quality_good))
 			out[n].quality = PDM_Q_BAD;
 		n++;
 	}

@@ -47,9 +47,16 @@
 
 struct mqtt_field {
 	const char *path; /* JSON dot path, or (format value) topic / last level */
-	/* JSON path of the value's quality flag, or NULL: false, "false" or
-	 * "bad" there makes the sample PDM_Q_BAD (an OPC gateway's "q") */
+	/* JSON path of the value's quality flag, or NULL: false, "false", or
+	 * text starting with "bad" or "uncertain" there makes the sample
+	 * PDM_Q_BAD (an OPC gateway's "q"); a missing flag leaves it good */
 	const char *quality_path;
+	/* What a good flag is, NULL for the rule above (numbers good):
+	 * "opc-ua" (a StatusCode, good when its severity bits are 00; also as
+	 * {"Code": N}), "opc-da" (good when bits 0xC0 are set: 192, 216), or a
+	 * comma-separated list of the numbers and texts that are good (texts
+	 * without regard to case); checked by mqtt_quality_check */
+	const char *quality_good;
 	uint32_t sensor;  /* daemon-assigned sensor id */
 	bool has_min, has_max;
 	double valid_min, valid_max; /* outside => PDM_Q_BAD */
@@ -114,6 +121,10 @@ int mqtt_parse_payload(const struct mqtt_sub_cfg *s, const char *topic, const vo
  * a step may select from an array of objects by a member's value:
  * "values[id=Line1.Pump.Temp].v". Returns 0 or -EINVAL. */
 int mqtt_field_check(const char *path);
+
+/* Checks a quality_good setting (see struct mqtt_field). Returns 0 or
+ * -EINVAL. */
+int mqtt_quality_check(const char *good);
 
 /* True if `topic` matches the MQTT filter (`+` one level, `#` the rest);
  * topics starting with '$' do not match filters starting with a wildcard

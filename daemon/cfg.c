@@ -785,6 +785,11 @@ static void check_sensor(struct loader *ld, const struct raw_section *sec, struc
 		error_at(ld, sec->file, line_of(sec, "quality_field"),
 			 "quality_field: source %s has format = value (the payload is the "
 			 "number)", src->name);
+	if (src && src->type == CFG_SRC_MQTT && s->quality_good && s->quality_good[0] &&
+	    (!s->quality_field || !s->quality_field[0]))
+		error_at(ld, sec->file, line_of(sec, "quality_good"),
+			 "quality_good: without quality_field there is no flag to read "
+			 "(quality_field = values[id=TAG].q, say)");
 	if (src && src->type == CFG_SRC_MQTT && src->format == 0) {
 		if (mqtt_field_check(s->field) < 0)
 			error_at(ld, sec->file, line_of(sec, "field"),
@@ -795,6 +800,11 @@ static void check_sensor(struct loader *ld, const struct raw_section *sec, struc
 			error_at(ld, sec->file, line_of(sec, "quality_field"),
 				 "quality_field: '%s' is not a dot path such as status.ok (or "
 				 "values[id=Line1.Temp].q)", s->quality_field);
+		if (s->quality_good && s->quality_good[0] && s->quality_field &&
+		    s->quality_field[0] && mqtt_quality_check(s->quality_good) < 0)
+			error_at(ld, sec->file, line_of(sec, "quality_good"),
+				 "quality_good: '%s' is neither opc-ua, opc-da nor a list of good "
+				 "values such as 192, 216", s->quality_good);
 	}
 	if (modbus) {
 		bool bits = s->reg_kind == CFG_REG_COIL || s->reg_kind == CFG_REG_DI;

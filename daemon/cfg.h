@@ -72,6 +72,7 @@ struct cfg_sensor {
 	char *field;  /* MQTT json sources: dot path; "" for format = value and Modbus */
 	char *column; /* replay CSV column (default: short_name) */
 	char *quality_field; /* MQTT json: path of the value's quality flag; "" none */
+	char *quality_good;  /* what a good flag is (mqtt_quality_check); "" the text rule */
 	bool has_min, has_max;
 	double valid_min, valid_max;
 	int64_t hold_ms; /* how long its value counts on the grid; 0: the asset's hold */

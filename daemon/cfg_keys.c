@@ -1139,8 +1139,16 @@ static const struct key sensor_keys[] = {
 	{ .name = "quality_field", .type = T_STR, .off = SENSOR(quality_field), .def = "",
 	  .only = ONLY_MQTT,
 	  .help = "JSON path of the value's quality flag (an OPC gateway's "
-		  "values[id=TAG].q): false, \"false\" or \"bad\" there stores the sample as "
-		  "bad, never scored. Empty: none." },
+		  "values[id=TAG].q): false, \"false\", or text starting with \"bad\" or "
+		  "\"uncertain\" there stores the sample as bad, never scored; numbers need "
+		  "quality_good. A missing flag is good. Empty: none." },
+	{ .name = "quality_good", .type = T_STR, .off = SENSOR(quality_good), .def = "",
+	  .only = ONLY_MQTT,
+	  .help = "Which quality flags are good, for gateways that send codes: opc-ua (a "
+		  "StatusCode, good when its severity bits are 00), opc-da (good when bits "
+		  "0xC0 are set: 192, 216; also Sparkplug), or a list of the good values "
+		  "(192, 216 or GOOD, OK); anything else is bad. Empty: the rule of "
+		  "quality_field." },
 	{ .name = "column", .type = T_STR, .off = SENSOR(column), .def = "the sensor's name",
 	  .flags = K_COMPUTED, .check = check_nonempty,
 	  .help = "Column of this sensor in `pdmd replay` CSV files." },

@@ -1012,6 +1012,9 @@ static int start_mqtt(struct engine *e)
 				.quality_path = se->quality_field && se->quality_field[0]
 							? se->quality_field
 							: NULL,
+				.quality_good = se->quality_good && se->quality_good[0]
+							? se->quality_good
+							: NULL,
 				.sensor = (uint32_t)q,
 				.has_min = se->has_min,
 				.has_max = se->has_max,

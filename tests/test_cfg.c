@@ -894,6 +894,14 @@ static void test_cross_references(void **state)
 	expect_error(f, BASE "quality_field = q\n", 10,
 		     "quality_field: only for mqtt sources (its source is modbus-tcp)");
 	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
+			     "quality_good = opc-ua\n",
+		     15, "quality_good: without quality_field there is no flag to read");
+	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
+			     "quality_field = q\nquality_good = 192,\n",
+		     16, "quality_good: '192,' is neither opc-ua, opc-da nor a list of good values");
+	expect_error(f, BASE "quality_good = 192\n", 10,
+		     "quality_good: only for mqtt sources (its source is modbus-tcp)");
+	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
 			     "field = values[id].v\n",
 		     15, "field: 'values[id].v' is not a dot path such as motor.current (or "
 			 "values[id=Line1.Temp].v to pick from a list of tags)");

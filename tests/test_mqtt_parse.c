@@ -324,6 +324,96 @@ static void test_json_batch(void **state)
 	assert_non_null(strstr(why, "not an object"));
 }
 
+/* The quality of one sample: the flag at "q" read with rule `good`. */
+static int quality_of(const char *good, const char *flag)
+{
+	const struct mqtt_field qf[] = {
+		{ .path = "v", .sensor = 1, .quality_path = "q", .quality_good = good },
+	};
+	struct mqtt_sub_cfg s = {
+		.name = "q", .filter = "q/#", .qos = 1, .format = MQTT_FMT_JSON,
+		.fields = qf, .n_fields = 1,
+	};
+	char payload[200], why[128];
+	struct pdm_sample o[2];
+	if (flag)
+		snprintf(payload, sizeof(payload), "{\"v\": 1.5, \"q\": %s}", flag);
+	else
+		snprintf(payload, sizeof(payload), "{\"v\": 1.5}");
+	assert_int_equal(parse(&s, "q/x", payload, o, 2, why), 1);
+	assert_true(o[0].value == 1.5);
+	return o[0].quality;
+}
+
+/* Quality flags as gateways send them: booleans and words by default,
+ * OPC UA StatusCodes, OPC DA (and Sparkplug) codes, or a list of the good
+ * values. A missing flag is good under every rule. */
+static void test_quality_codes(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *good, *flag;
+		int want;
+	} c[] = {
+		{ NULL, NULL, PDM_Q_GOOD },
+		{ NULL, "true", PDM_Q_GOOD },
+		{ NULL, "false", PDM_Q_BAD },
+		{ NULL, "\"false\"", PDM_Q_BAD },
+		{ NULL, "\"Good\"", PDM_Q_GOOD },
+		{ NULL, "\"BAD\"", PDM_Q_BAD },
+		{ NULL, "\"Bad_SensorFailure\"", PDM_Q_BAD },
+		{ NULL, "\"UncertainLastUsableValue\"", PDM_Q_BAD },
+		{ NULL, "0", PDM_Q_GOOD }, /* numbers: only with a rule */
+		{ NULL, "192", PDM_Q_GOOD },
+		{ "opc-ua", NULL, PDM_Q_GOOD },
+		{ "opc-ua", "0", PDM_Q_GOOD },
+		{ "opc-ua", "9830400", PDM_Q_GOOD },     /* 0x00960000 Good_LocalOverride */
+		{ "opc-ua", "1083310080", PDM_Q_BAD },   /* 0x40920000 Uncertain_... */
+		{ "opc-ua", "2156134400", PDM_Q_BAD },   /* 0x80840000 Bad_SensorFailure */
+		{ "opc-ua", "{\"Code\": 2156134400, \"Symbol\": \"BadSensorFailure\"}", PDM_Q_BAD },
+		{ "opc-ua", "{\"Code\": 0}", PDM_Q_GOOD },
+		{ "opc-ua", "{\"Symbol\": \"BadSensorFailure\"}", PDM_Q_BAD },
+		{ "opc-ua", "\"Good\"", PDM_Q_GOOD },
+		{ "opc-ua", "-1", PDM_Q_BAD },
+		{ "opc-da", "192", PDM_Q_GOOD },
+		{ "opc-da", "216", PDM_Q_GOOD }, /* good, local override */
+		{ "opc-da", "0", PDM_Q_BAD },
+		{ "opc-da", "24", PDM_Q_BAD },  /* bad, comm failure */
+		{ "opc-da", "64", PDM_Q_BAD },  /* uncertain */
+		{ "opc-da", "1e9", PDM_Q_BAD },
+		{ "opc-da", "false", PDM_Q_BAD },
+		{ "192, 216", "192", PDM_Q_GOOD },
+		{ "192, 216", "216", PDM_Q_GOOD },
+		{ "192, 216", "\"216\"", PDM_Q_GOOD },
+		{ "192, 216", "0", PDM_Q_BAD },
+		{ "192, 216", "true", PDM_Q_BAD },
+		{ "GOOD, ok ", "\"good\"", PDM_Q_GOOD },
+		{ "GOOD, ok ", "\"OK\"", PDM_Q_GOOD },
+		{ "GOOD, ok ", "\"Good_LocalOverride\"", PDM_Q_BAD },
+		{ "GOOD, ok ", "[1]", PDM_Q_BAD },
+		{ "0xC0", "192", PDM_Q_GOOD },
+		{ "true", "true", PDM_Q_GOOD },
+		{ "true", "false", PDM_Q_BAD },
+		{ "1", NULL, PDM_Q_GOOD },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		int q = quality_of(c[i].good, c[i].flag);
+		if (q != c[i].want)
+			fail_msg("quality_good %s, flag %s: %d, want %d", c[i].good ? c[i].good : "-",
+				 c[i].flag ? c[i].flag : "-", q, c[i].want);
+	}
+	assert_int_equal(mqtt_quality_check(NULL), 0);
+	assert_int_equal(mqtt_quality_check("opc-ua"), 0);
+	assert_int_equal(mqtt_quality_check("opc-da"), 0);
+	assert_int_equal(mqtt_quality_check("192, 216"), 0);
+	assert_int_equal(mqtt_quality_check(" GOOD "), 0);
+	assert_int_equal(mqtt_quality_check(""), -EINVAL);
+	assert_int_equal(mqtt_quality_check("192,"), -EINVAL);
+	assert_int_equal(mqtt_quality_check("192, , 216"), -EINVAL);
+	assert_int_equal(mqtt_quality_check(",192"), -EINVAL);
+	assert_int_equal(mqtt_quality_check("   "), -EINVAL);
+}
+
 /* A list of tags (an OPC gateway's payload): fields pick an object by a
  * member's value, whose dots are part of the value. */
 static void test_json_tag_list(void **state)
@@ -602,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_json_batch),
 		cmocka_unit_test(test_json_tag_list),
+		cmocka_unit_test(test_quality_codes),
 		cmocka_unit_test(test_value_format),
 		cmocka_unit_test(test_topic_match),
 		cmocka_unit_test(test_utf8_and_names),

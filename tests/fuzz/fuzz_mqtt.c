@@ -46,7 +46,10 @@ static const struct mqtt_field nested_fields[] = {
 	{ .path = "axes.2", .sensor = 12 },
 	{ .path = "a.b.c.d", .sensor = 13 },
 	{ .path = "m.0.v", .sensor = 14 },
-	{ .path = "values[id=a.b].v", .sensor = 24 },
+	{ .path = "values[id=a.b].v", .sensor = 24, .quality_path = "values[id=a.b].q" },
+	{ .path = "q.v", .sensor = 25, .quality_path = "q.q", .quality_good = "opc-ua" },
+	{ .path = "q.w", .sensor = 26, .quality_path = "q.q", .quality_good = "opc-da" },
+	{ .path = "q.x", .sensor = 27, .quality_path = "q.q", .quality_good = "192, GOOD,,  " },
 	{ .path = "ts", .sensor = 15 },
 	{ .path = "on", .sensor = 16 },
 	{ .path = "s", .sensor = 17, .has_min = true, .valid_min = -1 },
@@ -180,7 +183,11 @@ static void run(const struct mqtt_sub_cfg *s, const char *topic, const uint8_t *
 		double v = out[i].value;
 		bool bad = !isfinite(v) || (f->has_min && v < f->valid_min) ||
 			   (f->has_max && v > f->valid_max);
-		if (out[i].quality != (bad ? PDM_Q_BAD : PDM_Q_GOOD))
+		/* a quality flag may make a valid value bad, never the reverse */
+		if (out[i].quality != PDM_Q_BAD && out[i].quality != PDM_Q_GOOD)
+			abort();
+		if (bad ? out[i].quality != PDM_Q_BAD
+			: out[i].quality == PDM_Q_BAD && !f->quality_path)
 			abort();
 	}
 }
