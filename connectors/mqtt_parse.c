@@ -508,11 +508,26 @@ int mqtt_quality_check(const char *good)
 	return tokens > 0 ? 0 : -EINVAL;
 }
 
+static int by_time(const void *a, const void *b)
+{
+	const struct pdm_sample *x = a, *y = b;
+	if (x->ts_ms != y->ts_ms)
+		return x->ts_ms < y->ts_ms ? -1 : 1;
+	return x->sensor < y->sensor ? -1 : x->sensor > y->sensor;
+}
+
 /* What one object's fields did not give: counted across a batch. */
 struct skipped {
 	size_t wrong;            /* fields that are not numbers */
 	const char *first_wrong; /* the first such field's path */
+	bool first_is_time;      /* ... a value's own time, unreadable or absurd */
 };
+
+static void say_skipped(const struct skipped *sk, char *why, size_t whylen)
+{
+	say(why, whylen, "field '%s'%s %s", sk->first_wrong, sk->wrong > 1 ? " and others" : "",
+	    sk->first_is_time ? "is not a usable time" : "is not a number");
+}
 
 /*
  * The samples of one JSON object: the message itself, or one object of a
@@ -535,6 +550,7 @@ static int parse_object(const struct mqtt_sub_cfg *s, const cJSON *obj, int64_t 
 		}
 	}
 	size_t n = 0;
+	bool own_times = false;
 	for (size_t i = 0; i < s->n_fields && n < max; i++) {
 		const struct mqtt_field *f = &s->fields[i];
 		const cJSON *v = f->path ? json_path(obj, f->path) : NULL;
@@ -546,20 +562,29 @@ static int parse_object(const struct mqtt_sub_cfg *s, const cJSON *obj, int64_t 
 				sk->first_wrong = f->path;
 			continue;
 		}
-		fill(&out[n], f, ts, num);
+		int64_t fts = ts;
+		if (f->ts_path && json_path(obj, f->ts_path)) {
+			char tmp[8];
+			if (json_timestamp(obj, f->ts_path, &fts, tmp, sizeof(tmp)) < 0 ||
+			    fts - recv_ms > MQTT_TS_MAX_AHEAD_MS) {
+				/* a value at an unknown time is no sample */
+				if (!sk->wrong++) {
+					sk->first_wrong = f->ts_path;
+					sk->first_is_time = true;
+				}
+				continue;
+			}
+			own_times = true;
+		}
+		fill(&out[n], f, fts, num);
 		if (f->quality_path && flag_bad(json_path(obj, f->quality_path), f->quality_good))
 			out[n].quality = PDM_Q_BAD;
 		n++;
 	}
+	/* values with times of their own come out in time order, as a batch's */
+	if (own_times && n > 1)
+		qsort(out, n, sizeof(*out), by_time);
 	return (int)n;
-}
-
-static int by_time(const void *a, const void *b)
-{
-	const struct pdm_sample *x = a, *y = b;
-	if (x->ts_ms != y->ts_ms)
-		return x->ts_ms < y->ts_ms ? -1 : 1;
-	return x->sensor < y->sensor ? -1 : x->sensor > y->sensor;
 }
 
 /*
@@ -646,13 +671,12 @@ static int parse_json(const struct mqtt_sub_cfg *s, const char *payload, size_t 
 			goto out;
 		}
 	}
-	struct skipped sk = { 0, NULL };
+	struct skipped sk = { 0, NULL, false };
 	if (cJSON_IsArray(root)) {
 		rc = parse_batch(s, root, recv_ms, out, max, &sk, why, whylen);
 		/* the batch's own reason first; else the fields' */
 		if (rc >= 0 && sk.wrong && !(why && whylen && why[0]))
-			say(why, whylen, "field '%s'%s is not a number", sk.first_wrong,
-			    sk.wrong > 1 ? " and others" : "");
+			say_skipped(&sk, why, whylen);
 		if (rc == 0 && sk.wrong && cJSON_GetArraySize(root) > 0)
 			rc = -EPROTOTYPE;
 		goto out;
@@ -666,8 +690,7 @@ static int parse_json(const struct mqtt_sub_cfg *s, const char *payload, size_t 
 	if (rc < 0)
 		goto out;
 	if (sk.wrong) {
-		say(why, whylen, "field '%s'%s is not a number", sk.first_wrong,
-		    sk.wrong > 1 ? " and others" : "");
+		say_skipped(&sk, why, whylen);
 		if (rc == 0)
 			rc = -EPROTOTYPE;
 	}

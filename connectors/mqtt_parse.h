@@ -57,6 +57,9 @@ struct mqtt_field {
 	 * comma-separated list of the numbers and texts that are good (texts
 	 * without regard to case); checked by mqtt_quality_check */
 	const char *quality_good;
+	/* JSON path of this value's own time (a tag list's per-tag "t"), or
+	 * NULL: the message's. Where it is missing the message's time counts. */
+	const char *ts_path;
 	uint32_t sensor;  /* daemon-assigned sensor id */
 	bool has_min, has_max;
 	double valid_min, valid_max; /* outside => PDM_Q_BAD */

@@ -790,6 +790,16 @@ static void check_sensor(struct loader *ld, const struct raw_section *sec, struc
 		error_at(ld, sec->file, line_of(sec, "quality_good"),
 			 "quality_good: without quality_field there is no flag to read "
 			 "(quality_field = values[id=TAG].q, say)");
+	if (src && src->type == CFG_SRC_MQTT && src->format == 1 && s->timestamp &&
+	    s->timestamp[0])
+		error_at(ld, sec->file, line_of(sec, "timestamp"),
+			 "timestamp: source %s has format = value (the payload is the number, "
+			 "without a time)", src->name);
+	if (src && src->type == CFG_SRC_MQTT && src->format == 0 && s->timestamp &&
+	    s->timestamp[0] && mqtt_field_check(s->timestamp) < 0)
+		error_at(ld, sec->file, line_of(sec, "timestamp"),
+			 "timestamp: '%s' is not a dot path such as time (or values[id=Line1.Temp].t)",
+			 s->timestamp);
 	if (src && src->type == CFG_SRC_MQTT && src->format == 0) {
 		if (mqtt_field_check(s->field) < 0)
 			error_at(ld, sec->file, line_of(sec, "field"),
@@ -1460,9 +1470,10 @@ static void print_clocks(const struct pdm_config *c, const struct cfg_asset *as,
 {
 	char host[512] = "", dev[512] = "";
 	for (size_t j = 0; j < as->n_sensors; j++) {
-		const struct cfg_source *src = &c->sources[c->sensors[as->sensors[j]].source];
-		name_once(cfg_source_device_time(src) ? dev : host,
-			  cfg_source_device_time(src) ? sizeof(dev) : sizeof(host), src->name);
+		const struct cfg_sensor *se = &c->sensors[as->sensors[j]];
+		bool device = cfg_sensor_device_time(c, se);
+		name_once(device ? dev : host, device ? sizeof(dev) : sizeof(host),
+			  c->sources[se->source].name);
 	}
 	if (dev[0] && !host[0])
 		fprintf(out, "# runs on its devices' clock: every sample carries its device's time "

@@ -73,6 +73,7 @@ struct cfg_sensor {
 	char *column; /* replay CSV column (default: short_name) */
 	char *quality_field; /* MQTT json: path of the value's quality flag; "" none */
 	char *quality_good;  /* what a good flag is (mqtt_quality_check); "" the text rule */
+	char *timestamp;     /* MQTT json: path of the value's own time; "" the message's */
 	bool has_min, has_max;
 	double valid_min, valid_max;
 	int64_t hold_ms; /* how long its value counts on the grid; 0: the asset's hold */
@@ -202,6 +203,15 @@ static inline int64_t cfg_asset_hold_for(const struct cfg_asset *a, int64_t spac
 static inline bool cfg_source_device_time(const struct cfg_source *s)
 {
 	return s->type == CFG_SRC_MQTT && s->timestamp && s->timestamp[0];
+}
+
+/* True if the sensor's samples carry their device's time: its source's,
+ * or a time field of its own. */
+static inline bool cfg_sensor_device_time(const struct pdm_config *c, const struct cfg_sensor *se)
+{
+	const struct cfg_source *src = &c->sources[se->source];
+	return cfg_source_device_time(src) ||
+	       (src->type == CFG_SRC_MQTT && se->timestamp && se->timestamp[0]);
 }
 
 /* `name` is the full "asset.name". */

@@ -529,7 +529,9 @@ static void refresh_clocks(struct engine *e, int64_t mono)
 		bool any = false;
 		for (size_t c = 0; c < a->cfg->n_sensors; c++) {
 			const struct src_clock *sc = channel_clock(e, a, c);
-			if (sc->device && sc->lag.samples > 0 && (!any || sc->max_lag_ms > lag)) {
+			/* a source may stamp some of its values only (a time of their own) */
+			bool device = !e->smap[a->cfg->sensors[c]].own_clock;
+			if (device && sc->lag.samples > 0 && (!any || sc->max_lag_ms > lag)) {
 				lag = sc->max_lag_ms;
 				src = e->cfg->sensors[a->cfg->sensors[c]].source;
 				any = true;
@@ -1015,6 +1017,7 @@ static int start_mqtt(struct engine *e)
 				.quality_good = se->quality_good && se->quality_good[0]
 							? se->quality_good
 							: NULL,
+				.ts_path = se->timestamp && se->timestamp[0] ? se->timestamp : NULL,
 				.sensor = (uint32_t)q,
 				.has_min = se->has_min,
 				.has_max = se->has_max,
@@ -1129,11 +1132,10 @@ static int setup_assets(struct engine *e)
 				LOG_E("store: cannot register sensor %s: %s", se->name, pdm_strerror(rc));
 				return rc;
 			}
-			const struct cfg_source *src = &cfg->sources[se->source];
-			bool own = !cfg_source_device_time(src);
+			bool own = !cfg_sensor_device_time(cfg, se);
 			e->smap[ac->sensors[c]] = (struct sensor_map){ (int)i, (int)c, a->store_ids[c],
 								       own, se->source };
-			e->srcs[se->source].device = !own;
+			e->srcs[se->source].device |= !own;
 			a->own_clock |= own;
 		}
 		char score_name[300];

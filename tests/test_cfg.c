@@ -660,7 +660,11 @@ static void test_clocks_printed(void **state)
 				  "[source gw]\ntype = mqtt\ntopic = t/#\ntimestamp = ts\n"
 				  "[source raw]\ntype = mqtt\ntopic = r/#\n"
 				  "[asset b]\nlearn_for = 0\n[sensor b.flow]\nsource = gw\n"
-				  "[sensor b.level]\nsource = gw\n");
+				  "[sensor b.level]\nsource = gw\n"
+				  /* a time of its own makes a value device-stamped */
+				  "[asset c]\n[sensor c.t]\nsource = raw\ntimestamp = values[id=T].t\n"
+				  "[asset d]\n[sensor d.t]\nsource = raw\ntimestamp = t\n"
+				  "[sensor d.u]\nsource = raw\n");
 	if (!c)
 		fail_msg("%s", f->errbuf);
 	char *p = print_to_string(c);
@@ -671,6 +675,14 @@ static void test_clocks_printed(void **state)
 				  "device's time (gw)\n[asset b]\n"));
 	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
 				  "windows), alerts from it on (learn_for = 0)\n"));
+	assert_non_null(strstr(p, "# runs on its devices' clock: every sample carries its "
+				  "device's time (raw)\n[asset c]\n"));
+	assert_non_null(strstr(p, "# mixes samples stamped on receipt (raw) with samples stamped "
+				  "by their devices (raw): its windows wait"));
+	assert_non_null(strstr(p, "\ntimestamp = values[id=T].t\n"));
+	assert_true(cfg_sensor_device_time(c, cfg_find_sensor(c, "c.t")));
+	assert_true(cfg_sensor_device_time(c, cfg_find_sensor(c, "a.flow")));
+	assert_false(cfg_sensor_device_time(c, cfg_find_sensor(c, "d.u")));
 	free(p);
 	cfg_free(c);
 }
@@ -901,6 +913,14 @@ static void test_cross_references(void **state)
 		     16, "quality_good: '192,' is neither opc-ua, opc-da nor a list of good values");
 	expect_error(f, BASE "quality_good = 192\n", 10,
 		     "quality_good: only for mqtt sources (its source is modbus-tcp)");
+	expect_error(f, BASE "[source v]\ntype = mqtt\ntopic = t\nformat = value\n"
+			     "[sensor a.v]\nsource = v\ntimestamp = t\n",
+		     16, "timestamp: source v has format = value");
+	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
+			     "timestamp = values[id=x]..t\n",
+		     15, "timestamp: 'values[id=x]..t' is not a dot path such as time");
+	expect_error(f, BASE "timestamp = t\n", 10,
+		     "timestamp: only for mqtt sources (its source is modbus-tcp)");
 	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
 			     "field = values[id].v\n",
 		     15, "field: 'values[id].v' is not a dot path such as motor.current (or "

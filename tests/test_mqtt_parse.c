@@ -324,6 +324,78 @@ static void test_json_batch(void **state)
 	assert_non_null(strstr(why, "not an object"));
 }
 
+/* Values with times of their own (a tag list's per-tag "t"): each sample at
+ * its value's time, the message's where it has none, in time order; a
+ * value whose time is unusable is dropped and said. */
+static void test_json_value_times(void **state)
+{
+	(void)state;
+	static const struct mqtt_field tf[] = {
+		{ .path = "values[id=A].v", .sensor = 1, .ts_path = "values[id=A].t" },
+		{ .path = "values[id=B].v", .sensor = 2, .ts_path = "values[id=B].t" },
+		{ .path = "values[id=C].v", .sensor = 3, .ts_path = "values[id=C].t" },
+		{ .path = "values[id=D].v", .sensor = 4 },
+	};
+	struct mqtt_sub_cfg s = {
+		.name = "kep", .filter = "iot/#", .qos = 1, .format = MQTT_FMT_JSON,
+		.ts_field = "timestamp", .fields = tf, .n_fields = 4,
+	};
+	struct pdm_sample o[8];
+	char why[128];
+	int n = parse(&s, "iot/x",
+		      "{\"timestamp\": 1795003599000, \"values\": ["
+		      "{\"id\": \"A\", \"v\": 1, \"t\": 1795003598500},"
+		      "{\"id\": \"B\", \"v\": 2, \"t\": \"2026-11-18T12:06:37.250Z\"},"
+		      "{\"id\": \"C\", \"v\": 3},"
+		      "{\"id\": \"D\", \"v\": 4, \"t\": 1}]}",
+		      o, 8, why);
+	assert_int_equal(n, 4);
+	assert_string_equal(why, "");
+	/* B (12:06:37.250), A (.598500), then C and D at the message's time */
+	assert_int_equal(o[0].sensor, 2);
+	assert_int_equal(o[0].ts_ms, INT64_C(1795003597250));
+	assert_int_equal(o[1].sensor, 1);
+	assert_int_equal(o[1].ts_ms, INT64_C(1795003598500));
+	assert_int_equal(o[2].sensor, 3);
+	assert_int_equal(o[2].ts_ms, INT64_C(1795003599000));
+	assert_int_equal(o[3].sensor, 4); /* its "t" is not its time: no ts_path */
+	assert_int_equal(o[3].ts_ms, INT64_C(1795003599000));
+
+	/* Unusable times: absurd, not a time, two days ahead. The rest is used. */
+	n = parse(&s, "iot/x",
+		  "{\"timestamp\": 1795003599000, \"values\": ["
+		  "{\"id\": \"A\", \"v\": 1, \"t\": 5},"
+		  "{\"id\": \"B\", \"v\": 2, \"t\": \"yesterday\"},"
+		  "{\"id\": \"C\", \"v\": 3, \"t\": 1795176400000},"
+		  "{\"id\": \"D\", \"v\": 4}]}",
+		  o, 8, why);
+	assert_int_equal(n, 1);
+	assert_int_equal(o[0].sensor, 4);
+	assert_non_null(strstr(why, "field 'values[id=A].t' and others is not a usable time"));
+	/* without a message time: the receive time where a value has none */
+	s.ts_field = NULL;
+	n = parse(&s, "iot/x",
+		  "{\"values\": [{\"id\": \"C\", \"v\": 3}, "
+		  "{\"id\": \"A\", \"v\": 1, \"t\": 1795003598500}]}",
+		  o, 8, why);
+	assert_int_equal(n, 2);
+	assert_int_equal(o[0].sensor, 1);
+	assert_int_equal(o[0].ts_ms, INT64_C(1795003598500));
+	assert_int_equal(o[1].ts_ms, RECV_MS);
+	/* in a batch, each object's values at their own times, all in order */
+	s.ts_field = "timestamp";
+	n = parse(&s, "iot/x",
+		  "[{\"timestamp\": 1795003599000, \"values\": [{\"id\": \"A\", \"v\": 1, "
+		  "\"t\": 1795003598000}]}, {\"timestamp\": 1795003598800, \"values\": "
+		  "[{\"id\": \"A\", \"v\": 2, \"t\": 1795003597000}, {\"id\": \"D\", "
+		  "\"v\": 5}]}]",
+		  o, 8, why);
+	assert_int_equal(n, 3);
+	assert_true(o[0].value == 2 && o[0].ts_ms == INT64_C(1795003597000));
+	assert_true(o[1].value == 1 && o[1].ts_ms == INT64_C(1795003598000));
+	assert_true(o[2].value == 5 && o[2].ts_ms == INT64_C(1795003598800));
+}
+
 /* The quality of one sample: the flag at "q" read with rule `good`. */
 static int quality_of(const char *good, const char *flag)
 {
@@ -693,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_json_batch),
 		cmocka_unit_test(test_json_tag_list),
 		cmocka_unit_test(test_quality_codes),
+		cmocka_unit_test(test_json_value_times),
 		cmocka_unit_test(test_value_format),
 		cmocka_unit_test(test_topic_match),
 		cmocka_unit_test(test_utf8_and_names),

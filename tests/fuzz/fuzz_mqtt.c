@@ -50,6 +50,7 @@ static const struct mqtt_field nested_fields[] = {
 	{ .path = "q.v", .sensor = 25, .quality_path = "q.q", .quality_good = "opc-ua" },
 	{ .path = "q.w", .sensor = 26, .quality_path = "q.q", .quality_good = "opc-da" },
 	{ .path = "q.x", .sensor = 27, .quality_path = "q.q", .quality_good = "192, GOOD,,  " },
+	{ .path = "values[id=t].v", .sensor = 28, .ts_path = "values[id=t].t" },
 	{ .path = "ts", .sensor = 15 },
 	{ .path = "on", .sensor = 16 },
 	{ .path = "s", .sensor = 17, .has_min = true, .valid_min = -1 },
@@ -177,9 +178,19 @@ static void run(const struct mqtt_sub_cfg *s, const char *topic, const uint8_t *
 		if (batch && i > 0 && out[i].ts_ms < out[i - 1].ts_ms)
 			abort();
 		seen |= UINT64_C(1) << out[i].sensor;
-		if (s->ts_field ? out[i].ts_ms < MQTT_TS_MIN_MS || out[i].ts_ms >= MQTT_TS_MAX_MS
-				: out[i].ts_ms != RECV_MS)
+		/* a value with a time of its own: a sane one, and the samples in
+		 * time order (the message's time is RECV_MS here) */
+		bool own = f->ts_path && out[i].ts_ms != RECV_MS && !s->ts_field;
+		if (own && (out[i].ts_ms < MQTT_TS_MIN_MS ||
+			    out[i].ts_ms > RECV_MS + MQTT_TS_MAX_AHEAD_MS))
 			abort();
+		if (s->ts_field ? out[i].ts_ms < MQTT_TS_MIN_MS || out[i].ts_ms >= MQTT_TS_MAX_MS
+				: out[i].ts_ms != RECV_MS && !own)
+			abort();
+		if (own)
+			for (int k = 1; k < rc; k++)
+				if (out[k].ts_ms < out[k - 1].ts_ms)
+					abort();
 		double v = out[i].value;
 		bool bad = !isfinite(v) || (f->has_min && v < f->valid_min) ||
 			   (f->has_max && v > f->valid_max);
