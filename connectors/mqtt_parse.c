@@ -411,6 +411,24 @@ static bool starts_with_ci(const char *s, const char *prefix)
 	return strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* The next entry of a comma-separated list at *p, blanks around it left
+ * out: its start, its length in *len (0 for an empty entry); NULL after the
+ * last. */
+static const char *list_next(const char **p, size_t *len)
+{
+	const char *s = *p;
+	if (!s)
+		return NULL;
+	s += strspn(s, " \t");
+	size_t n = strcspn(s, ",");
+	size_t m = n;
+	while (m > 0 && (s[m - 1] == ' ' || s[m - 1] == '\t'))
+		m--;
+	*len = m;
+	*p = s[n] == ',' ? s + n + 1 : NULL;
+	return s;
+}
+
 /* Whether the list "192, 216" or "GOOD, OK" holds the flag q (a number or
  * a text; a boolean is the text true / false). */
 static bool list_has(const char *list, const cJSON *q)
@@ -423,25 +441,21 @@ static bool list_has(const char *list, const cJSON *q)
 		snprintf(text, sizeof(text), "%s", cJSON_IsTrue(q) ? "true" : "false");
 	else if (!is_num)
 		return false;
-	for (const char *p = list; *p;) {
-		p += strspn(p, " \t,");
-		size_t n = strcspn(p, ",");
-		size_t m = n;
-		while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
-			m--;
-		if (m > 0) {
-			char tok[64];
-			snprintf(tok, sizeof(tok), "%.*s", (int)(m < 63 ? m : 63), p);
-			if (is_num) {
-				char *end;
-				double d = strtod(tok, &end);
-				if (*end == '\0' && d == q->valuedouble)
-					return true;
-			} else if (!strcasecmp(tok, text)) {
+	const char *p = list, *e;
+	size_t m;
+	while ((e = list_next(&p, &m))) {
+		if (m == 0)
+			continue;
+		char tok[64];
+		snprintf(tok, sizeof(tok), "%.*s", (int)(m < 63 ? m : 63), e);
+		if (is_num) {
+			char *end;
+			double d = strtod(tok, &end);
+			if (*end == '\0' && d == q->valuedouble)
 				return true;
-			}
+		} else if (!strcasecmp(tok, text)) {
+			return true;
 		}
-		p += n;
 	}
 	return false;
 }
@@ -488,24 +502,12 @@ int mqtt_quality_check(const char *good)
 {
 	if (!good || !strcmp(good, "opc-ua") || !strcmp(good, "opc-da"))
 		return 0;
-	size_t tokens = 0;
-	for (const char *p = good; *p;) {
-		p += strspn(p, " \t");
-		size_t n = strcspn(p, ",");
-		size_t m = n;
-		while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
-			m--;
+	const char *p = good;
+	size_t m;
+	while (list_next(&p, &m))
 		if (m == 0 || m > 63)
-			return -EINVAL;
-		tokens++;
-		p += n;
-		if (*p == ',') {
-			p++;
-			if (!*p)
-				return -EINVAL; /* a trailing comma: an empty entry */
-		}
-	}
-	return tokens > 0 ? 0 : -EINVAL;
+			return -EINVAL; /* an empty entry: ",," or a comma at an end */
+	return 0;
 }
 
 static int by_time(const void *a, const void *b)
