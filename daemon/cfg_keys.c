@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "learn.h"
 #include "mb_decode.h"
 #include "pdm_parse.h"
 #include "pdm_uri.h"
@@ -1052,6 +1053,12 @@ static const struct key asset_keys[] = {
 		  "a day (ambient, shifts), and a model quiet through a morning alarms on an "
 		  "afternoon it has not seen. 0: learned as soon as a model is quiet long enough "
 		  "(test rigs, the demo)." },
+	{ .name = "relearn_for", .type = T_DURATION, .off = ASSET(relearn_for_ms), .def = "1h",
+	  .min = LEARN_MIN_MS, .max = 365 * MS_D,
+	  .help = "An alert episode taken as normal (pdmctl normal) is relearned without alerts "
+		  "until a model scores the new state under its threshold for half as long as the "
+		  "relearning has lasted, at most this long: a state still over it then may be a "
+		  "fault after all (a machine whose temperatures settle over hours needs longer)." },
 	{ .name = "raise_after", .type = T_CUSTOM, .parse = parse_raise_after,
 	  .print = print_raise_after, .def = "3", .tname = "windows \\| duration",
 	  .help = "Consecutive windows over the threshold that raise an alert, or how long the "

@@ -204,9 +204,8 @@ static void save_learning(struct asset_rt *a)
  * further than a model trained on its first seconds knows - so one retrain
  * is not enough; learn.h has the rule. Its age counts from when the user
  * took the episode as normal (the first training has all of the episode,
- * however long it was open), at most RELEARN_MAX_MS.
+ * however long it was open), at most relearn_for.
  */
-#define RELEARN_MAX_MS 3600000LL
 
 void engine_load_learning(struct asset_rt *a)
 {
@@ -233,7 +232,7 @@ void engine_load_learning(struct asset_rt *a)
 	a->relearn_since_ms = since;
 	if (n < 2 || mark < since)
 		mark = since;
-	learn_start(&a->learn, mark, RELEARN_MAX_MS);
+	learn_start(&a->learn, mark, a->cfg->relearn_for_ms);
 	if (n == 3)
 		a->learn.until_ms = until;
 	if (since == 0)
@@ -275,7 +274,7 @@ void engine_relearn_start(struct asset_rt *a, int64_t since, int64_t mark)
 	(void)detector_relearn_start(a->det, mark);
 	a->learning = true;
 	a->relearn_since_ms = since;
-	learn_start(&a->learn, mark, RELEARN_MAX_MS);
+	learn_start(&a->learn, mark, a->cfg->relearn_for_ms);
 	save_learning(a);
 }
 

@@ -175,6 +175,9 @@ static void test_defaults(void **state)
 	assert_int_equal(a->train_after, 2000);
 	assert_int_equal(a->retrain_ms, 24LL * 3600000);
 	assert_int_equal(a->train_history_ms, 7LL * 86400000);
+	assert_int_equal(a->learn_for_ms, 86400000LL);
+	assert_int_equal(a->learn_min_ms, 86400000LL);
+	assert_int_equal(a->relearn_for_ms, 3600000LL);
 	assert_int_equal(a->raise_after, 3);
 	assert_int_equal(a->clear_after, 10);
 	assert_true(a->critical == 2.0);
@@ -439,6 +442,7 @@ static void test_units_sizes_and_errors(void **state)
 	expect_error(f, BASE "[mqtt]\nkeepalive = 5500ms\n", 11, "keepalive: must be whole seconds");
 	expect_error(f, BASE "[asset a]\nretrain = 30s\n", 11,
 		     "retrain: must be 0 (never) or at least 1m");
+	expect_error(f, BASE "[asset a]\nrelearn_for = 5s\n", 11, "relearn_for:");
 }
 
 /* Bad values: each names file, line, key and what was expected. */
