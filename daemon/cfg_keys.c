@@ -1149,11 +1149,6 @@ static const struct key sensor_keys[] = {
 		  "values[id=TAG].q): false, \"false\", or text starting with \"bad\" or "
 		  "\"uncertain\" there stores the sample as bad, never scored; numbers need "
 		  "quality_good. A missing flag is good. Empty: none." },
-	{ .name = "timestamp", .type = T_STR, .off = SENSOR(timestamp), .def = "",
-	  .only = ONLY_MQTT,
-	  .help = "JSON path of this value's own time, when each value of a message carries one "
-		  "(a tag list's values[id=TAG].t); where it is missing, the message's time counts "
-		  "(the source's timestamp, or the receive time). Empty: the message's." },
 	{ .name = "quality_good", .type = T_STR, .off = SENSOR(quality_good), .def = "",
 	  .only = ONLY_MQTT,
 	  .help = "Which quality flags are good, for gateways that send codes: opc-ua (a "
@@ -1161,6 +1156,11 @@ static const struct key sensor_keys[] = {
 		  "0xC0 are set: 192, 216; also Sparkplug), or a list of the good values "
 		  "(192, 216 or GOOD, OK); anything else is bad. Empty: the rule of "
 		  "quality_field." },
+	{ .name = "timestamp", .type = T_STR, .off = SENSOR(timestamp), .def = "",
+	  .only = ONLY_MQTT,
+	  .help = "JSON path of this value's own time, when each value of a message carries one "
+		  "(a tag list's values[id=TAG].t); where it is missing, the message's time counts "
+		  "(the source's timestamp, or the receive time). Empty: the message's." },
 	{ .name = "column", .type = T_STR, .off = SENSOR(column), .def = "the sensor's name",
 	  .flags = K_COMPUTED, .check = check_nonempty,
 	  .help = "Column of this sensor in `pdmd replay` CSV files." },
