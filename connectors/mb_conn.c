@@ -230,6 +230,14 @@ static int check_point(const char *conn, const struct mb_point *p, int max_regs)
 		      pn, mb_type_name(p->type), point_width(p), max_regs);
 		return -EINVAL;
 	}
+	if (p->has_bit && (kind_is_bit(p->kind) || p->type == MB_T_BOOL ||
+			   p->type == MB_T_FLOAT32 || p->type == MB_T_FLOAT64 ||
+			   p->bit >= 16 * mb_type_words(p->type))) {
+		LOG_E("modbus[%s]: sensor %s: bit %u of a %s %s: bits are of integer register values, "
+		      "16 per register", conn, pn, p->bit, mb_type_name(p->type),
+		      mb_kind_name(p->kind));
+		return -EINVAL;
+	}
 	if (!isfinite(p->scale) || p->scale == 0.0 || !isfinite(p->offset)) {
 		LOG_E("modbus[%s]: sensor %s: scale must be a nonzero number and offset finite",
 		      conn, pn);
@@ -612,6 +620,9 @@ static double point_value(const struct mb_point *p, const uint16_t *regs, const 
 
 	if (kind_is_bit(p->kind))
 		raw = bits[p->address - base] ? 1.0 : 0.0;
+	else if (p->has_bit)
+		raw = (double)((mb_decode_bits(regs + (p->address - base), p->type, p->order) >>
+				p->bit) & 1u);
 	else
 		mb_decode(regs + (p->address - base), p->type, p->order, &raw);
 	double v = raw * p->scale + p->offset;
@@ -1004,10 +1015,13 @@ static int probe_point(FILE *out, modbus_t *ctx, const struct mb_point *p)
 	struct mb_req r = { .kind = p->kind, .addr = p->address, .count = (uint16_t)words };
 	char where[32];
 
+	char bitn[16] = "";
+	if (p->has_bit)
+		snprintf(bitn, sizeof(bitn), " bit %u", p->bit);
 	snprintf(where, sizeof(where), "%s:%u", mb_kind_name(p->kind), p->address);
-	fprintf(out, "  %-28s %-11s %-7s %-4s scale %g offset %g\n", p->name ? p->name : "?",
+	fprintf(out, "  %-28s %-11s %-7s %-4s scale %g offset %g%s\n", p->name ? p->name : "?",
 		where, mb_type_name(p->type), words > 1 ? mb_order_name(p->order) : "-",
-		p->scale, p->offset);
+		p->scale, p->offset, bitn);
 
 	int rc = do_read(ctx, &r, regs, &bit);
 	int e = errno;

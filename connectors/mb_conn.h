@@ -58,6 +58,10 @@ struct mb_point {
 	double scale, offset;
 	bool has_min, has_max;
 	double valid_min, valid_max;
+	/* one bit of an integer register value (a PLC's status word): the
+	 * point reads 0 or 1, before scale and offset */
+	bool has_bit;
+	uint8_t bit;
 };
 
 /* One [source] section: a unit id on a connection, with its own poll rate.

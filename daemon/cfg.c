@@ -825,6 +825,17 @@ static void check_sensor(struct loader *ld, const struct raw_section *sec, struc
 				 "type: %s of a %s is one bit: type = bool", mb_type_name(s->type),
 				 s->reg_kind == CFG_REG_COIL ? "coil" : "discrete input");
 		int words = bits ? 1 : mb_type_words((enum mb_type)s->type);
+		if (s->has_bit && (bits || s->type == MB_T_BOOL || s->type == MB_T_FLOAT32 ||
+				   s->type == MB_T_FLOAT64))
+			error_at(ld, sec->file, line_of(sec, "bit"),
+				 "bit: a bit of a %s %s: bits are of integer registers (type int16, "
+				 "uint16, ... uint64)", mb_type_name(s->type),
+				 bits ? (s->reg_kind == CFG_REG_COIL ? "coil" : "discrete input")
+				      : "register");
+		else if (s->has_bit && s->bit >= 16 * words)
+			error_at(ld, sec->file, line_of(sec, "bit"),
+				 "bit: %d is past the %d bits of a %s", s->bit, 16 * words,
+				 mb_type_name(s->type));
 		if (s->address + words - 1 > 65535)
 			error_at(ld, sec->file, line_of(sec, "register"),
 				 "register: %s needs %d registers from %d, past the last address 65535",

@@ -66,6 +66,8 @@ struct cfg_sensor {
 	int address;  /* 0-based register address */
 	int type;     /* enum mb_type */
 	int order;    /* enum mb_order */
+	bool has_bit; /* Modbus registers: one bit of the integer value */
+	int bit;
 	/* all sources: value = raw * scale + offset */
 	double scale, offset;
 	char *unit;

@@ -706,6 +706,34 @@ static int parse_valid_max(void *obj, const char *v, char *why, size_t len)
 	return parse_optional_double(v, &s->has_max, &s->valid_max, why, len);
 }
 
+/* bit = N: one bit of a register's integer value (0 its lowest), or empty. */
+static int parse_mb_bit(void *obj, const char *v, char *why, size_t len)
+{
+	struct cfg_sensor *s = obj;
+	char *end;
+	s->has_bit = false;
+	if (!*v)
+		return 0;
+	errno = 0;
+	long b = strtol(v, &end, 10);
+	if (errno || *end || end == v || b < 0 || b > 63) {
+		snprintf(why, len, "expected a bit number 0 .. 63 (0 the lowest), got '%s'", v);
+		return -EINVAL;
+	}
+	s->has_bit = true;
+	s->bit = (int)b;
+	return 0;
+}
+
+static void print_mb_bit(const struct pdm_config *c, const void *obj, char *buf, size_t len)
+{
+	const struct cfg_sensor *s = obj;
+	(void)c;
+	buf[0] = '\0';
+	if (s->has_bit)
+		snprintf(buf, len, "%d", s->bit);
+}
+
 /* A sensor's own hold: a duration, or empty for the asset's. */
 static int parse_sensor_hold(void *obj, const char *v, char *why, size_t len)
 {
@@ -1133,6 +1161,10 @@ static const struct key sensor_keys[] = {
 	{ .name = "order", .type = T_CUSTOM, .parse = parse_mb_order, .print = print_mb_order,
 	  .def = "abcd", .tname = "abcd \\| cdab \\| badc \\| dcba", .only = ONLY_MODBUS,
 	  .help = "Byte order of multi-register values as they arrive (cdab = word-swapped)." },
+	{ .name = "bit", .type = T_CUSTOM, .parse = parse_mb_bit, .print = print_mb_bit, .def = "",
+	  .tname = "0 .. 63", .only = ONLY_MODBUS,
+	  .help = "One bit of an integer register value (a PLC's status word: bit = 3 reads "
+		  "0 or 1), 0 the lowest; for run_when = running == 1. Empty: the whole value." },
 	{ .name = "scale", .type = T_DOUBLE, .off = SENSOR(scale), .def = "1", .min = -1e300,
 	  .max = 1e300, .check = check_nonzero, .help = "value = raw * scale + offset." },
 	{ .name = "offset", .type = T_DOUBLE, .off = SENSOR(offset), .def = "0", .min = -1e300,

@@ -850,6 +850,8 @@ void engine_mb_point(const struct pdm_config *cfg, size_t q, struct mb_point *p)
 		.has_max = se->has_max,
 		.valid_min = se->valid_min,
 		.valid_max = se->valid_max,
+		.has_bit = se->has_bit,
+		.bit = (uint8_t)(se->has_bit ? se->bit : 0),
 	};
 }
 

@@ -925,6 +925,16 @@ static void test_cross_references(void **state)
 		     15, "timestamp: 'values[id=x]..t' is not a dot path such as time");
 	expect_error(f, BASE "timestamp = t\n", 10,
 		     "timestamp: only for mqtt sources (its source is modbus-tcp)");
+	/* bit: of an integer register value */
+	expect_error(f, BASE "bit = 64\n", 10, "bit: expected a bit number 0 .. 63");
+	expect_error(f, BASE "type = float32\nbit = 3\n", 11,
+		     "bit: a bit of a float32 register: bits are of integer registers");
+	expect_error(f, BASE "bit = 16\n", 10, "bit: 16 is past the 16 bits of a uint16");
+	expect_error(f, BASE "[sensor a.c]\nsource = plc1\nregister = coil:3\nbit = 0\n", 13,
+		     "bit: a bit of a bool coil");
+	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
+			     "bit = 1\n",
+		     15, "bit: only for Modbus (modbus-tcp and modbus-rtu) sources (its source is mqtt)");
 	expect_error(f, BASE "[source j]\ntype = mqtt\ntopic = t\n[sensor a.j]\nsource = j\n"
 			     "field = values[id].v\n",
 		     15, "field: 'values[id].v' is not a dot path such as motor.current (or "

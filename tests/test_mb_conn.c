@@ -328,6 +328,74 @@ static void test_decode_all(void **state)
 	assert_false(f->col.bad_id);
 }
 
+/* Bits of a status word: each point reads 0 or 1 (then scale and offset),
+ * from 16-bit registers and from a word-swapped 32-bit value alike. */
+static void test_bits(void **state)
+{
+	struct fx *f = *state;
+	struct mb_point p[6];
+	static const uint8_t bit[6] = { 3, 4, 5, 15, 20, 0 };
+	for (int i = 0; i < 6; i++) {
+		p[i] = pt((uint32_t)i, i < 3 ? MB_K_HR : MB_K_IR, 0, MB_T_UINT16, MB_O_ABCD);
+		p[i].has_bit = true;
+		p[i].bit = bit[i];
+	}
+	p[2].scale = 100; /* bit 5 of 0x0028: 1, scaled */
+	p[3].type = MB_T_INT16; /* the sign bit of -2 */
+	p[3].address = 5;
+	p[4].type = MB_T_UINT32; /* bit 20 of 0x00100001 sent cdab */
+	p[4].order = MB_O_CDAB;
+	p[4].address = 6;
+	p[5].type = MB_T_UINT32;
+	p[5].order = MB_O_CDAB;
+	p[5].address = 6;
+	mb_server_set_value(f->srv, 1, MB_K_HR, 0, 0x0028, MB_T_UINT16, MB_O_ABCD);
+	mb_server_set_value(f->srv, 1, MB_K_IR, 5, -2, MB_T_INT16, MB_O_ABCD);
+	mb_server_set_value(f->srv, 1, MB_K_IR, 6, (double)0x00100001u, MB_T_UINT32, MB_O_CDAB);
+
+	struct mb_group g = { .name = "u", .unit_id = 1, .poll_ms = 50, .points = p,
+			      .n_points = 6 };
+	struct mb_conn_cfg cfg = tcp_cfg(mb_server_port(f->srv), &g, 1);
+	f->conn = mb_conn_new(&cfg, mb_collect_cb, &f->col);
+	assert_non_null(f->conn);
+	assert_int_equal(mb_conn_start(f->conn), 0);
+	for (uint32_t i = 0; i < 6; i++)
+		assert_true(mb_collect_wait(&f->col, i, PDM_Q_GOOD, 1, 5000));
+	static const double want[6] = { 1, 0, 100, 1, 1, 1 };
+	for (uint32_t i = 0; i < 6; i++) {
+		struct pdm_sample s = mb_collect_last(&f->col, i);
+		if (s.value != want[i])
+			fail_msg("bit %u: %g, want %g", bit[i], s.value, want[i]);
+	}
+	/* the word changes at the server: the bit follows */
+	mb_server_set_value(f->srv, 1, MB_K_HR, 0, 0x0010, MB_T_UINT16, MB_O_ABCD);
+	uint64_t seen = mb_collect_count(&f->col, 1, PDM_Q_GOOD);
+	assert_true(mb_collect_wait(&f->col, 1, PDM_Q_GOOD, seen + 2, 5000));
+	assert_true(mb_collect_last(&f->col, 0).value == 0.0);
+	assert_true(mb_collect_last(&f->col, 1).value == 1.0);
+	mb_conn_free(f->conn);
+	f->conn = NULL;
+
+	/* Not of a float, a bool, a coil, nor past the value's width. */
+	struct mb_point q = pt(0, MB_K_HR, 0, MB_T_FLOAT32, MB_O_ABCD);
+	q.has_bit = true;
+	g.points = &q;
+	g.n_points = 1;
+	assert_null(mb_conn_new(&cfg, mb_collect_cb, &f->col));
+	q.type = MB_T_BOOL;
+	assert_null(mb_conn_new(&cfg, mb_collect_cb, &f->col));
+	q.kind = MB_K_COIL;
+	assert_null(mb_conn_new(&cfg, mb_collect_cb, &f->col));
+	q = pt(0, MB_K_HR, 0, MB_T_UINT16, MB_O_ABCD);
+	q.has_bit = true;
+	q.bit = 16;
+	assert_null(mb_conn_new(&cfg, mb_collect_cb, &f->col));
+	q.type = MB_T_INT32;
+	struct mb_conn *c = mb_conn_new(&cfg, mb_collect_cb, &f->col);
+	assert_non_null(c);
+	mb_conn_free(c);
+}
+
 /* A server answering "illegal data address" for one sensor: only that
  * sensor is stale, the others stay good, the connection stays up, and the
  * exception is counted by code. */
@@ -525,6 +593,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_configs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decode_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exception_isolated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split_on_hole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gateway_unit, setup, teardown),
