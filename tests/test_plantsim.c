@@ -1116,6 +1116,51 @@ static void test_mqtt_batch(void **state)
 	live_close(&b, &s, &c, h);
 }
 
+/* --mqtt-tags: each tick as Kepware's list of tags, every tag with its
+ * value, quality 192 and the scan time; the message's time 250 ms later. */
+static void test_mqtt_tags(void **state)
+{
+	struct test_broker b = { 0 };
+	struct sub s = { .n = 0 };
+	struct child c;
+	(void)state;
+
+	static const char *const extra[] = { "--mqtt-tags", NULL };
+	MQTTAsync h = live_open(&b, &s, &c, "plantsim-test-tags", extra);
+	assert_int_equal(sub_wait(&s, &c, 3, 10000), 3);
+	kill(c.pid, SIGINT);
+	assert_int_equal(child_wait(&c, 5000), 0);
+
+	double last = 0;
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(s.topic[i], "plant/pump-c/telemetry");
+		cJSON *j = cJSON_Parse(s.payload[i]);
+		const cJSON *vals = cJSON_GetObjectItemCaseSensitive(j, "values");
+		if (!cJSON_IsArray(vals) || cJSON_GetArraySize(vals) != 7)
+			fail_msg("not a list of 7 tags: %s", s.payload[i]);
+		double t = num(cJSON_GetArrayItem(vals, 0), "t");
+		assert_true(num(j, "timestamp") == t + 250);
+		if (last > 0)
+			assert_true(t == last + 50); /* 20 Hz */
+		last = t;
+		const cJSON *tag;
+		bool speed = false;
+		cJSON_ArrayForEach(tag, vals) {
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(tag, "id");
+			assert_true(cJSON_IsString(id) && !strncmp(id->valuestring, "Channel1.pump-c.", 16));
+			assert_true(num(tag, "q") == 192);
+			assert_true(num(tag, "t") == t);
+			if (!strcmp(id->valuestring, "Channel1.pump-c.speed")) {
+				speed = true;
+				assert_true(num(tag, "v") > 800);
+			}
+		}
+		assert_true(speed);
+		cJSON_Delete(j);
+	}
+	live_close(&b, &s, &c, h);
+}
+
 /* The broker is down when plantsim starts, and goes away again later:
  * telemetry resumes each time without a restart of the simulator. */
 static void test_mqtt_broker_outages(void **state)
@@ -1423,6 +1468,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_commands_and_sigusr1, teardown_live),
 		cmocka_unit_test_teardown(test_mqtt_telemetry, teardown_live),
 		cmocka_unit_test_teardown(test_mqtt_batch, teardown_live),
+		cmocka_unit_test_teardown(test_mqtt_tags, teardown_live),
 		cmocka_unit_test_teardown(test_mqtt_broker_outages, teardown_live),
 		cmocka_unit_test_teardown(test_bad_input_rejected, teardown_live),
 		cmocka_unit_test_teardown(test_shipped_scenarios_load, teardown_live),

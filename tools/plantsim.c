@@ -52,6 +52,7 @@ struct options {
 	const char *mqtt_uri;
 	int mqtt_qos;
 	int mqtt_batch;        /* ticks per message: > 1 sends a JSON array of them */
+	bool mqtt_tags;        /* an OPC gateway's list of tags instead of named members */
 	const char *topic_prefix;
 	double rate;
 	uint64_t seed;
@@ -102,6 +103,9 @@ static void usage(FILE *f)
 		"  --mqtt-qos N         QoS of telemetry messages, 0..2 (default 0)\n"
 		"  --mqtt-batch N       send N ticks per message, as a JSON array of objects\n"
 		"                       (a gateway that buffers its readings; default 1)\n"
+		"  --mqtt-tags          send each tick as an OPC gateway's list of tags\n"
+		"                       (Kepware's IoT Gateway: id, v, q = 192, t per tag; the\n"
+		"                       message's timestamp 250 ms after the tags')\n"
 		"  --topic-prefix P     telemetry goes to P/<asset>/telemetry (default plant)\n"
 		"  --rate HZ            ticks per second (default 10)\n"
 		"  --seed N             random seed (default 1)\n"
@@ -146,7 +150,7 @@ static int parse_regime(const char *arg, struct options *o)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_ASSETS = 256, O_MBPORT, O_MQTT, O_QOS, O_PREFIX, O_RATE, O_SEED, O_DURATION,
-	       O_START, O_BATCH, O_SCENARIO, O_PRINT, O_CSV, O_FAST, O_NOSTOPS, O_REGIME, O_LOGLEVEL, O_VERSION };
+	       O_START, O_BATCH, O_TAGS, O_SCENARIO, O_PRINT, O_CSV, O_FAST, O_NOSTOPS, O_REGIME, O_LOGLEVEL, O_VERSION };
 	static const struct option longopts[] = {
 		{ "assets", required_argument, NULL, O_ASSETS },
 		{ "modbus-port", required_argument, NULL, O_MBPORT },
@@ -163,6 +167,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "fast", no_argument, NULL, O_FAST },
 		{ "no-stops", no_argument, NULL, O_NOSTOPS },
 		{ "mqtt-batch", required_argument, NULL, O_BATCH },
+		{ "mqtt-tags", no_argument, NULL, O_TAGS },
 		{ "regime-time", required_argument, NULL, O_REGIME },
 		{ "log-level", required_argument, NULL, O_LOGLEVEL },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -203,6 +208,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -EINVAL;
 			}
 			o->mqtt_batch = (int)v;
+			break;
+		case O_TAGS:
+			o->mqtt_tags = true;
 			break;
 		case O_PREFIX:
 			if (!optarg[0] || strpbrk(optarg, "+#")) {
@@ -497,14 +505,38 @@ static size_t batch_bytes(const struct sim *sim)
 	return (size_t)sim->o.mqtt_batch * sizeof(((struct jbuf *)0)->s) + 4;
 }
 
+/* How long after its scan an OPC gateway publishes (--mqtt-tags): the
+ * message's time, later than each tag's own. */
+#define TAGS_PUBLISH_LAG_MS 250
+
+/* A tick as Kepware's IoT Gateway sends its tags: each with its value, an
+ * OPC DA quality (192 good; 24, comm failure, for a value it could not
+ * read) and the time it was scanned. */
+static void add_tags(struct jbuf *b, const struct ps_asset *a, int64_t ts, const double *v)
+{
+	jb_put(b, "{\"timestamp\":%lld,\"values\":[", (long long)(ts + TAGS_PUBLISH_LAG_MS));
+	for (int k = 0; k < PS_NSENSORS; k++) {
+		char num[40];
+		bool ok = isfinite(v[k]);
+		jb_put(b, "%s{\"id\":\"Channel1.%s.%s\",\"v\":%s,\"q\":%d,\"t\":%lld}", k ? "," : "",
+		       a->name, ps_sensor_name(k), ok ? fmt_num(v[k], num, sizeof(num)) : "0",
+		       ok ? 192 : 24, (long long)ts);
+	}
+	jb_put(b, "]}");
+}
+
 static void publish(struct sim *s, int i, const struct ps_asset *a, int64_t ts, const double *v)
 {
 	char topic[256];
 	struct jbuf b = { .n = 0 };
 
-	jb_put(&b, "{\"ts\":%lld,", (long long)ts);
-	add_values(&b, v, true);
-	jb_close(&b);
+	if (s->o.mqtt_tags) {
+		add_tags(&b, a, ts, v);
+	} else {
+		jb_put(&b, "{\"ts\":%lld,", (long long)ts);
+		add_values(&b, v, true);
+		jb_close(&b);
+	}
 	snprintf(topic, sizeof(topic), "%s/%s/telemetry", s->o.topic_prefix, a->name);
 	if (s->o.mqtt_batch <= 1) {
 		ps_mqtt_publish(s->mqtt, topic, b.s);

@@ -1575,6 +1575,74 @@ def scen_mixed(args):
     return rig.finish(res)
 
 
+def scen_tags(args):
+    """pump-c's gateway is an OPC gateway (plantsim --mqtt-tags): each
+    message a list of tags, each with its value, an OPC DA quality (192) and
+    the time it was scanned, the message's own time 250 ms later. pump-c's
+    sensors pick their tag by id, take its time and read its quality as OPC
+    DA codes: pump-c trains, scores on its devices' clock, its samples stored
+    at the tags' times (on the 100 ms grid of the scans, not 50 ms off it as
+    the message's time would put them), and a cavitation is alerted naming a
+    pump-c sensor."""
+    res = {}
+    start = int(time.time() * 1000) // 100 * 100
+    rig = Rig(args, sim_args=["--mqtt-tags", "--start-ts", str(start)])
+    path = os.path.join(rig.confdir, "conf.d", "30-pump-c.conf")
+    with open(path) as f:
+        text = f.read()
+
+    def tag(m):
+        t = "values[id=Channel1.pump-c.%s]" % m.group(1)
+        return ("[sensor pump-c.%s]\nsource = pump-c-feed\nfield = %s.v\nquality_field = %s.q\n"
+                "quality_good = opc-da\ntimestamp = %s.t" % (m.group(1), t, t, t))
+    text, n = re.subn(r"\[sensor pump-c\.([a-z_]+)\]\nsource = pump-c-feed\nfield = [a-z_.]+",
+                      tag, text)
+    check(n == 7, "pump-c's 7 sensors rewritten for the tag list (%d)" % n)
+    with open(path, "w") as f:
+        f.write(text)
+    path = os.path.join(rig.confdir, "conf.d", "10-sources.conf")
+    with open(path) as f:
+        text = f.read()
+    text, n = re.subn(r"(?m)^timestamp = ts$", "timestamp = timestamp", text)
+    check(n == 1, "pump-c-feed's message time")
+    with open(path, "w") as f:
+        f.write(text)
+    d = rig.pdmd
+    d.start()
+    t0 = time.time()
+    d.wait_models(args.model_timeout)
+    res["models_s"] = round(time.time() - t0, 1)
+    lo = int(time.time() * 1000)
+    wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 30,
+             "pump-c scored from the tag list")
+    st = d.asset_status()["pump-c"]
+    check(st.get("clock") == "device", "pump-c's clock is %s, not device" % st.get("clock"))
+    c = ro_connect(d.db)
+    try:
+        i = c.execute("SELECT id FROM sensors WHERE name = 'pump-c.flow'").fetchone()[0]
+        rows = c.execute("SELECT k & ((1 << 42) - 1) FROM samples WHERE k BETWEEN ? AND ?",
+                         (i << 42, (i << 42) | ((1 << 42) - 1))).fetchall()
+        bad = c.execute("SELECT count(*) FROM sample_quality WHERE sensor = ?",
+                        (i,)).fetchone()[0]
+    finally:
+        c.close()
+    off = [ts for (ts,) in rows if (ts - start) % 100 != 0]
+    check(len(rows) > 100 and not off,
+          "pump-c/flow stored at the tags' scan times: %d of %d samples off the 100 ms grid "
+          "(e.g. %s)" % (len(off), len(rows), off[:3]))
+    check(bad == 0, "%d pump-c/flow samples stored as bad (their quality was 192)" % bad)
+    res["samples"] = len(rows)
+    t1 = time.time()
+    fault_alerted(rig, "pump-c", "cavitation severity=1.0 for 20s", 0,
+                  "naming a pump-c sensor", accept=lambda a: a["contributors"] and
+                  a["contributors"][0]["sensor"] in ("flow", "pressure", "vibration_rms"))
+    res["alert_s"] = round(time.time() - t1, 1)
+    rig.sim.cmd("clear pump-c")
+    fig = verify_alerts(d.db, rig.sub, args.drain_timeout)
+    res.update(fig)
+    return rig.finish(res)
+
+
 def scen_sparse(args):
     """pump-c's gateway publishes once a second (plantsim --rate 1) while the
     asset's grid is 100 ms with hold = 3 (a value counts for 300 ms): every
@@ -2056,7 +2124,7 @@ def scen_clock(args):
     return rig.finish(res)
 
 
-SCENARIOS = {"maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "mixed": scen_mixed, "sparse": scen_sparse, "clock": scen_clock, "term": scen_term,
+SCENARIOS = {"maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "mixed": scen_mixed, "sparse": scen_sparse, "tags": scen_tags, "clock": scen_clock, "term": scen_term,
              "backlog": scen_backlog, "noack": scen_noack, "kill": scen_kill, "outage": scen_outage, "plc": scen_plc,
              "disk": scen_disk, "model": scen_model, "hup": scen_hup}
 

@@ -49,6 +49,7 @@ run clock
 run skew
 run mixed
 run sparse
+run tags
 run maint
 run noack
 run endure --minutes "${PDM_ENDURE_MINUTES:-30}"
