@@ -1482,9 +1482,17 @@ static void print_clocks(const struct pdm_config *c, const struct cfg_asset *as,
 	char host[512] = "", dev[512] = "";
 	for (size_t j = 0; j < as->n_sensors; j++) {
 		const struct cfg_sensor *se = &c->sensors[as->sensors[j]];
-		bool device = cfg_sensor_device_time(c, se);
-		name_once(device ? dev : host, device ? sizeof(dev) : sizeof(host),
-			  c->sources[se->source].name);
+		const struct cfg_source *src = &c->sources[se->source];
+		char own[300];
+		if (!cfg_sensor_device_time(c, se)) {
+			name_once(host, sizeof(host), src->name);
+			continue;
+		}
+		/* a source whose values carry times of their own: say so, since
+		 * the source may be on both sides */
+		snprintf(own, sizeof(own), "%s%s", src->name,
+			 cfg_source_device_time(src) ? "" : "'s own value times");
+		name_once(dev, sizeof(dev), own);
 	}
 	if (dev[0] && !host[0])
 		fprintf(out, "# runs on its devices' clock: every sample carries its device's time "

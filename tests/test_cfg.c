@@ -680,9 +680,9 @@ static void test_clocks_printed(void **state)
 	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
 				  "windows), alerts from it on (learn_for = 0)\n"));
 	assert_non_null(strstr(p, "# runs on its devices' clock: every sample carries its "
-				  "device's time (raw)\n[asset c]\n"));
+				  "device's time (raw's own value times)\n[asset c]\n"));
 	assert_non_null(strstr(p, "# mixes samples stamped on receipt (raw) with samples stamped "
-				  "by their devices (raw): its windows wait"));
+				  "by their devices (raw's own value times): its windows wait"));
 	assert_non_null(strstr(p, "\ntimestamp = values[id=T].t\n"));
 	assert_true(cfg_sensor_device_time(c, cfg_find_sensor(c, "c.t")));
 	assert_true(cfg_sensor_device_time(c, cfg_find_sensor(c, "a.flow")));
