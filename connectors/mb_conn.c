@@ -230,8 +230,7 @@ static int check_point(const char *conn, const struct mb_point *p, int max_regs)
 		      pn, mb_type_name(p->type), point_width(p), max_regs);
 		return -EINVAL;
 	}
-	if (p->has_bit && (kind_is_bit(p->kind) || p->type == MB_T_BOOL ||
-			   p->type == MB_T_FLOAT32 || p->type == MB_T_FLOAT64 ||
+	if (p->has_bit && (kind_is_bit(p->kind) || !mb_type_is_integer(p->type) ||
 			   p->bit >= 16 * mb_type_words(p->type))) {
 		LOG_E("modbus[%s]: sensor %s: bit %u of a %s %s: bits are of integer register values, "
 		      "16 per register", conn, pn, p->bit, mb_type_name(p->type),

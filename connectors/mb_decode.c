@@ -57,6 +57,11 @@ const char *mb_order_name(enum mb_order o)
 	return (unsigned)o <= MB_O_DCBA ? order_names[o] : "?";
 }
 
+bool mb_type_is_integer(enum mb_type t)
+{
+	return t != MB_T_BOOL && t != MB_T_FLOAT32 && t != MB_T_FLOAT64;
+}
+
 int mb_type_words(enum mb_type t)
 {
 	switch (t) {

@@ -13,6 +13,7 @@
 #ifndef MB_DECODE_H
 #define MB_DECODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum mb_type {
@@ -42,6 +43,9 @@ const char *mb_order_name(enum mb_order o);
 
 /* Number of 16-bit registers a value of this type occupies (1 for bool). */
 int mb_type_words(enum mb_type t);
+
+/* True for the integer types, whose bits a sensor may read one by one. */
+bool mb_type_is_integer(enum mb_type t);
 
 /* Decodes `words` registers (mb_type_words(t) of them) into a double.
  * Bool reads a register as nonzero. Returns 0. */

@@ -472,10 +472,13 @@ static bool flag_bad(const cJSON *q, const char *good)
 	if (!q)
 		return false;
 	if (good && !strcmp(good, "opc-ua")) {
-		/* the non-reversible JSON encoding: {"Code": N, "Symbol": "Bad..."} */
+		/* the non-reversible JSON encoding: {"Code": N, "Symbol": "Bad..."};
+		 * an object with neither says nothing */
 		if (cJSON_IsObject(q)) {
 			const cJSON *code = cJSON_GetObjectItemCaseSensitive(q, "Code");
 			q = code ? code : cJSON_GetObjectItemCaseSensitive(q, "Symbol");
+			if (!q)
+				return false;
 		}
 		if (cJSON_IsNumber(q))
 			return q->valuedouble < 0 || q->valuedouble >= 1073741824.0; /* 0x40000000 */
@@ -487,8 +490,6 @@ static bool flag_bad(const cJSON *q, const char *good)
 	} else if (good) {
 		return !list_has(good, q);
 	}
-	if (!q)
-		return false;
 	if (cJSON_IsFalse(q))
 		return true;
 	if (cJSON_IsString(q) && q->valuestring)

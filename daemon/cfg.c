@@ -825,8 +825,7 @@ static void check_sensor(struct loader *ld, const struct raw_section *sec, struc
 				 "type: %s of a %s is one bit: type = bool", mb_type_name(s->type),
 				 s->reg_kind == CFG_REG_COIL ? "coil" : "discrete input");
 		int words = bits ? 1 : mb_type_words((enum mb_type)s->type);
-		if (s->has_bit && (bits || s->type == MB_T_BOOL || s->type == MB_T_FLOAT32 ||
-				   s->type == MB_T_FLOAT64))
+		if (s->has_bit && (bits || !mb_type_is_integer((enum mb_type)s->type)))
 			error_at(ld, sec->file, line_of(sec, "bit"),
 				 "bit: a bit of a %s %s: bits are of integer registers (type int16, "
 				 "uint16, ... uint64)", mb_type_name(s->type),
@@ -1528,18 +1527,16 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 			tr, tc, as->raise_after, as->clear_after, as->hop, iv);
 		/* When a new install starts to watch: the first model, then the
 		 * learning after it (alerts off). */
-		char tf[32], tl[32];
-		pdm_format_approx(cfg_asset_windows_ms(as, as->train_after), tf, sizeof(tf));
-		pdm_format_approx(as->learn_for_ms, tl, sizeof(tl));
+		char tf[32], tl[32], tm[32];
 		int64_t span = cfg_asset_windows_ms(as, as->train_after);
+		pdm_format_approx(span, tf, sizeof(tf));
+		pdm_format_approx(as->learn_for_ms, tl, sizeof(tl));
+		pdm_format_approx(as->learn_min_ms, tm, sizeof(tm));
 		if (as->learn_for_ms > 0 && as->learn_min_ms > span + as->learn_for_ms) {
-			pdm_format_approx(as->learn_min_ms, tl, sizeof(tl));
 			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
 				"alerts once its data spans %s (learn_min)\n",
-				tf, (long long)as->train_after, tl);
+				tf, (long long)as->train_after, tm);
 		} else if (as->learn_for_ms > 0 && as->learn_min_ms > span) {
-			char tm[32];
-			pdm_format_approx(as->learn_min_ms, tm, sizeof(tm));
 			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
 				"then alerts once it knows the machine, not before its data spans %s "
 				"(learn_min), at most %s after the model (learn_for)\n",
