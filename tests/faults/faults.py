@@ -491,6 +491,25 @@ def samples_between(db, name, lo, hi):
         c.close()
 
 
+def wait_scored(d, asset, n, timeout, what, skew=0):
+    """Waits for n score rows of asset stamped in the minute from now (on a
+    clock skew seconds off the real time)."""
+    lo = int((time.time() + skew) * 1000)
+    return wait_for(lambda: samples_between(d.db, asset + "/score", lo, lo + 60000) >= n,
+                    timeout, what)
+
+
+def edit_conf(path, pattern, repl, count, what):
+    """Rewrites a configuration file with re.subn; checks that pattern was
+    found count times."""
+    with open(path) as f:
+        text = f.read()
+    text, n = re.subn(pattern, repl, text)
+    check(n == count, "%s: %d of %d places in %s" % (what, n, count, path))
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def undelivered(db):
     c = ro_connect(db)
     try:
@@ -1432,9 +1451,8 @@ def scen_skew(args):
                  "a warning naming pump-c-feed's clock in %s" % d.logpath)
 
         # Scores stored on the gateway's clock, the fault alerted on it.
-        lo = int((time.time() + skew) * 1000)
-        wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 20,
-                 "pump-c scoring on its gateway's clock (%s)" % label)
+        wait_scored(d, "pump-c", 10, 20, "pump-c scoring on its gateway's clock (%s)" % label,
+                    skew)
         t1 = time.time()
         al = fault_alerted(rig, "pump-c", "cavitation severity=1.0 for 20s", skew,
                            "with its gateway's clock %s" % label)
@@ -1464,9 +1482,8 @@ def scen_skew(args):
         rig.sub.c.publish("plant/pump-c/telemetry", bad, qos=1).wait_for_publish(5)
         wait_for(lambda: "timestamp field 'ts' is" in d.log_since_start(), 10,
                  "the sample stamped 2090 refused, in the log")
-        lo = int((time.time() + skew) * 1000)
-        wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 20,
-                 "pump-c scoring on after a sample stamped 2090 (%s)" % label)
+        wait_scored(d, "pump-c", 10, 20,
+                    "pump-c scoring on after a sample stamped 2090 (%s)" % label, skew)
 
         # The gateway told to send UTC: its clock jumps to the real time,
         # forward from behind, back from ahead (then every new sample is
@@ -1545,9 +1562,8 @@ def scen_mixed(args):
     t0 = time.time()
     d.wait_models(args.model_timeout)
     res["models_s"] = round(time.time() - t0, 1)
-    lo = int(time.time() * 1000)
-    wait_for(lambda: samples_between(d.db, "line/score", lo, lo + 60000) >= 20, 30,
-             "line scored (host-stamped and gateway-stamped sensors together)")
+    wait_scored(d, "line", 20, 30, "line scored (host-stamped and gateway-stamped sensors "
+                "together)")
     line = d.asset_status()["line"]
     check(line.get("clock") == "host", "line's clock is %s, not host" % line.get("clock"))
     wait = line.get("clock_wait_ms")
@@ -1587,34 +1603,21 @@ def scen_tags(args):
     res = {}
     start = int(time.time() * 1000) // 100 * 100
     rig = Rig(args, sim_args=["--mqtt-tags", "--start-ts", str(start)])
-    path = os.path.join(rig.confdir, "conf.d", "30-pump-c.conf")
-    with open(path) as f:
-        text = f.read()
-
     def tag(m):
         t = "values[id=Channel1.pump-c.%s]" % m.group(1)
         return ("[sensor pump-c.%s]\nsource = pump-c-feed\nfield = %s.v\nquality_field = %s.q\n"
                 "quality_good = opc-da\ntimestamp = %s.t" % (m.group(1), t, t, t))
-    text, n = re.subn(r"\[sensor pump-c\.([a-z_]+)\]\nsource = pump-c-feed\nfield = [a-z_.]+",
-                      tag, text)
-    check(n == 7, "pump-c's 7 sensors rewritten for the tag list (%d)" % n)
-    with open(path, "w") as f:
-        f.write(text)
-    path = os.path.join(rig.confdir, "conf.d", "10-sources.conf")
-    with open(path) as f:
-        text = f.read()
-    text, n = re.subn(r"(?m)^timestamp = ts$", "timestamp = timestamp", text)
-    check(n == 1, "pump-c-feed's message time")
-    with open(path, "w") as f:
-        f.write(text)
+    edit_conf(os.path.join(rig.confdir, "conf.d", "30-pump-c.conf"),
+              r"\[sensor pump-c\.([a-z_]+)\]\nsource = pump-c-feed\nfield = [a-z_.]+", tag, 7,
+              "pump-c's sensors read from the tag list")
+    edit_conf(os.path.join(rig.confdir, "conf.d", "10-sources.conf"), r"(?m)^timestamp = ts$",
+              "timestamp = timestamp", 1, "pump-c-feed's message time")
     d = rig.pdmd
     d.start()
     t0 = time.time()
     d.wait_models(args.model_timeout)
     res["models_s"] = round(time.time() - t0, 1)
-    lo = int(time.time() * 1000)
-    wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 30,
-             "pump-c scored from the tag list")
+    wait_scored(d, "pump-c", 10, 30, "pump-c scored from the tag list")
     st = d.asset_status()["pump-c"]
     check(st.get("clock") == "device", "pump-c's clock is %s, not device" % st.get("clock"))
     c = ro_connect(d.db)
@@ -1672,20 +1675,15 @@ def scen_sparse(args):
           "a warning about a polled pump, whose samples are in time")
 
     # The advice taken.
-    path = os.path.join(rig.confdir, "conf.d", "30-pump-c.conf")
-    with open(path) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^(\[sensor pump-c\.[a-z_]+\])$", r"\1\nhold = %dms" % hold, text)
-    with open(path, "w") as f:
-        f.write(text)
+    edit_conf(os.path.join(rig.confdir, "conf.d", "30-pump-c.conf"),
+              r"(?m)^(\[sensor pump-c\.[a-z_]+\])$", r"\1\nhold = %dms" % hold, 7,
+              "hold in pump-c's sensors")
     t1 = time.time()
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in d.log_since_start(), 20, "the reload")
     wait_for(lambda: (d.asset_status() or {}).get("pump-c", {}).get("model_version", 0) >= 1,
              args.model_timeout, "pump-c's model with hold = %dms" % hold)
-    lo = int(time.time() * 1000)
-    wait_for(lambda: samples_between(d.db, "pump-c/score", lo, lo + 60000) >= 10, 30,
-             "pump-c scored with hold = %dms" % hold)
+    wait_scored(d, "pump-c", 10, 30, "pump-c scored with hold = %dms" % hold)
     res["model_after_hold_s"] = round(time.time() - t1, 1)
     res["hold"] = hold
     check(len(re.findall(r"asset pump-c: no window could", d.log_since_start())) == 1,
