@@ -1027,6 +1027,18 @@ static MQTTAsync live_open(struct test_broker *b, struct sub *s, struct child *c
 	return h;
 }
 
+/* live_open, then the first n telemetry messages, and plantsim stopped
+ * (SIGINT, exit 0) so that they are all there is. */
+static MQTTAsync live_collect(struct test_broker *b, struct sub *s, struct child *c,
+			      const char *id, const char *const *extra, int n)
+{
+	MQTTAsync h = live_open(b, s, c, id, extra);
+	assert_int_equal(sub_wait(s, c, n, 10000), n);
+	kill(c->pid, SIGINT);
+	assert_int_equal(child_wait(c, 5000), 0);
+	return h;
+}
+
 static void live_close(struct test_broker *b, struct sub *s, struct child *c, MQTTAsync h)
 {
 	sub_close(h);
@@ -1043,10 +1055,7 @@ static void test_mqtt_telemetry(void **state)
 	(void)state;
 
 	static const char *const extra[] = { "--print", NULL };
-	MQTTAsync h = live_open(&b, &s, &c, "plantsim-test", extra);
-	assert_int_equal(sub_wait(&s, &c, 16, 10000), 16);
-	kill(c.pid, SIGINT);
-	assert_int_equal(child_wait(&c, 5000), 0);
+	MQTTAsync h = live_collect(&b, &s, &c, "plantsim-test", extra, 16);
 
 	for (int i = 0; i < 16; i++) {
 		/* Only the MQTT-fed asset is published. */
@@ -1090,10 +1099,7 @@ static void test_mqtt_batch(void **state)
 	(void)state;
 
 	static const char *const extra[] = { "--mqtt-batch", "5", NULL };
-	MQTTAsync h = live_open(&b, &s, &c, "plantsim-test-batch", extra);
-	assert_int_equal(sub_wait(&s, &c, 3, 10000), 3);
-	kill(c.pid, SIGINT);
-	assert_int_equal(child_wait(&c, 5000), 0);
+	MQTTAsync h = live_collect(&b, &s, &c, "plantsim-test-batch", extra, 3);
 
 	double last = 0;
 	for (int i = 0; i < 3; i++) {
@@ -1126,10 +1132,7 @@ static void test_mqtt_tags(void **state)
 	(void)state;
 
 	static const char *const extra[] = { "--mqtt-tags", NULL };
-	MQTTAsync h = live_open(&b, &s, &c, "plantsim-test-tags", extra);
-	assert_int_equal(sub_wait(&s, &c, 3, 10000), 3);
-	kill(c.pid, SIGINT);
-	assert_int_equal(child_wait(&c, 5000), 0);
+	MQTTAsync h = live_collect(&b, &s, &c, "plantsim-test-tags", extra, 3);
 
 	double last = 0;
 	for (int i = 0; i < 3; i++) {
