@@ -330,6 +330,13 @@ static const cJSON *json_path(const cJSON *root, const char *path)
 /* A JSON leaf as a number: number, numeric string or boolean. */
 static int json_number(const cJSON *v, double *out)
 {
+	/* A gateway's "no reading" (a cut wire, a device offline): a sample of
+	 * bad quality, which tells that the sensor has no value now, rather
+	 * than a malformed field logged every message. */
+	if (cJSON_IsNull(v)) {
+		*out = NAN;
+		return 0;
+	}
 	if (cJSON_IsNumber(v)) {
 		*out = v->valuedouble;
 		return 0;

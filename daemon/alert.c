@@ -577,7 +577,8 @@ int alert_add_open_episode(cJSON *obj, const char *asset, const struct alert_per
 }
 
 char *alert_format_state_json(const char *asset, const char *state, double score,
-			      uint32_t model_version, int64_t ts_ms)
+			      uint32_t model_version, int64_t ts_ms,
+			      const char *const *missing, int n_missing)
 {
 	static const char *const states[] = { "learning", "normal", "warning",
 					      "critical", "off",    "no_data" };
@@ -609,5 +610,15 @@ char *alert_format_state_json(const char *asset, const char *state, double score
 	else
 		add_str(root, "model_version", NULL, &ok);
 	add_str(root, "ts", ts, &ok);
+	if (n_missing > 0 && missing) {
+		cJSON *arr = cJSON_AddArrayToObject(root, "missing");
+		ok = ok && arr;
+		for (int i = 0; ok && i < n_missing; i++) {
+			cJSON *n = cJSON_CreateString(missing[i] ? missing[i] : "");
+			ok = n && cJSON_AddItemToArray(arr, n);
+			if (!ok)
+				cJSON_Delete(n);
+		}
+	}
 	return print_free(root, ok);
 }

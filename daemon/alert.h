@@ -179,9 +179,13 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
  * The retained state payload:
  * {"asset","state","score","model_version","ts"}; state is one of learning,
  * normal, warning, critical, off, no_data; score NaN -> null, else rounded
- * to 3 decimals; model_version 0 (no model yet) -> null. Malloc'd, or NULL.
+ * to 3 decimals; model_version 0 (no model yet) -> null. When some of the
+ * asset's sensors are missing (n_missing > 0: missing names them), a
+ * "missing" array of their names follows: which transmitter to check.
+ * Malloc'd, or NULL.
  */
 char *alert_format_state_json(const char *asset, const char *state, double score,
-			      uint32_t model_version, int64_t ts_ms);
+			      uint32_t model_version, int64_t ts_ms,
+			      const char *const *missing, int n_missing);
 
 #endif

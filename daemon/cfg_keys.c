@@ -1140,7 +1140,9 @@ static const struct key asset_keys[] = {
 		  "grid, or only on change (the log names them and the hold that would do)." },
 	{ .name = "no_data_after", .type = T_DURATION, .off = ASSET(no_data_after_ms),
 	  .def = "30s", .min = MS_S, .max = 7 * MS_D,
-	  .help = "Without any sample for this long the asset's state becomes no_data." },
+	  .help = "Without any good sample for this long the asset's state becomes no_data; so "
+		  "does a sensor without one for this long (or its hold, if longer) that keeps "
+		  "the running asset from being scored, and the state names it as missing." },
 	{ .name = "seed", .type = T_U64, .off = ASSET(seed), .def = "1",
 	  .help = "Seed of weight initialisation and sampling (same data + seed = same model)." },
 };

@@ -35,6 +35,12 @@ struct detector {
 	uint64_t relearn_scored; /* windows scored since the model was installed */
 	int hook_rc;
 	struct pdm_ratelimit rl;
+	/* Sensors without a good sample for the no-data time, at the last
+	 * advance, and what the newest window was (-1: none yet). */
+	bool *missing, *was_missing; /* (C) */
+	int64_t *last_good;          /* (C) */
+	int n_missing;
+	int last_status;
 };
 
 static const char *const state_names[] = {
@@ -76,7 +82,12 @@ struct detector *detector_new(const struct detector_cfg *cfg, const struct detec
 	d->shares = calloc((size_t)cfg->window.C, sizeof(float));
 	d->value = calloc((size_t)cfg->window.C, sizeof(float));
 	d->expected = calloc((size_t)cfg->window.C, sizeof(float));
-	if (!d->win || !d->alert || !d->shares || !d->value || !d->expected) {
+	d->missing = calloc((size_t)cfg->window.C, sizeof(bool));
+	d->was_missing = calloc((size_t)cfg->window.C, sizeof(bool));
+	d->last_good = calloc((size_t)cfg->window.C, sizeof(int64_t));
+	d->last_status = -1;
+	if (!d->win || !d->alert || !d->shares || !d->value || !d->expected || !d->missing ||
+	    !d->was_missing || !d->last_good) {
 		detector_free(d);
 		return NULL;
 	}
@@ -93,6 +104,9 @@ void detector_free(struct detector *d)
 	free(d->shares);
 	free(d->value);
 	free(d->expected);
+	free(d->missing);
+	free(d->was_missing);
+	free(d->last_good);
 	free(d);
 }
 
@@ -133,6 +147,12 @@ static int emit_alert(struct detector *d, const struct alert_event *ev)
 	return rc;
 }
 
+static bool run_missing(const struct detector *d)
+{
+	int rc = d->cfg.window.run_channel;
+	return rc >= 0 && rc < d->cfg.window.C && d->missing[rc];
+}
+
 static int on_window(const float *x, int64_t ts_ms, enum window_status st, void *user)
 {
 	struct detector *d = user;
@@ -142,8 +162,11 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 		d->hooks.on_window(d->user, x, ts_ms, st, in_episode);
 	if (st == WINDOW_OK && !in_episode)
 		d->trainable++;
+	d->last_status = (int)st;
 	if (st == WINDOW_OFF || st == WINDOW_WARMUP) {
-		set_state(d, DET_OFF, NAN, ts_ms);
+		/* Off for want of the run_when sensor is not known to be off. */
+		if (!run_missing(d))
+			set_state(d, DET_OFF, NAN, ts_ms);
 		return 0;
 	}
 	if (st != WINDOW_OK)
@@ -190,15 +213,58 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 	return 0;
 }
 
+static bool check_missing(struct detector *d, int64_t now_ms);
+
 int detector_advance(struct detector *d, int64_t now_ms)
 {
 	d->hook_rc = 0;
 	int rc = window_advance(d->win, now_ms, on_window, d);
 	if (rc < 0)
 		return rc;
+	bool changed = check_missing(d, now_ms);
+	enum det_state before = d->state;
+	bool published = d->state_published;
 	if (window_no_data(d->win, now_ms))
 		set_state(d, DET_NO_DATA, NAN, now_ms);
+	else if (d->n_missing > 0 && (d->last_status == WINDOW_GAP || run_missing(d)))
+		set_state(d, DET_NO_DATA, NAN, now_ms);
+	/* The same state, other sensors missing: the state names them. */
+	if (changed && published && d->state == before && d->hooks.on_state)
+		d->hooks.on_state(d->user, d->state,
+				  d->state == DET_OFF || d->state == DET_NO_DATA ? NAN
+										  : d->last_score,
+				  now_ms);
 	return d->hook_rc;
+}
+
+/* Which sensors are missing now; each change goes to on_sensor. True when
+ * the set changed. */
+static bool check_missing(struct detector *d, int64_t now_ms)
+{
+	int C = d->cfg.window.C;
+	bool changed = false;
+
+	memcpy(d->was_missing, d->missing, (size_t)C * sizeof(bool));
+	d->n_missing = window_missing(d->win, now_ms, d->cfg.window.no_data_ms, d->missing,
+				      d->last_good);
+	for (int c = 0; c < C; c++) {
+		if (d->missing[c] == d->was_missing[c])
+			continue;
+		changed = true;
+		if (d->hooks.on_sensor)
+			d->hooks.on_sensor(d->user, c, d->missing[c], d->last_good[c], now_ms);
+	}
+	return changed;
+}
+
+int detector_missing(const struct detector *d, const bool **missing,
+		     const int64_t **last_good_ms)
+{
+	if (missing)
+		*missing = d->missing;
+	if (last_good_ms)
+		*last_good_ms = d->last_good;
+	return d->n_missing;
 }
 
 int64_t detector_newest_ts(const struct detector *d)

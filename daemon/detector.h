@@ -50,8 +50,13 @@ struct detector_hooks {
 	/* An alert event and its JSON payload (SPEC section 3). The episode
 	 * counter has advanced already on `raised`; the hook persists it. */
 	int (*on_alert)(void *user, const struct alert_event *ev, const char *payload);
-	/* The asset's state changed (score is NaN when there is none). */
+	/* The asset's state changed (score is NaN when there is none), or the
+	 * sensors it misses did (detector_missing). */
 	void (*on_state)(void *user, enum det_state st, double score, int64_t ts_ms);
+	/* Channel c turned missing (no good sample for the no-data time, see
+	 * detector_missing) or came back; last_good_ms is its newest good
+	 * sample (INT64_MIN for none), now_ms the time of the check. May be NULL. */
+	void (*on_sensor)(void *user, int c, bool missing, int64_t last_good_ms, int64_t now_ms);
 };
 
 /* Copies what it needs from cfg except channel_names/units/asset/host, which must
@@ -74,8 +79,21 @@ size_t detector_sparse_channels(const struct detector *d, char *list, size_t len
 				int64_t *worst_ms);
 
 /* Cuts every window complete at now_ms, scores it when a model is set,
- * runs the alert engine and the hooks. Returns 0 or the first hook error. */
+ * runs the alert engine and the hooks. Returns 0 or the first hook error.
+ *
+ * A sensor without a good sample for the no-data time (window_missing) is
+ * missing. The asset's state becomes no_data when every sensor is silent
+ * that long, and also when a missing sensor keeps its windows from being
+ * scored (they have gaps, and the machine runs, or its run_when sensor is
+ * the one missing): a dead transmitter must not leave SCADA reading the
+ * last "normal" for ever. */
 int detector_advance(struct detector *d, int64_t now_ms);
+
+/* The channels missing at the last detector_advance: how many; C flags into
+ * *missing and each channel's newest good sample time (INT64_MIN: none) into
+ * *last_good_ms, each when not NULL (valid until the next advance). */
+int detector_missing(const struct detector *d, const bool **missing,
+		     const int64_t **last_good_ms);
 
 /* The clock the samples are stamped with stepped to now_ms: the window
  * starts over (window_restart); the model and any open episode stay. */

@@ -362,9 +362,17 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 {
 	struct asset_rt *a = user;
 
+	const bool *miss;
+	int n_miss = detector_missing(a->det, &miss, NULL), n = 0;
+	const char **names = n_miss > 0 ? malloc((size_t)n_miss * sizeof(*names)) : NULL;
+
+	for (size_t c = 0; names && c < a->cfg->n_sensors && n < n_miss; c++)
+		if (miss[c])
+			names[n++] = a->channel_names[c];
 	free(a->state_json);
 	a->state_json = alert_format_state_json(a->cfg->name, detector_state_name(st), score,
-						detector_model_version(a->det), ts_ms);
+						detector_model_version(a->det), ts_ms, names, n);
+	free(names);
 	/* A run_when sensor hovering at its limit flips off/normal every
 	 * window, for days: every change is published, the log keeps a few. */
 	LOG_RL(&a->state_rl, LOG_INFO, "asset[%s]: state %s", a->cfg->name,
@@ -372,6 +380,33 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 	a->state_dirty = !publish_retained(a->e, a->state_topic, a->state_json);
 }
 
+
+/* A sensor of the asset went missing or came back. Once per change: a
+ * missing sensor stays so until it sends again. */
+static void hook_sensor(void *user, int c, bool missing, int64_t last_good_ms, int64_t now_ms)
+{
+	struct asset_rt *a = user;
+	const char *name = a->channel_names[c];
+	char ts[PDM_ISO8601_LEN], ago[32];
+
+	if (!missing) {
+		LOG_I("asset %s: sensor %s sends good values again", a->cfg->name, name);
+		return;
+	}
+	if (last_good_ms == INT64_MIN) {
+		pdm_format_duration(a->cfg->no_data_after_ms, ago, sizeof(ago));
+		LOG_W("asset %s: sensor %s has sent no good value in the %s since the asset's "
+		      "data began: windows with its gaps are not scored, and the asset's state "
+		      "names it as missing. Check the device, its address or topic and what it "
+		      "sends ('pdmd probe' for Modbus)", a->cfg->name, name, ago);
+		return;
+	}
+	pdm_format_approx(now_ms - last_good_ms, ago, sizeof(ago));
+	LOG_W("asset %s: sensor %s has sent no good value for %s (last at %s): windows with its "
+	      "gaps are not scored, and the asset's state names it as missing. Check the "
+	      "transmitter, its wiring and the device it reports through", a->cfg->name, name, ago,
+	      pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)));
+}
 
 /* ---- samples ---------------------------------------------------------------- */
 
@@ -1170,6 +1205,7 @@ static int setup_assets(struct engine *e)
 			.on_score = hook_score,
 			.on_alert = hook_alert,
 			.on_state = hook_state,
+			.on_sensor = hook_sensor,
 		};
 		a->det = detector_new(&dc, &hooks, a, rp);
 		if (!a->det)

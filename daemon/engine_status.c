@@ -111,6 +111,26 @@ void engine_write_status(struct engine *e, int64_t now)
 		 * windows wait for those */
 		else if (a->mixed_lag_ms > 0)
 			cJSON_AddNumberToObject(j, "clock_wait_ms", (double)mixed_wait(a));
+		/* sensors without a good value for the no-data time: the
+		 * transmitter to check, and since when */
+		const bool *miss;
+		const int64_t *good;
+		if (detector_missing(a->det, &miss, &good) > 0) {
+			cJSON *m = cJSON_AddArrayToObject(j, "missing_sensors");
+			for (size_t c = 0; m && c < a->cfg->n_sensors; c++) {
+				if (!miss[c])
+					continue;
+				cJSON *s = cJSON_CreateObject();
+				cJSON_AddStringToObject(s, "sensor", a->channel_names[c]);
+				if (good[c] != INT64_MIN)
+					cJSON_AddStringToObject(
+						s, "last_good",
+						pdm_iso8601(asset_to_host(a, good[c]), ts, sizeof(ts)));
+				else
+					cJSON_AddNullToObject(s, "last_good");
+				cJSON_AddItemToArray(m, s);
+			}
+		}
 		if (a->last_alert_id[0]) {
 			cJSON_AddStringToObject(j, "last_alert", a->last_alert_id);
 			cJSON_AddStringToObject(j, "last_alert_ts",

@@ -591,6 +591,26 @@ bool window_no_data(const struct window *w, int64_t now_ms)
 	return now_ms - ref > w->cfg.no_data_ms;
 }
 
+int window_missing(const struct window *w, int64_t now_ms, int64_t after_ms, bool *missing,
+		   int64_t *last_good_ms)
+{
+	int n = 0;
+
+	if (!w || !missing)
+		return 0;
+	for (int c = 0; c < w->cfg.C; c++) {
+		const struct wchan *ch = &w->ch[c];
+		int64_t ref = ch->good_ts != TS_NONE ? ch->good_ts : w->epoch_ms;
+		int64_t limit = after_ms > ch->hold_ms ? after_ms : ch->hold_ms;
+
+		missing[c] = after_ms > 0 && ref != TS_NONE && now_ms - ref > limit;
+		if (last_good_ms)
+			last_good_ms[c] = ch->good_ts;
+		n += missing[c];
+	}
+	return n;
+}
+
 int64_t window_hold_ms(const struct window *w, int channel)
 {
 	if (!w || channel < 0 || channel >= w->cfg.C)

@@ -140,6 +140,19 @@ void window_restart(struct window *w, int64_t now_ms);
  * whichever came first. False before either, or when no_data_ms <= 0. */
 bool window_no_data(const struct window *w, int64_t now_ms);
 
+/*
+ * The channels that have had no good sample for longer than after_ms (or
+ * their own hold, when that is longer) at now_ms, counting from their newest
+ * good sample or, for one that never had any, from the window's first
+ * sample or advance: a dead transmitter, a register that keeps failing, a
+ * field a gateway stopped sending. Sets missing[c] (C entries) and returns
+ * how many; 0 before any data or when after_ms <= 0. The newest good sample
+ * of each channel goes to last_good_ms[c] when it is not NULL (TS_NONE,
+ * INT64_MIN, for none).
+ */
+int window_missing(const struct window *w, int64_t now_ms, int64_t after_ms, bool *missing,
+		   int64_t *last_good_ms);
+
 /* How long the channel's value is held, in ms (-1 for no such channel). */
 int64_t window_hold_ms(const struct window *w, int channel);
 

@@ -36,7 +36,22 @@ static struct {
 	enum det_state state;
 	int states;
 	int scored, scored_learning;
+	/* on_sensor: calls, the last channel, whether missing, its last good */
+	int sensor_calls;
+	int sensor_c;
+	bool sensor_missing;
+	int64_t sensor_last_good;
 } seen;
+
+static void on_sensor(void *user, int c, bool missing, int64_t last_good_ms, int64_t now_ms)
+{
+	(void)user;
+	(void)now_ms;
+	seen.sensor_calls++;
+	seen.sensor_c = c;
+	seen.sensor_missing = missing;
+	seen.sensor_last_good = last_good_ms;
+}
 
 static int on_alert(void *user, const struct alert_event *ev, const char *payload)
 {
@@ -247,11 +262,153 @@ static void test_relearn(void **state)
 	detector_free(d);
 }
 
+/* Samples [from, to) of the channels set in `mask` (bit c), advancing after each. */
+static void feed_some(struct detector *d, long from, long to, unsigned mask, double c0)
+{
+	for (long i = from; i < to; i++) {
+		for (int c = 0; c < NC; c++)
+			if (mask & (1u << c))
+				assert_int_equal(detector_push(d, c, T0 + i * STEP_MS,
+							       c == 0 && !isnan(c0) ? c0
+										    : signal(c, i, 0),
+							       true),
+						 0);
+		assert_int_equal(detector_advance(d, T0 + i * STEP_MS), 0);
+	}
+}
+
+/*
+ * One dead transmitter among live ones: every window has a gap and none is
+ * scored. Before, the state stayed at its last "normal" for ever; now it is
+ * no_data once the sensor has sent nothing good for the no-data time, the
+ * state names the sensor (on_state again when the set changes) and
+ * on_sensor says so once each way.
+ */
+static void test_missing_sensor(void **state)
+{
+	(void)state;
+	struct detector_cfg cfg = pump_cfg();
+	cfg.window.no_data_ms = 2000; /* 20 samples */
+	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state, .on_sensor = on_sensor };
+	const bool *miss;
+	const int64_t *good;
+
+	memset(&seen, 0, sizeof(seen));
+	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	detector_set_model(d, trained_model(0.0), 1);
+	feed(d, 0, 200, 0.0);
+	assert_int_equal(seen.state, DET_NORMAL);
+	assert_int_equal(detector_missing(d, NULL, NULL), 0);
+	assert_int_equal(seen.sensor_calls, 0);
+
+	/* b goes silent at sample 200; a goes on. Up to the no-data time the
+	 * state stays (gaps are not scored), then no_data naming b. */
+	feed_some(d, 200, 220, 1u, NAN);
+	assert_int_equal(seen.state, DET_NORMAL);
+	assert_int_equal(seen.sensor_calls, 0);
+	feed_some(d, 220, 223, 1u, NAN);
+	assert_int_equal(seen.state, DET_NO_DATA);
+	assert_int_equal(seen.sensor_calls, 1);
+	assert_int_equal(seen.sensor_c, 1);
+	assert_true(seen.sensor_missing);
+	assert_int_equal(seen.sensor_last_good, T0 + 199 * STEP_MS);
+	assert_int_equal(detector_missing(d, &miss, &good), 1);
+	assert_false(miss[0]);
+	assert_true(miss[1]);
+	assert_int_equal(good[1], T0 + 199 * STEP_MS);
+	int states = seen.states, scored = seen.scored;
+	feed_some(d, 223, 400, 1u, NAN);
+	assert_int_equal(seen.states, states); /* said once */
+	assert_int_equal(seen.sensor_calls, 1);
+	assert_int_equal(seen.scored, scored);
+
+	/* a dies too: the set changed, the state (still no_data) is said again. */
+	feed_some(d, 400, 430, 0u, NAN);
+	assert_int_equal(detector_missing(d, &miss, NULL), 2);
+	assert_int_equal(seen.state, DET_NO_DATA);
+	assert_int_equal(seen.states, states + 1);
+	assert_int_equal(seen.sensor_calls, 2);
+	assert_int_equal(seen.sensor_c, 0);
+
+	/* Both back: no longer missing at once, scored and normal a window later. */
+	feed(d, 430, 460, 0.0);
+	assert_int_equal(detector_missing(d, NULL, NULL), 0);
+	assert_int_equal(seen.sensor_calls, 4);
+	assert_false(seen.sensor_missing);
+	assert_int_equal(seen.state, DET_NORMAL);
+	assert_true(seen.scored > scored);
+	detector_free(d);
+
+	/* A sensor that never sent anything counts from the first sample. */
+	memset(&seen, 0, sizeof(seen));
+	d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	feed_some(d, 0, 21, 1u, NAN);
+	assert_int_equal(seen.sensor_calls, 0);
+	feed_some(d, 21, 40, 1u, NAN);
+	assert_int_equal(seen.sensor_calls, 1);
+	assert_int_equal(seen.sensor_last_good, INT64_MIN);
+	assert_int_equal(seen.state, DET_NO_DATA);
+	detector_free(d);
+}
+
+/*
+ * With run_when: a machine that is off is off, even with another sensor
+ * missing (nothing would be scored anyway; the state still names it, and
+ * does not flip between off and no_data). A missing run_when sensor means
+ * the machine's state is unknown: no_data, not off.
+ */
+static void test_missing_run_sensor(void **state)
+{
+	(void)state;
+	struct detector_cfg cfg = pump_cfg();
+	cfg.window.no_data_ms = 2000;
+	cfg.window.run_channel = 0;
+	cfg.window.run_op = WINDOW_OP_GT;
+	cfg.window.run_value = 5.0;
+	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state, .on_sensor = on_sensor };
+	const bool *miss;
+
+	memset(&seen, 0, sizeof(seen));
+	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	detector_set_model(d, trained_model(0.0), 1);
+	feed(d, 0, 200, 0.0);
+	assert_int_equal(seen.state, DET_NORMAL);
+
+	/* Stopped (a = 0) and b silent: off throughout, b named once. */
+	feed_some(d, 200, 300, 1u, 0.0);
+	assert_int_equal(seen.state, DET_OFF);
+	assert_int_equal(detector_missing(d, &miss, NULL), 1);
+	assert_true(miss[1]);
+	int states = seen.states;
+	feed_some(d, 300, 400, 1u, 0.0);
+	assert_int_equal(seen.states, states);
+	assert_int_equal(seen.state, DET_OFF);
+
+	/* Both back and running; then the run_when sensor dies: no_data. */
+	feed(d, 400, 500, 0.0);
+	assert_int_equal(seen.state, DET_NORMAL);
+	feed_some(d, 500, 600, 2u, NAN);
+	assert_int_equal(seen.state, DET_NO_DATA);
+	assert_int_equal(detector_missing(d, &miss, NULL), 1);
+	assert_true(miss[0]);
+	states = seen.states;
+	feed_some(d, 600, 700, 2u, NAN);
+	assert_int_equal(seen.states, states); /* no flapping with off */
+	detector_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_relearn),
 		cmocka_unit_test(test_restored_episode_fewer_sensors),
+		cmocka_unit_test(test_missing_sensor),
+		cmocka_unit_test(test_missing_run_sensor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

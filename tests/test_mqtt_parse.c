@@ -118,9 +118,22 @@ static void test_json_wrong_type(void **state)
 	assert_true(o[0].value == 0.0);
 	assert_non_null(strstr(why, "temp"));
 
-	n = parse(&s, "t", "{\"temp\": {\"x\": 1}, \"process\": {\"flow\": null}}", o, 8, why);
+	n = parse(&s, "t", "{\"temp\": {\"x\": 1}, \"process\": {\"flow\": [1]}}", o, 8, why);
 	assert_int_equal(n, -EPROTOTYPE);
 	assert_non_null(strstr(why, "not a number"));
+
+	/* null is a gateway's "no reading": a bad sample (the sensor has no
+	 * value now), not a malformed field */
+	n = parse(&s, "t", "{\"temp\": 21.5, \"process\": {\"flow\": null}}", o, 8, why);
+	assert_int_equal(n, 2);
+	assert_string_equal(why, "");
+	for (int i = 0; i < 2; i++) {
+		if (isnan(o[i].value))
+			assert_int_equal(o[i].quality, PDM_Q_BAD);
+		else
+			assert_int_equal(o[i].quality, PDM_Q_GOOD);
+	}
+	assert_true(isnan(o[0].value) != isnan(o[1].value));
 
 	n = parse(&s, "t", "[1, 2, 3]", o, 8, why);
 	assert_int_equal(n, -EPROTOTYPE);

@@ -315,6 +315,8 @@ static const char *line_asset(const cJSON *j)
 static double num(const cJSON *j, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	if (cJSON_IsNull(v))
+		return NAN; /* no reading: a broken transmitter */
 	if (!cJSON_IsNumber(v))
 		fail_msg("field '%s' missing or not a number", key);
 	return v->valuedouble;
@@ -625,7 +627,9 @@ static void test_fault_statistics(void **state)
 		"  at 60s  fault pump-c stuck sensor=motor_temp for 60s   # frozen transmitter\n"
 		"at 60s fault pump-c spikes sensor=current severity=1\n"
 		"at 60s fault pump-c bearing_wear severity=0.4 ramp=0\n"
-		"at 180s clear pump-c spikes\n"), 0);
+		"at 180s clear pump-c spikes\n"
+		"at 60s fault pump-b broken sensor=bearing_temp for 30s\n"
+		"at 60s fault pump-c broken sensor=flow for 30s\n"), 0);
 	snprintf(path, sizeof(path), "%s/s.scen", dir);
 	run_fast(&base, NULL);
 	run_fast(&fault, path);
@@ -714,8 +718,26 @@ static void test_fault_statistics(void **state)
 	assert_string_equal(cJSON_GetArrayItem(faults, 0)->valuestring, "bearing_wear");
 	assert_string_equal(cJSON_GetArrayItem(faults, 1)->valuestring, "offset");
 
+	/* Broken: no reading for 30 s, the value before and after untouched. On
+	 * Modbus (pump-b, int16 x 0.1) the under-range code -32768, on MQTT
+	 * (pump-c) null. */
+	double *tb0 = series(&base, "pump-b", "bearing_temp", &n);
+	double *tb1 = series(&fault, "pump-b", "bearing_temp", &n);
+	double *qc0 = series(&base, "pump-c", "flow", &n);
+	double *qc1 = series(&fault, "pump-c", "flow", &n);
+	for (size_t i = 0; i < 2400; i++) {
+		bool broken = i >= on && i < on + 300;
+		if (broken) {
+			assert_true(fabs(tb1[i] - -3276.8) < 1e-9);
+			assert_true(isnan(qc1[i]));
+		} else {
+			assert_true(tb1[i] == tb0[i]);
+			assert_true(qc1[i] == qc0[i]);
+		}
+	}
+
 	double *all[] = { va0, va1, ta0, ta1, pb0, pb1, qb0, qb1, vb0, vb1, mc0, mc1, ic0, ic1,
-			  sc0, sc1, bc0, bc1, vc0, vc1, fa0, fa1 };
+			  sc0, sc1, bc0, bc1, vc0, vc1, fa0, fa1, tb0, tb1, qc0, qc1 };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		free(all[i]);
 	child_free(&base);

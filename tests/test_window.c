@@ -539,6 +539,48 @@ static void test_no_data(void **state)
 	window_free(w);
 }
 
+/* Per channel: missing once its newest good sample (or, with none, the
+ * window's start) is older than the limit, or than its own hold when that is
+ * longer; bad samples do not count; a restart starts the count over. */
+static void test_missing(void **state)
+{
+	struct window_cfg cfg = base_cfg(3, 100, 4, 1, 2);
+	const int64_t hold[3] = { 200, 200, 5000 };
+	bool miss[3];
+	int64_t good[3];
+	(void)state;
+
+	cfg.channel_hold_ms = hold;
+	struct window *w = window_new(&cfg);
+	assert_int_equal(window_missing(w, 1000000, 1000, miss, good), 0); /* no data yet */
+	assert_int_equal(window_push(w, 0, 5000, 1.0, true), 0);
+	assert_int_equal(window_push(w, 2, 5000, 1.0, true), 0);
+	assert_int_equal(window_missing(w, 6000, 1000, miss, good), 0);
+	assert_int_equal(good[0], 5000);
+	assert_int_equal(good[1], INT64_MIN);
+	/* 1 never sent: counted from the first sample; 0 and 2 just past the limit,
+	 * but 2 holds its value for 5 s */
+	assert_int_equal(window_missing(w, 6001, 1000, miss, good), 2);
+	assert_true(miss[0]);
+	assert_true(miss[1]);
+	assert_false(miss[2]);
+	assert_int_equal(window_missing(w, 10000, 1000, miss, NULL), 2);
+	assert_int_equal(window_missing(w, 10001, 1000, miss, NULL), 3);
+	assert_int_equal(window_push(w, 0, 10001, 1.0, false), 0); /* bad: still missing */
+	assert_int_equal(window_missing(w, 10001, 1000, miss, NULL), 3);
+	assert_int_equal(window_push(w, 0, 10002, 1.0, true), 0);
+	assert_int_equal(window_missing(w, 10002, 1000, miss, good), 2);
+	assert_false(miss[0]);
+	assert_int_equal(good[0], 10002);
+	assert_int_equal(window_missing(w, 10002, 0, miss, NULL), 0); /* no limit */
+	/* A restart: everything counts from it. */
+	window_restart(w, 20000);
+	assert_int_equal(window_missing(w, 21000, 1000, miss, good), 0);
+	assert_int_equal(good[0], INT64_MIN);
+	assert_int_equal(window_missing(w, 21001, 1000, miss, NULL), 2);
+	window_free(w);
+}
+
 /* Pushes n points of both channels at t0 + 100 * (1..n), value = point
  * number + base, and advances to the last one. */
 static void push_run(struct window *w, struct coll *co, int64_t t0, int n, float base)
@@ -948,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_finality_and_overdue),
 		cmocka_unit_test(test_silence),
 		cmocka_unit_test(test_no_data),
+		cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_clock_step),
 		cmocka_unit_test(test_emit_stop),
 		cmocka_unit_test(test_bad_input),

@@ -419,6 +419,7 @@ struct asset_row {
 	const char *learning_not_before;
 	const char *next_retrain; /* when the next scheduled retrain is due */
 	const cJSON *episode;     /* the open alert episode (status.json), or NULL */
+	const cJSON *missing;     /* sensors without a good value (status.json), or NULL */
 };
 
 static int model_latest_cb(const struct store_model *m, void *user)
@@ -582,6 +583,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			r->next_retrain = jstr(ja, "next_retrain");
 			const cJSON *ep = cJSON_GetObjectItemCaseSensitive(ja, "episode");
 			r->episode = cJSON_IsObject(ep) ? ep : NULL;
+			const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ja, "missing_sensors");
+			r->missing = cJSON_GetArraySize(ms) > 0 ? ms : NULL;
 		}
 		asset_row_from_store(s, r);
 	}
@@ -660,6 +663,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 				cJSON_AddStringToObject(j, "next_retrain", r->next_retrain);
 			if (r->episode)
 				cJSON_AddItemToObject(j, "episode", cJSON_Duplicate(r->episode, 1));
+			if (r->missing)
+				cJSON_AddItemToObject(j, "missing_sensors",
+						      cJSON_Duplicate(r->missing, 1));
 			cJSON_AddItemToArray(ja, j);
 		}
 		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
@@ -733,6 +739,26 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			       r->relearning_since ? "relearning an episode taken as normal"
 						   : "learning after its first model",
 			       r->learning_until);
+	}
+	/* A dead transmitter leaves its asset unscored: name it first. */
+	for (size_t i = 0; i < na; i++) {
+		const struct asset_row *r = &rows[i];
+		const cJSON *it;
+		char list[512];
+		size_t n = 0;
+		if (!r->missing)
+			continue;
+		list[0] = '\0';
+		cJSON_ArrayForEach(it, r->missing)
+		{
+			const char *name = jstr(it, "sensor"), *lg = jstr(it, "last_good");
+			if (n < sizeof(list))
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%s%s)",
+						      n ? ", " : "", name ? name : "?",
+						      lg ? "last at " : "none yet", lg ? lg : "");
+		}
+		printf("%s: no good value from %s: windows with %s gaps are not scored\n",
+		       r->asset, list, cJSON_GetArraySize(r->missing) == 1 ? "its" : "their");
 	}
 	/* An open alert: which sensors, and how far off, at its peak so far. */
 	for (size_t i = 0; i < na; i++) {

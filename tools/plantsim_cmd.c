@@ -72,7 +72,8 @@ static int parse_kind(const char *s, int *out, char *err, size_t errlen)
 {
 	int k = ps_fault_parse(s);
 	if (k < 0)
-		FAIL("unknown fault '%s' (expected bearing_wear, cavitation, stuck, spikes or offset)",
+		FAIL("unknown fault '%s' (expected bearing_wear, cavitation, stuck, spikes, offset or "
+		     "broken)",
 		     s);
 	*out = k;
 	return 0;
@@ -123,11 +124,13 @@ duration:
 			     tok[i]);
 		}
 	}
-	bool needs_sensor = c->kind == PS_F_STUCK || c->kind == PS_F_SPIKES || c->kind == PS_F_OFFSET;
+	bool needs_sensor = c->kind == PS_F_STUCK || c->kind == PS_F_SPIKES ||
+			    c->kind == PS_F_OFFSET || c->kind == PS_F_BROKEN;
 	if (needs_sensor && c->sensor < 0)
 		FAIL("fault %s needs sensor=NAME", tok[2]);
 	if (!needs_sensor && c->sensor >= 0)
-		FAIL("fault %s acts on the whole pump; sensor= applies to stuck, spikes and offset only",
+		FAIL("fault %s acts on the whole pump; sensor= applies to stuck, spikes, offset and "
+		     "broken only",
 		     tok[2]);
 	if (!ramp_given && c->kind == PS_F_BEARING_WEAR) {
 		c->ramp_ms = BEARING_RAMP_MS;

@@ -10,7 +10,7 @@
  *   status        (print the active faults on stderr)
  *   quit
  *
- * KIND is bearing_wear, cavitation, stuck, spikes or offset; the last three need
+ * KIND is bearing_wear, cavitation, stuck, spikes, offset or broken; the last four need
  * sensor=NAME. A scenario file holds lines "at TIME COMMAND" (TIME is a
  * duration since the start in simulated time: 90s, 2m, 1500ms; a bare number
  * is seconds), blank lines and # comments.

@@ -37,11 +37,15 @@ const struct ps_reg ps_regmap[PS_NSENSORS] = {
 };
 
 /* Integer types carry value/scale rounded and clamped, as a transmitter's
- * firmware would; floats carry the value itself. */
+ * firmware would; floats carry the value itself. No reading (a broken loop)
+ * is the type's under-range code, as analog input cards report a wire
+ * break: -32768 (0x8000) for int16, 65535 for uint16, NaN for floats. */
 static double to_raw(double v, const struct ps_reg *r)
 {
 	double raw = v / r->scale;
 
+	if (isnan(v))
+		return r->type == MB_T_INT16 ? -32768.0 : r->type == MB_T_UINT16 ? 65535.0 : v;
 	switch (r->type) {
 	case MB_T_INT16:
 		return fmax(-32768.0, fmin(32767.0, round(raw)));

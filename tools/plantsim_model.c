@@ -9,7 +9,8 @@
  * temperatures follow first-order lags toward ambient plus their load
  * terms. A slow random walk of the system (valve position, demand) keeps
  * flow and pressure from being exact functions of speed. Faults act on the
- * physics (bearing wear, cavitation) or on the measurement (stuck, spikes).
+ * physics (bearing wear, cavitation) or on the measurement (stuck, spikes,
+ * offset, broken).
  *
  * Per-asset parameters are drawn from the seed, so pump-a and pump-b are
  * alike but not identical. Nothing here reads a clock.
@@ -68,6 +69,7 @@ static const char *const fault_names[PS_F_NKINDS] = {
 	[PS_F_STUCK] = "stuck",
 	[PS_F_SPIKES] = "spikes",
 	[PS_F_OFFSET] = "offset",
+	[PS_F_BROKEN] = "broken",
 };
 
 /* Speed levels of the regime schedule, as fractions of rated speed. */
@@ -545,6 +547,11 @@ static void asset_step(struct ps_plant *p, struct asset_state *s)
 			/* A transmitter replaced or re-ranged: it reads higher by
 			 * a fixed amount (ramped in like any fault). */
 			v[f->sensor] += effective_severity(f, p->tick) * spike_scale[f->sensor];
+		} else if (f->kind == PS_F_BROKEN) {
+			/* An open loop (a cut wire, a dead transmitter): no reading
+			 * at all. Each feed says so its own way (an under-range
+			 * register code, a float NaN, a JSON null). */
+			v[f->sensor] = NAN;
 		}
 	}
 	memcpy(a->value, v, sizeof(v));
@@ -566,7 +573,8 @@ int ps_plant_inject(struct ps_plant *p, int i, enum ps_fault_kind kind, double s
 	if (i < 0 || i >= p->n || (unsigned)kind >= PS_F_NKINDS || !(severity >= 0.0) ||
 	    severity > 1.0 || ramp_ticks < 0)
 		return -EINVAL;
-	bool needs_sensor = kind == PS_F_STUCK || kind == PS_F_SPIKES || kind == PS_F_OFFSET;
+	bool needs_sensor = kind == PS_F_STUCK || kind == PS_F_SPIKES || kind == PS_F_OFFSET ||
+			    kind == PS_F_BROKEN;
 	if (needs_sensor != (sensor >= 0) || sensor >= PS_NSENSORS)
 		return -EINVAL;
 

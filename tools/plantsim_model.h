@@ -36,6 +36,7 @@ enum ps_fault_kind {
 	PS_F_STUCK,
 	PS_F_SPIKES,
 	PS_F_OFFSET,
+	PS_F_BROKEN,
 	PS_F_NKINDS
 };
 
@@ -50,7 +51,7 @@ enum ps_feed {
 struct ps_fault {
 	enum ps_fault_kind kind;
 	double severity;       /* 0..1 */
-	int sensor;            /* enum ps_sensor for stuck/spikes/offset, else -1 */
+	int sensor;            /* enum ps_sensor for stuck/spikes/offset/broken, else -1 */
 	int64_t start_tick;
 	int64_t end_tick;      /* exclusive; INT64_MAX = until cleared */
 	int64_t ramp_ticks;    /* severity grows linearly over this many ticks */
@@ -102,7 +103,7 @@ void ps_plant_step(struct ps_plant *p);
 
 /*
  * Injects a fault into asset `i` starting at the next tick. `sensor` is
- * needed by stuck, spikes and offset (else -1). `duration_ticks` <= 0 means until
+ * needed by stuck, spikes, offset and broken (else -1). `duration_ticks` <= 0 means until
  * cleared; `ramp_ticks` is how long severity takes to grow to its value
  * (0 = at once). A fault of the same kind (and sensor) replaces the old one.
  * Returns 0, -EINVAL (bad arguments) or -ENOSPC (too many faults).

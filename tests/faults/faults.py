@@ -247,6 +247,13 @@ class Subscriber:
             return [(topic, payload) for _, topic, payload, _, doc in self.msgs
                     if topic.startswith(PREFIX + "/alerts/") and doc is None]
 
+    def state_docs(self, asset, since=0.0):
+        """The state payloads received on P/state/<asset> since a time, decoded."""
+        with self.lock:
+            return [doc for t, topic, _, r, doc in self.msgs
+                    if topic == "%s/state/%s" % (PREFIX, asset) and t >= since
+                    and doc is not None]
+
     def states(self, asset, since=0.0, live=False):
         """States received on P/state/<asset> since a time; live=True leaves
         out the retained copies the broker sends when the subscriber
@@ -1036,6 +1043,8 @@ def scen_backlog(args):
 
 
 def scen_plc(args):
+    """pump-b's PLC hangs (SIGSTOP), then vanishes and comes back; then one
+    of its transmitters breaks (broken_transmitter)."""
     rig = Rig(args, split_b=True, no_data_after="3s")
     d = rig.pdmd
     d.start()
@@ -1051,6 +1060,47 @@ def scen_plc(args):
                   "%s went %s while another PLC failed" % (a, st[a]["state"]))
         return newest_sample_ts(d.db, ["pump-a/score"]) > since_ms and \
             newest_sample_ts(d.db, ["pump-c/score"]) > since_ms
+
+    def broken_transmitter():
+        """One sensor of pump-b reads its under-range code (-32768, a cut
+        wire) while the PLC and the other sensors go on: every window has a
+        gap, nothing is scored, and before, the state stayed at its last
+        "normal" for as long as it lasted. Now pump-b is no_data naming
+        bearing_temp (status.json, the retained state, the log), the others
+        are unaffected, and it scores again once the transmitter does."""
+        t = time.time()
+        rig.sim_b.cmd("fault pump-b broken sensor=bearing_temp for 25s")
+
+        def named():
+            a = (d.asset_status() or {}).get("pump-b", {})
+            return a.get("state") == "no_data" and \
+                [m["sensor"] for m in a.get("missing_sensors", [])] == ["bearing_temp"]
+        wait_for(named, 30, "pump-b no_data naming bearing_temp in status.json")
+        res["broken_to_no_data_s"] = round(time.time() - t, 1)
+        wait_for(lambda: any(doc.get("state") == "no_data" and doc.get("missing") == ["bearing_temp"]
+                             for doc in rig.sub.state_docs("pump-b", t)), 10,
+                 "pump-b no_data with missing [bearing_temp] on %s/state/pump-b" % PREFIX)
+        check(re.search(r"asset pump-b: sensor bearing_temp has sent no good value for",
+                        d.log_since_start()), "no log line naming the broken transmitter")
+        rc, out = pdmctl(rig.confdir, "status")
+        check(rc == 0 and re.search(r"pump-b: no good value from bearing_temp \(last at ", out),
+              "pdmctl status does not name the missing sensor: %s" % out)
+        time.sleep(3)
+        check(others_fine(int(t * 1000) + 3000),
+              "pump-a/pump-c stopped scoring while a transmitter of pump-b was broken")
+        log("pump-b no_data naming bearing_temp after %.1f s; pump-a, pump-c unaffected"
+            % res["broken_to_no_data_s"])
+        wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state")
+                 in ("normal", "warning", "critical"), 90, "pump-b back after its transmitter")
+        res["broken_recovery_s"] = round(time.time() - t - 25, 1)
+        check("missing_sensors" not in d.asset_status()["pump-b"],
+              "bearing_temp still listed as missing after it came back")
+        last = rig.sub.state_docs("pump-b", t)[-1]
+        check(last.get("state") != "no_data" and "missing" not in last,
+              "pump-b's retained state after the transmitter came back: %s" % last)
+        check("asset pump-b: sensor bearing_temp sends good values again" in d.log_since_start(),
+              "no log line when the transmitter came back")
+        log("pump-b scored again %.1f s after its transmitter came back" % res["broken_recovery_s"])
 
     def fail_and_recover(how):
         t = time.time()
@@ -1088,6 +1138,7 @@ def scen_plc(args):
     res["plc_hangs"] += 1
     fail_and_recover("disappear")
     res["plc_disappearances"] += 1
+    broken_transmitter()
     check(d.alive(), "pdmd died")
     return rig.finish(res)
 
