@@ -576,9 +576,25 @@ int alert_add_open_episode(cJSON *obj, const char *asset, const struct alert_per
 	return rc < 0 ? rc : ok ? 0 : -ENOMEM;
 }
 
+/* key: [names...], only when there are any. */
+static void add_names(cJSON *root, const char *key, const char *const *names, int n, bool *ok)
+{
+	if (n <= 0 || !names || !*ok)
+		return;
+	cJSON *arr = cJSON_AddArrayToObject(root, key);
+	*ok = arr != NULL;
+	for (int i = 0; *ok && i < n; i++) {
+		cJSON *s = cJSON_CreateString(names[i] ? names[i] : "");
+		*ok = s && cJSON_AddItemToArray(arr, s);
+		if (!*ok)
+			cJSON_Delete(s);
+	}
+}
+
 char *alert_format_state_json(const char *asset, const char *state, double score,
 			      uint32_t model_version, int64_t ts_ms,
-			      const char *const *missing, int n_missing)
+			      const char *const *missing, int n_missing,
+			      const char *const *stuck, int n_stuck)
 {
 	static const char *const states[] = { "learning", "normal", "warning",
 					      "critical", "off",    "no_data" };
@@ -610,15 +626,7 @@ char *alert_format_state_json(const char *asset, const char *state, double score
 	else
 		add_str(root, "model_version", NULL, &ok);
 	add_str(root, "ts", ts, &ok);
-	if (n_missing > 0 && missing) {
-		cJSON *arr = cJSON_AddArrayToObject(root, "missing");
-		ok = ok && arr;
-		for (int i = 0; ok && i < n_missing; i++) {
-			cJSON *n = cJSON_CreateString(missing[i] ? missing[i] : "");
-			ok = n && cJSON_AddItemToArray(arr, n);
-			if (!ok)
-				cJSON_Delete(n);
-		}
-	}
+	add_names(root, "missing", missing, n_missing, &ok);
+	add_names(root, "stuck", stuck, n_stuck, &ok);
 	return print_free(root, ok);
 }

@@ -181,11 +181,12 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
  * normal, warning, critical, off, no_data; score NaN -> null, else rounded
  * to 3 decimals; model_version 0 (no model yet) -> null. When some of the
  * asset's sensors are missing (n_missing > 0: missing names them), a
- * "missing" array of their names follows: which transmitter to check.
- * Malloc'd, or NULL.
+ * "missing" array of their names follows, and a "stuck" array of those
+ * that froze (n_stuck > 0): which transmitter to check. Malloc'd, or NULL.
  */
 char *alert_format_state_json(const char *asset, const char *state, double score,
 			      uint32_t model_version, int64_t ts_ms,
-			      const char *const *missing, int n_missing);
+			      const char *const *missing, int n_missing,
+			      const char *const *stuck, int n_stuck);
 
 #endif

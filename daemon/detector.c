@@ -41,6 +41,14 @@ struct detector {
 	int64_t *last_good;          /* (C) */
 	int n_missing;
 	int last_status;
+	/* Frozen sensors (detector_stuck): limits, flags, each run's start and
+	 * value; the newest window the machine was off in (INT64_MIN: none). */
+	int64_t *still_limit;       /* (C), 0: not checked */
+	bool *stuck;                /* (C) */
+	int64_t *stuck_since;       /* (C) */
+	double *stuck_val;          /* (C) */
+	int n_stuck;
+	int64_t last_off_ms;
 };
 
 static const char *const state_names[] = {
@@ -86,8 +94,14 @@ struct detector *detector_new(const struct detector_cfg *cfg, const struct detec
 	d->was_missing = calloc((size_t)cfg->window.C, sizeof(bool));
 	d->last_good = calloc((size_t)cfg->window.C, sizeof(int64_t));
 	d->last_status = -1;
+	d->still_limit = calloc((size_t)cfg->window.C, sizeof(int64_t));
+	d->stuck = calloc((size_t)cfg->window.C, sizeof(bool));
+	d->stuck_since = calloc((size_t)cfg->window.C, sizeof(int64_t));
+	d->stuck_val = calloc((size_t)cfg->window.C, sizeof(double));
+	d->last_off_ms = INT64_MIN;
 	if (!d->win || !d->alert || !d->shares || !d->value || !d->expected || !d->missing ||
-	    !d->was_missing || !d->last_good) {
+	    !d->was_missing || !d->last_good || !d->still_limit || !d->stuck || !d->stuck_since ||
+	    !d->stuck_val) {
 		detector_free(d);
 		return NULL;
 	}
@@ -107,6 +121,10 @@ void detector_free(struct detector *d)
 	free(d->missing);
 	free(d->was_missing);
 	free(d->last_good);
+	free(d->still_limit);
+	free(d->stuck);
+	free(d->stuck_since);
+	free(d->stuck_val);
 	free(d);
 }
 
@@ -163,6 +181,8 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 	if (st == WINDOW_OK && !in_episode)
 		d->trainable++;
 	d->last_status = (int)st;
+	if (st == WINDOW_OFF || st == WINDOW_WARMUP)
+		d->last_off_ms = ts_ms;
 	if (st == WINDOW_OFF || st == WINDOW_WARMUP) {
 		/* Off for want of the run_when sensor is not known to be off. */
 		if (!run_missing(d))
@@ -214,6 +234,7 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 }
 
 static bool check_missing(struct detector *d, int64_t now_ms);
+static bool check_stuck(struct detector *d, int64_t now_ms);
 
 int detector_advance(struct detector *d, int64_t now_ms)
 {
@@ -222,6 +243,7 @@ int detector_advance(struct detector *d, int64_t now_ms)
 	if (rc < 0)
 		return rc;
 	bool changed = check_missing(d, now_ms);
+	changed |= check_stuck(d, now_ms);
 	enum det_state before = d->state;
 	bool published = d->state_published;
 	if (window_no_data(d->win, now_ms))
@@ -252,9 +274,86 @@ static bool check_missing(struct detector *d, int64_t now_ms)
 			continue;
 		changed = true;
 		if (d->hooks.on_sensor)
-			d->hooks.on_sensor(d->user, c, d->missing[c], d->last_good[c], now_ms);
+			d->hooks.on_sensor(d->user, c,
+					   d->missing[c] ? DET_SENSOR_MISSING : DET_SENSOR_BACK,
+					   d->last_good[c], NAN, now_ms);
 	}
 	return changed;
+}
+
+#define STILL_FLOOR_MS 60000LL
+
+int64_t detector_still_limit(int64_t longest_ms, int64_t span_ms)
+{
+	if (span_ms <= 0 || longest_ms < 0 || longest_ms >= span_ms / 2)
+		return 0;
+	return 3 * longest_ms > STILL_FLOOR_MS ? 3 * longest_ms : STILL_FLOOR_MS;
+}
+
+void detector_set_still_limits(struct detector *d, const int64_t *limit_ms)
+{
+	for (int c = 0; c < d->cfg.window.C; c++)
+		d->still_limit[c] = limit_ms && limit_ms[c] > 0 ? limit_ms[c] : 0;
+}
+
+const int64_t *detector_still_limits(const struct detector *d)
+{
+	return d->still_limit;
+}
+
+/*
+ * Which channels are stuck now; each change goes to on_sensor. Only running
+ * time counts (a stopped pump's flow reads 0 for hours, and a temperature at
+ * ambient moves a first step only a while after the start), and a missing
+ * channel is no frozen one. A channel stuck when the machine stopped is
+ * still stuck after the start while the same run goes on. While the machine
+ * is off nothing changes. True when the set changed.
+ */
+static bool check_stuck(struct detector *d, int64_t now_ms)
+{
+	bool changed = false;
+
+	(void)now_ms;
+	if (d->last_status == WINDOW_OFF || d->last_status == WINDOW_WARMUP)
+		return false;
+	d->n_stuck = 0;
+	for (int c = 0; c < d->cfg.window.C; c++) {
+		bool now = false;
+		int64_t since = 0;
+		double val = 0;
+		int64_t still = window_still_ms(d->win, c, &since, &val);
+		if (d->still_limit[c] > 0 && still > 0 && !d->missing[c]) {
+			int64_t from = since > d->last_off_ms ? since : d->last_off_ms;
+			now = (d->stuck[c] && d->stuck_since[c] == since) ||
+			      since + still - from > d->still_limit[c];
+		}
+		if (now != d->stuck[c]) {
+			changed = true;
+			d->stuck[c] = now;
+			if (now) {
+				d->stuck_since[c] = since;
+				d->stuck_val[c] = val;
+			}
+			if (d->hooks.on_sensor)
+				d->hooks.on_sensor(d->user, c,
+						   now ? DET_SENSOR_STUCK : DET_SENSOR_MOVING, since,
+						   val, now_ms);
+		}
+		d->n_stuck += d->stuck[c];
+	}
+	return changed;
+}
+
+int detector_stuck(const struct detector *d, const bool **stuck, const int64_t **since_ms,
+		   const double **value)
+{
+	if (stuck)
+		*stuck = d->stuck;
+	if (since_ms)
+		*since_ms = d->stuck_since;
+	if (value)
+		*value = d->stuck_val;
+	return d->n_stuck;
 }
 
 int detector_missing(const struct detector *d, const bool **missing,

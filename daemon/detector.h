@@ -39,6 +39,13 @@ struct detector_cfg {
 	struct alert_cfg alert;
 };
 
+enum det_sensor_event {
+	DET_SENSOR_MISSING,
+	DET_SENSOR_BACK,
+	DET_SENSOR_STUCK,
+	DET_SENSOR_MOVING,
+};
+
 struct detector_hooks {
 	/* Every window cut, scored or not; in_episode says whether an alert
 	 * episode is open (training excludes those windows). May be NULL. */
@@ -54,9 +61,12 @@ struct detector_hooks {
 	 * sensors it misses did (detector_missing). */
 	void (*on_state)(void *user, enum det_state st, double score, int64_t ts_ms);
 	/* Channel c turned missing (no good sample for the no-data time, see
-	 * detector_missing) or came back; last_good_ms is its newest good
-	 * sample (INT64_MIN for none), now_ms the time of the check. May be NULL. */
-	void (*on_sensor)(void *user, int c, bool missing, int64_t last_good_ms, int64_t now_ms);
+	 * detector_missing: since_ms is its newest good sample, INT64_MIN for
+	 * none) or came back; or it froze (detector_stuck: its value has stood
+	 * exactly at `value` since since_ms) or moves again. now_ms is the time
+	 * of the check. May be NULL. */
+	void (*on_sensor)(void *user, int c, enum det_sensor_event ev, int64_t since_ms,
+			  double value, int64_t now_ms);
 };
 
 /* Copies what it needs from cfg except channel_names/units/asset/host, which must
@@ -94,6 +104,28 @@ int detector_advance(struct detector *d, int64_t now_ms);
  * *last_good_ms, each when not NULL (valid until the next advance). */
 int detector_missing(const struct detector *d, const bool **missing,
 		     const int64_t **last_good_ms);
+
+/*
+ * Frozen sensors. A channel whose good samples have had exactly the same
+ * value (window_still_ms) for longer than its limit, counting only the time
+ * the machine ran, is stuck: the state payload names it, and on_sensor says
+ * so once each way. Its windows are scored as before (a frozen value the
+ * process has left behind shows in the score and its shares too).
+ * detector_still_limit turns what the training history showed, the longest
+ * still run and the span of the samples, into a channel's limit: 0 (never
+ * stuck) for a sensor that stood still for half of its history or more (a
+ * set point, a status word), else three times its longest run, a minute at
+ * least. detector_set_still_limits takes C limits (NULL: none).
+ */
+int64_t detector_still_limit(int64_t longest_ms, int64_t span_ms);
+void detector_set_still_limits(struct detector *d, const int64_t *limit_ms);
+/* The channels stuck at the last advance: how many; C flags into *stuck, the
+ * start of each one's still run into *since_ms and its value into *value,
+ * each when not NULL (valid until the next advance). */
+int detector_stuck(const struct detector *d, const bool **stuck, const int64_t **since_ms,
+		   const double **value);
+/* The limits set (C entries, 0: not checked). */
+const int64_t *detector_still_limits(const struct detector *d);
 
 /* The clock the samples are stamped with stepped to now_ms: the window
  * starts over (window_restart); the model and any open episode stay. */

@@ -362,17 +362,24 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 {
 	struct asset_rt *a = user;
 
-	const bool *miss;
+	const bool *miss, *stuck;
 	int n_miss = detector_missing(a->det, &miss, NULL), n = 0;
-	const char **names = n_miss > 0 ? malloc((size_t)n_miss * sizeof(*names)) : NULL;
+	int n_stuck = detector_stuck(a->det, &stuck, NULL, NULL), ns = 0;
+	const char **names = malloc((a->cfg->n_sensors + 1) * sizeof(*names));
+	const char **frozen = malloc((a->cfg->n_sensors + 1) * sizeof(*frozen));
 
-	for (size_t c = 0; names && c < a->cfg->n_sensors && n < n_miss; c++)
-		if (miss[c])
+	for (size_t c = 0; names && frozen && c < a->cfg->n_sensors; c++) {
+		if (miss[c] && n < n_miss)
 			names[n++] = a->channel_names[c];
+		if (stuck[c] && ns < n_stuck)
+			frozen[ns++] = a->channel_names[c];
+	}
 	free(a->state_json);
 	a->state_json = alert_format_state_json(a->cfg->name, detector_state_name(st), score,
-						detector_model_version(a->det), ts_ms, names, n);
+						detector_model_version(a->det), ts_ms, names, n,
+						frozen, ns);
 	free(names);
+	free(frozen);
 	/* A run_when sensor hovering at its limit flips off/normal every
 	 * window, for days: every change is published, the log keeps a few. */
 	LOG_RL(&a->state_rl, LOG_INFO, "asset[%s]: state %s", a->cfg->name,
@@ -381,17 +388,40 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 }
 
 
-/* A sensor of the asset went missing or came back. Once per change: a
- * missing sensor stays so until it sends again. */
-static void hook_sensor(void *user, int c, bool missing, int64_t last_good_ms, int64_t now_ms)
+/* A sensor of the asset went missing or came back, froze or moves again.
+ * Once per change: a missing sensor stays so until it sends again, a frozen
+ * one until its value moves. */
+static void hook_sensor(void *user, int c, enum det_sensor_event ev, int64_t last_good_ms,
+			double value, int64_t now_ms)
 {
 	struct asset_rt *a = user;
 	const char *name = a->channel_names[c];
 	char ts[PDM_ISO8601_LEN], ago[32];
 
-	if (!missing) {
+	switch (ev) {
+	case DET_SENSOR_BACK:
 		LOG_I("asset %s: sensor %s sends good values again", a->cfg->name, name);
 		return;
+	case DET_SENSOR_MOVING:
+		LOG_I("asset %s: sensor %s moves again (its value had stood at %g since %s)",
+		      a->cfg->name, name, value,
+		      pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)));
+		return;
+	case DET_SENSOR_STUCK: {
+		char limit[32];
+		const int64_t *lim = detector_still_limits(a->det);
+		pdm_format_approx(now_ms - last_good_ms, ago, sizeof(ago));
+		pdm_format_approx(lim[c], limit, sizeof(limit));
+		LOG_W("asset %s: sensor %s has read exactly %g for %s (since %s), longer than its "
+		      "training history allows a running machine (%s): a frozen transmitter, or a "
+		      "PLC or gateway repeating its last value. Check it; the asset's state names "
+		      "it as stuck until its value moves",
+		      a->cfg->name, name, value, ago,
+		      pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)), limit);
+		return;
+	}
+	case DET_SENSOR_MISSING:
+		break;
 	}
 	if (last_good_ms == INT64_MIN) {
 		pdm_format_duration(a->cfg->no_data_after_ms, ago, sizeof(ago));
@@ -1244,6 +1274,7 @@ static int setup_assets(struct engine *e)
 		}
 		/* After the model: an episode still open is cleared with it. */
 		engine_load_learning(a);
+		engine_load_still(a);
 		/* Initial retained state: learning until a model exists; with one,
 		 * the severity of an episode still open from before a restart (a
 		 * crash mid-episode must not publish "normal"). */

@@ -194,6 +194,9 @@ void engine_schedule_training(struct engine *e, int64_t now);
 void engine_handle_train_results(struct engine *e);
 /* After the asset's model is loaded at setup: learning that was on goes on. */
 void engine_load_learning(struct asset_rt *a);
+/* How long each sensor may stand still (detector_stuck), as the last promoted
+ * training measured it: kept in the store, by sensor name, across restarts. */
+void engine_load_still(struct asset_rt *a);
 void engine_relearn_start(struct asset_rt *a, int64_t since, int64_t mark);
 void engine_learning_shift(struct asset_rt *a, int64_t step);
 

@@ -131,6 +131,24 @@ void engine_write_status(struct engine *e, int64_t now)
 				cJSON_AddItemToArray(m, s);
 			}
 		}
+		/* sensors whose value stands exactly still too long: frozen */
+		const bool *stuck;
+		const int64_t *since;
+		const double *sval;
+		if (detector_stuck(a->det, &stuck, &since, &sval) > 0) {
+			cJSON *m = cJSON_AddArrayToObject(j, "stuck_sensors");
+			for (size_t c = 0; m && c < a->cfg->n_sensors; c++) {
+				if (!stuck[c])
+					continue;
+				cJSON *s = cJSON_CreateObject();
+				cJSON_AddStringToObject(s, "sensor", a->channel_names[c]);
+				cJSON_AddNumberToObject(s, "value", sval[c]);
+				cJSON_AddStringToObject(
+					s, "since",
+					pdm_iso8601(asset_to_host(a, since[c]), ts, sizeof(ts)));
+				cJSON_AddItemToArray(m, s);
+			}
+		}
 		if (a->last_alert_id[0]) {
 			cJSON_AddStringToObject(j, "last_alert", a->last_alert_id);
 			cJSON_AddStringToObject(j, "last_alert_ts",

@@ -207,6 +207,80 @@ static void save_learning(struct asset_rt *a)
  * however long it was open), at most relearn_for.
  */
 
+/*
+ * What the training history said of each sensor standing still, as
+ * "still/ASSET" = "NAME=LONGEST_MS:SPAN_MS ..." (the measurement, not the
+ * limit, so that the rule can change). By name: a sensor added since is not
+ * checked until the next training measures it.
+ */
+static void apply_still(struct asset_rt *a, const int64_t *longest, const int64_t *span)
+{
+	int64_t *lim = calloc(a->cfg->n_sensors + 1, sizeof(*lim));
+	if (!lim)
+		return;
+	for (size_t c = 0; c < a->cfg->n_sensors; c++)
+		lim[c] = longest[c] >= 0 ? detector_still_limit(longest[c], span[c]) : 0;
+	detector_set_still_limits(a->det, lim);
+	free(lim);
+}
+
+static void save_still(struct asset_rt *a, const struct train_result *r)
+{
+	char key[300];
+	size_t cap = 64 + a->cfg->n_sensors * 320, n = 0;
+	char *val = malloc(cap);
+
+	if (!val || r->n_still != (int)a->cfg->n_sensors) {
+		free(val);
+		return;
+	}
+	val[0] = '\0';
+	for (int c = 0; c < r->n_still && n < cap; c++)
+		n += (size_t)snprintf(val + n, cap - n, "%s%s=%lld:%lld", c ? " " : "",
+				      a->channel_names[c], (long long)r->still_ms[c],
+				      (long long)r->still_span_ms[c]);
+	snprintf(key, sizeof(key), "still/%s", a->cfg->name);
+	int rc = store_kv_set(a->e->store, key, val);
+	if (rc < 0)
+		LOG_W("detector[%s]: cannot save how long its sensors stand still: %s",
+		      a->cfg->name, pdm_strerror(rc));
+	apply_still(a, r->still_ms, r->still_span_ms);
+	free(val);
+}
+
+void engine_load_still(struct asset_rt *a)
+{
+	char key[300], *s = NULL;
+	size_t C = a->cfg->n_sensors;
+	int64_t *longest = malloc((C + 1) * sizeof(*longest)), *span = malloc((C + 1) * sizeof(*span));
+
+	snprintf(key, sizeof(key), "still/%s", a->cfg->name);
+	if (!longest || !span || store_kv_get(a->e->store, key, &s) < 0) {
+		free(longest);
+		free(span);
+		return;
+	}
+	for (size_t c = 0; c < C; c++)
+		longest[c] = span[c] = -1;
+	char *save = NULL;
+	for (char *tok = strtok_r(s, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strrchr(tok, '=');
+		long long l, sp;
+		if (!eq || sscanf(eq + 1, "%lld:%lld", &l, &sp) != 2)
+			continue;
+		*eq = '\0';
+		for (size_t c = 0; c < C; c++)
+			if (strcmp(a->channel_names[c], tok) == 0) {
+				longest[c] = l;
+				span[c] = sp;
+			}
+	}
+	apply_still(a, longest, span);
+	free(s);
+	free(longest);
+	free(span);
+}
+
 void engine_load_learning(struct asset_rt *a)
 {
 	char key[300], *s = NULL;
@@ -434,6 +508,7 @@ void engine_handle_train_results(struct engine *e)
 			store_model_prune(e->store, a->cfg->name, e->cfg->daemon.keep_models);
 			bool first = !detector_has_model(a->det);
 			engine_install_model(a, m, r->version);
+			save_still(a, r);
 			if (a->learning)
 				learn_installed(&a->learn, asset_now(a, pdm_wall_ms()));
 			else if (first)

@@ -345,6 +345,9 @@ static void run_job(struct train_job *j, struct train_result *r, const atomic_in
 		goto done;
 	}
 	window_advance(c.win, j->t1_ms, cut_emit, &c);
+	r->n_still = j->window.C;
+	for (int ch = 0; ch < j->window.C; ch++)
+		r->still_ms[ch] = window_longest_still_ms(c.win, ch, &r->still_span_ms[ch]);
 	LOG_I("trainer[%s]: %zu samples -> %zu usable windows", j->asset, c.rows,
 	      window_set_count(c.set));
 	if (j->current_version > 0) {

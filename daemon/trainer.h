@@ -100,6 +100,12 @@ struct train_result {
 	size_t asset_index;
 	struct train_outcome outcome;
 	uint32_t version;        /* the saved version when promoted */
+	/* Per channel, over the history read: the longest time its value stood
+	 * exactly still, and the time its good samples spanned (how long a
+	 * live sensor of this machine may repeat itself: window.h). */
+	int n_still;
+	int64_t still_ms[WINDOW_MAX_C];
+	int64_t still_span_ms[WINDOW_MAX_C];
 };
 
 struct trainer;

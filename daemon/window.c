@@ -54,6 +54,13 @@ struct wchan {
 	uint32_t spacings;
 	struct wcell *q; /* FIFO of cells with a good sample, k >= next_k, k ascending */
 	uint32_t cap, head, n;
+	/* The run of good samples with exactly the same value that the newest
+	 * one ends (a frozen transmitter repeats its value to the bit), from
+	 * the first sample of the run to the last; the longest ever seen. */
+	double run_val;
+	int64_t run_start, run_last; /* TS_NONE: no run */
+	int64_t longest_still_ms;
+	int64_t first_good_ts;       /* the first good sample ever */
 };
 
 struct window {
@@ -216,6 +223,7 @@ static void clear_data(struct window *w)
 		ch->held_ts = TS_NONE;
 		ch->good_ts = TS_NONE;
 		ch->head = ch->n = 0;
+		ch->run_start = ch->run_last = TS_NONE;
 	}
 	for (size_t i = 0; i < (size_t)w->cfg.W * (size_t)w->cfg.C; i++)
 		w->rows[i] = NAN;
@@ -254,6 +262,7 @@ struct window *window_new(const struct window_cfg *cfg)
 			goto fail;
 		w->ch[c].cap = QUEUE_MIN;
 		w->ch[c].hold_ms = cfg->channel_hold_ms ? cfg->channel_hold_ms[c] : w->hold_ms;
+		w->ch[c].first_good_ts = TS_NONE;
 	}
 	w->cfg.channel_hold_ms = NULL; /* the caller's array is not kept */
 	clear_data(w);
@@ -301,6 +310,23 @@ static bool q_reserve(struct wchan *ch)
 	ch->head = 0;
 	ch->cap *= 2;
 	return true;
+}
+
+/* A good sample newer than the channel's newest: extends the run of equal
+ * values or starts one. A silence longer than the value is held ends a run:
+ * a PLC back after an outage with the value it had is no frozen sensor. */
+static void track_run(struct wchan *ch, int64_t ts_ms, double value)
+{
+	if (ch->first_good_ts == TS_NONE)
+		ch->first_good_ts = ts_ms;
+	if (ch->run_start != TS_NONE && value == ch->run_val && ts_ms - ch->run_last <= ch->hold_ms) {
+		ch->run_last = ts_ms;
+		if (ch->run_last - ch->run_start > ch->longest_still_ms)
+			ch->longest_still_ms = ch->run_last - ch->run_start;
+		return;
+	}
+	ch->run_val = value;
+	ch->run_start = ch->run_last = ts_ms;
 }
 
 int window_push(struct window *w, int channel, int64_t ts_ms, double value, bool good)
@@ -354,8 +380,10 @@ int window_push(struct window *w, int channel, int64_t ts_ms, double value, bool
 		ch->spacings = ch->spacings < 2 * SPACINGS ? ch->spacings + 1
 							   : SPACINGS + (ch->spacings + 1) % SPACINGS;
 	}
-	if (ts_ms > ch->good_ts || ch->good_ts == TS_NONE)
+	if (ts_ms > ch->good_ts || ch->good_ts == TS_NONE) {
+		track_run(ch, ts_ms, value);
 		ch->good_ts = ts_ms;
+	}
 	if (k < w->next_k) {
 		/* Its point is final already; it can still be held for later
 		 * ones. Nothing of this channel is pending: that would be a
@@ -589,6 +617,32 @@ bool window_no_data(const struct window *w, int64_t now_ms)
 	if (ref == TS_NONE)
 		return false;
 	return now_ms - ref > w->cfg.no_data_ms;
+}
+
+int64_t window_still_ms(const struct window *w, int channel, int64_t *since_ms, double *value)
+{
+	if (!w || channel < 0 || channel >= w->cfg.C)
+		return 0;
+	const struct wchan *ch = &w->ch[channel];
+	if (ch->run_start == TS_NONE)
+		return 0;
+	if (since_ms)
+		*since_ms = ch->run_start;
+	if (value)
+		*value = ch->run_val;
+	return ch->run_last - ch->run_start;
+}
+
+int64_t window_longest_still_ms(const struct window *w, int channel, int64_t *span_ms)
+{
+	if (!w || channel < 0 || channel >= w->cfg.C)
+		return 0;
+	const struct wchan *ch = &w->ch[channel];
+	if (span_ms)
+		*span_ms = ch->first_good_ts == TS_NONE || ch->good_ts == TS_NONE
+				   ? 0
+				   : ch->good_ts - ch->first_good_ts;
+	return ch->longest_still_ms;
 }
 
 int window_missing(const struct window *w, int64_t now_ms, int64_t after_ms, bool *missing,

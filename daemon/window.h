@@ -153,6 +153,21 @@ bool window_no_data(const struct window *w, int64_t now_ms);
 int window_missing(const struct window *w, int64_t now_ms, int64_t after_ms, bool *missing,
 		   int64_t *last_good_ms);
 
+/*
+ * Frozen sensors. A transmitter that froze (or a PLC or gateway that keeps
+ * sending the last value it had) repeats its value to the bit, while a live
+ * one moves, if only by its noise. window_still_ms: how long the channel's
+ * newest good samples have had exactly the same value, from the first of
+ * them to the newest (0 without two; a silence longer than the channel's
+ * hold ends such a run); the run's first sample time into *since_ms and the
+ * value into *value, each when not NULL. window_longest_still_ms: the
+ * longest such run of everything pushed (the trainer reads it over the
+ * history it trains on), and into *span_ms, when not NULL, the time from
+ * the channel's first good sample to its newest.
+ */
+int64_t window_still_ms(const struct window *w, int channel, int64_t *since_ms, double *value);
+int64_t window_longest_still_ms(const struct window *w, int channel, int64_t *span_ms);
+
 /* How long the channel's value is held, in ms (-1 for no such channel). */
 int64_t window_hold_ms(const struct window *w, int channel);
 

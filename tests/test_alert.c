@@ -544,7 +544,7 @@ static void test_alert_payload(void **state)
 static void test_state_payload(void **state)
 {
 	(void)state;
-	char *s = alert_format_state_json("pump-a", "learning", NAN, 0, T0, NULL, 0);
+	char *s = alert_format_state_json("pump-a", "learning", NAN, 0, T0, NULL, 0, NULL, 0);
 	assert_non_null(s);
 	cJSON *o = cJSON_Parse(s);
 	const char *const keys[] = { "asset", "state", "score", "model_version", "ts" };
@@ -557,7 +557,7 @@ static void test_state_payload(void **state)
 	cJSON_Delete(o);
 	free(s);
 
-	s = alert_format_state_json("pump-a", "warning", 1.23456, 12, T0, NULL, 0);
+	s = alert_format_state_json("pump-a", "warning", 1.23456, 12, T0, NULL, 0, NULL, 0);
 	o = cJSON_Parse(s);
 	assert_true(get(o, "score")->valuedouble == 1.235);
 	assert_true(get(o, "model_version")->valuedouble == 12);
@@ -566,15 +566,15 @@ static void test_state_payload(void **state)
 
 	const char *ok[] = { "normal", "critical", "off", "no_data" };
 	for (int i = 0; i < 4; i++) {
-		s = alert_format_state_json("p", ok[i], 0.5, 1, T0, NULL, 0);
+		s = alert_format_state_json("p", ok[i], 0.5, 1, T0, NULL, 0, NULL, 0);
 		assert_non_null(s);
 		free(s);
 	}
-	assert_null(alert_format_state_json("pump-a", "broken", 0.5, 1, T0, NULL, 0));
+	assert_null(alert_format_state_json("pump-a", "broken", 0.5, 1, T0, NULL, 0, NULL, 0));
 
 	/* Missing sensors are named; none: no key (the payload SPEC gives). */
 	const char *gone[] = { "bearing_temp", "flow" };
-	s = alert_format_state_json("pump-a", "no_data", NAN, 3, T0, gone, 2);
+	s = alert_format_state_json("pump-a", "no_data", NAN, 3, T0, gone, 2, NULL, 0);
 	o = cJSON_Parse(s);
 	const char *const keys6[] = { "asset", "state", "score", "model_version", "ts", "missing" };
 	assert_keys(o, keys6, 6);
@@ -582,6 +582,16 @@ static void test_state_payload(void **state)
 	assert_int_equal(cJSON_GetArraySize(m), 2);
 	assert_string_equal(cJSON_GetArrayItem(m, 0)->valuestring, "bearing_temp");
 	assert_string_equal(cJSON_GetArrayItem(m, 1)->valuestring, "flow");
+	cJSON_Delete(o);
+	free(s);
+	const char *frozen[] = { "vibration_rms" };
+	s = alert_format_state_json("pump-a", "normal", 0.5, 3, T0, gone, 1, frozen, 1);
+	o = cJSON_Parse(s);
+	const char *const keys7[] = { "asset", "state", "score", "model_version", "ts", "missing",
+				       "stuck" };
+	assert_keys(o, keys7, 7);
+	assert_int_equal(cJSON_GetArraySize(get(o, "missing")), 1);
+	assert_string_equal(cJSON_GetArrayItem(get(o, "stuck"), 0)->valuestring, "vibration_rms");
 	cJSON_Delete(o);
 	free(s);
 
@@ -592,7 +602,7 @@ static void test_state_payload(void **state)
 	assert_string_equal(alert_asset_state(false, false, true, ALERT_SEV_CRITICAL), "critical");
 	assert_string_equal(alert_asset_state(false, false, true, ALERT_SEV_WARNING), "warning");
 	assert_string_equal(alert_asset_state(false, false, true, ALERT_SEV_NONE), "normal");
-	assert_null(alert_format_state_json(NULL, "normal", 0.5, 1, T0, NULL, 0));
+	assert_null(alert_format_state_json(NULL, "normal", 0.5, 1, T0, NULL, 0, NULL, 0));
 }
 
 /* ---- random stream against a naive reference, with restarts ---- */

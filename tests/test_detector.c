@@ -36,21 +36,36 @@ static struct {
 	enum det_state state;
 	int states;
 	int scored, scored_learning;
-	/* on_sensor: calls, the last channel, whether missing, its last good */
+	/* on_sensor: missing/back calls, the last channel, whether missing, its
+	 * last good; stuck/moving calls, the last one's channel, start, value */
 	int sensor_calls;
 	int sensor_c;
 	bool sensor_missing;
 	int64_t sensor_last_good;
+	int still_calls;
+	int still_c;
+	bool still_stuck;
+	int64_t still_since;
+	double still_value;
 } seen;
 
-static void on_sensor(void *user, int c, bool missing, int64_t last_good_ms, int64_t now_ms)
+static void on_sensor(void *user, int c, enum det_sensor_event ev, int64_t since_ms,
+		      double value, int64_t now_ms)
 {
 	(void)user;
 	(void)now_ms;
+	if (ev == DET_SENSOR_STUCK || ev == DET_SENSOR_MOVING) {
+		seen.still_calls++;
+		seen.still_c = c;
+		seen.still_stuck = ev == DET_SENSOR_STUCK;
+		seen.still_since = since_ms;
+		seen.still_value = value;
+		return;
+	}
 	seen.sensor_calls++;
 	seen.sensor_c = c;
-	seen.sensor_missing = missing;
-	seen.sensor_last_good = last_good_ms;
+	seen.sensor_missing = ev == DET_SENSOR_MISSING;
+	seen.sensor_last_good = since_ms;
 }
 
 static int on_alert(void *user, const struct alert_event *ev, const char *payload)
@@ -402,6 +417,107 @@ static void test_missing_run_sensor(void **state)
 	detector_free(d);
 }
 
+/* The limit rule: three times the longest still run, a minute at least; a
+ * sensor that stood still for half its history or more is not checked. */
+static void test_still_limit(void **state)
+{
+	(void)state;
+	assert_int_equal(detector_still_limit(0, 3600000), 60000);
+	assert_int_equal(detector_still_limit(10000, 3600000), 60000);
+	assert_int_equal(detector_still_limit(100000, 3600000), 300000);
+	assert_int_equal(detector_still_limit(1799999, 3600000), 3 * 1799999LL);
+	assert_int_equal(detector_still_limit(1800000, 3600000), 0);
+	assert_int_equal(detector_still_limit(0, 0), 0);
+}
+
+/*
+ * A frozen transmitter: b repeats its last value exactly while a moves.
+ * Stuck once the run passes the limit, counting only running time; said
+ * once, named by the state (republished), and moving again when b does. A
+ * run that began while the machine was off counts from the start.
+ */
+static void test_stuck_sensor(void **state)
+{
+	(void)state;
+	struct detector_cfg cfg = pump_cfg();
+	cfg.window.no_data_ms = 2000;
+	cfg.window.run_channel = 0;
+	cfg.window.run_op = WINDOW_OP_GT;
+	cfg.window.run_value = 5.0;
+	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state, .on_sensor = on_sensor };
+	const int64_t limits[NC] = { 0, 3000 }; /* 30 samples */
+	const bool *stuck;
+	const int64_t *since;
+	const double *value;
+
+	memset(&seen, 0, sizeof(seen));
+	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	detector_set_model(d, trained_model(0.0), 1);
+	detector_set_still_limits(d, limits);
+	assert_int_equal(detector_still_limits(d)[1], 3000);
+	feed(d, 0, 200, 0.0);
+	assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
+
+	/* b frozen at its value of sample 199 from sample 200 on. */
+	double frozen = signal(1, 199, 0.0);
+	for (long i = 200; i < 260; i++) {
+		assert_int_equal(detector_push(d, 0, T0 + i * STEP_MS, signal(0, i, 0.0), true), 0);
+		assert_int_equal(detector_push(d, 1, T0 + i * STEP_MS, frozen, true), 0);
+		assert_int_equal(detector_advance(d, T0 + i * STEP_MS), 0);
+		/* the run began at 199: stuck once it spans more than 3 s */
+		if (i <= 229)
+			assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
+		if (i == 229)
+			assert_int_equal(seen.still_calls, 0);
+	}
+	assert_int_equal(detector_stuck(d, &stuck, &since, &value), 1);
+	assert_false(stuck[0]);
+	assert_true(stuck[1]);
+	assert_int_equal(since[1], T0 + 199 * STEP_MS);
+	assert_true(value[1] == frozen);
+	assert_int_equal(seen.still_calls, 1);
+	assert_true(seen.still_stuck);
+	assert_int_equal(seen.still_c, 1);
+	/* scored as before: the model sees b fall out of step with a (this
+	 * one alarms; the state names b as stuck either way) */
+	assert_true(seen.scored > 0);
+
+	/* b moves: no longer stuck at once. */
+	feed(d, 260, 280, 0.0);
+	assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
+	assert_int_equal(seen.still_calls, 2);
+	assert_false(seen.still_stuck);
+
+	/* Stopped (a = 0) with b still for 10 s: off time does not count. */
+	double parked = 42.0;
+	for (long i = 280; i < 380; i++) {
+		assert_int_equal(detector_push(d, 0, T0 + i * STEP_MS, 0.0, true), 0);
+		assert_int_equal(detector_push(d, 1, T0 + i * STEP_MS, parked, true), 0);
+		assert_int_equal(detector_advance(d, T0 + i * STEP_MS), 0);
+	}
+	assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
+	/* Running again, b still parked: stuck only 3 s into the running. */
+	int calls = seen.still_calls;
+	for (long i = 380; i < 480; i++) {
+		assert_int_equal(detector_push(d, 0, T0 + i * STEP_MS, signal(0, i, 0.0), true), 0);
+		assert_int_equal(detector_push(d, 1, T0 + i * STEP_MS, parked, true), 0);
+		assert_int_equal(detector_advance(d, T0 + i * STEP_MS), 0);
+		if (i < 400)
+			assert_int_equal(seen.still_calls, calls);
+	}
+	assert_int_equal(seen.still_calls, calls + 1);
+	assert_true(seen.still_stuck);
+	assert_true(seen.still_value == parked);
+
+	/* Limits off: nothing is stuck. */
+	detector_set_still_limits(d, NULL);
+	feed_some(d, 480, 481, 1u, NAN);
+	assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
+	detector_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +525,8 @@ int main(void)
 		cmocka_unit_test(test_restored_episode_fewer_sensors),
 		cmocka_unit_test(test_missing_sensor),
 		cmocka_unit_test(test_missing_run_sensor),
+		cmocka_unit_test(test_still_limit),
+		cmocka_unit_test(test_stuck_sensor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

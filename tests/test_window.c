@@ -581,6 +581,52 @@ static void test_missing(void **state)
 	window_free(w);
 }
 
+/* Runs of exactly equal good samples: how long the newest has lasted, the
+ * longest seen; bad samples do not break one, a silence longer than the
+ * hold does, and any other value does. */
+static void test_still(void **state)
+{
+	struct window_cfg cfg = base_cfg(2, 100, 4, 1, 3);
+	int64_t since = 0, span = -1;
+	double v = 0;
+	(void)state;
+
+	struct window *w = window_new(&cfg);
+	assert_int_equal(window_still_ms(w, 0, &since, &v), 0);
+	assert_int_equal(window_longest_still_ms(w, 0, &span), 0);
+	assert_int_equal(span, 0);
+	/* 1.0 from 1000 to 1500, then 2.0 */
+	for (int64_t t = 1000; t <= 1500; t += 100)
+		assert_int_equal(window_push(w, 0, t, 1.0, true), 0);
+	assert_int_equal(window_still_ms(w, 0, &since, &v), 500);
+	assert_int_equal(since, 1000);
+	assert_true(v == 1.0);
+	assert_int_equal(window_push(w, 0, 1550, 7.0, false), 0); /* bad: ignored */
+	assert_int_equal(window_push(w, 0, 1600, 1.0, true), 0);
+	assert_int_equal(window_still_ms(w, 0, NULL, NULL), 600);
+	assert_int_equal(window_push(w, 0, 1700, 2.0, true), 0);
+	assert_int_equal(window_still_ms(w, 0, &since, NULL), 0);
+	assert_int_equal(since, 1700);
+	assert_int_equal(window_longest_still_ms(w, 0, &span), 600);
+	assert_int_equal(span, 700);
+	/* the same value after a silence longer than the hold (300 ms): a new run */
+	assert_int_equal(window_push(w, 0, 2100, 2.0, true), 0);
+	assert_int_equal(window_still_ms(w, 0, &since, NULL), 0);
+	assert_int_equal(since, 2100);
+	assert_int_equal(window_push(w, 0, 2400, 2.0, true), 0); /* exactly the hold: goes on */
+	assert_int_equal(window_still_ms(w, 0, NULL, NULL), 300);
+	/* a value that moves by its noise never stands still */
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(window_push(w, 1, 1000 + 100 * i, 5.0 + 1e-9 * (i % 7), true), 0);
+	assert_int_equal(window_longest_still_ms(w, 1, &span), 0);
+	assert_int_equal(span, 4900);
+	/* a restart ends the run, the longest is kept */
+	window_restart(w, 5000);
+	assert_int_equal(window_still_ms(w, 0, NULL, NULL), 0);
+	assert_int_equal(window_longest_still_ms(w, 0, NULL), 600);
+	window_free(w);
+}
+
 /* Pushes n points of both channels at t0 + 100 * (1..n), value = point
  * number + base, and advances to the last one. */
 static void push_run(struct window *w, struct coll *co, int64_t t0, int n, float base)
@@ -991,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(test_silence),
 		cmocka_unit_test(test_no_data),
 		cmocka_unit_test(test_missing),
+		cmocka_unit_test(test_still),
 		cmocka_unit_test(test_clock_step),
 		cmocka_unit_test(test_emit_stop),
 		cmocka_unit_test(test_bad_input),

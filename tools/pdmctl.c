@@ -420,6 +420,7 @@ struct asset_row {
 	const char *next_retrain; /* when the next scheduled retrain is due */
 	const cJSON *episode;     /* the open alert episode (status.json), or NULL */
 	const cJSON *missing;     /* sensors without a good value (status.json), or NULL */
+	const cJSON *stuck;       /* sensors whose value froze (status.json), or NULL */
 };
 
 static int model_latest_cb(const struct store_model *m, void *user)
@@ -585,6 +586,8 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			r->episode = cJSON_IsObject(ep) ? ep : NULL;
 			const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ja, "missing_sensors");
 			r->missing = cJSON_GetArraySize(ms) > 0 ? ms : NULL;
+			const cJSON *sk = cJSON_GetObjectItemCaseSensitive(ja, "stuck_sensors");
+			r->stuck = cJSON_GetArraySize(sk) > 0 ? sk : NULL;
 		}
 		asset_row_from_store(s, r);
 	}
@@ -666,6 +669,9 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			if (r->missing)
 				cJSON_AddItemToObject(j, "missing_sensors",
 						      cJSON_Duplicate(r->missing, 1));
+			if (r->stuck)
+				cJSON_AddItemToObject(j, "stuck_sensors",
+						      cJSON_Duplicate(r->stuck, 1));
 			cJSON_AddItemToArray(ja, j);
 		}
 		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
@@ -759,6 +765,28 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 		}
 		printf("%s: no good value from %s: windows with %s gaps are not scored\n",
 		       r->asset, list, cJSON_GetArraySize(r->missing) == 1 ? "its" : "their");
+	}
+	/* A frozen one is scored, wrongly: name it too. */
+	for (size_t i = 0; i < na; i++) {
+		const struct asset_row *r = &rows[i];
+		const cJSON *it;
+		char list[512];
+		size_t n = 0;
+		if (!r->stuck)
+			continue;
+		list[0] = '\0';
+		cJSON_ArrayForEach(it, r->stuck)
+		{
+			const char *name = jstr(it, "sensor"), *since = jstr(it, "since");
+			double v = NAN;
+			(void)jnum(it, "value", &v);
+			if (n < sizeof(list))
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%g since %s)",
+						      n ? ", " : "", name ? name : "?", v,
+						      since ? since : "?");
+		}
+		printf("%s: stuck: %s: the value has not moved for longer than the training data "
+		       "allows a running machine (a frozen transmitter?)\n", r->asset, list);
 	}
 	/* An open alert: which sensors, and how far off, at its peak so far. */
 	for (size_t i = 0; i < na; i++) {

@@ -1043,8 +1043,6 @@ def scen_backlog(args):
 
 
 def scen_plc(args):
-    """pump-b's PLC hangs (SIGSTOP), then vanishes and comes back; then one
-    of its transmitters breaks (broken_transmitter)."""
     rig = Rig(args, split_b=True, no_data_after="3s")
     d = rig.pdmd
     d.start()
@@ -1060,47 +1058,6 @@ def scen_plc(args):
                   "%s went %s while another PLC failed" % (a, st[a]["state"]))
         return newest_sample_ts(d.db, ["pump-a/score"]) > since_ms and \
             newest_sample_ts(d.db, ["pump-c/score"]) > since_ms
-
-    def broken_transmitter():
-        """One sensor of pump-b reads its under-range code (-32768, a cut
-        wire) while the PLC and the other sensors go on: every window has a
-        gap, nothing is scored, and before, the state stayed at its last
-        "normal" for as long as it lasted. Now pump-b is no_data naming
-        bearing_temp (status.json, the retained state, the log), the others
-        are unaffected, and it scores again once the transmitter does."""
-        t = time.time()
-        rig.sim_b.cmd("fault pump-b broken sensor=bearing_temp for 25s")
-
-        def named():
-            a = (d.asset_status() or {}).get("pump-b", {})
-            return a.get("state") == "no_data" and \
-                [m["sensor"] for m in a.get("missing_sensors", [])] == ["bearing_temp"]
-        wait_for(named, 30, "pump-b no_data naming bearing_temp in status.json")
-        res["broken_to_no_data_s"] = round(time.time() - t, 1)
-        wait_for(lambda: any(doc.get("state") == "no_data" and doc.get("missing") == ["bearing_temp"]
-                             for doc in rig.sub.state_docs("pump-b", t)), 10,
-                 "pump-b no_data with missing [bearing_temp] on %s/state/pump-b" % PREFIX)
-        check(re.search(r"asset pump-b: sensor bearing_temp has sent no good value for",
-                        d.log_since_start()), "no log line naming the broken transmitter")
-        rc, out = pdmctl(rig.confdir, "status")
-        check(rc == 0 and re.search(r"pump-b: no good value from bearing_temp \(last at ", out),
-              "pdmctl status does not name the missing sensor: %s" % out)
-        time.sleep(3)
-        check(others_fine(int(t * 1000) + 3000),
-              "pump-a/pump-c stopped scoring while a transmitter of pump-b was broken")
-        log("pump-b no_data naming bearing_temp after %.1f s; pump-a, pump-c unaffected"
-            % res["broken_to_no_data_s"])
-        wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state")
-                 in ("normal", "warning", "critical"), 90, "pump-b back after its transmitter")
-        res["broken_recovery_s"] = round(time.time() - t - 25, 1)
-        check("missing_sensors" not in d.asset_status()["pump-b"],
-              "bearing_temp still listed as missing after it came back")
-        last = rig.sub.state_docs("pump-b", t)[-1]
-        check(last.get("state") != "no_data" and "missing" not in last,
-              "pump-b's retained state after the transmitter came back: %s" % last)
-        check("asset pump-b: sensor bearing_temp sends good values again" in d.log_since_start(),
-              "no log line when the transmitter came back")
-        log("pump-b scored again %.1f s after its transmitter came back" % res["broken_recovery_s"])
 
     def fail_and_recover(how):
         t = time.time()
@@ -1138,7 +1095,107 @@ def scen_plc(args):
     res["plc_hangs"] += 1
     fail_and_recover("disappear")
     res["plc_disappearances"] += 1
+    check(d.alive(), "pdmd died")
+    return rig.finish(res)
+
+
+def scen_sensors(args):
+    """Sensor faults the model alone would not name. A broken transmitter
+    (pump-b's bearing_temp reads its under-range code while the PLC and the
+    other sensors go on) and a frozen one (pump-a's vibration_rms repeats
+    its last value, after a kill -9 and restart, so that the limits learned
+    in training come back from the store)."""
+    rig = Rig(args, split_b=True, no_data_after="3s")
+    d = rig.pdmd
+    d.start()
+    d.wait_models(args.model_timeout)
+    res = {}
+
+    def broken_transmitter():
+        """One sensor of pump-b reads its under-range code (-32768, a cut
+        wire) while the PLC and the other sensors go on: every window has a
+        gap, nothing is scored, and before, the state stayed at its last
+        "normal" for as long as it lasted. Now pump-b is no_data naming
+        bearing_temp (status.json, the retained state, the log), the others
+        are unaffected, and it scores again once the transmitter does."""
+        t = time.time()
+        rig.sim_b.cmd("fault pump-b broken sensor=bearing_temp for 25s")
+
+        def named():
+            a = (d.asset_status() or {}).get("pump-b", {})
+            return a.get("state") == "no_data" and \
+                [m["sensor"] for m in a.get("missing_sensors", [])] == ["bearing_temp"]
+        wait_for(named, 30, "pump-b no_data naming bearing_temp in status.json")
+        res["broken_to_no_data_s"] = round(time.time() - t, 1)
+        wait_for(lambda: any(doc.get("state") == "no_data" and doc.get("missing") == ["bearing_temp"]
+                             for doc in rig.sub.state_docs("pump-b", t)), 10,
+                 "pump-b no_data with missing [bearing_temp] on %s/state/pump-b" % PREFIX)
+        check(re.search(r"asset pump-b: sensor bearing_temp has sent no good value for",
+                        d.log_since_start()), "no log line naming the broken transmitter")
+        rc, out = pdmctl(rig.confdir, "status")
+        check(rc == 0 and re.search(r"pump-b: no good value from bearing_temp \(last at ", out),
+              "pdmctl status does not name the missing sensor: %s" % out)
+        time.sleep(3)
+        check(newest_sample_ts(d.db, ["pump-a/score"]) > int(t * 1000) + 3000 and
+              newest_sample_ts(d.db, ["pump-c/score"]) > int(t * 1000) + 3000,
+              "pump-a/pump-c stopped scoring while a transmitter of pump-b was broken")
+        log("pump-b no_data naming bearing_temp after %.1f s; pump-a, pump-c unaffected"
+            % res["broken_to_no_data_s"])
+        wait_for(lambda: (d.asset_status() or {}).get("pump-b", {}).get("state")
+                 in ("normal", "warning", "critical"), 90, "pump-b back after its transmitter")
+        res["broken_recovery_s"] = round(time.time() - t - 25, 1)
+        check("missing_sensors" not in d.asset_status()["pump-b"],
+              "bearing_temp still listed as missing after it came back")
+        last = rig.sub.state_docs("pump-b", t)[-1]
+        check(last.get("state") != "no_data" and "missing" not in last,
+              "pump-b's retained state after the transmitter came back: %s" % last)
+        check("asset pump-b: sensor bearing_temp sends good values again" in d.log_since_start(),
+              "no log line when the transmitter came back")
+        log("pump-b scored again %.1f s after its transmitter came back" % res["broken_recovery_s"])
+
+    def frozen_transmitter():
+        """vibration_rms of pump-a freezes for 100 s: a float that moved
+        with every poll in training now repeats itself. Stuck (status.json,
+        the retained state's "stuck", the log, pdmctl) after the minute that
+        its training history allows, moving again when the fault ends."""
+        t = time.time()
+        rig.sim.cmd("fault pump-a stuck sensor=vibration_rms for 100s")
+
+        def named():
+            a = (d.asset_status() or {}).get("pump-a", {})
+            return [m["sensor"] for m in a.get("stuck_sensors", [])] == ["vibration_rms"]
+        wait_for(named, 100, "pump-a naming vibration_rms as stuck in status.json")
+        res["stuck_named_s"] = round(time.time() - t, 1)
+        check(res["stuck_named_s"] >= 55, "stuck after %.1f s, before the minute its history "
+              "allows" % res["stuck_named_s"])
+        wait_for(lambda: any(doc.get("stuck") == ["vibration_rms"]
+                             for doc in rig.sub.state_docs("pump-a", t)), 10,
+                 "pump-a's state naming vibration_rms as stuck on %s/state/pump-a" % PREFIX)
+        check(re.search(r"asset pump-a: sensor vibration_rms has read exactly \S+ for",
+                        d.log_since_start()), "no log line naming the frozen transmitter")
+        rc, out = pdmctl(rig.confdir, "status")
+        check(rc == 0 and re.search(r"pump-a: stuck: vibration_rms \(", out),
+              "pdmctl status does not name the stuck sensor: %s" % out)
+        log("pump-a names vibration_rms as stuck after %.1f s" % res["stuck_named_s"])
+        wait_for(lambda: "stuck_sensors" not in (d.asset_status() or {}).get("pump-a", {"x": 1}),
+                 60, "vibration_rms no longer stuck after the fault")
+        res["unstuck_s"] = round(time.time() - t - 100, 1)
+        check("asset pump-a: sensor vibration_rms moves again" in d.log_since_start(),
+              "no log line when the transmitter moved again")
+        wait_for(lambda: "stuck" not in rig.sub.state_docs("pump-a", t)[-1], 10,
+                 "pump-a's state without stuck")
+        log("vibration_rms moves again %.1f s after the fault ended" % res["unstuck_s"])
+
     broken_transmitter()
+    # The limits come back from the store after a restart.
+    d.kill9()
+    d.start()
+    wait_for(lambda: "loaded v" in d.log_since_start(), 30, "the models reloaded")
+    wait_scored(d, "pump-a", 20, 60, "pump-a scored after the restart")
+    frozen_transmitter()
+    # No training since the restart: the limit came from the store.
+    check("trainer[pump-a]: training started" not in d.log_since_start(),
+          "pump-a trained after the restart: the stored limits were not what was tested")
     check(d.alive(), "pdmd died")
     return rig.finish(res)
 
@@ -2173,7 +2230,7 @@ def scen_clock(args):
     return rig.finish(res)
 
 
-SCENARIOS = {"maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "mixed": scen_mixed, "sparse": scen_sparse, "tags": scen_tags, "clock": scen_clock, "term": scen_term,
+SCENARIOS = {"sensors": scen_sensors, "maint": scen_maint, "endure": scen_endure, "skew": scen_skew, "mixed": scen_mixed, "sparse": scen_sparse, "tags": scen_tags, "clock": scen_clock, "term": scen_term,
              "backlog": scen_backlog, "noack": scen_noack, "kill": scen_kill, "outage": scen_outage, "plc": scen_plc,
              "disk": scen_disk, "model": scen_model, "hup": scen_hup}
 

@@ -41,6 +41,7 @@ run kill --kills "$kills" --min-up 2 --max-up 12 --fault-period 20
 run outage --outage "$outage"
 run backlog --backlog 6000 --bounces 6
 run plc
+run sensors
 run disk
 run model
 run hup
