@@ -292,6 +292,23 @@ static void feed_some(struct detector *d, long from, long to, unsigned mask, dou
 	}
 }
 
+static struct detector_hooks all_hooks(void)
+{
+	return (struct detector_hooks){ .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state, .on_sensor = on_sensor };
+}
+
+/* pump_cfg running while a > 5, no data after 2 s (20 samples). */
+static struct detector_cfg running_cfg(void)
+{
+	struct detector_cfg cfg = pump_cfg();
+	cfg.window.no_data_ms = 2000;
+	cfg.window.run_channel = 0;
+	cfg.window.run_op = WINDOW_OP_GT;
+	cfg.window.run_value = 5.0;
+	return cfg;
+}
+
 /*
  * One dead transmitter among live ones: every window has a gap and none is
  * scored. Before, the state stayed at its last "normal" for ever; now it is
@@ -304,8 +321,7 @@ static void test_missing_sensor(void **state)
 	(void)state;
 	struct detector_cfg cfg = pump_cfg();
 	cfg.window.no_data_ms = 2000; /* 20 samples */
-	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
-					.on_state = on_state, .on_sensor = on_sensor };
+	struct detector_hooks hooks = all_hooks();
 	const bool *miss;
 	const int64_t *good;
 
@@ -378,13 +394,8 @@ static void test_missing_sensor(void **state)
 static void test_missing_run_sensor(void **state)
 {
 	(void)state;
-	struct detector_cfg cfg = pump_cfg();
-	cfg.window.no_data_ms = 2000;
-	cfg.window.run_channel = 0;
-	cfg.window.run_op = WINDOW_OP_GT;
-	cfg.window.run_value = 5.0;
-	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
-					.on_state = on_state, .on_sensor = on_sensor };
+	struct detector_cfg cfg = running_cfg();
+	struct detector_hooks hooks = all_hooks();
 	const bool *miss;
 
 	memset(&seen, 0, sizeof(seen));
@@ -439,13 +450,8 @@ static void test_still_limit(void **state)
 static void test_stuck_sensor(void **state)
 {
 	(void)state;
-	struct detector_cfg cfg = pump_cfg();
-	cfg.window.no_data_ms = 2000;
-	cfg.window.run_channel = 0;
-	cfg.window.run_op = WINDOW_OP_GT;
-	cfg.window.run_value = 5.0;
-	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
-					.on_state = on_state, .on_sensor = on_sensor };
+	struct detector_cfg cfg = running_cfg();
+	struct detector_hooks hooks = all_hooks();
 	const int64_t limits[NC] = { 0, 3000 }; /* 30 samples */
 	const bool *stuck;
 	const int64_t *since;

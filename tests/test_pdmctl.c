@@ -710,10 +710,31 @@ static void test_normal(void **state)
 	assert_non_null(ep);
 	assert_string_equal(cJSON_GetObjectItem(ep, "id")->valuestring, "pump-a-7");
 	cJSON_Delete(j);
+	/* Sensors that look wrong: a line each for the missing and the stuck. */
+	status_extra = "\"missing_sensors\":[{\"sensor\":\"bearing_temp\",\"last_good\":"
+		       "\"2026-12-04T09:41:03.100Z\"},{\"sensor\":\"flow\",\"last_good\":null}],"
+		       "\"stuck_sensors\":[{\"sensor\":\"vibration_rms\",\"value\":1.82,"
+		       "\"since\":\"2026-12-04T09:40:00.000Z\"}],";
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("status"), 0);
+	assert_non_null(strstr(OUT, "\npump-a: no good value from bearing_temp (last at "
+				    "2026-12-04T09:41:03.100Z), flow (none yet): windows with their "
+				    "gaps are not scored\n"));
+	assert_non_null(strstr(OUT, "\npump-a: stuck: vibration_rms (1.82 since "
+				    "2026-12-04T09:40:00.000Z): the value has not moved"));
+	assert_int_equal(RUN("status", "--json"), 0);
+	j = cJSON_Parse(OUT);
+	assert_non_null(j);
+	const cJSON *ja = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "assets"), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ja, "missing_sensors")), 2);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ja, "stuck_sensors")), 1);
+	cJSON_Delete(j);
 	status_extra = "";
 	write_status(pdm_wall_ms(), getpid());
 	assert_int_equal(RUN("status"), 0);
 	assert_null(strstr(OUT, "alert pump-a-7"));
+	assert_null(strstr(OUT, "stuck:"));
+	assert_null(strstr(OUT, "no good value"));
 }
 
 static void test_plot(void **state)

@@ -423,6 +423,32 @@ struct asset_row {
 	const cJSON *stuck;       /* sensors whose value froze (status.json), or NULL */
 };
 
+/* "flow (last at T), temp (none yet)" from status.json's missing_sensors, or
+ * "vibration_rms (1.82 since T)" from its stuck_sensors. */
+static void sensor_list(const cJSON *arr, bool stuck, char *list, size_t len)
+{
+	const cJSON *it;
+	size_t n = 0;
+
+	list[0] = '\0';
+	cJSON_ArrayForEach(it, arr)
+	{
+		const char *name = jstr(it, "sensor"), *t = jstr(it, stuck ? "since" : "last_good");
+		double v = NAN;
+		if (n >= len)
+			break;
+		if (stuck) {
+			(void)jnum(it, "value", &v);
+			n += (size_t)snprintf(list + n, len - n, "%s%s (%g since %s)", n ? ", " : "",
+					      name ? name : "?", v, t ? t : "?");
+		} else {
+			n += (size_t)snprintf(list + n, len - n, "%s%s (%s%s)", n ? ", " : "",
+					      name ? name : "?", t ? "last at " : "none yet",
+					      t ? t : "");
+		}
+	}
+}
+
 static int model_latest_cb(const struct store_model *m, void *user)
 {
 	struct asset_row *r = user;
@@ -746,47 +772,23 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 						   : "learning after its first model",
 			       r->learning_until);
 	}
-	/* A dead transmitter leaves its asset unscored: name it first. */
+	/* A dead transmitter leaves its asset unscored, a frozen one is scored
+	 * wrongly: name them. */
 	for (size_t i = 0; i < na; i++) {
 		const struct asset_row *r = &rows[i];
-		const cJSON *it;
 		char list[512];
-		size_t n = 0;
-		if (!r->missing)
-			continue;
-		list[0] = '\0';
-		cJSON_ArrayForEach(it, r->missing)
-		{
-			const char *name = jstr(it, "sensor"), *lg = jstr(it, "last_good");
-			if (n < sizeof(list))
-				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%s%s)",
-						      n ? ", " : "", name ? name : "?",
-						      lg ? "last at " : "none yet", lg ? lg : "");
+		if (r->missing) {
+			sensor_list(r->missing, false, list, sizeof(list));
+			printf("%s: no good value from %s: windows with %s gaps are not scored\n",
+			       r->asset, list,
+			       cJSON_GetArraySize(r->missing) == 1 ? "its" : "their");
 		}
-		printf("%s: no good value from %s: windows with %s gaps are not scored\n",
-		       r->asset, list, cJSON_GetArraySize(r->missing) == 1 ? "its" : "their");
-	}
-	/* A frozen one is scored, wrongly: name it too. */
-	for (size_t i = 0; i < na; i++) {
-		const struct asset_row *r = &rows[i];
-		const cJSON *it;
-		char list[512];
-		size_t n = 0;
-		if (!r->stuck)
-			continue;
-		list[0] = '\0';
-		cJSON_ArrayForEach(it, r->stuck)
-		{
-			const char *name = jstr(it, "sensor"), *since = jstr(it, "since");
-			double v = NAN;
-			(void)jnum(it, "value", &v);
-			if (n < sizeof(list))
-				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%g since %s)",
-						      n ? ", " : "", name ? name : "?", v,
-						      since ? since : "?");
+		if (r->stuck) {
+			sensor_list(r->stuck, true, list, sizeof(list));
+			printf("%s: stuck: %s: the value has not moved for longer than the training "
+			       "data allows a running machine (a frozen transmitter?)\n", r->asset,
+			       list);
 		}
-		printf("%s: stuck: %s: the value has not moved for longer than the training data "
-		       "allows a running machine (a frozen transmitter?)\n", r->asset, list);
 	}
 	/* An open alert: which sensors, and how far off, at its peak so far. */
 	for (size_t i = 0; i < na; i++) {
