@@ -942,10 +942,12 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 			 "no_data_after: shorter than sample_interval");
 
 	a->hold_ms = xcalloc(a->n_sensors, sizeof(*a->hold_ms));
+	a->stuck_after_ms = xcalloc(a->n_sensors, sizeof(*a->stuck_after_ms));
 	for (size_t i = 0; i < a->n_sensors; i++) {
 		const struct cfg_sensor *s = &c->sensors[a->sensors[i]];
 		const struct raw_section *ss = sensor_sec[a->sensors[i]];
 		a->hold_ms[i] = s->hold_ms > 0 ? s->hold_ms : a->sample_interval_ms * a->hold;
+		a->stuck_after_ms[i] = s->stuck_after_ms;
 		for (size_t j = 0; j < i; j++) {
 			const struct cfg_sensor *t = &c->sensors[a->sensors[j]];
 			if (strcmp(s->column, t->column) == 0)
@@ -1426,6 +1428,7 @@ void cfg_free(struct pdm_config *cfg)
 		free(cfg->assets[i].name);
 		free(cfg->assets[i].sensors);
 		free(cfg->assets[i].hold_ms);
+		free(cfg->assets[i].stuck_after_ms);
 	}
 	for (size_t i = 0; i < cfg->n_sensors; i++) {
 		free_strings(SK_SENSOR, &cfg->sensors[i]);

@@ -79,6 +79,7 @@ struct cfg_sensor {
 	bool has_min, has_max;
 	double valid_min, valid_max;
 	int64_t hold_ms; /* how long its value counts on the grid; 0: the asset's hold */
+	int64_t stuck_after_ms; /* -1: learned from training (default); 0: never; else this */
 	struct cfg_where where;
 };
 
@@ -115,6 +116,7 @@ struct cfg_asset {
 	size_t *sensors; /* indices into cfg->sensors, in file order */
 	size_t n_sensors;
 	int64_t *hold_ms; /* per sensor, in that order: how long its value counts (ms) */
+	int64_t *stuck_after_ms; /* per sensor, in that order: as cfg_sensor's */
 	struct cfg_where where;
 };
 

@@ -763,6 +763,36 @@ static void print_sensor_hold(const struct pdm_config *c, const void *obj, char 
 		pdm_format_duration(s->hold_ms, buf, (unsigned)len);
 }
 
+static int parse_stuck_after(void *obj, const char *v, char *why, size_t len)
+{
+	struct cfg_sensor *s = obj;
+	int64_t ms;
+	if (!v[0]) {
+		s->stuck_after_ms = -1;
+		return 0;
+	}
+	int rc = parse_duration(v, &ms, why, len);
+	if (rc < 0)
+		return rc;
+	if (ms < 0 || ms > INT64_C(30) * 86400000) {
+		snprintf(why, len, "%s is out of range (0 .. 30d)", v);
+		return -ERANGE;
+	}
+	s->stuck_after_ms = ms;
+	return 0;
+}
+
+static void print_stuck_after(const struct pdm_config *c, const void *obj, char *buf, size_t len)
+{
+	const struct cfg_sensor *s = obj;
+	(void)c;
+	buf[0] = '\0';
+	if (s->stuck_after_ms == 0)
+		snprintf(buf, len, "0");
+	else if (s->stuck_after_ms > 0)
+		pdm_format_duration(s->stuck_after_ms, buf, (unsigned)len);
+}
+
 static void print_valid_min(const struct pdm_config *c, const void *obj, char *buf, size_t len)
 {
 	const struct cfg_sensor *s = obj;
@@ -1209,6 +1239,11 @@ static const struct key sensor_keys[] = {
 	  .help = "How long this sensor's last value counts on the grid, for a sensor that reports "
 		  "rarely or only when its value changes (the asset's windows do not wait for it "
 		  "longer). Empty: the asset's hold (sample_interval x hold)." },
+	{ .name = "stuck_after", .type = T_CUSTOM, .parse = parse_stuck_after,
+	  .print = print_stuck_after, .def = "", .tname = "duration",
+	  .help = "The sensor is stuck (a frozen transmitter) when its value stays exactly the "
+		  "same this long while the machine runs; 0: never. Empty: learned, three times "
+		  "the longest it stood still in the training history, a minute at least." },
 };
 
 static const struct section_kind kinds[SK_N] = {

@@ -292,13 +292,25 @@ int64_t detector_still_limit(int64_t longest_ms, int64_t span_ms)
 
 void detector_set_still_limits(struct detector *d, const int64_t *limit_ms)
 {
-	for (int c = 0; c < d->cfg.window.C; c++)
+	for (int c = 0; c < d->cfg.window.C; c++) {
 		d->still_limit[c] = limit_ms && limit_ms[c] > 0 ? limit_ms[c] : 0;
+		/* replay measures on this window: a stuck run is no evidence */
+		window_set_still_cap(d->win, c, d->still_limit[c]);
+	}
 }
 
 const int64_t *detector_still_limits(const struct detector *d)
 {
 	return d->still_limit;
+}
+
+void detector_still_limits_from_data(struct detector *d)
+{
+	for (int c = 0; c < d->cfg.window.C; c++) {
+		int64_t span = 0, longest = window_longest_still_ms(d->win, c, &span);
+		d->still_limit[c] = detector_still_limit(longest, span);
+		window_set_still_cap(d->win, c, d->still_limit[c]);
+	}
 }
 
 /*

@@ -126,6 +126,9 @@ int detector_stuck(const struct detector *d, const bool **stuck, const int64_t *
 		   const double **value);
 /* The limits set (C entries, 0: not checked). */
 const int64_t *detector_still_limits(const struct detector *d);
+/* The limit rule applied to everything pushed so far (window_longest_still_ms):
+ * what `pdmd replay` sets when it trains, as the trainer measures history. */
+void detector_still_limits_from_data(struct detector *d);
 
 /* The clock the samples are stamped with stepped to now_ms: the window
  * starts over (window_restart); the model and any open episode stay. */

@@ -100,6 +100,12 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 		return;
 	}
 	memcpy(j->sensor_ids, a->store_ids, a->cfg->n_sensors * sizeof(uint32_t));
+	/* What the current limits call stuck is no evidence of how long the
+	 * sensor may stand still. */
+	j->still_cap_ms = malloc(a->cfg->n_sensors * sizeof(int64_t));
+	if (j->still_cap_ms)
+		memcpy(j->still_cap_ms, detector_still_limits(a->det),
+		       a->cfg->n_sensors * sizeof(int64_t));
 	engine_fill_window_cfg(a->cfg, &j->window);
 	trainer_params_from_cfg(a->cfg, (int)a->cfg->n_sensors, &j->params);
 	j->t0_ms = now - a->cfg->train_history_ms;
@@ -219,7 +225,9 @@ static void apply_still(struct asset_rt *a, const int64_t *longest, const int64_
 	if (!lim)
 		return;
 	for (size_t c = 0; c < a->cfg->n_sensors; c++)
-		lim[c] = longest[c] >= 0 ? detector_still_limit(longest[c], span[c]) : 0;
+		lim[c] = a->cfg->stuck_after_ms[c] >= 0 ? a->cfg->stuck_after_ms[c]
+			 : longest[c] >= 0		 ? detector_still_limit(longest[c], span[c])
+							 : 0;
 	detector_set_still_limits(a->det, lim);
 	free(lim);
 }
@@ -255,15 +263,18 @@ void engine_load_still(struct asset_rt *a)
 	int64_t *longest = malloc((C + 1) * sizeof(*longest)), *span = malloc((C + 1) * sizeof(*span));
 
 	snprintf(key, sizeof(key), "still/%s", a->cfg->name);
-	if (!longest || !span || store_kv_get(a->e->store, key, &s) < 0) {
+	if (!longest || !span) {
 		free(longest);
 		free(span);
 		return;
 	}
 	for (size_t c = 0; c < C; c++)
 		longest[c] = span[c] = -1;
+	/* Without a measurement yet, only the limits the configuration sets. */
+	if (store_kv_get(a->e->store, key, &s) < 0)
+		s = NULL;
 	char *save = NULL;
-	for (char *tok = strtok_r(s, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+	for (char *tok = s ? strtok_r(s, " ", &save) : NULL; tok; tok = strtok_r(NULL, " ", &save)) {
 		char *eq = strrchr(tok, '=');
 		long long l, sp;
 		if (!eq || sscanf(eq + 1, "%lld:%lld", &l, &sp) != 2)

@@ -55,6 +55,8 @@ struct replay {
 	uint32_t version;
 	struct nn_model *current; /* borrowed from the detector for comparisons */
 	FILE *alerts, *scores;
+	const char *const *names; /* the sensors' short names */
+	uint64_t sensor_events;   /* missing/back/stuck/moving, said on stderr */
 	uint64_t n_alerts, n_windows, n_scored, trainings;
 	double train_seconds;
 	int hook_err;
@@ -128,6 +130,53 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 }
 
 /* Trains on the usable windows within train_history before `now`. */
+#define SENSOR_EVENTS_SHOWN 50
+
+/* A sensor missing or back, stuck or moving (detector_missing, detector_stuck),
+ * as the daemon's state would have named it: said on stderr, the first
+ * SENSOR_EVENTS_SHOWN of them, and counted in the summary. */
+static void hook_sensor(void *user, int c, enum det_sensor_event ev, int64_t since_ms,
+			double value, int64_t now_ms)
+{
+	struct replay *r = user;
+	char ts[PDM_ISO8601_LEN], from[PDM_ISO8601_LEN];
+
+	if (r->sensor_events++ >= SENSOR_EVENTS_SHOWN)
+		return;
+	pdm_iso8601(now_ms, ts, sizeof(ts));
+	if (since_ms != INT64_MIN)
+		pdm_iso8601(since_ms, from, sizeof(from));
+	else
+		snprintf(from, sizeof(from), "its first row");
+	switch (ev) {
+	case DET_SENSOR_MISSING:
+		fprintf(stderr, "replay: %s: sensor %s missing: no good value since %s (not scored)\n",
+			ts, r->names[c], from);
+		break;
+	case DET_SENSOR_BACK:
+		fprintf(stderr, "replay: %s: sensor %s has good values again\n", ts, r->names[c]);
+		break;
+	case DET_SENSOR_STUCK:
+		fprintf(stderr, "replay: %s: sensor %s stuck: exactly %g since %s\n", ts,
+			r->names[c], value, from);
+		break;
+	case DET_SENSOR_MOVING:
+		fprintf(stderr, "replay: %s: sensor %s moves again\n", ts, r->names[c]);
+		break;
+	}
+}
+
+/* stuck_after set in a sensor's section wins over what the data showed. */
+static void still_overrides(struct replay *r)
+{
+	int64_t lim[WINDOW_MAX_C];
+	memcpy(lim, detector_still_limits(r->det), (size_t)r->C * sizeof(int64_t));
+	for (int c = 0; c < r->C; c++)
+		if (r->ac->stuck_after_ms[c] >= 0)
+			lim[c] = r->ac->stuck_after_ms[c];
+	detector_set_still_limits(r->det, lim);
+}
+
 static int train_now(struct replay *r, int64_t now)
 {
 	size_t n = 0;
@@ -180,6 +229,8 @@ static int train_now(struct replay *r, int64_t now)
 		nn_model_set_meta(fresh, r->version, now);
 		r->current = fresh;
 		detector_set_model(r->det, fresh, r->version);
+		detector_still_limits_from_data(r->det);
+		still_overrides(r);
 		if (r->learning) {
 			learn_installed(&r->learn, now);
 		} else if (first && !r->once && r->ac->learn_for_ms > 0) {
@@ -330,7 +381,9 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 		.on_window = hook_window,
 		.on_score = hook_score,
 		.on_alert = hook_alert,
+		.on_sensor = hook_sensor,
 	};
+	r.names = names;
 	r.det = detector_new(&dc, &hooks, &r, NULL);
 	if (!r.det)
 		goto out;
@@ -381,6 +434,9 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 		(unsigned long long)r.n_scored, (unsigned long long)r.n_alerts,
 		(unsigned long long)r.trainings, r.train_seconds, secs,
 		secs > 0 ? (double)row / secs : 0.0);
+	if (r.sensor_events > SENSOR_EVENTS_SHOWN)
+		fprintf(stderr, "replay: %s: %llu sensor events in all, the first %d shown\n",
+			r.ac->name, (unsigned long long)r.sensor_events, SENSOR_EVENTS_SHOWN);
 	/* Nothing usable at all: say why when it is the data's spacing. */
 	char list[512], need[32];
 	int64_t worst;

@@ -59,7 +59,8 @@ struct wchan {
 	 * the first sample of the run to the last; the longest ever seen. */
 	double run_val;
 	int64_t run_start, run_last; /* TS_NONE: no run */
-	int64_t longest_still_ms;
+	int64_t longest_still_ms;    /* of the runs ended, up to still_cap_ms */
+	int64_t still_cap_ms;        /* > 0: longer runs are not counted */
 	int64_t first_good_ts;       /* the first good sample ever */
 };
 
@@ -214,6 +215,15 @@ static int cfg_check(const struct window_cfg *c)
 
 /* No sample seen, nothing pending, nothing final (the queues keep their
  * memory). */
+/* The run's length, when it counts toward the longest (not beyond the cap). */
+static int64_t run_counted(const struct wchan *ch)
+{
+	if (ch->run_start == TS_NONE)
+		return 0;
+	int64_t len = ch->run_last - ch->run_start;
+	return ch->still_cap_ms > 0 && len > ch->still_cap_ms ? 0 : len;
+}
+
 static void clear_data(struct window *w)
 {
 	for (int c = 0; c < w->cfg.C; c++) {
@@ -223,6 +233,8 @@ static void clear_data(struct window *w)
 		ch->held_ts = TS_NONE;
 		ch->good_ts = TS_NONE;
 		ch->head = ch->n = 0;
+		if (run_counted(ch) > ch->longest_still_ms)
+			ch->longest_still_ms = run_counted(ch);
 		ch->run_start = ch->run_last = TS_NONE;
 	}
 	for (size_t i = 0; i < (size_t)w->cfg.W * (size_t)w->cfg.C; i++)
@@ -321,10 +333,10 @@ static void track_run(struct wchan *ch, int64_t ts_ms, double value)
 		ch->first_good_ts = ts_ms;
 	if (ch->run_start != TS_NONE && value == ch->run_val && ts_ms - ch->run_last <= ch->hold_ms) {
 		ch->run_last = ts_ms;
-		if (ch->run_last - ch->run_start > ch->longest_still_ms)
-			ch->longest_still_ms = ch->run_last - ch->run_start;
 		return;
 	}
+	if (run_counted(ch) > ch->longest_still_ms)
+		ch->longest_still_ms = run_counted(ch);
 	ch->run_val = value;
 	ch->run_start = ch->run_last = ts_ms;
 }
@@ -642,7 +654,13 @@ int64_t window_longest_still_ms(const struct window *w, int channel, int64_t *sp
 		*span_ms = ch->first_good_ts == TS_NONE || ch->good_ts == TS_NONE
 				   ? 0
 				   : ch->good_ts - ch->first_good_ts;
-	return ch->longest_still_ms;
+	return run_counted(ch) > ch->longest_still_ms ? run_counted(ch) : ch->longest_still_ms;
+}
+
+void window_set_still_cap(struct window *w, int channel, int64_t cap_ms)
+{
+	if (w && channel >= 0 && channel < w->cfg.C)
+		w->ch[channel].still_cap_ms = cap_ms > 0 ? cap_ms : 0;
 }
 
 int window_missing(const struct window *w, int64_t now_ms, int64_t after_ms, bool *missing,

@@ -167,6 +167,10 @@ int window_missing(const struct window *w, int64_t now_ms, int64_t after_ms, boo
  */
 int64_t window_still_ms(const struct window *w, int channel, int64_t *since_ms, double *value);
 int64_t window_longest_still_ms(const struct window *w, int channel, int64_t *span_ms);
+/* Runs longer than cap_ms (> 0) are left out of the longest: a sensor that
+ * was stuck (longer than the limit in force) must not teach the next
+ * training that standing still that long is normal. 0: no cap. */
+void window_set_still_cap(struct window *w, int channel, int64_t cap_ms);
 
 /* How long the channel's value is held, in ms (-1 for no such channel). */
 int64_t window_hold_ms(const struct window *w, int channel);

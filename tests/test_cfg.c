@@ -651,6 +651,25 @@ static void test_sensor_hold(void **state)
 	expect_error(f, BASE "hold = 0s\n", 10, "hold: 0s is out of range (1ms .. 7d)");
 	expect_error(f, BASE "hold = 8d\n", 10, "hold: 8d is out of range (1ms .. 7d)");
 	expect_error(f, BASE "hold = soon\n", 10, "hold: expected a duration");
+
+	/* stuck_after: empty learns the limit (-1), 0 never, a duration fixes it */
+	c = load_main(f, BASE "stuck_after = 0\n[sensor a.b]\nsource = plc1\nregister = hr:2\n"
+			      "stuck_after = 90s\n[sensor a.c]\nsource = plc1\nregister = hr:3\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	a = &c->assets[0];
+	assert_int_equal(a->n_sensors, 3);
+	assert_int_equal(a->stuck_after_ms[0], 0);
+	assert_int_equal(a->stuck_after_ms[1], 90000);
+	assert_int_equal(a->stuck_after_ms[2], -1);
+	p = print_to_string(c);
+	assert_non_null(strstr(p, "\nstuck_after = 0\n"));
+	assert_non_null(strstr(p, "\nstuck_after = 1m30s\n") || strstr(p, "\nstuck_after = 90s\n"));
+	assert_non_null(strstr(p, "\nstuck_after =\n"));
+	free(p);
+	cfg_free(c);
+	expect_error(f, BASE "stuck_after = 31d\n", 10, "stuck_after: 31d is out of range (0 .. 30d)");
+	expect_error(f, BASE "stuck_after = -5s\n", 10, "stuck_after:");
 }
 
 /* `pdmd check` says whose clock an asset runs on, when not only this

@@ -890,6 +890,95 @@ static void test_sparse_columns(void **state)
 	assert_null(strstr(f->out, "no window was usable"));
 }
 
+/*
+ * Sensors that look wrong, said on stderr as the daemon's state would name
+ * them: flow empty from 140 s to 180 s (missing after no_data_after, 30 s,
+ * back at 180 s), vibration_rms repeating its value of 200 s until 290 s
+ * (stuck a minute after, as it never stood still before: moving again at
+ * 290 s). With stuck_after = 0 in its section it is never stuck.
+ */
+static void test_sensor_events(void **state)
+{
+	struct fx *f = *state;
+	char *text = slurp(f->fault);
+	char *csv = path_in(f, "sensors.csv");
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	char frozen[64] = "";
+	int line = 0;
+	for (char *p = text, *nl; *p; p = nl + 1, line++) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		/* ts_ms,speed,flow,pressure,current,vibration_rms,... (10 rows a second) */
+		char *col[16];
+		int n = 0;
+		for (char *c = p; n < 16; n++) {
+			col[n] = c;
+			c = strchr(c, ',');
+			if (!c) {
+				n++;
+				break;
+			}
+			*c++ = '\0';
+		}
+		assert_true(n >= 6);
+		double t = line == 0 ? 0 : (line - 1) / 10.0;
+		if (line > 0 && t >= 140 && t < 180)
+			col[2] = "";
+		if (line > 0 && t >= 200 && t < 290) {
+			if (!frozen[0])
+				snprintf(frozen, sizeof(frozen), "%s", col[5]);
+			col[5] = frozen;
+		}
+		for (int i = 0; i < n; i++)
+			fprintf(fp, "%s%s", i ? "," : "", col[i]);
+		fputc('\n', fp);
+	}
+	fclose(fp);
+	free(text);
+	assert_true(frozen[0]);
+
+	int rc = replay(f, f->cfg, csv, "--asset", "pump-a", NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	/* 2023-11-14T22:13:20Z + 140 s + 30 s; back at 180 s */
+	assert_non_null(strstr(f->out, "replay: 2023-11-14T22:16:1"));
+	assert_non_null(strstr(f->out, ": sensor flow missing: no good value since "
+				       "2023-11-14T22:15:39.900Z (not scored)\n"));
+	assert_non_null(strstr(f->out, "replay: 2023-11-14T22:16:20.000Z: sensor flow has good "
+				       "values again\n"));
+	char want[160];
+	snprintf(want, sizeof(want), ": sensor vibration_rms stuck: exactly %g since "
+		 "2023-11-14T22:16:40.000Z\n", strtod(frozen, NULL));
+	if (!strstr(f->out, want))
+		fail_msg("no '%s' in: %s", want, f->out);
+	/* more than a minute after the first repeated row, at 200 s */
+	assert_non_null(strstr(f->out, "replay: 2023-11-14T22:17:40.100Z: sensor vibration_rms "
+				       "stuck"));
+	assert_non_null(strstr(f->out, "replay: 2023-11-14T22:18:10.000Z: sensor vibration_rms "
+				       "moves again\n"));
+
+	/* stuck_after = 0: never stuck; the missing flow is said all the same */
+	char conf[2048], sub[64];
+	snprintf(conf, sizeof(conf), pump_conf, "0");
+	char *at = strstr(conf, "[sensor pump-a.vibration_rms]\nsource = hist\n");
+	assert_non_null(at);
+	at += strlen("[sensor pump-a.vibration_rms]\nsource = hist\n");
+	memmove(at + 16, at, strlen(at) + 1);
+	memcpy(at, "stuck_after = 0\n", 16);
+	snprintf(sub, sizeof(sub), "never-stuck/pdmd.conf");
+	assert_int_equal(test_write_file(f->dir, sub, conf), 0);
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/never-stuck", f->dir);
+	rc = replay(f, dir, csv, "--asset", "pump-a", NULL);
+	assert_int_equal(rc, 0);
+	assert_null(strstr(f->out, "stuck:"));
+	assert_non_null(strstr(f->out, ": sensor flow missing:"));
+}
+
 /* Bad data: the message names file:line:col, exit status 65 (EX_DATAERR). */
 static void test_errors(void **state)
 {
@@ -951,6 +1040,7 @@ int main(void)
 		cmocka_unit_test(test_learning_after_first_model),
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_sparse_columns),
+		cmocka_unit_test(test_sensor_events),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -624,6 +624,18 @@ static void test_still(void **state)
 	window_restart(w, 5000);
 	assert_int_equal(window_still_ms(w, 0, NULL, NULL), 0);
 	assert_int_equal(window_longest_still_ms(w, 0, NULL), 600);
+	/* capped at 1 s: a 2 s run (a sensor that was stuck) is left out,
+	 * while it lasts and after it ended; a 0.8 s one counts */
+	window_set_still_cap(w, 0, 1000);
+	for (int64_t t = 6000; t <= 8000; t += 100)
+		assert_int_equal(window_push(w, 0, t, 3.0, true), 0);
+	assert_int_equal(window_still_ms(w, 0, NULL, NULL), 2000); /* still told as it is */
+	assert_int_equal(window_longest_still_ms(w, 0, NULL), 600);
+	for (int64_t t = 8100; t <= 8900; t += 100)
+		assert_int_equal(window_push(w, 0, t, 4.0, true), 0);
+	assert_int_equal(window_longest_still_ms(w, 0, NULL), 800);
+	assert_int_equal(window_push(w, 0, 9000, 5.0, true), 0);
+	assert_int_equal(window_longest_still_ms(w, 0, NULL), 800);
 	window_free(w);
 }
 

@@ -1102,10 +1102,15 @@ def scen_plc(args):
 def scen_sensors(args):
     """Sensor faults the model alone would not name. A broken transmitter
     (pump-b's bearing_temp reads its under-range code while the PLC and the
-    other sensors go on) and a frozen one (pump-a's vibration_rms repeats
-    its last value, after a kill -9 and restart, so that the limits learned
-    in training come back from the store)."""
+    other sensors go on) and frozen ones (three of pump-a's repeat their
+    last values, after a kill -9 and restart, so that the limits learned in
+    training come back from the store; two have stuck_after set)."""
     rig = Rig(args, split_b=True, no_data_after="3s")
+    conf_a = os.path.join(rig.confdir, "conf.d", "20-pump-a.conf")
+    edit_conf(conf_a, r"(?m)^(\[sensor pump-a\.flow\])$", r"\1\nstuck_after = 20s", 1,
+              "stuck_after in pump-a.flow")
+    edit_conf(conf_a, r"(?m)^(\[sensor pump-a\.motor_temp\])$", r"\1\nstuck_after = 0", 1,
+              "stuck_after in pump-a.motor_temp")
     d = rig.pdmd
     d.start()
     d.wait_models(args.model_timeout)
@@ -1153,38 +1158,55 @@ def scen_sensors(args):
               "no log line when the transmitter came back")
         log("pump-b scored again %.1f s after its transmitter came back" % res["broken_recovery_s"])
 
-    def frozen_transmitter():
-        """vibration_rms of pump-a freezes for 100 s: a float that moved
-        with every poll in training now repeats itself. Stuck (status.json,
-        the retained state's "stuck", the log, pdmctl) after the minute that
-        its training history allows, moving again when the fault ends."""
+    def frozen_transmitters():
+        """Three of pump-a's transmitters freeze for 100 s: vibration_rms (a
+        float that moved with every poll in training: stuck after the minute
+        its history allows), flow (stuck_after = 20s in its section) and
+        motor_temp (stuck_after = 0: never). Named in status.json, the
+        retained state's "stuck", the log and pdmctl; moving again when the
+        fault ends."""
         t = time.time()
-        rig.sim.cmd("fault pump-a stuck sensor=vibration_rms for 100s")
+        for sensor in ("vibration_rms", "flow", "motor_temp"):
+            rig.sim.cmd("fault pump-a stuck sensor=%s for 100s" % sensor)
+        seen = set()
 
-        def named():
+        def stuck_now():
             a = (d.asset_status() or {}).get("pump-a", {})
-            return [m["sensor"] for m in a.get("stuck_sensors", [])] == ["vibration_rms"]
-        wait_for(named, 100, "pump-a naming vibration_rms as stuck in status.json")
+            names = [m["sensor"] for m in a.get("stuck_sensors", [])]
+            seen.update(names)
+            return names
+        wait_for(lambda: "flow" in stuck_now(), 60, "pump-a naming flow as stuck")
+        res["stuck_flow_s"] = round(time.time() - t, 1)
+        check(res["stuck_flow_s"] >= 18, "flow stuck after %.1f s, before its stuck_after = 20s"
+              % res["stuck_flow_s"])
+        wait_for(lambda: "vibration_rms" in stuck_now(), 100,
+                 "pump-a naming vibration_rms as stuck")
         res["stuck_named_s"] = round(time.time() - t, 1)
-        check(res["stuck_named_s"] >= 55, "stuck after %.1f s, before the minute its history "
-              "allows" % res["stuck_named_s"])
-        wait_for(lambda: any(doc.get("stuck") == ["vibration_rms"]
+        check(res["stuck_named_s"] >= 55, "vibration_rms stuck after %.1f s, before the minute "
+              "its history allows" % res["stuck_named_s"])
+        wait_for(lambda: any(doc.get("stuck") == ["vibration_rms", "flow"]
                              for doc in rig.sub.state_docs("pump-a", t)), 10,
-                 "pump-a's state naming vibration_rms as stuck on %s/state/pump-a" % PREFIX)
+                 "pump-a's state naming vibration_rms and flow as stuck on %s/state/pump-a"
+                 % PREFIX)
         check(re.search(r"asset pump-a: sensor vibration_rms has read exactly \S+ for",
                         d.log_since_start()), "no log line naming the frozen transmitter")
         rc, out = pdmctl(rig.confdir, "status")
-        check(rc == 0 and re.search(r"pump-a: stuck: vibration_rms \(", out),
-              "pdmctl status does not name the stuck sensor: %s" % out)
-        log("pump-a names vibration_rms as stuck after %.1f s" % res["stuck_named_s"])
-        wait_for(lambda: "stuck_sensors" not in (d.asset_status() or {}).get("pump-a", {"x": 1}),
-                 60, "vibration_rms no longer stuck after the fault")
+        check(rc == 0 and re.search(r"pump-a: stuck: vibration_rms \(.*\), flow \(", out),
+              "pdmctl status does not name the stuck sensors: %s" % out)
+        log("pump-a names flow as stuck after %.1f s (stuck_after = 20s), vibration_rms after "
+            "%.1f s (learned)" % (res["stuck_flow_s"], res["stuck_named_s"]))
+        wait_for(lambda: not stuck_now() and t + 100 < time.time(), 60,
+                 "no sensor of pump-a stuck after the faults")
         res["unstuck_s"] = round(time.time() - t - 100, 1)
+        check("motor_temp" not in seen and
+              not any("motor_temp" in doc.get("stuck", []) for doc in rig.sub.state_docs("pump-a", t)),
+              "motor_temp (stuck_after = 0) was named stuck")
         check("asset pump-a: sensor vibration_rms moves again" in d.log_since_start(),
               "no log line when the transmitter moved again")
         wait_for(lambda: "stuck" not in rig.sub.state_docs("pump-a", t)[-1], 10,
                  "pump-a's state without stuck")
-        log("vibration_rms moves again %.1f s after the fault ended" % res["unstuck_s"])
+        log("pump-a's sensors move again %.1f s after the faults ended; motor_temp never "
+            "named" % res["unstuck_s"])
 
     broken_transmitter()
     # The limits come back from the store after a restart.
@@ -1192,7 +1214,7 @@ def scen_sensors(args):
     d.start()
     wait_for(lambda: "loaded v" in d.log_since_start(), 30, "the models reloaded")
     wait_scored(d, "pump-a", 20, 60, "pump-a scored after the restart")
-    frozen_transmitter()
+    frozen_transmitters()
     # No training since the restart: the limit came from the store.
     check("trainer[pump-a]: training started" not in d.log_since_start(),
           "pump-a trained after the restart: the stored limits were not what was tested")
