@@ -468,7 +468,8 @@ int alert_episode_id(const char *asset, uint64_t seq, char *buf, size_t len)
 
 /* Appends contributors to the JSON array arr as the payload has them. */
 static int add_contributors(cJSON *arr, const struct alert_contrib *top, int n,
-			    const char *const *channel_names, const char *const *channel_units)
+			    const char *const *channel_names, const char *const *channel_units,
+			    const bool *stuck)
 {
 	bool ok = true;
 
@@ -490,13 +491,17 @@ static int add_contributors(cJSON *arr, const struct alert_contrib *top, int n,
 		const char *unit = channel_units ? channel_units[t->channel] : NULL;
 		if (unit && unit[0] && (isfinite(t->value) || isfinite(t->expected)))
 			add_str(c, "unit", unit, &ok);
+		/* the sensor, not the machine, may be what is wrong */
+		if (stuck && stuck[t->channel])
+			ok = ok && cJSON_AddBoolToObject(c, "stuck", true);
 	}
 	return ok ? 0 : -ENOMEM;
 }
 
 char *alert_format_json(const struct alert_event *ev, const char *asset,
 			const char *const *channel_names, const char *const *channel_units,
-			const char *model_kind, uint32_t model_version, const char *host)
+			const bool *stuck, const char *model_kind, uint32_t model_version,
+			const char *host)
 {
 	if (!ev || !asset || !model_kind || (ev->n_top > 0 && !channel_names) ||
 	    ev->n_top < 0 || ev->n_top > ALERT_TOP)
@@ -541,7 +546,7 @@ char *alert_format_json(const struct alert_event *ev, const char *asset,
 	}
 
 	cJSON *arr = cJSON_AddArrayToObject(root, "contributors");
-	if (!arr || add_contributors(arr, ev->top, ev->n_top, channel_names, channel_units) < 0)
+	if (!arr || add_contributors(arr, ev->top, ev->n_top, channel_names, channel_units, stuck) < 0)
 		ok = false;
 	add_str(root, "host", host, &ok);
 	if (ev->kind == ALERT_CLEARED)
@@ -572,7 +577,8 @@ int alert_add_open_episode(cJSON *obj, const char *asset, const struct alert_per
 	cJSON *arr = cJSON_AddArrayToObject(ep, "contributors");
 	if (!arr)
 		return -ENOMEM;
-	int rc = add_contributors(arr, p->peak_top, p->n_peak_top, channel_names, channel_units);
+	int rc = add_contributors(arr, p->peak_top, p->n_peak_top, channel_names, channel_units,
+				  NULL);
 	return rc < 0 ? rc : ok ? 0 : -ENOMEM;
 }
 

@@ -168,12 +168,15 @@ int alert_add_open_episode(struct cJSON *obj, const char *asset, const struct al
  * to 3 decimals, value and expected to 5 significant digits (each left out
  * when not known, unit when empty or with neither). channel_names maps
  * ev->top[i].channel to sensor names (it must cover every channel named
- * there), channel_units (or NULL) to their units. host may be NULL (then
- * null). Returns malloc'd text, or NULL on bad arguments or OOM.
+ * there), channel_units (or NULL) to their units. A contributor whose
+ * channel is flagged in stuck (C flags, or NULL) gets "stuck": true: its
+ * transmitter froze (detector_stuck), and it may be what is wrong. host may
+ * be NULL (then null). Returns malloc'd text, or NULL on bad arguments or OOM.
  */
 char *alert_format_json(const struct alert_event *ev, const char *asset,
 			const char *const *channel_names, const char *const *channel_units,
-			const char *model_kind, uint32_t model_version, const char *host);
+			const bool *stuck, const char *model_kind, uint32_t model_version,
+			const char *host);
 
 /*
  * The retained state payload:

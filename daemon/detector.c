@@ -156,7 +156,7 @@ static int emit_alert(struct detector *d, const struct alert_event *ev)
 
 	nn_model_info(d->model, &info);
 	char *payload = alert_format_json(ev, d->cfg.asset, d->cfg.channel_names,
-					  d->cfg.channel_units,
+					  d->cfg.channel_units, d->stuck,
 					  nn_kind_name(info.kind), d->model_version, d->cfg.host);
 	if (!payload)
 		return -ENOMEM;

@@ -1140,7 +1140,7 @@ static int close_orphan_episode(struct engine *e, struct asset_rt *a, struct ale
 		.score = rp->peak_score,
 		.reason = ALERT_CLEAR_NO_MODEL,
 	};
-	char *payload = alert_format_json(&ev, ac->name, a->channel_names, a->channel_units,
+	char *payload = alert_format_json(&ev, ac->name, a->channel_names, a->channel_units, NULL,
 					  nn_kind_name((enum nn_kind)ac->model), 0, e->cfg->daemon.host);
 	rp->severity = 0;
 	rp->over = rp->under = 0;

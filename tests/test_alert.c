@@ -401,6 +401,14 @@ static void test_bad_input(void **state)
 	alert_free(a);
 }
 
+static int count_of(const char *s, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
 static void assert_keys(const cJSON *o, const char *const *keys, size_t n)
 {
 	const cJSON *it = o->child;
@@ -432,7 +440,7 @@ static void test_alert_payload(void **state)
 
 	assert_int_equal(alert_step(a, T0, 3.14159, sh, NULL, NULL, 4, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_RAISED);
-	char *s = alert_format_json(&ev, "pump-a", names, NULL, "conv_ae", 3, "edge-01");
+	char *s = alert_format_json(&ev, "pump-a", names, NULL, NULL, "conv_ae", 3, "edge-01");
 	assert_non_null(s);
 	cJSON *o = cJSON_Parse(s);
 	assert_non_null(o);
@@ -473,7 +481,7 @@ static void test_alert_payload(void **state)
 	/* Cleared: the episode's number and start, host unknown -> null. */
 	assert_int_equal(alert_step(a, T0 + 1500, 0.2, sh, NULL, NULL, 4, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_CLEARED);
-	s = alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL);
+	s = alert_format_json(&ev, "pump-a", names, NULL, NULL, "mlp_ae", 7, NULL);
 	o = cJSON_Parse(s);
 	assert_non_null(o);
 	assert_string_equal(get(o, "event")->valuestring, "cleared");
@@ -486,11 +494,11 @@ static void test_alert_payload(void **state)
 	free(s);
 	/* An episode ended otherwise says so. */
 	ev.reason = ALERT_CLEAR_TAKEN_AS_NORMAL;
-	s = alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL);
+	s = alert_format_json(&ev, "pump-a", names, NULL, NULL, "mlp_ae", 7, NULL);
 	assert_non_null(strstr(s, "\"reason\":\"taken_as_normal\""));
 	free(s);
 	ev.reason = ALERT_CLEAR_NO_MODEL;
-	s = alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL);
+	s = alert_format_json(&ev, "pump-a", names, NULL, NULL, "mlp_ae", 7, NULL);
 	assert_non_null(strstr(s, "\"reason\":\"no_model\""));
 	free(s);
 
@@ -504,13 +512,22 @@ static void test_alert_payload(void **state)
 	const char *const units[] = { "m3/h", "mm/s", "rpm", "" };
 	assert_int_equal(alert_step(a, T0, 3.5, sh, val, exp_, 4, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_RAISED);
-	s = alert_format_json(&ev, "pump-a", names, units, "conv_ae", 3, "edge-01");
+	s = alert_format_json(&ev, "pump-a", names, units, NULL, "conv_ae", 3, "edge-01");
 	assert_non_null(s);
 	assert_non_null(strstr(s, "\"contributors\":[{\"sensor\":\"vibration_rms\",\"share\":0.62,"
 				  "\"value\":4.2123,\"expected\":1.5,\"unit\":\"mm/s\"},"
 				  "{\"sensor\":\"flow\",\"share\":0.2,\"value\":80.123,"
 				  "\"expected\":115.88,\"unit\":\"m3/h\"},"
 				  "{\"sensor\":\"bearing_temp\",\"share\":0.178,\"value\":41.5}]"));
+	free(s);
+	/* A frozen transmitter among them is marked: the sensor may be what is wrong. */
+	const bool frozen[4] = { false, true, false, false };
+	s = alert_format_json(&ev, "pump-a", names, units, frozen, "conv_ae", 3, "edge-01");
+	assert_non_null(strstr(s, "{\"sensor\":\"vibration_rms\",\"share\":0.62,"
+				  "\"value\":4.2123,\"expected\":1.5,\"unit\":\"mm/s\",\"stuck\":true},"
+				  "{\"sensor\":\"flow\",\"share\":0.2,\"value\":80.123,"
+				  "\"expected\":115.88,\"unit\":\"m3/h\"}"));
+	assert_int_equal(count_of(s, "\"stuck\""), 1);
 	free(s);
 	/* The peak's values go with the cleared event, also across a restart. */
 	const float val2[4] = { 70.0f, 9.75f, 1480.0f, 41.5f };
@@ -526,7 +543,7 @@ static void test_alert_payload(void **state)
 	assert_non_null(a);
 	assert_int_equal(alert_step(a, T0 + 1600, 0.1, sh, val, exp_, 4, &ev), 0);
 	assert_int_equal(ev.kind, ALERT_CLEARED);
-	s = alert_format_json(&ev, "pump-a", names, units, "conv_ae", 3, "edge-01");
+	s = alert_format_json(&ev, "pump-a", names, units, NULL, "conv_ae", 3, "edge-01");
 	assert_non_null(strstr(s, "{\"sensor\":\"vibration_rms\",\"share\":0.62,\"value\":9.75,"
 				  "\"expected\":1.5,\"unit\":\"mm/s\"}"));
 	assert_non_null(strstr(s, "\"score\":5,"));
@@ -534,10 +551,10 @@ static void test_alert_payload(void **state)
 
 	/* Nothing to publish for ALERT_NONE or bad arguments. */
 	ev.kind = ALERT_NONE;
-	assert_null(alert_format_json(&ev, "pump-a", names, NULL, "mlp_ae", 7, NULL));
+	assert_null(alert_format_json(&ev, "pump-a", names, NULL, NULL, "mlp_ae", 7, NULL));
 	ev.kind = ALERT_RAISED;
-	assert_null(alert_format_json(&ev, NULL, names, NULL, "mlp_ae", 7, NULL));
-	assert_null(alert_format_json(&ev, "pump-a", NULL, NULL, "mlp_ae", 7, NULL));
+	assert_null(alert_format_json(&ev, NULL, names, NULL, NULL, "mlp_ae", 7, NULL));
+	assert_null(alert_format_json(&ev, "pump-a", NULL, NULL, NULL, "mlp_ae", 7, NULL));
 	alert_free(a);
 }
 

@@ -696,12 +696,13 @@ static void test_normal(void **state)
 		       "\"contributors\":[{\"sensor\":\"vibration_rms\",\"share\":0.81,"
 		       "\"value\":6.2123,\"expected\":1.9511,\"unit\":\"mm/s\"},{\"sensor\":"
 		       "\"flow\",\"share\":0.09,\"value\":110.93,\"expected\":116.51,\"unit\":"
-		       "\"m3/h\"}]},";
+		       "\"m3/h\",\"stuck\":true}]},";
 	write_status(pdm_wall_ms(), getpid());
 	assert_int_equal(RUN("status"), 0);
 	assert_non_null(strstr(OUT, "\npump-a: alert pump-a-7 (critical) since "
 				    "2026-12-04T09:41:03.100Z, peak score 2.913: vibration_rms 81% "
-				    "(6.212 vs 1.951 mm/s), flow 9% (110.9 vs 116.5 m3/h)\n"));
+				    "(6.212 vs 1.951 mm/s), flow 9% (110.9 vs 116.5 m3/h) "
+				    "[stuck transmitter]\n"));
 	assert_int_equal(RUN("status", "--json"), 0);
 	j = cJSON_Parse(OUT);
 	assert_non_null(j);

@@ -947,8 +947,10 @@ void pdmctl_fmt_contributors(const cJSON *alert, char *buf, size_t len)
 		if (jnum(it, "value", &v) && jnum(it, "expected", &x))
 			snprintf(vs, sizeof(vs), " (%.4g vs %.4g%s%s)", v, x, unit ? " " : "",
 				 unit ? unit : "");
-		int n = snprintf(buf + o, len - o, "%s%s %.0f%%%s", o ? ", " : "",
-				 sensor ? sensor : "?", share * 100.0, vs);
+		bool stuck = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "stuck"));
+		int n = snprintf(buf + o, len - o, "%s%s %.0f%%%s%s", o ? ", " : "",
+				 sensor ? sensor : "?", share * 100.0, vs,
+				 stuck ? " [stuck transmitter]" : "");
 		if (n < 0 || (size_t)n >= len - o)
 			break;
 		o += (size_t)n;
