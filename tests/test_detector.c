@@ -298,6 +298,19 @@ static struct detector_hooks all_hooks(void)
 					.on_state = on_state, .on_sensor = on_sensor };
 }
 
+/* A detector with a model over 20 s of normal running (hooks seen afresh). */
+static struct detector *running_normally(const struct detector_cfg *cfg,
+					 const struct detector_hooks *hooks)
+{
+	memset(&seen, 0, sizeof(seen));
+	struct detector *d = detector_new(cfg, hooks, NULL, NULL);
+	assert_non_null(d);
+	detector_set_model(d, trained_model(0.0), 1);
+	feed(d, 0, 200, 0.0);
+	assert_int_equal(seen.state, DET_NORMAL);
+	return d;
+}
+
 /* pump_cfg running while a > 5, no data after 2 s (20 samples). */
 static struct detector_cfg running_cfg(void)
 {
@@ -325,12 +338,7 @@ static void test_missing_sensor(void **state)
 	const bool *miss;
 	const int64_t *good;
 
-	memset(&seen, 0, sizeof(seen));
-	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
-	assert_non_null(d);
-	detector_set_model(d, trained_model(0.0), 1);
-	feed(d, 0, 200, 0.0);
-	assert_int_equal(seen.state, DET_NORMAL);
+	struct detector *d = running_normally(&cfg, &hooks);
 	assert_int_equal(detector_missing(d, NULL, NULL), 0);
 	assert_int_equal(seen.sensor_calls, 0);
 
@@ -398,12 +406,7 @@ static void test_missing_run_sensor(void **state)
 	struct detector_hooks hooks = all_hooks();
 	const bool *miss;
 
-	memset(&seen, 0, sizeof(seen));
-	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
-	assert_non_null(d);
-	detector_set_model(d, trained_model(0.0), 1);
-	feed(d, 0, 200, 0.0);
-	assert_int_equal(seen.state, DET_NORMAL);
+	struct detector *d = running_normally(&cfg, &hooks);
 
 	/* Stopped (a = 0) and b silent: off throughout, b named once. */
 	feed_some(d, 200, 300, 1u, 0.0);
@@ -457,13 +460,9 @@ static void test_stuck_sensor(void **state)
 	const int64_t *since;
 	const double *value;
 
-	memset(&seen, 0, sizeof(seen));
-	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
-	assert_non_null(d);
-	detector_set_model(d, trained_model(0.0), 1);
+	struct detector *d = running_normally(&cfg, &hooks);
 	detector_set_still_limits(d, limits);
 	assert_int_equal(detector_still_limits(d)[1], 3000);
-	feed(d, 0, 200, 0.0);
 	assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
 
 	/* b frozen at its value of sample 199 from sample 200 on. */
