@@ -398,26 +398,29 @@ static void hook_sensor(void *user, int c, enum det_sensor_event ev, int64_t las
 	const char *name = a->channel_names[c];
 	char ts[PDM_ISO8601_LEN], ago[32];
 
+	struct pdm_ratelimit *rl = &a->sensor_rl;
+
 	switch (ev) {
 	case DET_SENSOR_BACK:
-		LOG_I("asset %s: sensor %s sends good values again", a->cfg->name, name);
+		LOG_RL(rl, LOG_INFO, "asset %s: sensor %s sends good values again", a->cfg->name,
+		       name);
 		return;
 	case DET_SENSOR_MOVING:
-		LOG_I("asset %s: sensor %s moves again (its value had stood at %g since %s)",
-		      a->cfg->name, name, value,
-		      pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)));
+		LOG_RL(rl, LOG_INFO, "asset %s: sensor %s moves again (its value had stood at %g "
+		       "since %s)", a->cfg->name, name, value,
+		       pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)));
 		return;
 	case DET_SENSOR_STUCK: {
 		char limit[32];
 		const int64_t *lim = detector_still_limits(a->det);
 		pdm_format_approx(now_ms - last_good_ms, ago, sizeof(ago));
 		pdm_format_approx(lim[c], limit, sizeof(limit));
-		LOG_W("asset %s: sensor %s has read exactly %g for %s (since %s), longer than its "
-		      "training history allows a running machine (%s): a frozen transmitter, or a "
-		      "PLC or gateway repeating its last value. Check it; the asset's state names "
-		      "it as stuck until its value moves",
-		      a->cfg->name, name, value, ago,
-		      pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)), limit);
+		LOG_RL(rl, LOG_WARNING, "asset %s: sensor %s has read exactly %g for %s (since %s), "
+		       "longer than its training history allows a running machine (%s): a frozen "
+		       "transmitter, or a PLC or gateway repeating its last value. Check it; the "
+		       "asset's state names it as stuck until its value moves",
+		       a->cfg->name, name, value, ago,
+		       pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)), limit);
 		return;
 	}
 	case DET_SENSOR_MISSING:
@@ -425,17 +428,18 @@ static void hook_sensor(void *user, int c, enum det_sensor_event ev, int64_t las
 	}
 	if (last_good_ms == INT64_MIN) {
 		pdm_format_duration(a->cfg->no_data_after_ms, ago, sizeof(ago));
-		LOG_W("asset %s: sensor %s has sent no good value in the %s since the asset's "
-		      "data began: windows with its gaps are not scored, and the asset's state "
-		      "names it as missing. Check the device, its address or topic and what it "
-		      "sends ('pdmd probe' for Modbus)", a->cfg->name, name, ago);
+		LOG_RL(rl, LOG_WARNING, "asset %s: sensor %s has sent no good value in the %s since "
+		       "the asset's data began: windows with its gaps are not scored, and the "
+		       "asset's state names it as missing. Check the device, its address or topic "
+		       "and what it sends ('pdmd probe' for Modbus)", a->cfg->name, name, ago);
 		return;
 	}
 	pdm_format_approx(now_ms - last_good_ms, ago, sizeof(ago));
-	LOG_W("asset %s: sensor %s has sent no good value for %s (last at %s): windows with its "
-	      "gaps are not scored, and the asset's state names it as missing. Check the "
-	      "transmitter, its wiring and the device it reports through", a->cfg->name, name, ago,
-	      pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)));
+	LOG_RL(rl, LOG_WARNING, "asset %s: sensor %s has sent no good value for %s (last at %s): "
+	       "windows with its gaps are not scored, and the asset's state names it as "
+	       "missing. Check the transmitter, its wiring and the device it reports through",
+	       a->cfg->name, name, ago,
+	       pdm_iso8601(asset_to_host(a, last_good_ms), ts, sizeof(ts)));
 }
 
 /* ---- samples ---------------------------------------------------------------- */
@@ -1182,6 +1186,9 @@ static int setup_assets(struct engine *e)
 		struct asset_rt *a = &e->assets[i];
 		a->e = e;
 		a->state_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(600000, 20);
+		/* a sensor that flaps at its limit: every change is in the
+		 * state, the log keeps a few */
+		a->sensor_rl = (struct pdm_ratelimit)PDM_RATELIMIT_INIT(600000, 20);
 		a->cfg = ac;
 		a->index = i;
 		a->windows_needed = (size_t)ac->train_after;

@@ -53,6 +53,7 @@ struct asset_rt {
 	int64_t relearn_since_ms; /* relearning: the episode's start; 0: the first model's learning */
 	struct learn learn;       /* on the asset's clock */
 	struct pdm_ratelimit state_rl; /* state change lines */
+	struct pdm_ratelimit sensor_rl; /* missing / stuck sensor lines */
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */
 	int64_t clock_lag_ms;    /* all stamped by devices: how far their clock's "now" trails */
 	int64_t late_since_mono; /* ... and their samples all late since then; 0 = not */
