@@ -50,6 +50,7 @@ struct watch_asset {
 	int64_t ts_ms;
 	uint32_t score_id;
 	bool has_score_id;
+	char sensors[256]; /* "missing flow; stuck vibration_rms" from the state, or "" */
 };
 
 struct watch {
@@ -228,6 +229,33 @@ static const char *jstr(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* The state's "missing" and "stuck" sensors as "missing flow, temp; stuck
+ * vibration_rms" ("" for none): the transmitters to check. */
+static void sensor_words(const cJSON *state, char *buf, size_t len)
+{
+	static const char *const keys[] = { "missing", "stuck" };
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t k = 0; k < 2; k++) {
+		const cJSON *it;
+		bool first = true;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(state, keys[k]))
+		{
+			if (!cJSON_IsString(it) || n >= len)
+				continue;
+			if (first)
+				n += (size_t)snprintf(buf + n, len - n, "%s%s ", n ? "; " : "",
+						      keys[k]);
+			else
+				n += (size_t)snprintf(buf + n, len - n, ", ");
+			if (n < len)
+				n += (size_t)snprintf(buf + n, len - n, "%s", it->valuestring);
+			first = false;
+		}
+	}
+}
+
 static void handle_state(struct watch *w, const char *payload)
 {
 	cJSON *j = cJSON_Parse(payload);
@@ -242,6 +270,7 @@ static void handle_state(struct watch *w, const char *payload)
 		const char *ts = jstr(j, "ts");
 		if (!ts || pdm_parse_iso8601(ts, &a->ts_ms) < 0)
 			a->ts_ms = pdm_wall_ms();
+		sensor_words(j, a->sensors, sizeof(a->sensors));
 	}
 	cJSON_Delete(j);
 }
@@ -340,6 +369,8 @@ static void draw(struct watch *w, struct store *s, int64_t deadline_mono)
 		trend(s, a, tr, sizeof(tr));
 		printf("%-16s %s%-9s\033[0m %7s %6s  %s\n", a->name, state_colour(a->state), a->state,
 		       sc, mv, tr);
+		if (a->sensors[0])
+			printf("%-16s \033[33m%s\033[0m\n", "", a->sensors);
 	}
 	printf("\n\033[1mALERTS (%lu received)\033[0m\n", w->alerts_seen);
 	if (w->n_alerts_shown == 0)
