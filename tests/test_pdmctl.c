@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -409,6 +410,60 @@ static void test_alerts(void **state)
 	assert_non_null(strstr(OUT, "no alerts"));
 	assert_int_equal(RUN("alerts", "--since", "yesterday-ish"), 64);
 	assert_non_null(strstr(ERR, "bad --since"));
+}
+
+/* Each sensor: newest value and age, newest good one, how long it has stood
+ * still against its limit (learned, from the store, or stuck_after), and
+ * the daemon's word on it. */
+static void test_sensors(void **state)
+{
+	(void)state;
+	char err[256], hdr[512], row[512];
+	struct store *s = store_open(F.db, NULL, err, sizeof(err));
+	assert_non_null(s);
+	/* vibration_rms stood still 10 s at most in 1 h of history: 1 min;
+	 * flow for half of it: never */
+	assert_int_equal(store_kv_set(s, "still/pump-a", "vibration_rms=10000:3600000 "
+						      "flow=1800000:3600000"), 0);
+	store_close(s);
+	status_extra = "\"stuck_sensors\":[{\"sensor\":\"flow\",\"value\":120,"
+		       "\"since\":\"2026-12-04T09:40:00.000Z\"}],";
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("sensors", "pump-a"), 0);
+	assert_non_null(line_with(OUT, "SENSOR", hdr, sizeof(hdr)));
+	assert_non_null(line_with(OUT, "vibration_rms", row, sizeof(row)));
+	assert_aligned(hdr, row, "STATE", "ok");
+	assert_non_null(strstr(row, " mm/s"));
+	assert_aligned(hdr, row, "STUCK AFTER", "1m");
+	assert_non_null(line_with(OUT, "flow", row, sizeof(row)));
+	assert_aligned(hdr, row, "STATE", "stuck");
+	assert_aligned(hdr, row, "STUCK AFTER", "never");
+	assert_non_null(strstr(row, " m3/h"));
+
+	assert_int_equal(RUN("sensors", "--json", "pump-a"), 0);
+	cJSON *j = cJSON_Parse(OUT);
+	assert_non_null(j);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "daemon_running")));
+	const cJSON *v = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "sensors"), 0);
+	assert_string_equal(cJSON_GetObjectItem(v, "sensor")->valuestring, "vibration_rms");
+	/* the last of the fixture's samples: 2.0 + 0.1 x (1799 % 7) */
+	assert_true(fabs(cJSON_GetObjectItem(v, "value")->valuedouble - 2.0) < 1e-9);
+	assert_int_equal(cJSON_GetObjectItem(v, "stuck_after_ms")->valueint, 60000);
+	assert_int_equal(cJSON_GetObjectItem(v, "still_ms")->valueint, 0);
+	const cJSON *fl = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "sensors"), 1);
+	assert_string_equal(cJSON_GetObjectItem(fl, "state")->valuestring, "stuck");
+	assert_int_equal(cJSON_GetObjectItem(fl, "stuck_after_ms")->valueint, 0);
+	cJSON_Delete(j);
+
+	/* the daemon gone: no word on any sensor */
+	status_extra = "";
+	write_status(pdm_wall_ms() - 60000, getpid());
+	assert_int_equal(RUN("sensors", "pump-a"), 0);
+	assert_non_null(line_with(OUT, "flow", row, sizeof(row)));
+	assert_null(strstr(row, "stuck"));
+	assert_non_null(strstr(OUT, "pdmd is not running"));
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("sensors", "pump-z"), 64);
 }
 
 static void test_models(void **state)
@@ -903,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_alerts),
 		cmocka_unit_test(test_models),
+		cmocka_unit_test(test_sensors),
 		cmocka_unit_test(test_export),
 		cmocka_unit_test(test_retrain),
 		cmocka_unit_test(test_normal),

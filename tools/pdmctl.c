@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detector.h"
 #include "episodes.h"
 #include "log.h"
 #include "pdm_config.h"
@@ -1269,6 +1270,194 @@ out:
 	return ex;
 }
 
+/* ---- sensors ----------------------------------------------------------------------------- */
+
+#define SENSOR_RECENT 4096 /* samples read back per sensor */
+
+/* The learned still limit of each sensor (detector_still_limit of what the
+ * last training measured, "still/ASSET" in the store), or its stuck_after;
+ * -1 when not known yet. */
+static void still_limits(struct store *s, const struct pdm_config *cfg,
+			 const struct cfg_asset *a, int64_t *lim)
+{
+	char key[300], *v = NULL, *save = NULL;
+
+	for (size_t i = 0; i < a->n_sensors; i++)
+		lim[i] = -1;
+	snprintf(key, sizeof(key), "still/%s", a->name);
+	if (store_kv_get(s, key, &v) == 0) {
+		for (char *tok = strtok_r(v, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+			char *eq = strrchr(tok, '=');
+			long long l, sp;
+			if (!eq || sscanf(eq + 1, "%lld:%lld", &l, &sp) != 2)
+				continue;
+			*eq = '\0';
+			for (size_t i = 0; i < a->n_sensors; i++)
+				if (strcmp(cfg->sensors[a->sensors[i]].short_name, tok) == 0)
+					lim[i] = detector_still_limit(l, sp);
+		}
+		free(v);
+	}
+	for (size_t i = 0; i < a->n_sensors; i++)
+		if (a->stuck_after_ms[i] >= 0)
+			lim[i] = a->stuck_after_ms[i];
+}
+
+/* The daemon's word on a sensor (status.json's missing_sensors and
+ * stuck_sensors of the asset): "missing", "stuck" or NULL. */
+static const char *sensor_flag(const cJSON *jasset, const char *name)
+{
+	static const char *const keys[] = { "missing_sensors", "stuck_sensors" };
+	for (size_t k = 0; k < 2; k++) {
+		const cJSON *it;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(jasset, keys[k]))
+		{
+			const char *n = jstr(it, "sensor");
+			if (n && strcmp(n, name) == 0)
+				return k == 0 ? "missing" : "stuck";
+		}
+	}
+	return NULL;
+}
+
+static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
+{
+	bool json = false;
+	int ex;
+	const struct pdmctl_opt opts[] = {
+		{ "json", 'j', NULL, &json },
+		{ NULL },
+	};
+	int rc = pdmctl_getopt(c, "sensors",
+		"Usage: pdmctl sensors [-c DIR] [--json] ASSET\n"
+		"Each sensor of the asset: its newest value and how old it is, its newest\n"
+		"good value, how long its value has stood exactly still against the limit\n"
+		"that calls it stuck, and what the running daemon says of it (missing,\n"
+		"stuck). For commissioning, and for a transmitter that looks wrong.\n",
+		opts, "ASSET", argc, argv);
+	if (rc != PDMCTL_GO_ON)
+		return rc;
+	const char *asset = argv[optind];
+	if ((ex = pdmctl_load_cfg(c)) != 0)
+		return ex;
+	const struct cfg_asset *a = find_asset_or_complain(c, "sensors", asset);
+	if (!a)
+		return EX_USAGE;
+	int64_t now = pdm_wall_ms();
+	struct daemon_info d;
+	daemon_probe(c->cfg, now, &d);
+	const cJSON *jasset = NULL, *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(d.status, "assets"))
+	{
+		const char *n = jstr(it, "asset");
+		if (n && strcmp(n, asset) == 0)
+			jasset = it;
+	}
+	struct store *s = pdmctl_open_store(c, &ex);
+	if (!s) {
+		cJSON_Delete(d.status);
+		return ex;
+	}
+	int64_t *lim = xrealloc(NULL, (a->n_sensors + 1) * sizeof(*lim));
+	int64_t *ts = xrealloc(NULL, SENSOR_RECENT * sizeof(*ts));
+	double *val = xrealloc(NULL, SENSOR_RECENT * sizeof(*val));
+	uint8_t *q = xrealloc(NULL, SENSOR_RECENT);
+	still_limits(s, c->cfg, a, lim);
+
+	struct table t;
+	table_init(&t, 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4, 7, "SENSOR", "VALUE", "AGE",
+		   "LAST GOOD", "STILL", "STUCK AFTER", "STATE");
+	cJSON *root = json ? cJSON_CreateObject() : NULL, *arr = NULL;
+	if (root) {
+		cJSON_AddStringToObject(root, "asset", asset);
+		cJSON_AddBoolToObject(root, "daemon_running", d.state == DAEMON_RUNNING);
+		arr = cJSON_AddArrayToObject(root, "sensors");
+	}
+	for (size_t i = 0; i < a->n_sensors; i++) {
+		const struct cfg_sensor *se = &c->cfg->sensors[a->sensors[i]];
+		uint32_t id;
+		size_t got = 0;
+		if (store_sensor_id(s, se->name, &id) < 0 ||
+		    store_read_latest(s, id, SENSOR_RECENT, ts, val, q, &got) < 0)
+			got = 0;
+		/* newest sample, newest good one, and the run of exactly equal good
+		 * values that ends it (oldest first in the arrays) */
+		ssize_t good = -1, run = -1;
+		for (ssize_t k = (ssize_t)got - 1; k >= 0; k--) {
+			if (q[k] != PDM_Q_GOOD)
+				continue;
+			if (good < 0)
+				good = run = k;
+			else if (val[k] == val[good])
+				run = k;
+			else
+				break;
+		}
+		const char *flag = jasset ? sensor_flag(jasset, se->short_name) : NULL;
+		const char *state = flag ? flag : d.state == DAEMON_RUNNING ? "ok" : "?";
+		int64_t still = good >= 0 ? ts[good] - ts[run] : -1;
+		char v[64] = "-", age[32] = "-", lg[32] = "-", st[32] = "-", li[32] = "-";
+		if (got > 0) {
+			pdmctl_fmt_age(now - ts[got - 1], age, sizeof(age));
+			if (q[got - 1] != PDM_Q_GOOD)
+				snprintf(v, sizeof(v), "bad");
+			else
+				snprintf(v, sizeof(v), "%.6g%s%s", val[got - 1], se->unit[0] ? " " : "",
+					 se->unit);
+		}
+		if (good >= 0)
+			pdmctl_fmt_age(now - ts[good], lg, sizeof(lg));
+		if (still >= 0)
+			pdm_format_approx(still, st, sizeof(st));
+		if (lim[i] == 0)
+			snprintf(li, sizeof(li), "never");
+		else if (lim[i] > 0)
+			pdm_format_duration(lim[i], li, sizeof(li));
+		if (arr) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "sensor", se->short_name);
+			if (got > 0 && q[got - 1] == PDM_Q_GOOD)
+				cJSON_AddNumberToObject(j, "value", val[got - 1]);
+			else
+				cJSON_AddNullToObject(j, "value");
+			if (se->unit[0])
+				cJSON_AddStringToObject(j, "unit", se->unit);
+			char tsb[PDM_ISO8601_LEN];
+			if (got > 0)
+				cJSON_AddStringToObject(j, "newest", pdm_iso8601(ts[got - 1], tsb,
+										 sizeof(tsb)));
+			if (good >= 0)
+				cJSON_AddStringToObject(j, "last_good", pdm_iso8601(ts[good], tsb,
+										    sizeof(tsb)));
+			if (still >= 0)
+				cJSON_AddNumberToObject(j, "still_ms", (double)still);
+			if (lim[i] >= 0)
+				cJSON_AddNumberToObject(j, "stuck_after_ms", (double)lim[i]);
+			cJSON_AddStringToObject(j, "state", state);
+			cJSON_AddItemToArray(arr, j);
+		} else {
+			table_add(&t, se->short_name, v, age, lg, st, li, state);
+		}
+	}
+	store_close(s);
+	if (root) {
+		ex = print_json(root);
+		cJSON_Delete(root);
+	} else {
+		table_print(&t, stdout);
+		if (d.state != DAEMON_RUNNING)
+			printf("\npdmd is not running: STATE is its word only while it runs\n");
+		ex = 0;
+	}
+	table_free(&t);
+	cJSON_Delete(d.status);
+	free(lim);
+	free(ts);
+	free(val);
+	free(q);
+	return ex;
+}
+
 /* ---- export ---------------------------------------------------------------------------- */
 
 static int cmd_export(struct pdmctl *c, int argc, char **argv)
@@ -1579,6 +1768,7 @@ static const struct command commands[] = {
 	{ "status", "daemon liveness, asset states and scores, source health", cmd_status },
 	{ "alerts", "alert events sent (or still owed) to MQTT", cmd_alerts },
 	{ "models", "an asset's model registry and model files", cmd_models },
+	{ "sensors", "an asset's sensors: newest values, still or missing, stuck", cmd_sensors },
 	{ "export", "an asset's stored samples as CSV (for pdmd replay)", cmd_export },
 	{ "retrain", "ask the running daemon to retrain an asset now", cmd_retrain },
 	{ "normal", "tell the daemon an alert episode was normal operation", cmd_normal },
