@@ -346,7 +346,8 @@ static bool check_stuck(struct detector *d, int64_t now_ms)
 				d->stuck_since[c] = since;
 				d->stuck_val[c] = val;
 			}
-			if (d->hooks.on_sensor)
+			/* a stuck sensor that fell silent does not move: missing says it */
+			if (d->hooks.on_sensor && !d->missing[c])
 				d->hooks.on_sensor(d->user, c,
 						   now ? DET_SENSOR_STUCK : DET_SENSOR_MOVING, since,
 						   val, now_ms);

@@ -516,9 +516,18 @@ static void test_stuck_sensor(void **state)
 	assert_true(seen.still_stuck);
 	assert_true(seen.still_value == parked);
 
+	/* Stuck, then silent: missing, without a word of moving. */
+	calls = seen.still_calls;
+	int sensor_calls = seen.sensor_calls;
+	feed_some(d, 480, 520, 1u, NAN);
+	assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
+	assert_int_equal(seen.still_calls, calls);
+	assert_int_equal(seen.sensor_calls, sensor_calls + 1);
+	assert_true(seen.sensor_missing);
+
 	/* Limits off: nothing is stuck. */
 	detector_set_still_limits(d, NULL);
-	feed_some(d, 480, 481, 1u, NAN);
+	feed(d, 520, 600, 0.0);
 	assert_int_equal(detector_stuck(d, NULL, NULL, NULL), 0);
 	detector_free(d);
 }
