@@ -967,6 +967,19 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 				 src->name, d1, a->name, d2,
 				 s->hold_ms > 0 ? "the sensor's hold" : "sample_interval x hold");
 		}
+		/* Polled values repeat between the device's updates: a limit of a
+		 * few polls would call every sensor stuck. */
+		int64_t grain = a->sample_interval_ms;
+		if (src && src->type != CFG_SRC_MQTT && src->poll_ms > grain)
+			grain = src->poll_ms;
+		if (s->stuck_after_ms > 0 && s->stuck_after_ms < 10 * grain) {
+			pdm_format_duration(s->stuck_after_ms, d1, sizeof(d1));
+			pdm_format_duration(10 * grain, d2, sizeof(d2));
+			error_at(ld, ss->file, line_of(ss, "stuck_after"),
+				 "stuck_after: %s is too short to tell a frozen value from one that "
+				 "did not change between a few readings; %s at least (0 turns the "
+				 "check off)", d1, d2);
+		}
 	}
 
 	const struct raw_entry *rw = raw_get(sec, "run_when");

@@ -670,6 +670,10 @@ static void test_sensor_hold(void **state)
 	cfg_free(c);
 	expect_error(f, BASE "stuck_after = 31d\n", 10, "stuck_after: 31d is out of range (0 .. 30d)");
 	expect_error(f, BASE "stuck_after = -5s\n", 10, "stuck_after:");
+	/* ten readings at least (BASE's grid is 1 s, its source polls every 1 s) */
+	expect_error(f, BASE "stuck_after = 5s\n", 10,
+		     "stuck_after: 5s is too short to tell a frozen value from one that did not "
+		     "change between a few readings; 10s at least (0 turns the check off)");
 }
 
 /* `pdmd check` says whose clock an asset runs on, when not only this
