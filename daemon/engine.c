@@ -434,6 +434,19 @@ static void hook_sensor(void *user, int c, enum det_sensor_event ev, int64_t las
 		       "and what it sends ('pdmd probe' for Modbus)", a->cfg->name, name, ago);
 		return;
 	}
+	const struct cfg_sensor *se = &a->e->cfg->sensors[a->cfg->sensors[c]];
+	if (a->own_clock && cfg_sensor_device_time(a->e->cfg, se) &&
+	    a->mixed_lag_ms > a->cfg->no_data_after_ms) {
+		/* a device clock far behind, not a dead sensor: its samples
+		 * come, stamped too long ago for the windows */
+		pdm_format_approx(a->mixed_lag_ms, ago, sizeof(ago));
+		LOG_RL(rl, LOG_WARNING, "asset %s: sensor %s counts as missing: its device stamps "
+		       "its samples about %s behind this host's clock, too far for the windows "
+		       "(see the device clock warning). Set that device's clock right, or drop "
+		       "the timestamp key so that its samples are stamped on receipt",
+		       a->cfg->name, name, ago);
+		return;
+	}
 	pdm_format_approx(now_ms - last_good_ms, ago, sizeof(ago));
 	LOG_RL(rl, LOG_WARNING, "asset %s: sensor %s has sent no good value for %s (last at %s): "
 	       "windows with its gaps are not scored, and the asset's state names it as "
