@@ -181,9 +181,8 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 	if (st == WINDOW_OK && !in_episode)
 		d->trainable++;
 	d->last_status = (int)st;
-	if (st == WINDOW_OFF || st == WINDOW_WARMUP)
-		d->last_off_ms = ts_ms;
 	if (st == WINDOW_OFF || st == WINDOW_WARMUP) {
+		d->last_off_ms = ts_ms;
 		/* Off for want of the run_when sensor is not known to be off. */
 		if (!run_missing(d))
 			set_state(d, DET_OFF, NAN, ts_ms);
