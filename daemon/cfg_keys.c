@@ -734,24 +734,33 @@ static void print_mb_bit(const struct pdm_config *c, const void *obj, char *buf,
 		snprintf(buf, len, "%d", s->bit);
 }
 
-/* A sensor's own hold: a duration, or empty for the asset's. */
-static int parse_sensor_hold(void *obj, const char *v, char *why, size_t len)
+/* A sensor key that is a duration in [lo, hi] ms (range says so), or empty
+ * for `empty`. */
+static int parse_optional_duration(const char *v, int64_t empty, int64_t lo, int64_t hi,
+				   const char *range, int64_t *out, char *why, size_t len)
 {
-	struct cfg_sensor *s = obj;
 	int64_t ms;
 	if (!v[0]) {
-		s->hold_ms = 0;
+		*out = empty;
 		return 0;
 	}
 	int rc = parse_duration(v, &ms, why, len);
 	if (rc < 0)
 		return rc;
-	if (ms < 1 || ms > INT64_C(7) * 86400000) {
-		snprintf(why, len, "%s is out of range (1ms .. 7d)", v);
+	if (ms < lo || ms > hi) {
+		snprintf(why, len, "%s is out of range (%s)", v, range);
 		return -ERANGE;
 	}
-	s->hold_ms = ms;
+	*out = ms;
 	return 0;
+}
+
+/* A sensor's own hold: a duration, or empty for the asset's. */
+static int parse_sensor_hold(void *obj, const char *v, char *why, size_t len)
+{
+	struct cfg_sensor *s = obj;
+	return parse_optional_duration(v, 0, 1, INT64_C(7) * 86400000, "1ms .. 7d", &s->hold_ms,
+				       why, len);
 }
 
 static void print_sensor_hold(const struct pdm_config *c, const void *obj, char *buf, size_t len)
@@ -763,23 +772,12 @@ static void print_sensor_hold(const struct pdm_config *c, const void *obj, char 
 		pdm_format_duration(s->hold_ms, buf, (unsigned)len);
 }
 
+/* stuck_after: empty learns it (-1), 0 turns the check off. */
 static int parse_stuck_after(void *obj, const char *v, char *why, size_t len)
 {
 	struct cfg_sensor *s = obj;
-	int64_t ms;
-	if (!v[0]) {
-		s->stuck_after_ms = -1;
-		return 0;
-	}
-	int rc = parse_duration(v, &ms, why, len);
-	if (rc < 0)
-		return rc;
-	if (ms < 0 || ms > INT64_C(30) * 86400000) {
-		snprintf(why, len, "%s is out of range (0 .. 30d)", v);
-		return -ERANGE;
-	}
-	s->stuck_after_ms = ms;
-	return 0;
+	return parse_optional_duration(v, -1, 0, INT64_C(30) * 86400000, "0 .. 30d",
+				       &s->stuck_after_ms, why, len);
 }
 
 static void print_stuck_after(const struct pdm_config *c, const void *obj, char *buf, size_t len)

@@ -289,13 +289,18 @@ int64_t detector_still_limit(int64_t longest_ms, int64_t span_ms)
 	return 3 * longest_ms > STILL_FLOOR_MS ? 3 * longest_ms : STILL_FLOOR_MS;
 }
 
+/* limit <= 0: not checked. replay measures on this window: a run longer than
+ * the limit (stuck) is no evidence of how long the sensor may stand still. */
+static void set_still_limit(struct detector *d, int c, int64_t limit)
+{
+	d->still_limit[c] = limit > 0 ? limit : 0;
+	window_set_still_cap(d->win, c, d->still_limit[c]);
+}
+
 void detector_set_still_limits(struct detector *d, const int64_t *limit_ms)
 {
-	for (int c = 0; c < d->cfg.window.C; c++) {
-		d->still_limit[c] = limit_ms && limit_ms[c] > 0 ? limit_ms[c] : 0;
-		/* replay measures on this window: a stuck run is no evidence */
-		window_set_still_cap(d->win, c, d->still_limit[c]);
-	}
+	for (int c = 0; c < d->cfg.window.C; c++)
+		set_still_limit(d, c, limit_ms ? limit_ms[c] : 0);
 }
 
 const int64_t *detector_still_limits(const struct detector *d)
@@ -303,12 +308,54 @@ const int64_t *detector_still_limits(const struct detector *d)
 	return d->still_limit;
 }
 
-void detector_still_limits_from_data(struct detector *d)
+int64_t detector_sensor_still_limit(int64_t stuck_after_ms, int64_t longest_ms, int64_t span_ms)
+{
+	if (stuck_after_ms >= 0)
+		return stuck_after_ms;
+	return longest_ms >= 0 ? detector_still_limit(longest_ms, span_ms) : -1;
+}
+
+int detector_still_format(char *buf, size_t len, const char *const *names, int C,
+			  const int64_t *longest, const int64_t *span)
+{
+	size_t n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (int c = 0; c < C && n < len; c++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s=%lld:%lld", c ? " " : "", names[c],
+				      (long long)longest[c], (long long)span[c]);
+	return (int)n;
+}
+
+void detector_still_parse(const char *text, const char *const *names, int C, int64_t *longest,
+			  int64_t *span)
+{
+	for (int c = 0; c < C; c++)
+		longest[c] = span[c] = -1;
+	/* names never hold '=' or blanks (cfg's valid_name) */
+	for (const char *p = text; p && *p;) {
+		size_t tl = strcspn(p, " ");
+		const char *eq = memchr(p, '=', tl);
+		long long l, sp;
+		if (eq && sscanf(eq + 1, "%lld:%lld", &l, &sp) == 2)
+			for (int c = 0; c < C; c++)
+				if (strlen(names[c]) == (size_t)(eq - p) &&
+				    !strncmp(names[c], p, (size_t)(eq - p))) {
+					longest[c] = l;
+					span[c] = sp;
+				}
+		p += tl;
+		p += strspn(p, " ");
+	}
+}
+
+void detector_still_limits_from_data(struct detector *d, const int64_t *stuck_after_ms)
 {
 	for (int c = 0; c < d->cfg.window.C; c++) {
 		int64_t span = 0, longest = window_longest_still_ms(d->win, c, &span);
-		d->still_limit[c] = detector_still_limit(longest, span);
-		window_set_still_cap(d->win, c, d->still_limit[c]);
+		set_still_limit(d, c, detector_sensor_still_limit(
+					      stuck_after_ms ? stuck_after_ms[c] : -1, longest, span));
 	}
 }
 
@@ -324,7 +371,6 @@ static bool check_stuck(struct detector *d, int64_t now_ms)
 {
 	bool changed = false;
 
-	(void)now_ms;
 	if (d->last_status == WINDOW_OFF || d->last_status == WINDOW_WARMUP)
 		return false;
 	d->n_stuck = 0;

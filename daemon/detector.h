@@ -11,6 +11,7 @@
 #define PDM_DETECTOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "alert.h"
@@ -118,6 +119,16 @@ int detector_missing(const struct detector *d, const bool **missing,
  * least. detector_set_still_limits takes C limits (NULL: none).
  */
 int64_t detector_still_limit(int64_t longest_ms, int64_t span_ms);
+/* A sensor's limit: its stuck_after when set (>= 0; 0: never), else
+ * detector_still_limit of its measurement, -1 when it has none (longest < 0). */
+int64_t detector_sensor_still_limit(int64_t stuck_after_ms, int64_t longest_ms, int64_t span_ms);
+/* The measurement as the store keeps it: "NAME=LONGEST_MS:SPAN_MS ..." for the
+ * C channels named names (snprintf's return), and back: -1 in longest and span
+ * for a channel the text does not name (a sensor added since). */
+int detector_still_format(char *buf, size_t len, const char *const *names, int C,
+			  const int64_t *longest, const int64_t *span);
+void detector_still_parse(const char *text, const char *const *names, int C, int64_t *longest,
+			  int64_t *span);
 void detector_set_still_limits(struct detector *d, const int64_t *limit_ms);
 /* The channels stuck at the last advance: how many; C flags into *stuck, the
  * start of each one's still run into *since_ms and its value into *value,
@@ -126,9 +137,10 @@ int detector_stuck(const struct detector *d, const bool **stuck, const int64_t *
 		   const double **value);
 /* The limits set (C entries, 0: not checked). */
 const int64_t *detector_still_limits(const struct detector *d);
-/* The limit rule applied to everything pushed so far (window_longest_still_ms):
- * what `pdmd replay` sets when it trains, as the trainer measures history. */
-void detector_still_limits_from_data(struct detector *d);
+/* detector_sensor_still_limit of everything pushed so far
+ * (window_longest_still_ms) with the channels' stuck_after (C entries): what
+ * `pdmd replay` sets when it trains, as the trainer measures history. */
+void detector_still_limits_from_data(struct detector *d, const int64_t *stuck_after_ms);
 
 /* The clock the samples are stamped with stepped to now_ms: the window
  * starts over (window_restart); the model and any open episode stay. */

@@ -363,15 +363,16 @@ static void hook_state(void *user, enum det_state st, double score, int64_t ts_m
 	struct asset_rt *a = user;
 
 	const bool *miss, *stuck;
-	int n_miss = detector_missing(a->det, &miss, NULL), n = 0;
-	int n_stuck = detector_stuck(a->det, &stuck, NULL, NULL), ns = 0;
+	int n = 0, ns = 0;
+	(void)detector_missing(a->det, &miss, NULL);
+	(void)detector_stuck(a->det, &stuck, NULL, NULL);
 	const char **names = malloc((a->cfg->n_sensors + 1) * sizeof(*names));
 	const char **frozen = malloc((a->cfg->n_sensors + 1) * sizeof(*frozen));
 
 	for (size_t c = 0; names && frozen && c < a->cfg->n_sensors; c++) {
-		if (miss[c] && n < n_miss)
+		if (miss[c])
 			names[n++] = a->channel_names[c];
-		if (stuck[c] && ns < n_stuck)
+		if (stuck[c])
 			frozen[ns++] = a->channel_names[c];
 	}
 	free(a->state_json);
@@ -397,7 +398,6 @@ static void hook_sensor(void *user, int c, enum det_sensor_event ev, int64_t las
 	struct asset_rt *a = user;
 	const char *name = a->channel_names[c];
 	char ts[PDM_ISO8601_LEN], ago[32];
-
 	struct pdm_ratelimit *rl = &a->sensor_rl;
 
 	switch (ev) {

@@ -215,9 +215,9 @@ static void save_learning(struct asset_rt *a)
 
 /*
  * What the training history said of each sensor standing still, as
- * "still/ASSET" = "NAME=LONGEST_MS:SPAN_MS ..." (the measurement, not the
- * limit, so that the rule can change). By name: a sensor added since is not
- * checked until the next training measures it.
+ * "still/ASSET" (detector_still_format: the measurement, not the limit, so
+ * that the rule can change). By name: a sensor added since is not checked
+ * until the next training measures it, unless its stuck_after says.
  */
 static void apply_still(struct asset_rt *a, const int64_t *longest, const int64_t *span)
 {
@@ -225,9 +225,7 @@ static void apply_still(struct asset_rt *a, const int64_t *longest, const int64_
 	if (!lim)
 		return;
 	for (size_t c = 0; c < a->cfg->n_sensors; c++)
-		lim[c] = a->cfg->stuck_after_ms[c] >= 0 ? a->cfg->stuck_after_ms[c]
-			 : longest[c] >= 0		 ? detector_still_limit(longest[c], span[c])
-							 : 0;
+		lim[c] = detector_sensor_still_limit(a->cfg->stuck_after_ms[c], longest[c], span[c]);
 	detector_set_still_limits(a->det, lim);
 	free(lim);
 }
@@ -235,18 +233,15 @@ static void apply_still(struct asset_rt *a, const int64_t *longest, const int64_
 static void save_still(struct asset_rt *a, const struct train_result *r)
 {
 	char key[300];
-	size_t cap = 64 + a->cfg->n_sensors * 320, n = 0;
+	size_t cap = 64 + a->cfg->n_sensors * 320;
 	char *val = malloc(cap);
 
 	if (!val || r->n_still != (int)a->cfg->n_sensors) {
 		free(val);
 		return;
 	}
-	val[0] = '\0';
-	for (int c = 0; c < r->n_still && n < cap; c++)
-		n += (size_t)snprintf(val + n, cap - n, "%s%s=%lld:%lld", c ? " " : "",
-				      a->channel_names[c], (long long)r->still_ms[c],
-				      (long long)r->still_span_ms[c]);
+	detector_still_format(val, cap, a->channel_names, r->n_still,
+			      r->still_ms, r->still_span_ms);
 	snprintf(key, sizeof(key), "still/%s", a->cfg->name);
 	int rc = store_kv_set(a->e->store, key, val);
 	if (rc < 0)
@@ -263,30 +258,13 @@ void engine_load_still(struct asset_rt *a)
 	int64_t *longest = malloc((C + 1) * sizeof(*longest)), *span = malloc((C + 1) * sizeof(*span));
 
 	snprintf(key, sizeof(key), "still/%s", a->cfg->name);
-	if (!longest || !span) {
-		free(longest);
-		free(span);
-		return;
+	if (longest && span) {
+		/* Without a measurement yet, only the limits the configuration sets. */
+		if (store_kv_get(a->e->store, key, &s) < 0)
+			s = NULL;
+		detector_still_parse(s, a->channel_names, (int)C, longest, span);
+		apply_still(a, longest, span);
 	}
-	for (size_t c = 0; c < C; c++)
-		longest[c] = span[c] = -1;
-	/* Without a measurement yet, only the limits the configuration sets. */
-	if (store_kv_get(a->e->store, key, &s) < 0)
-		s = NULL;
-	char *save = NULL;
-	for (char *tok = s ? strtok_r(s, " ", &save) : NULL; tok; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strrchr(tok, '=');
-		long long l, sp;
-		if (!eq || sscanf(eq + 1, "%lld:%lld", &l, &sp) != 2)
-			continue;
-		*eq = '\0';
-		for (size_t c = 0; c < C; c++)
-			if (strcmp(a->channel_names[c], tok) == 0) {
-				longest[c] = l;
-				span[c] = sp;
-			}
-	}
-	apply_still(a, longest, span);
 	free(s);
 	free(longest);
 	free(span);

@@ -129,7 +129,6 @@ static int hook_alert(void *user, const struct alert_event *ev, const char *payl
 	return 0;
 }
 
-/* Trains on the usable windows within train_history before `now`. */
 #define SENSOR_EVENTS_SHOWN 50
 
 /* A sensor missing or back, stuck or moving (detector_missing, detector_stuck),
@@ -166,17 +165,7 @@ static void hook_sensor(void *user, int c, enum det_sensor_event ev, int64_t sin
 	}
 }
 
-/* stuck_after set in a sensor's section wins over what the data showed. */
-static void still_overrides(struct replay *r)
-{
-	int64_t lim[WINDOW_MAX_C];
-	memcpy(lim, detector_still_limits(r->det), (size_t)r->C * sizeof(int64_t));
-	for (int c = 0; c < r->C; c++)
-		if (r->ac->stuck_after_ms[c] >= 0)
-			lim[c] = r->ac->stuck_after_ms[c];
-	detector_set_still_limits(r->det, lim);
-}
-
+/* Trains on the usable windows within train_history before `now`. */
 static int train_now(struct replay *r, int64_t now)
 {
 	size_t n = 0;
@@ -229,8 +218,7 @@ static int train_now(struct replay *r, int64_t now)
 		nn_model_set_meta(fresh, r->version, now);
 		r->current = fresh;
 		detector_set_model(r->det, fresh, r->version);
-		detector_still_limits_from_data(r->det);
-		still_overrides(r);
+		detector_still_limits_from_data(r->det, r->ac->stuck_after_ms);
 		if (r->learning) {
 			learn_installed(&r->learn, now);
 		} else if (first && !r->once && r->ac->learn_for_ms > 0) {

@@ -213,8 +213,6 @@ static int cfg_check(const struct window_cfg *c)
 	return 0;
 }
 
-/* No sample seen, nothing pending, nothing final (the queues keep their
- * memory). */
 /* The run's length, when it counts toward the longest (not beyond the cap). */
 static int64_t run_counted(const struct wchan *ch)
 {
@@ -224,6 +222,16 @@ static int64_t run_counted(const struct wchan *ch)
 	return ch->still_cap_ms > 0 && len > ch->still_cap_ms ? 0 : len;
 }
 
+/* The run is over: it counts toward the longest. */
+static void end_run(struct wchan *ch)
+{
+	if (run_counted(ch) > ch->longest_still_ms)
+		ch->longest_still_ms = run_counted(ch);
+	ch->run_start = ch->run_last = TS_NONE;
+}
+
+/* No sample seen, nothing pending, nothing final (the queues keep their
+ * memory). */
 static void clear_data(struct window *w)
 {
 	for (int c = 0; c < w->cfg.C; c++) {
@@ -233,9 +241,7 @@ static void clear_data(struct window *w)
 		ch->held_ts = TS_NONE;
 		ch->good_ts = TS_NONE;
 		ch->head = ch->n = 0;
-		if (run_counted(ch) > ch->longest_still_ms)
-			ch->longest_still_ms = run_counted(ch);
-		ch->run_start = ch->run_last = TS_NONE;
+		end_run(ch);
 	}
 	for (size_t i = 0; i < (size_t)w->cfg.W * (size_t)w->cfg.C; i++)
 		w->rows[i] = NAN;
@@ -335,8 +341,7 @@ static void track_run(struct wchan *ch, int64_t ts_ms, double value)
 		ch->run_last = ts_ms;
 		return;
 	}
-	if (run_counted(ch) > ch->longest_still_ms)
-		ch->longest_still_ms = run_counted(ch);
+	end_run(ch);
 	ch->run_val = value;
 	ch->run_start = ch->run_last = ts_ms;
 }

@@ -389,6 +389,19 @@ static const char *jstr(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* The asset's entry in status.json's "assets", or NULL. */
+static const cJSON *status_asset(const cJSON *status, const char *asset)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(status, "assets"))
+	{
+		const char *n = jstr(it, "asset");
+		if (n && strcmp(n, asset) == 0)
+			return it;
+	}
+	return NULL;
+}
+
 static bool jnum(const cJSON *o, const char *k, double *out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -571,20 +584,13 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 
 	size_t na = c->cfg->n_assets;
 	struct asset_row *rows = xrealloc(NULL, (na ? na : 1) * sizeof(*rows));
-	const cJSON *jassets = cJSON_GetObjectItemCaseSensitive(d.status, "assets");
 	for (size_t i = 0; i < na; i++) {
 		struct asset_row *r = &rows[i];
 		memset(r, 0, sizeof(*r));
 		r->asset = c->cfg->assets[i].name;
 		r->score = NAN;
 		r->windows = -1;
-		const cJSON *ja = NULL, *it;
-		cJSON_ArrayForEach(it, jassets)
-		{
-			const char *n = jstr(it, "asset");
-			if (n && strcmp(n, r->asset) == 0)
-				ja = it;
-		}
+		const cJSON *ja = status_asset(d.status, r->asset);
 		if (ja) {
 			double v;
 			r->state = jstr(ja, "state");
@@ -1274,33 +1280,30 @@ out:
 
 #define SENSOR_RECENT 4096 /* samples read back per sensor */
 
-/* The learned still limit of each sensor (detector_still_limit of what the
- * last training measured, "still/ASSET" in the store), or its stuck_after;
- * -1 when not known yet. */
+/* Each sensor's stuck limit as the daemon has it: what the last training
+ * measured (the store's still/ASSET) or its stuck_after; -1 when not known
+ * yet. */
 static void still_limits(struct store *s, const struct pdm_config *cfg,
 			 const struct cfg_asset *a, int64_t *lim)
 {
-	char key[300], *v = NULL, *save = NULL;
+	char key[300], *v = NULL;
+	size_t C = a->n_sensors;
+	const char **names = xrealloc(NULL, (C + 1) * sizeof(*names));
+	int64_t *longest = xrealloc(NULL, (C + 1) * sizeof(*longest));
+	int64_t *span = xrealloc(NULL, (C + 1) * sizeof(*span));
 
-	for (size_t i = 0; i < a->n_sensors; i++)
-		lim[i] = -1;
+	for (size_t i = 0; i < C; i++)
+		names[i] = cfg->sensors[a->sensors[i]].short_name;
 	snprintf(key, sizeof(key), "still/%s", a->name);
-	if (store_kv_get(s, key, &v) == 0) {
-		for (char *tok = strtok_r(v, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-			char *eq = strrchr(tok, '=');
-			long long l, sp;
-			if (!eq || sscanf(eq + 1, "%lld:%lld", &l, &sp) != 2)
-				continue;
-			*eq = '\0';
-			for (size_t i = 0; i < a->n_sensors; i++)
-				if (strcmp(cfg->sensors[a->sensors[i]].short_name, tok) == 0)
-					lim[i] = detector_still_limit(l, sp);
-		}
-		free(v);
-	}
-	for (size_t i = 0; i < a->n_sensors; i++)
-		if (a->stuck_after_ms[i] >= 0)
-			lim[i] = a->stuck_after_ms[i];
+	if (store_kv_get(s, key, &v) < 0)
+		v = NULL;
+	detector_still_parse(v, names, (int)C, longest, span);
+	for (size_t i = 0; i < C; i++)
+		lim[i] = detector_sensor_still_limit(a->stuck_after_ms[i], longest[i], span[i]);
+	free(v);
+	free(names);
+	free(longest);
+	free(span);
 }
 
 /* The daemon's word on a sensor (status.json's missing_sensors and
@@ -1346,13 +1349,7 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 	int64_t now = pdm_wall_ms();
 	struct daemon_info d;
 	daemon_probe(c->cfg, now, &d);
-	const cJSON *jasset = NULL, *it;
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(d.status, "assets"))
-	{
-		const char *n = jstr(it, "asset");
-		if (n && strcmp(n, asset) == 0)
-			jasset = it;
-	}
+	const cJSON *jasset = status_asset(d.status, asset);
 	struct store *s = pdmctl_open_store(c, &ex);
 	if (!s) {
 		cJSON_Delete(d.status);

@@ -124,8 +124,7 @@ duration:
 			     tok[i]);
 		}
 	}
-	bool needs_sensor = c->kind == PS_F_STUCK || c->kind == PS_F_SPIKES ||
-			    c->kind == PS_F_OFFSET || c->kind == PS_F_BROKEN;
+	bool needs_sensor = ps_fault_needs_sensor(c->kind);
 	if (needs_sensor && c->sensor < 0)
 		FAIL("fault %s needs sensor=NAME", tok[2]);
 	if (!needs_sensor && c->sensor >= 0)

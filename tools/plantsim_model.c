@@ -208,6 +208,11 @@ int ps_fault_parse(const char *s)
 	return -EINVAL;
 }
 
+bool ps_fault_needs_sensor(enum ps_fault_kind k)
+{
+	return k == PS_F_STUCK || k == PS_F_SPIKES || k == PS_F_OFFSET || k == PS_F_BROKEN;
+}
+
 /* ---- construction ---- */
 
 static int parse_assets(struct ps_plant *p, const char *list)
@@ -573,9 +578,7 @@ int ps_plant_inject(struct ps_plant *p, int i, enum ps_fault_kind kind, double s
 	if (i < 0 || i >= p->n || (unsigned)kind >= PS_F_NKINDS || !(severity >= 0.0) ||
 	    severity > 1.0 || ramp_ticks < 0)
 		return -EINVAL;
-	bool needs_sensor = kind == PS_F_STUCK || kind == PS_F_SPIKES || kind == PS_F_OFFSET ||
-			    kind == PS_F_BROKEN;
-	if (needs_sensor != (sensor >= 0) || sensor >= PS_NSENSORS)
+	if (ps_fault_needs_sensor(kind) != (sensor >= 0) || sensor >= PS_NSENSORS)
 		return -EINVAL;
 
 	struct ps_asset *a = &p->a[i].pub;

@@ -78,6 +78,8 @@ const char *ps_sensor_unit(enum ps_sensor s);
 int ps_sensor_parse(const char *s);          /* enum value or -EINVAL */
 const char *ps_fault_name(enum ps_fault_kind k);
 int ps_fault_parse(const char *s);           /* enum value or -EINVAL */
+/* A fault of the measurement (stuck, spikes, offset, broken): it needs sensor=. */
+bool ps_fault_needs_sensor(enum ps_fault_kind k);
 
 /*
  * Creates a plant from a list like "pump-a:modbus,pump-b:modbus,pump-c:mqtt"
