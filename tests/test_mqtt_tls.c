@@ -7,10 +7,14 @@
  * listeners (one requiring client certificates) and anonymous access off.
  * Every log line is captured: the password must never appear in one.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -278,6 +282,30 @@ static void round_trip(struct mqtt_client_cfg *cfg)
 	mqtt_client_free(c);
 }
 
+/* True if every address "localhost" resolves to is 127.0.0.1 or ::1. */
+static bool localhost_is_loopback(void)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
+	bool ok;
+
+	if (getaddrinfo("localhost", NULL, &hints, &res) != 0)
+		return false;
+	ok = res != NULL;
+	for (ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *in = (const void *)ai->ai_addr;
+			ok = ok && ntohl(in->sin_addr.s_addr) == INADDR_LOOPBACK;
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *in6 = (const void *)ai->ai_addr;
+			ok = ok && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+		} else {
+			ok = false;
+		}
+	}
+	freeaddrinfo(res);
+	return ok;
+}
+
 /* ca_file + username + password read from its file: works, and the
  * password appears in no log line even at debug level. */
 static void test_tls_password_ok(void **state)
@@ -289,9 +317,16 @@ static void test_tls_password_ok(void **state)
 	assert_string_equal(pw, PASSWORD);
 	struct mqtt_client_cfg cfg = tls_cfg(E->tls_uri, "pdm-tls-ok", pw);
 	round_trip(&cfg);
-	/* the certificate names localhost too: host name verification passes */
-	cfg = tls_cfg(E->tls_uri_name, "pdm-tls-name", pw);
-	round_trip(&cfg);
+	/* the certificate names localhost too: host name verification passes
+	 * (where localhost is a loopback name: a bare debootstrap root has no
+	 * /etc/hosts, and no other address is ever used) */
+	if (localhost_is_loopback()) {
+		cfg = tls_cfg(E->tls_uri_name, "pdm-tls-name", pw);
+		round_trip(&cfg);
+	} else {
+		printf("# localhost does not resolve to loopback here (no /etc/hosts entry?): "
+		       "host name verification by name not checked\n");
+	}
 	assert_true(logs_contain("connected to ssl://"));
 	assert_false(logs_contain(PASSWORD));
 }
