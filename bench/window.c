@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "pdm_time.h"
 #include "window.h"
 
@@ -146,8 +147,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* As the daemon has them: every channel may learn a longer hold. */
+	int64_t hold_max[NCH];
+	for (int c = 0; c < NCH; c++)
+		hold_max[c] = CFG_HOLD_LEARN_MAX_MS;
 	struct window_cfg cfg = {
 		.C = NCH, .interval_ms = INTERVAL, .W = WLEN, .hop = HOP, .hold = HOLD,
+		.channel_hold_max_ms = hold_max,
 		.run_channel = -1, .run_op = WINDOW_OP_GT, .no_data_ms = 0,
 	};
 	double best = 0;

@@ -942,11 +942,13 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 			 "no_data_after: shorter than sample_interval");
 
 	a->hold_ms = xcalloc(a->n_sensors, sizeof(*a->hold_ms));
+	a->hold_max_ms = xcalloc(a->n_sensors, sizeof(*a->hold_max_ms));
 	a->stuck_after_ms = xcalloc(a->n_sensors, sizeof(*a->stuck_after_ms));
 	for (size_t i = 0; i < a->n_sensors; i++) {
 		const struct cfg_sensor *s = &c->sensors[a->sensors[i]];
 		const struct raw_section *ss = sensor_sec[a->sensors[i]];
 		a->hold_ms[i] = s->hold_ms > 0 ? s->hold_ms : a->sample_interval_ms * a->hold;
+		a->hold_max_ms[i] = s->hold_ms > 0 ? 0 : CFG_HOLD_LEARN_MAX_MS;
 		a->stuck_after_ms[i] = s->stuck_after_ms;
 		for (size_t j = 0; j < i; j++) {
 			const struct cfg_sensor *t = &c->sensors[a->sensors[j]];
@@ -956,16 +958,21 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 		}
 		const struct cfg_source *src = s->source < c->n_sources ? &c->sources[s->source]
 									: NULL;
-		/* A value older than hold intervals is a gap: polling slower than
-		 * that leaves every window with gaps, so nothing is ever scored. */
+		/* A value older than its hold is a gap: polling slower than that
+		 * would leave every window with gaps, so nothing would ever be
+		 * scored. Without a hold of its own the sensor's value counts
+		 * through its polls; one the user set is a mistake to name. */
+		if (src && src->type != CFG_SRC_MQTT && src->poll_ms > a->hold_ms[i] &&
+		    s->hold_ms <= 0 && a->sample_interval_ms > 0)
+			a->hold_ms[i] = cfg_asset_hold_for(a, src->poll_ms);
 		if (src && src->type != CFG_SRC_MQTT && src->poll_ms > a->hold_ms[i]) {
 			pdm_format_duration(src->poll_ms, d1, sizeof(d1));
 			pdm_format_duration(a->hold_ms[i], d2, sizeof(d2));
 			error_at(ld, ss->file, line_of(ss, "source"),
-				 "source: %s polls every %s but asset %s holds a value only %s "
-				 "(%s): every window would have gaps",
-				 src->name, d1, a->name, d2,
-				 s->hold_ms > 0 ? "the sensor's hold" : "sample_interval x hold");
+				 "source: %s polls every %s but the sensor's hold is only %s: every "
+				 "window of asset %s would have gaps (leave hold empty, or make it "
+				 "longer than the poll)",
+				 src->name, d1, d2, a->name);
 		}
 		/* Polled values repeat between the device's updates: a limit of a
 		 * few polls would call every sensor stuck. */
@@ -1441,6 +1448,7 @@ void cfg_free(struct pdm_config *cfg)
 		free(cfg->assets[i].name);
 		free(cfg->assets[i].sensors);
 		free(cfg->assets[i].hold_ms);
+		free(cfg->assets[i].hold_max_ms);
 		free(cfg->assets[i].stuck_after_ms);
 	}
 	for (size_t i = 0; i < cfg->n_sensors; i++) {
@@ -1577,7 +1585,15 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 		print_keys(c, SK_ASSET, as, 0, out);
 		for (size_t j = 0; j < as->n_sensors; j++) {
 			const struct cfg_sensor *s = &c->sensors[as->sensors[j]];
-			fprintf(out, "\n# %s:%d\n[sensor %s]\n", s->where.file, s->where.line, s->name);
+			fprintf(out, "\n# %s:%d\n", s->where.file, s->where.line);
+			if (s->hold_ms <= 0 && as->hold_ms[j] > as->sample_interval_ms * as->hold) {
+				char h[32], p[32];
+				pdm_format_duration(as->hold_ms[j], h, sizeof(h));
+				pdm_format_duration(c->sources[s->source].poll_ms, p, sizeof(p));
+				fprintf(out, "# its value counts for %s, half again its source's poll of "
+					"%s (no hold of its own)\n", h, p);
+			}
+			fprintf(out, "[sensor %s]\n", s->name);
 			print_keys(c, SK_SENSOR, s, 1u << c->sources[s->source].type, out);
 		}
 	}

@@ -116,6 +116,9 @@ struct cfg_asset {
 	size_t *sensors; /* indices into cfg->sensors, in file order */
 	size_t n_sensors;
 	int64_t *hold_ms; /* per sensor, in that order: how long its value counts (ms) */
+	/* per sensor: up to how long its hold may be learned (window_cfg's
+	 * channel_hold_max_ms); 0 for a sensor whose hold is set */
+	int64_t *hold_max_ms;
 	int64_t *stuck_after_ms; /* per sensor, in that order: as cfg_sensor's */
 	struct cfg_where where;
 };
@@ -195,6 +198,11 @@ static inline int64_t cfg_asset_windows_ms(const struct cfg_asset *a, int64_t n)
 {
 	return n * a->hop * a->sample_interval_ms;
 }
+/* The longest hold learned for a sensor without a hold of its own: a
+ * device that reports less often than this is taken as reporting on
+ * change, which the log asks the user to give a hold. */
+#define CFG_HOLD_LEARN_MAX_MS (INT64_C(3600) * 1000)
+
 /* A hold (ms, whole grid steps) that keeps a value through samples
  * spacing_ms apart, with half again for their jitter. */
 static inline int64_t cfg_asset_hold_for(const struct cfg_asset *a, int64_t spacing_ms)

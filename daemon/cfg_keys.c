@@ -1164,8 +1164,10 @@ static const struct key asset_keys[] = {
 	  .help = "Fraction of the training windows held out for validation and threshold." },
 	{ .name = "hold", .type = T_INT, .off = ASSET(hold), .def = "3", .min = 1, .max = 100000,
 	  .help = "Intervals a sensor's last value is held on the grid; older is a gap (windows "
-		  "with a gap are not scored). Raise it for devices that send less often than the "
-		  "grid, or only on change (the log names them and the hold that would do)." },
+		  "with a gap are not scored). A sensor without a hold of its own holds longer "
+		  "when its source polls less often, or when its samples come regularly further "
+		  "apart (learned: 1.5 x their spacing, up to 1h); one that reports only on change "
+		  "needs a hold in its section (the log names it and the hold that would do)." },
 	{ .name = "no_data_after", .type = T_DURATION, .off = ASSET(no_data_after_ms),
 	  .def = "30s", .min = MS_S, .max = 7 * MS_D,
 	  .help = "Without any good sample for this long the asset's state becomes no_data; so "
@@ -1235,8 +1237,10 @@ static const struct key sensor_keys[] = {
 	{ .name = "hold", .type = T_CUSTOM, .parse = parse_sensor_hold, .print = print_sensor_hold,
 	  .def = "", .tname = "duration",
 	  .help = "How long this sensor's last value counts on the grid, for a sensor that reports "
-		  "rarely or only when its value changes (the asset's windows do not wait for it "
-		  "longer). Empty: the asset's hold (sample_interval x hold)." },
+		  "only when its value changes (the asset's windows do not wait for it longer). "
+		  "Empty: the asset's hold (sample_interval x hold), or 1.5 x the poll of a slower "
+		  "Modbus source, raised while the sensor's samples come regularly further apart "
+		  "(learned, up to 1h)." },
 	{ .name = "stuck_after", .type = T_CUSTOM, .parse = parse_stuck_after,
 	  .print = print_stuck_after, .def = "", .tname = "duration",
 	  .help = "The sensor is stuck (a frozen transmitter) when its value stays exactly the "

@@ -328,26 +328,48 @@ int detector_still_format(char *buf, size_t len, const char *const *names, int C
 	return (int)n;
 }
 
-void detector_still_parse(const char *text, const char *const *names, int C, int64_t *longest,
-			  int64_t *span)
+/*
+ * The stored "name=VALUE name=VALUE" lists (still/ASSET, hold/ASSET): calls
+ * fn with each entry's channel (by name; names never hold '=' or blanks,
+ * cfg's valid_name) and the text after its '='. Entries of sensors no
+ * longer configured are skipped.
+ */
+static void parse_named(const char *text, const char *const *names, int C,
+			void (*fn)(int c, const char *value, void *user), void *user)
 {
-	for (int c = 0; c < C; c++)
-		longest[c] = span[c] = -1;
-	/* names never hold '=' or blanks (cfg's valid_name) */
 	for (const char *p = text; p && *p;) {
 		size_t tl = strcspn(p, " ");
 		const char *eq = memchr(p, '=', tl);
-		long long l, sp;
-		if (eq && sscanf(eq + 1, "%lld:%lld", &l, &sp) == 2)
-			for (int c = 0; c < C; c++)
-				if (strlen(names[c]) == (size_t)(eq - p) &&
-				    !strncmp(names[c], p, (size_t)(eq - p))) {
-					longest[c] = l;
-					span[c] = sp;
-				}
+		for (int c = 0; eq && c < C; c++)
+			if (strlen(names[c]) == (size_t)(eq - p) &&
+			    !strncmp(names[c], p, (size_t)(eq - p)))
+				fn(c, eq + 1, user);
 		p += tl;
 		p += strspn(p, " ");
 	}
+}
+
+struct still_parsed {
+	int64_t *longest, *span;
+};
+
+static void still_entry(int c, const char *value, void *user)
+{
+	struct still_parsed *sp = user;
+	long long l, s;
+	if (sscanf(value, "%lld:%lld", &l, &s) == 2) {
+		sp->longest[c] = l;
+		sp->span[c] = s;
+	}
+}
+
+void detector_still_parse(const char *text, const char *const *names, int C, int64_t *longest,
+			  int64_t *span)
+{
+	struct still_parsed sp = { longest, span };
+	for (int c = 0; c < C; c++)
+		longest[c] = span[c] = -1;
+	parse_named(text, names, C, still_entry, &sp);
 }
 
 void detector_still_limits_from_data(struct detector *d, const int64_t *stuck_after_ms)
@@ -427,6 +449,49 @@ int detector_missing(const struct detector *d, const bool **missing,
 int64_t detector_newest_ts(const struct detector *d)
 {
 	return window_newest_ts(d->win);
+}
+
+int64_t detector_hold_ms(const struct detector *d, int channel)
+{
+	return window_hold_ms(d->win, channel);
+}
+
+void detector_set_hold_ms(struct detector *d, int channel, int64_t hold_ms)
+{
+	(void)window_set_hold_ms(d->win, channel, hold_ms);
+}
+
+int64_t detector_spacing_ms(const struct detector *d, int channel)
+{
+	return window_spacing_ms(d->win, channel);
+}
+
+int detector_hold_format(char *buf, size_t len, const char *const *names, int C,
+			 const int64_t *hold_ms, const int64_t *base_ms)
+{
+	size_t n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (int c = 0; c < C && n < len; c++)
+		if (hold_ms[c] > base_ms[c])
+			n += (size_t)snprintf(buf + n, len - n, "%s%s=%lld", n ? " " : "", names[c],
+					      (long long)hold_ms[c]);
+	return (int)n;
+}
+
+static void hold_entry(int c, const char *value, void *user)
+{
+	long long h;
+	if (sscanf(value, "%lld", &h) == 1 && h > 0)
+		((int64_t *)user)[c] = h;
+}
+
+void detector_hold_parse(const char *text, const char *const *names, int C, int64_t *hold_ms)
+{
+	for (int c = 0; c < C; c++)
+		hold_ms[c] = -1;
+	parse_named(text, names, C, hold_entry, hold_ms);
 }
 
 size_t detector_sparse_channels(const struct detector *d, char *list, size_t len,

@@ -89,6 +89,21 @@ int64_t detector_newest_ts(const struct detector *d);
 size_t detector_sparse_channels(const struct detector *d, char *list, size_t len,
 				int64_t *worst_ms);
 
+/* Each channel's hold in force, in ms (window_hold_ms: learned for a
+ * sensor that reports regularly less often than its own hold), and one
+ * learned before set again (window_set_hold_ms; ignored for a channel that
+ * does not learn). */
+int64_t detector_hold_ms(const struct detector *d, int channel);
+void detector_set_hold_ms(struct detector *d, int channel, int64_t hold_ms);
+/* How far apart the channel's good samples come (window_spacing_ms). */
+int64_t detector_spacing_ms(const struct detector *d, int channel);
+/* The stored text of learned holds, "name=ms name=ms" for the channels
+ * whose hold is over base_ms (the configured one); parse sets hold_ms[c]
+ * (C entries) to the stored value or -1. */
+int detector_hold_format(char *buf, size_t len, const char *const *names, int C,
+			 const int64_t *hold_ms, const int64_t *base_ms);
+void detector_hold_parse(const char *text, const char *const *names, int C, int64_t *hold_ms);
+
 /* Cuts every window complete at now_ms, scores it when a model is set,
  * runs the alert engine and the hooks. Returns 0 or the first hook error.
  *

@@ -743,6 +743,102 @@ static void check_device_clocks(struct engine *e, int64_t mono)
 #define SPARSE_CHECK_MS 60000
 
 /*
+ * Holds learned from how often sensors report (window_cfg's
+ * channel_hold_max_ms) are kept in the store as "hold/ASSET": after a
+ * restart a sensor that reports once a minute must not cut a gap into
+ * every window until nine of its samples came again, and training reads
+ * its history with the hold it had. Only holds over the configured one
+ * are stored.
+ */
+static void load_holds(struct asset_rt *a)
+{
+	char key[300], *v = NULL;
+	size_t C = a->cfg->n_sensors;
+	int64_t *h = malloc((C + 1) * sizeof(*h));
+
+	snprintf(key, sizeof(key), "hold/%s", a->cfg->name);
+	if (h && store_kv_get(a->e->store, key, &v) == 0) {
+		detector_hold_parse(v, a->channel_names, (int)C, h);
+		for (size_t c = 0; c < C; c++)
+			if (h[c] > 0)
+				detector_set_hold_ms(a->det, (int)c, h[c]);
+	}
+	char list[1024] = "";
+	size_t n = 0;
+	for (size_t c = 0; c < C; c++) {
+		a->hold_saved_ms[c] = detector_hold_ms(a->det, (int)c);
+		if (a->hold_saved_ms[c] > a->cfg->hold_ms[c] && n < sizeof(list)) {
+			char held[32];
+			pdm_format_duration(a->hold_saved_ms[c], held, sizeof(held));
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s %s", n ? ", " : "",
+					      a->channel_names[c], held);
+		}
+	}
+	if (list[0])
+		LOG_I("asset %s: holds learned before, in force until its sensors report otherwise: "
+		      "%s", a->cfg->name, list);
+	free(v);
+	free(h);
+}
+
+/* Appends "name HOLD (every SPACING, was HOLD)" to a list of the log's. */
+static void hold_item(char *buf, size_t len, const char *name, int64_t spacing, int64_t hold,
+		      int64_t was)
+{
+	size_t n = strlen(buf);
+	char every[32], held[32], before[32];
+
+	if (n + 1 >= len)
+		return;
+	pdm_format_approx(spacing, every, sizeof(every));
+	pdm_format_duration(hold, held, sizeof(held));
+	pdm_format_duration(was, before, sizeof(before));
+	snprintf(buf + n, len - n, "%s%s %s (every %s, was %s)", n ? ", " : "", name, held, every,
+		 before);
+}
+
+/* Learned holds that changed: said in the log (a change comes with a
+ * device's reporting rate, not with every sample: one line per asset and
+ * check at most) and saved. */
+static void check_holds(struct asset_rt *a)
+{
+	const struct cfg_asset *ac = a->cfg;
+	size_t C = ac->n_sensors;
+	bool changed = false;
+	char up[1024] = "", down[1024] = "";
+
+	for (size_t c = 0; c < C; c++) {
+		int64_t h = detector_hold_ms(a->det, (int)c), was = a->hold_saved_ms[c];
+		if (h == was)
+			continue;
+		changed = true;
+		a->hold_saved_ms[c] = h;
+		hold_item(h > ac->hold_ms[c] ? up : down, sizeof(up), a->channel_names[c],
+			  detector_spacing_ms(a->det, (int)c), h, was);
+	}
+	if (up[0])
+		LOG_I("asset %s: holds learned for sensors that report less often than their value "
+		      "was held (a hold in a [sensor] section sets one instead): %s",
+		      ac->name, up);
+	if (down[0])
+		LOG_I("asset %s: sensors that report often again, back to their configured holds: "
+		      "%s", ac->name, down);
+	if (!changed)
+		return;
+	char key[300], *val = malloc(C * 160 + 1);
+	if (!val)
+		return;
+	detector_hold_format(val, C * 160 + 1, a->channel_names, (int)C, a->hold_saved_ms,
+			     ac->hold_ms);
+	snprintf(key, sizeof(key), "hold/%s", ac->name);
+	int rc = store_kv_set(a->e->store, key, val);
+	if (rc < 0)
+		LOG_W("asset %s: cannot save the holds learned for its sensors: %s (they are "
+		      "learned again after a restart)", ac->name, pdm_strerror(rc));
+	free(val);
+}
+
+/*
  * A sensor that reports less often than its asset holds a value (an MQTT
  * device publishing once a second, or only on change, on a grid of 100 ms
  * with hold = 3) leaves a gap in every window: the asset is never trained
@@ -759,6 +855,7 @@ static void check_sparse(struct engine *e, int64_t mono)
 		const struct cfg_asset *ac = a->cfg;
 		if (a->sparse_check_mono != 0 && mono - a->sparse_check_mono < SPARSE_CHECK_MS)
 			continue;
+		check_holds(a);
 		struct window_stats ws;
 		detector_window_stats(a->det, &ws);
 		uint64_t ok = ws.windows - ws.gaps - ws.off - ws.warmup;
@@ -1208,7 +1305,8 @@ static int setup_assets(struct engine *e)
 		a->channel_names = calloc(ac->n_sensors, sizeof(char *));
 		a->channel_units = calloc(ac->n_sensors, sizeof(char *));
 		a->store_ids = calloc(ac->n_sensors, sizeof(uint32_t));
-		if (!a->channel_names || !a->channel_units || !a->store_ids)
+		a->hold_saved_ms = calloc(ac->n_sensors, sizeof(int64_t));
+		if (!a->channel_names || !a->channel_units || !a->store_ids || !a->hold_saved_ms)
 			return -ENOMEM;
 		for (size_t c = 0; c < ac->n_sensors; c++) {
 			const struct cfg_sensor *se = &cfg->sensors[ac->sensors[c]];
@@ -1295,6 +1393,7 @@ static int setup_assets(struct engine *e)
 		/* After the model: an episode still open is cleared with it. */
 		engine_load_learning(a);
 		engine_load_still(a);
+		load_holds(a);
 		/* Initial retained state: learning until a model exists; with one,
 		 * the severity of an episode still open from before a restart (a
 		 * crash mid-episode must not publish "normal"). */
@@ -1347,6 +1446,7 @@ static void teardown(struct engine *e)
 		free(a->channel_names);
 		free(a->channel_units);
 		free(a->store_ids);
+		free(a->hold_saved_ms);
 		free(a->state_json);
 		free(a->model_json);
 	}

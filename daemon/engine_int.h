@@ -68,6 +68,9 @@ struct asset_rt {
 	 * the asset holds a value (check_sparse in engine.c). */
 	int64_t sparse_check_mono, sparse_warned_mono;
 	uint64_t sparse_ok_mark, sparse_win_mark;
+	/* Each sensor's hold as last said in the log and saved ("hold/ASSET"):
+	 * a learned one changes with how often the sensor reports. */
+	int64_t *hold_saved_ms;
 	uint64_t trainable_mark; /* detector count when the last job was judged short */
 	size_t windows_needed;
 	bool retrain_requested;

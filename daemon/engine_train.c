@@ -35,6 +35,7 @@ void engine_fill_window_cfg(const struct cfg_asset *ac, struct window_cfg *w)
 	/* into the configuration, which outlives the trainer's jobs (a reload
 	 * stops the trainer before it frees the old one) */
 	w->channel_hold_ms = ac->hold_ms;
+	w->channel_hold_max_ms = ac->hold_max_ms;
 	w->run_channel = -1;
 	if (ac->has_run_when) {
 		for (size_t c = 0; c < ac->n_sensors; c++)
@@ -107,6 +108,12 @@ static void submit_training(struct engine *e, struct asset_rt *a, const char *wh
 		memcpy(j->still_cap_ms, detector_still_limits(a->det),
 		       a->cfg->n_sensors * sizeof(int64_t));
 	engine_fill_window_cfg(a->cfg, &j->window);
+	/* The holds learned live: the history it reads came at the same rate,
+	 * and its oldest samples must not be gaps while the trainer's window
+	 * learns them again. */
+	j->hold_ms = malloc(a->cfg->n_sensors * sizeof(int64_t));
+	for (size_t c = 0; j->hold_ms && c < a->cfg->n_sensors; c++)
+		j->hold_ms[c] = detector_hold_ms(a->det, (int)c);
 	trainer_params_from_cfg(a->cfg, (int)a->cfg->n_sensors, &j->params);
 	j->t0_ms = now - a->cfg->train_history_ms;
 	j->t1_ms = now;

@@ -353,6 +353,7 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 			.hop = r.ac->hop,
 			.hold = r.ac->hold,
 			.channel_hold_ms = r.ac->hold_ms,
+			.channel_hold_max_ms = r.ac->hold_max_ms,
 			.run_channel = -1,
 			.no_data_ms = r.ac->no_data_after_ms,
 		},
@@ -425,6 +426,29 @@ int replay_run(const struct pdm_config *cfg, const struct replay_opts *o)
 	if (r.sensor_events > SENSOR_EVENTS_SHOWN)
 		fprintf(stderr, "replay: %s: %llu sensor events in all, the first %d shown\n",
 			r.ac->name, (unsigned long long)r.sensor_events, SENSOR_EVENTS_SHOWN);
+	/* Columns further apart than the asset's grid holds a value: held as
+	 * long as the daemon would have learned to hold them. */
+	char held[512] = "";
+	size_t hn = 0;
+	int nheld = 0;
+	for (int c = 0; c < r.C && hn < sizeof(held); c++) {
+		int64_t h = detector_hold_ms(r.det, c);
+		if (h <= r.ac->hold_ms[c])
+			continue;
+		char every[32], hs[32];
+		nheld++;
+		hn += (size_t)snprintf(held + hn, sizeof(held) - hn, "%s%s %s (every %s)",
+				       hn ? ", " : "", names[c],
+				       pdm_format_approx(h, hs, sizeof(hs)),
+				       pdm_format_approx(detector_spacing_ms(r.det, c), every,
+							 sizeof(every)));
+	}
+	if (nheld > 0)
+		fprintf(stderr, "replay: %s: held longer, as their values come further apart than "
+			"the asset's hold: %s%s\n", r.ac->name, held,
+			nheld == r.C ? "; every column does: a sample_interval near the data's "
+				       "spacing fits it better"
+				     : "");
 	/* Nothing usable at all: say why when it is the data's spacing. */
 	char list[512], need[32];
 	int64_t worst;

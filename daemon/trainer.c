@@ -261,6 +261,7 @@ void train_job_free(struct train_job *j)
 	free(j->state_dir);
 	free(j->sensor_ids);
 	free(j->still_cap_ms);
+	free(j->hold_ms);
 	free(j->episodes);
 	free(j);
 }
@@ -339,6 +340,8 @@ static void run_job(struct train_job *j, struct train_result *r, const atomic_in
 	}
 	for (int ch = 0; j->still_cap_ms && ch < j->window.C; ch++)
 		window_set_still_cap(c.win, ch, j->still_cap_ms[ch]);
+	for (int ch = 0; j->hold_ms && ch < j->window.C; ch++)
+		(void)window_set_hold_ms(c.win, ch, j->hold_ms[ch]);
 	c.last_advance = j->t0_ms;
 	rc = store_read_range(st, j->sensor_ids, (size_t)j->window.C, j->t0_ms, j->t1_ms, cut_row,
 			      &c);

@@ -86,6 +86,7 @@ struct train_job {
 	char *state_dir;
 	uint32_t *sensor_ids; /* C store sensor ids, channel order */
 	int64_t *still_cap_ms; /* C: still runs longer are not measured (0: none), or NULL */
+	int64_t *hold_ms;      /* C: holds learned so far (window_set_hold_ms), or NULL */
 	struct window_cfg window;
 	struct train_params params;
 	int64_t t0_ms, t1_ms;

@@ -45,6 +45,7 @@ struct wchan {
 	int64_t held_ts; /* last good sample at or before the last final point */
 	double held_val;
 	int64_t hold_ms; /* how long its value is held */
+	int64_t base_hold_ms, max_hold_ms; /* hold_ms is learned within these */
 	/* How far apart good samples come (the last SPACINGS, their median: one
 	 * long silence, a stop, does not count): a sensor that reports less
 	 * often than its value is held leaves every window with a gap, and
@@ -196,6 +197,12 @@ static int cfg_check(const struct window_cfg *c)
 			return -EINVAL;
 		}
 	}
+	for (int i = 0; c->channel_hold_max_ms && i < c->C; i++) {
+		if (c->channel_hold_max_ms[i] < 0 || c->channel_hold_max_ms[i] > INT64_MAX / 4) {
+			LOG_E("window: maximum hold of channel %d out of range", i);
+			return -EINVAL;
+		}
+	}
 	if (c->run_channel < -1 || c->run_channel >= c->C) {
 		LOG_E("window: run channel %d, expected -1..%d", c->run_channel, c->C - 1);
 		return -EINVAL;
@@ -280,9 +287,13 @@ struct window *window_new(const struct window_cfg *cfg)
 			goto fail;
 		w->ch[c].cap = QUEUE_MIN;
 		w->ch[c].hold_ms = cfg->channel_hold_ms ? cfg->channel_hold_ms[c] : w->hold_ms;
+		w->ch[c].base_hold_ms = w->ch[c].hold_ms;
+		w->ch[c].max_hold_ms = cfg->channel_hold_max_ms ? cfg->channel_hold_max_ms[c] : 0;
 		w->ch[c].first_good_ts = TS_NONE;
 	}
-	w->cfg.channel_hold_ms = NULL; /* the caller's array is not kept */
+	/* the caller's arrays are not kept */
+	w->cfg.channel_hold_ms = NULL;
+	w->cfg.channel_hold_max_ms = NULL;
 	clear_data(w);
 	w->epoch_ms = TS_NONE;
 	return w;
@@ -333,6 +344,55 @@ static bool q_reserve(struct wchan *ch)
 /* A good sample newer than the channel's newest: extends the run of equal
  * values or starts one. A silence longer than the value is held ends a run:
  * a PLC back after an outage with the value it had is no frozen sensor. */
+/* The channel's last nine spacings, shortest first. */
+static void sorted_spacings(const struct wchan *ch, int64_t *s)
+{
+	memcpy(s, ch->spacing, SPACINGS * sizeof(*s));
+	for (int i = 1; i < SPACINGS; i++) /* nine: insertion sort */
+		for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+			int64_t t = s[j];
+			s[j] = s[j - 1];
+			s[j - 1] = t;
+		}
+}
+
+/*
+ * The channel's hold, learned from how far apart its samples come (see
+ * window_cfg.channel_hold_max_ms). The second shortest and second longest
+ * of the last nine spacings must agree within a factor of two: a device
+ * that reports only on change, or a link that drops a sample now and then,
+ * keeps the hold it has (the daemon's log names a sensor that reports
+ * less often than its hold all the same). Half again the longer of the
+ * two, on the grid, covers the device's jitter; a device that comes back
+ * to reporting often brings its hold back down as well.
+ */
+static void learn_hold(const struct window *w, struct wchan *ch)
+{
+	int64_t s[SPACINGS], i = w->cfg.interval_ms;
+
+	if (ch->hold_ms == ch->base_hold_ms) {
+		/* A longer hold needs the second shortest spacing over a third of
+		 * the hold: a sensor that reports often but missed a sample (a bad
+		 * one between) is told without sorting. */
+		int short_ones = 0;
+		for (int k = 0; k < SPACINGS; k++)
+			short_ones += ch->spacing[k] * 3 <= ch->base_hold_ms;
+		if (short_ones >= 2)
+			return;
+	}
+	sorted_spacings(ch, s);
+	int64_t lo = s[1], hi = s[SPACINGS - 2];
+	if (lo <= 0 || hi > 2 * lo)
+		return;
+	/* spacings stay far under 2^62 (window_push's time limit) */
+	int64_t want = hi >= ch->max_hold_ms ? ch->max_hold_ms : (hi * 3 / 2 + i - 1) / i * i;
+	if (want > ch->max_hold_ms)
+		want = ch->max_hold_ms;
+	if (want < ch->base_hold_ms)
+		want = ch->base_hold_ms;
+	ch->hold_ms = want;
+}
+
 static void track_run(struct wchan *ch, int64_t ts_ms, double value)
 {
 	if (ch->first_good_ts == TS_NONE)
@@ -396,6 +456,12 @@ int window_push(struct window *w, int channel, int64_t ts_ms, double value, bool
 		/* the count only tells "nine seen" and the next slot: keep it small */
 		ch->spacings = ch->spacings < 2 * SPACINGS ? ch->spacings + 1
 							   : SPACINGS + (ch->spacings + 1) % SPACINGS;
+		/* only a channel that reports less often than it is held, or one
+		 * whose hold was raised, sorts its spacings */
+		int64_t sp = ts_ms - ch->good_ts;
+		if (ch->max_hold_ms > ch->base_hold_ms && ch->spacings >= SPACINGS &&
+		    (sp > ch->hold_ms * 2 / 3 || ch->hold_ms > ch->base_hold_ms))
+			learn_hold(w, ch);
 	}
 	if (ts_ms > ch->good_ts || ch->good_ts == TS_NONE) {
 		track_run(ch, ts_ms, value);
@@ -695,18 +761,25 @@ int64_t window_hold_ms(const struct window *w, int channel)
 	return w->ch[channel].hold_ms;
 }
 
+int window_set_hold_ms(struct window *w, int channel, int64_t hold_ms)
+{
+	if (!w || channel < 0 || channel >= w->cfg.C)
+		return -EINVAL;
+	struct wchan *ch = &w->ch[channel];
+	if (ch->max_hold_ms <= ch->base_hold_ms)
+		return -EINVAL;
+	ch->hold_ms = hold_ms < ch->base_hold_ms ? ch->base_hold_ms
+		      : hold_ms > ch->max_hold_ms ? ch->max_hold_ms
+						  : hold_ms;
+	return 0;
+}
+
 int64_t window_spacing_ms(const struct window *w, int channel)
 {
 	if (!w || channel < 0 || channel >= w->cfg.C || w->ch[channel].spacings < SPACINGS)
 		return -1;
 	int64_t s[SPACINGS];
-	memcpy(s, w->ch[channel].spacing, sizeof(s));
-	for (int i = 1; i < SPACINGS; i++) /* nine: insertion sort */
-		for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
-			int64_t t = s[j];
-			s[j] = s[j - 1];
-			s[j - 1] = t;
-		}
+	sorted_spacings(&w->ch[channel], s);
 	return s[SPACINGS / 2];
 }
 

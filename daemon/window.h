@@ -52,6 +52,14 @@ struct window_cfg {
 	 * instead (a sensor that reports rarely or only on change). A point
 	 * is final after hold intervals all the same. Copied by window_new. */
 	const int64_t *channel_hold_ms;
+	/* NULL, or C times in ms: up to how long each channel's hold may be
+	 * learned. A device that reports regularly but less often than its
+	 * value is held (an MQTT transmitter every 5 s on a 1 s grid) would
+	 * leave a gap in every window; once nine of its spacings agree (within
+	 * a factor of two), its hold becomes 1.5 times their longest, on the
+	 * grid, never under its own hold nor over this. At or under the
+	 * channel's hold: not learned. Copied by window_new. */
+	const int64_t *channel_hold_max_ms;
 	int run_channel;     /* -1, or the channel whose value decides running / off */
 	enum window_op run_op;
 	double run_value;    /* running iff value(run_channel) run_op run_value */
@@ -172,8 +180,14 @@ int64_t window_longest_still_ms(const struct window *w, int channel, int64_t *sp
  * training that standing still that long is normal. 0: no cap. */
 void window_set_still_cap(struct window *w, int channel, int64_t cap_ms);
 
-/* How long the channel's value is held, in ms (-1 for no such channel). */
+/* How long the channel's value is held, in ms, learned or not (-1 for no
+ * such channel). */
 int64_t window_hold_ms(const struct window *w, int channel);
+/* Sets a learning channel's hold (one learned before, kept across a
+ * restart of the daemon; the trainer's window starts from the live one's),
+ * within its own hold and its maximum. Returns 0, or -EINVAL for a channel
+ * out of range or one that does not learn. */
+int window_set_hold_ms(struct window *w, int channel, int64_t hold_ms);
 
 /* How far apart the channel's good samples come, in ms: the median of the
  * last nine spacings (one long silence does not move it), or -1 before

@@ -624,25 +624,43 @@ static void test_run_when_parsing(void **state)
 static void test_sensor_hold(void **state)
 {
 	struct fixture *f = *state;
-	/* poll 1s on a 100 ms grid: the asset's 300 ms hold is too short for
-	 * the sensor (line 10: its source), its own 2s is not */
+	/* poll 1s on a 100 ms grid: a hold the user set shorter than the poll
+	 * is refused (line 10: its source); without one, the sensor's value
+	 * counts through its polls (1.5 s: half again for their jitter) */
 	expect_error(f, "[daemon]\nstate_dir = /tmp/pdm\n[source plc1]\ntype = modbus-tcp\n"
 			"address = 127.0.0.1:1502\npoll = 1s\n[asset a]\nsample_interval = 100ms\n"
-			"[sensor a.temp]\nsource = plc1\nregister = hr:100\n",
-		     10, "source: plc1 polls every 1s but asset a holds a value only 300ms "
-			 "(sample_interval x hold): every window would have gaps");
+			"[sensor a.temp]\nsource = plc1\nregister = hr:100\nhold = 500ms\n",
+		     10, "source: plc1 polls every 1s but the sensor's hold is only 500ms: every "
+			 "window of asset a would have gaps (leave hold empty, or make it longer "
+			 "than the poll)");
 	struct pdm_config *c = load_main(f, "[daemon]\nstate_dir = /tmp/pdm\n[source plc1]\n"
 					    "type = modbus-tcp\naddress = 127.0.0.1:1502\npoll = 1s\n"
-					    "[asset a]\nsample_interval = 100ms\nhold = 20\n"
-					    "[sensor a.temp]\nsource = plc1\nregister = hr:100\n"
-					    "hold = 2s\n"
-					    "[sensor a.flow]\nsource = plc1\nregister = hr:101\n");
+					    "[asset a]\nsample_interval = 100ms\n"
+					    "[sensor a.temp]\nsource = plc1\nregister = hr:100\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	assert_int_equal(c->assets[0].hold_ms[0], 1500);
+	assert_int_equal(c->assets[0].hold_max_ms[0], CFG_HOLD_LEARN_MAX_MS);
+	char *p = print_to_string(c);
+	assert_non_null(strstr(p, "# its value counts for 1500ms, half again its source's poll of "
+				  "1s (no hold of its own)\n[sensor a.temp]\n"));
+	free(p);
+	cfg_free(c);
+	c = load_main(f, "[daemon]\nstate_dir = /tmp/pdm\n[source plc1]\n"
+			 "type = modbus-tcp\naddress = 127.0.0.1:1502\npoll = 1s\n"
+			 "[asset a]\nsample_interval = 100ms\nhold = 20\n"
+			 "[sensor a.temp]\nsource = plc1\nregister = hr:100\n"
+			 "hold = 2s\n"
+			 "[sensor a.flow]\nsource = plc1\nregister = hr:101\n");
 	if (!c)
 		fail_msg("%s", f->errbuf);
 	const struct cfg_asset *a = &c->assets[0];
 	assert_int_equal(a->hold_ms[0], 2000);
 	assert_int_equal(a->hold_ms[1], 2000); /* 20 x 100 ms */
-	char *p = print_to_string(c);
+	/* a hold the user set is not learned; the asset's may be */
+	assert_int_equal(a->hold_max_ms[0], 0);
+	assert_int_equal(a->hold_max_ms[1], CFG_HOLD_LEARN_MAX_MS);
+	p = print_to_string(c);
 	assert_non_null(strstr(p, "[sensor a.temp]\nsource = plc1\n"));
 	assert_non_null(strstr(p, "valid_max =\nhold = 2s\n"));
 	assert_non_null(strstr(p, "valid_max =\nhold =\n"));
@@ -892,9 +910,6 @@ static void test_cross_references(void **state)
 	expect_error(f, BASE "[asset a]\ntrain_history = 1h\n", 6,
 		     "train_after: 2000 windows (hop 8, window 64) need 16056s of data, more than "
 		     "train_history = 1h");
-	expect_error(f, BASE "[asset a]\nsample_interval = 100ms\n", 8,
-		     "source: plc1 polls every 1s but asset a holds a value only 300ms (sample_"
-		     "interval x hold): every window would have gaps");
 	expect_error(f, BASE "[asset a]\nno_data_after = 1s\nsample_interval = 2s\n", 11,
 		     "no_data_after: shorter than sample_interval");
 	expect_error(f, BASE "[sensor a.y]\nsource = plc1\nregister = hr:2\ncolumn = temp\n", 13,

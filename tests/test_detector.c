@@ -444,6 +444,38 @@ static void test_still_limit(void **state)
 	assert_int_equal(detector_still_limit(0, 0), 0);
 }
 
+/* The stored texts of the still measurements and of learned holds: what
+ * the engine saves, replay and pdmctl read back; sensors no longer
+ * configured and entries that do not parse are skipped. */
+static void test_stored_texts(void **state)
+{
+	(void)state;
+	const char *names[3] = { "flow", "temp", "vib" };
+	const int64_t longest[3] = { 1000, -1, 60000 }, span[3] = { 3600000, -1, 7200000 };
+	int64_t l[3], sp[3], h[3];
+	char buf[256];
+
+	detector_still_format(buf, sizeof(buf), names, 3, longest, span);
+	assert_string_equal(buf, "flow=1000:3600000 temp=-1:-1 vib=60000:7200000");
+	detector_still_parse("gone=5:6 vib=60000:7200000  flow=1000:3600000 temp=x", names, 3, l,
+			     sp);
+	assert_int_equal(l[0], 1000);
+	assert_int_equal(sp[0], 3600000);
+	assert_int_equal(l[1], -1);
+	assert_int_equal(l[2], 60000);
+	assert_int_equal(sp[2], 7200000);
+
+	const int64_t hold[3] = { 300, 7500, 1500 }, base[3] = { 300, 300, 2000 };
+	detector_hold_format(buf, sizeof(buf), names, 3, hold, base);
+	assert_string_equal(buf, "temp=7500"); /* only what is over the configured hold */
+	detector_hold_parse("flowx=9 temp=7500 vib=0 flow=", names, 3, h);
+	assert_int_equal(h[0], -1);
+	assert_int_equal(h[1], 7500);
+	assert_int_equal(h[2], -1);
+	detector_hold_parse(NULL, names, 3, h);
+	assert_int_equal(h[1], -1);
+}
+
 /*
  * A frozen transmitter: b repeats its last value exactly while a moves.
  * Stuck once the run passes the limit, counting only running time; said
@@ -540,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_missing_sensor),
 		cmocka_unit_test(test_missing_run_sensor),
 		cmocka_unit_test(test_still_limit),
+		cmocka_unit_test(test_stored_texts),
 		cmocka_unit_test(test_stuck_sensor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

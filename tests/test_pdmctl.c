@@ -425,6 +425,8 @@ static void test_sensors(void **state)
 	 * flow for half of it: never */
 	assert_int_equal(store_kv_set(s, "still/pump-a", "vibration_rms=10000:3600000 "
 						      "flow=1800000:3600000"), 0);
+	/* flow reports every 5 s: its hold learned, 7.5 s (the asset's: 3 s) */
+	assert_int_equal(store_kv_set(s, "hold/pump-a", "flow=7500"), 0);
 	store_close(s);
 	status_extra = "\"stuck_sensors\":[{\"sensor\":\"flow\",\"value\":120,"
 		       "\"since\":\"2026-12-04T09:40:00.000Z\"}],";
@@ -438,6 +440,7 @@ static void test_sensors(void **state)
 	assert_non_null(line_with(OUT, "flow", row, sizeof(row)));
 	assert_aligned(hdr, row, "STATE", "stuck");
 	assert_aligned(hdr, row, "STUCK AFTER", "never");
+	assert_aligned(hdr, row, "HELD", "7.5 s learned");
 	assert_non_null(strstr(row, " m3/h"));
 
 	assert_int_equal(RUN("sensors", "--json", "pump-a"), 0);
@@ -450,9 +453,13 @@ static void test_sensors(void **state)
 	assert_true(fabs(cJSON_GetObjectItem(v, "value")->valuedouble - 2.0) < 1e-9);
 	assert_int_equal(cJSON_GetObjectItem(v, "stuck_after_ms")->valueint, 60000);
 	assert_int_equal(cJSON_GetObjectItem(v, "still_ms")->valueint, 0);
+	assert_int_equal(cJSON_GetObjectItem(v, "hold_ms")->valueint, 3000);
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(v, "hold_learned")));
 	const cJSON *fl = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "sensors"), 1);
 	assert_string_equal(cJSON_GetObjectItem(fl, "state")->valuestring, "stuck");
 	assert_int_equal(cJSON_GetObjectItem(fl, "stuck_after_ms")->valueint, 0);
+	assert_int_equal(cJSON_GetObjectItem(fl, "hold_ms")->valueint, 7500);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(fl, "hold_learned")));
 	cJSON_Delete(j);
 
 	/* the daemon gone: no word on any sensor */

@@ -855,39 +855,59 @@ static void test_formats(void **state)
 	free(text);
 }
 
-/* Data coarser than the grid holds a value (1 Hz rows on a 100 ms grid with
- * hold 3): nothing is usable, and replay says which columns and what hold
- * would do, instead of a bare "0 scored". */
+/* Rows further apart than the grid holds a value (1 Hz rows on a 100 ms
+ * grid with hold 3): every column reports regularly, so its hold is learned
+ * as the daemon would learn it (1.5 s) and the windows are scored; replay
+ * says so. Rows that come irregularly (0.5 s and 2 s apart in turn, as a
+ * device that reports on change) are not learned from: nothing is usable,
+ * and replay says which columns and what hold would do, instead of a bare
+ * "0 scored". */
+static void write_rows(const char *text, const char *csv, int period, int a, int b)
+{
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	int line = 0;
+	for (const char *p = text, *nl; *p; p = nl + 1, line++) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		if (line == 0 || (line - 1) % period == a || (line - 1) % period == b)
+			fwrite(p, 1, (size_t)(nl - p + 1), fp);
+	}
+	fclose(fp);
+}
+
 static void test_sparse_columns(void **state)
 {
 	struct fx *f = *state;
 	char *text = slurp(f->fault);
 	char *csv = path_in(f, "sparse.csv");
-	FILE *fp = fopen(csv, "w");
-	assert_non_null(fp);
-	int line = 0;
-	for (char *p = text, *nl; *p; p = nl + 1, line++) {
-		nl = strchr(p, '\n');
-		if (!nl)
-			break;
-		if (line == 0 || line % 10 == 1) /* the header, then every tenth row */
-			fwrite(p, 1, (size_t)(nl - p + 1), fp);
-	}
-	fclose(fp);
-	free(text);
+	write_rows(text, csv, 10, 0, 0); /* the header, then every tenth row */
 	int rc = replay(f, f->cfg, csv, "--asset", "pump-a", NULL);
 	if (rc != 0)
 		fprintf(stderr, "# %s\n", f->out);
 	assert_int_equal(rc, 0);
-	assert_non_null(strstr(f->out, "(0 scored)"));
-	assert_non_null(strstr(f->out, "no window was usable: column(s) "));
-	assert_non_null(strstr(f->out, "vibration_rms (every 1.0 s, held 0.3 s)"));
-	assert_non_null(strstr(f->out, "set hold = 1500ms in their [sensor] sections"));
+	assert_null(strstr(f->out, "(0 scored)"));
+	assert_null(strstr(f->out, "no window was usable"));
+	assert_non_null(strstr(f->out, "held longer, as their values come further apart than "
+					"the asset's hold: vibration_rms 1.5 s (every 1.0 s), flow 1.5 s "));
+	assert_non_null(strstr(f->out, "; every column does: a sample_interval near"));
 
-	/* data as fine as the grid: no such line */
+	write_rows(text, csv, 25, 0, 5); /* 0.5 s, 2 s, 0.5 s, ... */
+	rc = replay(f, f->cfg, csv, "--asset", "pump-a", NULL);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(f->out, "(0 scored)"));
+	assert_null(strstr(f->out, "held longer"));
+	assert_non_null(strstr(f->out, "no window was usable: column(s) "));
+	assert_non_null(strstr(f->out, "vibration_rms (every "));
+	assert_non_null(strstr(f->out, "set hold = "));
+	free(text);
+
+	/* data as fine as the grid: no such lines */
 	rc = replay(f, f->cfg, f->fault, "--asset", "pump-a", NULL);
 	assert_int_equal(rc, 0);
 	assert_null(strstr(f->out, "no window was usable"));
+	assert_null(strstr(f->out, "held longer"));
 }
 
 /*

@@ -297,6 +297,94 @@ static void test_channel_hold(void **state)
 	assert_null(window_new(&cfg));
 }
 
+/*
+ * A channel that reports regularly less often than its hold (every second on
+ * a 100 ms grid with hold 3) learns its hold once nine spacings agree:
+ * 1.5 s, and its windows stop having gaps. Irregular spacings (a device that
+ * reports on change) teach nothing; a device that reports often again brings
+ * the hold back; the maximum caps it; a channel without one never learns.
+ */
+static void push_every(struct window *w, int c, int64_t *t, int64_t step, int n)
+{
+	for (int i = 0; i < n; i++, *t += step)
+		assert_int_equal(window_push(w, c, *t, (double)(*t % 7000), true), 0);
+}
+
+static void test_learned_hold(void **state)
+{
+	const int64_t max[3] = { 3600000, 3600000, 0 };
+	struct window_cfg cfg = base_cfg(3, 100, 4, 1, 3);
+	cfg.channel_hold_max_ms = max;
+	struct window *w = window_new(&cfg);
+	struct coll co;
+	(void)state;
+
+	assert_non_null(w);
+	coll_init(&co, 3, 4);
+	int64_t t0 = 0, t1 = 0, t2 = 0;
+	/* channel 0 every 100 ms; 1 and 2 every second */
+	for (int s = 0; s < 9; s++) {
+		push_every(w, 1, &t1, 1000, 1);
+		push_every(w, 2, &t2, 1000, 1);
+		push_every(w, 0, &t0, 100, 10);
+	}
+	assert_int_equal(window_hold_ms(w, 1), 300); /* eight spacings yet */
+	push_every(w, 1, &t1, 1000, 1);
+	push_every(w, 2, &t2, 1000, 1);
+	assert_int_equal(window_hold_ms(w, 1), 1500);
+	assert_int_equal(window_hold_ms(w, 2), 300); /* no maximum: not learned */
+	push_every(w, 0, &t0, 100, 10);
+	assert_int_equal(window_advance(w, t0 - 100, collect, &co), 0);
+	assert_true(co.n > 0);
+	/* the newest windows: channel 1 held, channel 2 a gap */
+	const struct rec *r = &co.r[co.n - 1];
+	assert_int_equal(r->st, WINDOW_GAP);
+	assert_false(isnan(xv(&co, co.n - 1, 1, 3)));
+	assert_true(isnan(xv(&co, co.n - 1, 2, 3)));
+	coll_free(&co);
+
+	/* back to every 100 ms: the configured hold once the spacings agree */
+	push_every(w, 1, &t1, 100, 8);
+	assert_int_equal(window_hold_ms(w, 1), 1500);
+	push_every(w, 1, &t1, 100, 2);
+	assert_int_equal(window_hold_ms(w, 1), 300);
+	/* 0.5 s and 2 s in turn: too irregular to learn from */
+	for (int i = 0; i < 12; i++)
+		push_every(w, 1, &t1, i % 2 ? 2000 : 500, 1);
+	assert_int_equal(window_hold_ms(w, 1), 300);
+	/* every 3 s, then 3.1 s: the longer of them, half again, on the grid */
+	push_every(w, 1, &t1, 3000, 9);
+	assert_int_equal(window_hold_ms(w, 1), 4500);
+	push_every(w, 1, &t1, 3050, 3);
+	assert_int_equal(window_hold_ms(w, 1), 4600);
+	/* kept through a long silence (one spacing of nine) */
+	push_every(w, 1, &t1, 3600000 * 2, 1);
+	assert_int_equal(window_hold_ms(w, 1), 4600);
+	/* set again (a restart): clamped to the channel's own hold and its maximum */
+	assert_int_equal(window_set_hold_ms(w, 0, 60000), 0);
+	assert_int_equal(window_hold_ms(w, 0), 60000);
+	assert_int_equal(window_set_hold_ms(w, 0, 7200000), 0);
+	assert_int_equal(window_hold_ms(w, 0), 3600000);
+	assert_int_equal(window_set_hold_ms(w, 0, 10), 0);
+	assert_int_equal(window_hold_ms(w, 0), 300);
+	assert_int_equal(window_set_hold_ms(w, 2, 60000), -EINVAL);
+	assert_int_equal(window_set_hold_ms(w, 3, 60000), -EINVAL);
+	window_free(w);
+
+	/* every 10 s under a maximum of 5 s: 5 s */
+	const int64_t small[3] = { 5000, 5000, 5000 };
+	cfg.channel_hold_max_ms = small;
+	w = window_new(&cfg);
+	t1 = 0;
+	push_every(w, 1, &t1, 10000, 10);
+	assert_int_equal(window_hold_ms(w, 1), 5000);
+	window_free(w);
+
+	const int64_t bad[3] = { 0, -1, 0 };
+	cfg.channel_hold_max_ms = bad;
+	assert_null(window_new(&cfg));
+}
+
 /* Windows end only on multiples of hop (in grid points since the epoch), so
  * two objects started at different times cut identical windows. */
 static void test_hop_alignment(void **state)
@@ -1042,6 +1130,7 @@ int main(void)
 		cmocka_unit_test(test_hold_boundary_and_bad_quality),
 		cmocka_unit_test(test_spacing),
 		cmocka_unit_test(test_channel_hold),
+		cmocka_unit_test(test_learned_hold),
 		cmocka_unit_test(test_hop_alignment),
 		cmocka_unit_test(test_run_when),
 		cmocka_unit_test(test_late_samples),

@@ -1306,6 +1306,32 @@ static void still_limits(struct store *s, const struct pdm_config *cfg,
 	free(span);
 }
 
+/* Each sensor's hold as the daemon has it: the one learned from how often
+ * it reports (the store's hold/ASSET), else the configured one. */
+static void sensor_holds(struct store *s, const struct pdm_config *cfg,
+			 const struct cfg_asset *a, int64_t *hold, bool *learned)
+{
+	char key[300], *v = NULL;
+	size_t C = a->n_sensors;
+	const char **names = xrealloc(NULL, (C + 1) * sizeof(*names));
+
+	for (size_t i = 0; i < C; i++)
+		names[i] = cfg->sensors[a->sensors[i]].short_name;
+	snprintf(key, sizeof(key), "hold/%s", a->name);
+	if (store_kv_get(s, key, &v) < 0)
+		v = NULL;
+	detector_hold_parse(v, names, (int)C, hold);
+	for (size_t i = 0; i < C; i++) {
+		learned[i] = hold[i] > a->hold_ms[i] && a->hold_max_ms[i] > a->hold_ms[i];
+		if (!learned[i])
+			hold[i] = a->hold_ms[i];
+		else if (hold[i] > a->hold_max_ms[i])
+			hold[i] = a->hold_max_ms[i];
+	}
+	free(v);
+	free(names);
+}
+
 /* The daemon's word on a sensor (status.json's missing_sensors and
  * stuck_sensors of the asset): "missing", "stuck" or NULL. */
 static const char *sensor_flag(const cJSON *jasset, const char *name)
@@ -1334,9 +1360,11 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 	int rc = pdmctl_getopt(c, "sensors",
 		"Usage: pdmctl sensors [-c DIR] [--json] ASSET\n"
 		"Each sensor of the asset: its newest value and how old it is, its newest\n"
-		"good value, how long its value has stood exactly still against the limit\n"
-		"that calls it stuck, and what the running daemon says of it (missing,\n"
-		"stuck). For commissioning, and for a transmitter that looks wrong.\n",
+		"good value, how long that value counts on the grid (learned for a sensor\n"
+		"that reports less often), how long its value has stood exactly still\n"
+		"against the limit that calls it stuck, and what the running daemon says of\n"
+		"it (missing, stuck). For commissioning, and for a transmitter that looks\n"
+		"wrong.\n",
 		opts, "ASSET", argc, argv);
 	if (rc != PDMCTL_GO_ON)
 		return rc;
@@ -1356,14 +1384,17 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 		return ex;
 	}
 	int64_t *lim = xrealloc(NULL, (a->n_sensors + 1) * sizeof(*lim));
+	int64_t *hold = xrealloc(NULL, (a->n_sensors + 1) * sizeof(*hold));
+	bool *learned = xrealloc(NULL, (a->n_sensors + 1) * sizeof(*learned));
 	int64_t *ts = xrealloc(NULL, SENSOR_RECENT * sizeof(*ts));
 	double *val = xrealloc(NULL, SENSOR_RECENT * sizeof(*val));
 	uint8_t *q = xrealloc(NULL, SENSOR_RECENT);
 	still_limits(s, c->cfg, a, lim);
+	sensor_holds(s, c->cfg, a, hold, learned);
 
 	struct table t;
-	table_init(&t, 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4, 7, "SENSOR", "VALUE", "AGE",
-		   "LAST GOOD", "STILL", "STUCK AFTER", "STATE");
+	table_init(&t, 1u << 1 | 1u << 2 | 1u << 3 | 1u << 5, 8, "SENSOR", "VALUE", "AGE",
+		   "LAST GOOD", "HELD", "STILL", "STUCK AFTER", "STATE");
 	cJSON *root = json ? cJSON_CreateObject() : NULL, *arr = NULL;
 	if (root) {
 		cJSON_AddStringToObject(root, "asset", asset);
@@ -1393,7 +1424,8 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 		const char *flag = jasset ? sensor_flag(jasset, se->short_name) : NULL;
 		const char *state = flag ? flag : d.state == DAEMON_RUNNING ? "ok" : "?";
 		int64_t still = good >= 0 ? ts[good] - ts[run] : -1;
-		char v[64] = "-", age[32] = "-", lg[32] = "-", st[32] = "-", li[32] = "-";
+		char v[64] = "-", age[32] = "-", lg[32] = "-", st[32] = "-", li[32] = "-",
+		     hd[48];
 		if (got > 0) {
 			pdmctl_fmt_age(now - ts[got - 1], age, sizeof(age));
 			if (q[got - 1] != PDM_Q_GOOD)
@@ -1406,6 +1438,9 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 			pdmctl_fmt_age(now - ts[good], lg, sizeof(lg));
 		if (still >= 0)
 			pdm_format_approx(still, st, sizeof(st));
+		pdm_format_approx(hold[i], hd, sizeof(hd));
+		if (learned[i])
+			strcat(hd, " learned");
 		if (lim[i] == 0)
 			snprintf(li, sizeof(li), "never");
 		else if (lim[i] > 0)
@@ -1426,6 +1461,8 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 			if (good >= 0)
 				cJSON_AddStringToObject(j, "last_good", pdm_iso8601(ts[good], tsb,
 										    sizeof(tsb)));
+			cJSON_AddNumberToObject(j, "hold_ms", (double)hold[i]);
+			cJSON_AddBoolToObject(j, "hold_learned", learned[i]);
 			if (still >= 0)
 				cJSON_AddNumberToObject(j, "still_ms", (double)still);
 			if (lim[i] >= 0)
@@ -1433,7 +1470,7 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 			cJSON_AddStringToObject(j, "state", state);
 			cJSON_AddItemToArray(arr, j);
 		} else {
-			table_add(&t, se->short_name, v, age, lg, st, li, state);
+			table_add(&t, se->short_name, v, age, lg, hd, st, li, state);
 		}
 	}
 	store_close(s);
@@ -1449,6 +1486,8 @@ static int cmd_sensors(struct pdmctl *c, int argc, char **argv)
 	table_free(&t);
 	cJSON_Delete(d.status);
 	free(lim);
+	free(hold);
+	free(learned);
 	free(ts);
 	free(val);
 	free(q);

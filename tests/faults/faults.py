@@ -1779,45 +1779,79 @@ def scen_tags(args):
 def scen_sparse(args):
     """pump-c's gateway publishes once a second (plantsim --rate 1) while the
     asset's grid is 100 ms with hold = 3 (a value counts for 300 ms): every
-    window has a gap, and pump-c would sit off (its run_when sensor has gaps
-    too) or learning forever. The log must say so within two minutes, naming
-    pump-c's sensors, how often they report and the hold that would do,
-    once; the polled pumps get their models meanwhile. With that hold set in
-    pump-c's [sensor] sections (SIGHUP), pump-c trains and scores."""
+    window would have a gap, and pump-c would sit off (its run_when sensor
+    has gaps too) or learning forever. Each of its sensors has its hold
+    learned from how far apart its samples come (1.5 s), said in the log
+    once per sensor; pump-c trains and scores with its configuration as it
+    is, beside the polled pumps, and `pdmctl sensors` shows the holds as
+    learned. Killed (-9) and restarted, the daemon keeps them (the store's
+    hold/pump-c): nothing learned again, pump-c scored again at once. A hold
+    the user sets too short (hold = 300ms in pump-c's [sensor] sections,
+    SIGHUP) is not learned past: within two minutes the log names the
+    sensors, how often they report and the hold that would do, once."""
     res = {}
     rig = Rig(args, sim_args=["--rate", "1"])
     d = rig.pdmd
     d.start()
     t0 = time.time()
-    pat = (r"asset pump-c: no window could be scored or trained on in the last minute: sensors "
-           r".*flow \(every 1\.0 s, held 0\.3 s\).* Set hold = (\d+)(ms|s) in their \[sensor\] "
-           r"sections")
-    m = wait_for(lambda: re.search(pat, d.log_since_start()), 150,
-                 "a warning that pump-c's sensors report less often than it holds a value")
-    res["warned_s"] = round(time.time() - t0, 1)
-    hold = int(m.group(1)) * (1000 if m.group(2) == "s" else 1)
-    check(1000 <= hold <= 2000, "hold = %d ms suggested for samples every 1 s" % hold)
-    st = d.asset_status()
-    check(st["pump-c"]["model_version"] == 0, "pump-c has a model from windows with gaps")
-    wait_for(lambda: all(d.asset_status()[p]["model_version"] >= 1 for p in ("pump-a", "pump-b")),
-             args.model_timeout, "the polled pumps' models")
-    check(len(re.findall(r"asset pump-[ab]: no window could", d.log_since_start())) == 0,
-          "a warning about a polled pump, whose samples are in time")
+    said = (r"(?m)^.*asset pump-c: holds learned for sensors that report less often than their "
+            r"value was held \(a hold in a \[sensor\] section sets one instead\): (.*)$")
+    item = r"(\w+) 1500ms \(every 1\.0 s, was 300ms\)"
 
-    # The advice taken.
-    edit_conf(os.path.join(rig.confdir, "conf.d", "30-pump-c.conf"),
-              r"(?m)^(\[sensor pump-c\.[a-z_]+\])$", r"\1\nhold = %dms" % hold, 7,
-              "hold in pump-c's sensors")
+    def learned():
+        return [n for line in re.findall(said, d.log_since_start())
+                for n in re.findall(item, line)]
+    n_sensors = 7
+    wait_for(lambda: len(learned()) >= n_sensors, 150,
+             "the log to say each of pump-c's sensors has its hold learned")
+    res["learned_s"] = round(time.time() - t0, 1)
+    check(len(learned()) == n_sensors and len(set(learned())) == n_sensors,
+          "each of pump-c's sensors named once: %s" % learned())
+    wait_for(lambda: all((d.asset_status() or {}).get(p, {}).get("model_version", 0) >= 1
+                         for p in ("pump-a", "pump-b", "pump-c")),
+             args.model_timeout, "every pump's model, pump-c's from its learned holds")
+    res["model_s"] = round(time.time() - t0, 1)
+    wait_scored(d, "pump-c", 10, 30, "pump-c scored")
+    check("no window could" not in d.log_since_start(),
+          "a warning about sensors whose holds were learned")
+    rc, out = pdmctl(rig.confdir, "sensors", "--json", "pump-c")
+    check(rc == 0, "pdmctl sensors pump-c: exit %d: %s" % (rc, out))
+    js = json.loads(out)["sensors"]
+    check(len(js) == n_sensors and all(x["hold_learned"] and x["hold_ms"] == 1500 for x in js),
+          "pdmctl sensors pump-c: holds %s" % [(x["sensor"], x["hold_ms"]) for x in js])
+
+    # kill -9: the holds come back from the store
+    d.kill9()
+    d.start()
     t1 = time.time()
+    back = wait_for(lambda: re.search(r"asset pump-c: holds learned before, in force until its "
+                                      r"sensors report otherwise: (.*)", d.log_since_start()),
+                    30, "the log to say pump-c's holds came back from the store")
+    check(len(re.findall(r"\w+ 1500ms", back.group(1))) == n_sensors,
+          "pump-c's holds after the restart: %s" % back.group(1))
+    wait_scored(d, "pump-c", 10, 60, "pump-c scored after the restart")
+    res["scored_after_restart_s"] = round(time.time() - t1, 1)
+    check(not re.search(r"asset pump-c: holds learned for", d.log_since_start()),
+          "holds learned again after the restart")
+
+    # A hold the user sets is kept, and too short it is named.
+    edit_conf(os.path.join(rig.confdir, "conf.d", "30-pump-c.conf"),
+              r"(?m)^(\[sensor pump-c\.[a-z_]+\])$", r"\1\nhold = 300ms", n_sensors,
+              "hold in pump-c's sensors")
+    t2 = time.time()
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in d.log_since_start(), 20, "the reload")
-    wait_for(lambda: (d.asset_status() or {}).get("pump-c", {}).get("model_version", 0) >= 1,
-             args.model_timeout, "pump-c's model with hold = %dms" % hold)
-    wait_scored(d, "pump-c", 10, 30, "pump-c scored with hold = %dms" % hold)
-    res["model_after_hold_s"] = round(time.time() - t1, 1)
-    res["hold"] = hold
-    check(len(re.findall(r"asset pump-c: no window could", d.log_since_start())) == 1,
-          "the warning about pump-c repeated within ten minutes")
+    warn = (r"asset pump-c: no window could be scored or trained on in the last minute: "
+            r"sensors .*flow \(every 1\.0 s, held 0\.3 s\).* Set hold = (\d+)(ms|s) in their "
+            r"\[sensor\] sections")
+    m = wait_for(lambda: re.search(warn, d.log_since_start()), 150,
+                 "a warning that pump-c's sensors report less often than their hold")
+    res["warned_s"] = round(time.time() - t2, 1)
+    hold = int(m.group(1)) * (1000 if m.group(2) == "s" else 1)
+    check(1000 <= hold <= 2000, "hold = %d ms suggested for samples every 1 s" % hold)
+    res["hold_suggested"] = hold
+    check(not re.search(r"asset pump-[ab]: no window could", d.log_since_start()),
+          "a warning about a polled pump, whose samples are in time")
     return rig.finish(res)
 
 
