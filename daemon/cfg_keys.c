@@ -710,13 +710,11 @@ static int parse_valid_max(void *obj, const char *v, char *why, size_t len)
 static int parse_mb_bit(void *obj, const char *v, char *why, size_t len)
 {
 	struct cfg_sensor *s = obj;
-	char *end;
+	int64_t b;
 	s->has_bit = false;
 	if (!*v)
 		return 0;
-	errno = 0;
-	long b = strtol(v, &end, 10);
-	if (errno || *end || end == v || b < 0 || b > 63) {
+	if (parse_dec(v, 0, 63, &b) < 0) {
 		snprintf(why, len, "expected a bit number 0 .. 63 (0 the lowest), got '%s'", v);
 		return -EINVAL;
 	}

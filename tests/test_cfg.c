@@ -965,6 +965,9 @@ static void test_cross_references(void **state)
 		     "timestamp: only for mqtt sources (its source is modbus-tcp)");
 	/* bit: of an integer register value */
 	expect_error(f, BASE "bit = 64\n", 10, "bit: expected a bit number 0 .. 63");
+	expect_error(f, BASE "bit = -1\n", 10, "bit: expected a bit number 0 .. 63");
+	expect_error(f, BASE "bit = 3x\n", 10, "bit: expected a bit number 0 .. 63");
+	expect_error(f, BASE "bit = 0x3\n", 10, "bit: expected a bit number 0 .. 63");
 	expect_error(f, BASE "type = float32\nbit = 3\n", 11,
 		     "bit: a bit of a float32 register: bits are of integer registers");
 	expect_error(f, BASE "bit = 16\n", 10, "bit: 16 is past the 16 bits of a uint16");
