@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +393,62 @@ static void learning_first(struct asset_rt *a, int64_t t)
 	}
 }
 
+static int over_row(uint32_t sensor, int64_t ts_ms, double value, uint8_t quality, void *user)
+{
+	(void)sensor;
+	if (quality == PDM_Q_GOOD && isfinite(value))
+		learn_over_feed(user, ts_ms, value);
+	return 0;
+}
+
+/*
+ * The first model's learning is over: what it took as normal (learn.h,
+ * learn_over), from the scores stored since learning began, said in the
+ * log and kept in the store ("learned/ASSET": the end, then
+ * learn_over_format's text) for pdmctl status. Read through a reader of its
+ * own, as the trainer does, once per learning.
+ */
+static void learning_report(struct asset_rt *a, int64_t t)
+{
+	struct learn_over o;
+	char err[256] = "", since[PDM_ISO8601_LEN];
+
+	learn_over_init(&o, a->cfg->raise_after, a->cfg->clear_after);
+	pdm_iso8601(a->learn.mark_ms, since, sizeof(since));
+	struct store *rd = store_open_reader(a->e->store_path, err, sizeof(err));
+	int rc = rd ? store_read_range(rd, &a->score_id, 1, a->learn.mark_ms, t + 1, over_row, &o)
+		    : -EIO;
+	store_close(rd);
+	if (rc < 0) {
+		LOG_W("asset[%s]: cannot read its scores since %s to say what learning took as "
+		      "normal: %s ('pdmctl plot %s --since %s' shows them)", a->cfg->name, since,
+		      rd ? pdm_strerror(rc) : err, a->cfg->name, since);
+		return;
+	}
+	learn_over_end(&o);
+	char key[300], val[256];
+	int n = snprintf(val, sizeof(val), "%lld %lld ", (long long)t, (long long)a->learn.mark_ms);
+	learn_over_format(&o, val + n, sizeof(val) - (size_t)n);
+	snprintf(key, sizeof(key), "learned/%s", a->cfg->name);
+	rc = store_kv_set(a->e->store, key, val);
+	if (rc < 0)
+		LOG_W("asset[%s]: cannot save what learning took as normal: %s", a->cfg->name,
+		      pdm_strerror(rc));
+	if (o.n == 0) {
+		LOG_I("asset[%s]: while learning (since %s) its score never stayed over the "
+		      "threshold", a->cfg->name, since);
+		return;
+	}
+	char told[800];
+	learn_over_describe(&o, told, sizeof(told));
+	/* A warning: a fault among these is what nothing alerts on from now on. */
+	LOG_W("asset[%s]: while learning (since %s) its score stayed over the threshold of the "
+	      "model then %s, now normal to its models. A new operating point looks like this, "
+	      "and so does a fault: 'pdmctl plot %s --since %s' shows them; 'pdmctl retrain "
+	      "--since TIME %s' trains again on what came after a fault", a->cfg->name, since, told,
+	      a->cfg->name, since, a->cfg->name);
+}
+
 /* Whether the learning asset retrains now; ends learning when it is over. */
 static bool learning_due(struct asset_rt *a, int64_t now)
 {
@@ -414,6 +471,8 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 		LOG_I("asset[%s]: %s: model v%u has scored under its threshold for %.0f s; alerts "
 		      "are on again", a->cfg->name, what, detector_model_version(a->det),
 		      (double)scored / 1000.0);
+		if (a->relearn_since_ms == 0)
+			learning_report(a, t);
 		learning_end(a);
 		return false;
 	case LEARN_EXPIRED:
@@ -427,6 +486,8 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 		else
 			LOG_I("asset[%s]: learning time is over (model v%u quiet so far); alerts are "
 			      "on again", a->cfg->name, detector_model_version(a->det));
+		if (a->relearn_since_ms == 0)
+			learning_report(a, t);
 		learning_end(a);
 		return false;
 	case LEARN_WAIT:

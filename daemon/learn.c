@@ -3,6 +3,14 @@
  */
 #include "learn.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pdm_parse.h"
+#include "pdm_time.h"
+
 static int64_t sat_add(int64_t a, int64_t b)
 {
 	return b > INT64_MAX - a ? INT64_MAX : a + b;
@@ -81,4 +89,110 @@ void learn_shift(struct learn *l, int64_t step)
 		l->fit_ms += step;
 	if (l->model_ms > 0)
 		l->model_ms += step;
+}
+
+void learn_over_init(struct learn_over *o, int raise_after, int clear_after)
+{
+	memset(o, 0, sizeof(*o));
+	o->raise_after = raise_after > 0 ? raise_after : 1;
+	o->clear_after = clear_after > 0 ? clear_after : 1;
+}
+
+/* The stretch ended: counted, and kept when among the highest. */
+static void close_stretch(struct learn_over *o)
+{
+	const struct learn_stretch st = o->cur;
+	size_t i;
+
+	o->open = false;
+	o->n++;
+	o->total_ms += st.end_ms - st.start_ms;
+	for (i = 0; i < o->shown && o->top[i].peak >= st.peak; i++)
+		;
+	if (i >= LEARN_OVER_SHOWN)
+		return;
+	if (o->shown < LEARN_OVER_SHOWN)
+		o->shown++;
+	memmove(&o->top[i + 1], &o->top[i], (o->shown - 1 - i) * sizeof(o->top[0]));
+	o->top[i] = st;
+}
+
+void learn_over_feed(struct learn_over *o, int64_t ts_ms, double score)
+{
+	if (score >= 1.0) {
+		if (o->over++ == 0)
+			o->first_over_ms = ts_ms;
+		o->under = 0;
+		if (!o->open && o->over >= o->raise_after) {
+			o->open = true;
+			o->cur = (struct learn_stretch){ o->first_over_ms, ts_ms, score };
+		}
+		if (o->open) {
+			o->cur.end_ms = ts_ms;
+			if (score > o->cur.peak)
+				o->cur.peak = score;
+		}
+		return;
+	}
+	o->over = 0;
+	if (o->open && ++o->under >= o->clear_after)
+		close_stretch(o);
+}
+
+void learn_over_end(struct learn_over *o)
+{
+	if (o->open)
+		close_stretch(o);
+	o->over = o->under = 0;
+}
+
+int learn_over_format(const struct learn_over *o, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "%llu %lld", (unsigned long long)o->n,
+				    (long long)o->total_ms);
+	for (size_t i = 0; i < o->shown && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, " %lld:%lld:%.4g",
+				      (long long)o->top[i].start_ms, (long long)o->top[i].end_ms,
+				      o->top[i].peak);
+	return (int)n;
+}
+
+int learn_over_parse(const char *text, struct learn_over *o)
+{
+	unsigned long long n;
+	long long total;
+	int used;
+
+	learn_over_init(o, 1, 1);
+	if (!text || sscanf(text, "%llu %lld%n", &n, &total, &used) != 2)
+		return -EINVAL;
+	for (const char *p = text + used; o->shown < LEARN_OVER_SHOWN;) {
+		long long a, b;
+		double peak;
+		int k;
+		if (sscanf(p, " %lld:%lld:%lf%n", &a, &b, &peak, &k) != 3)
+			break;
+		o->top[o->shown++] = (struct learn_stretch){ a, b, peak };
+		p += k;
+	}
+	o->n = n;
+	o->total_ms = total;
+	return 0;
+}
+
+void learn_over_describe(const struct learn_over *o, char *buf, size_t len)
+{
+	char total[32];
+	size_t n;
+
+	pdm_format_approx(o->total_ms, total, sizeof(total));
+	n = (size_t)snprintf(buf, len, "%llu %s (%s in all); the highest:",
+			     (unsigned long long)o->n, o->n == 1 ? "time" : "times", total);
+	for (size_t i = 0; i < o->shown && n < len; i++) {
+		char ts[PDM_ISO8601_LEN], dur[32];
+		pdm_iso8601(o->top[i].start_ms, ts, sizeof(ts));
+		pdm_format_approx(o->top[i].end_ms - o->top[i].start_ms, dur, sizeof(dur));
+		n += (size_t)snprintf(buf + n, len - n, "%s %s for %s (peak %.3g)", i ? ";" : "", ts,
+				      dur, o->top[i].peak);
+	}
 }

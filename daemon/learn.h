@@ -27,6 +27,7 @@
 #define PDM_LEARN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Between two trainings, and the least quiet time that counts as learned. */
@@ -77,5 +78,46 @@ void learn_installed(struct learn *l, int64_t t);
 
 /* The clock the times are on stepped by step ms: elapsed times are kept. */
 void learn_shift(struct learn *l, int64_t step);
+
+/*
+ * What learning took as normal. A fault that comes while the first model's
+ * machine is being learned becomes normal to the models trained after it;
+ * no rule can tell it from an operating point the first model had not seen,
+ * so the user is told instead: the stretches of learning's scores (each over
+ * the threshold of the model then) that the alert engine would have raised
+ * and cleared (raise_after scores >= 1.0 in a row, clear_after under it),
+ * how many, how long in all, and the highest three.
+ */
+#define LEARN_OVER_SHOWN 3
+
+struct learn_stretch {
+	int64_t start_ms, end_ms; /* the first and last score over the threshold */
+	double peak;
+};
+
+struct learn_over {
+	int raise_after, clear_after;
+	int over, under;       /* consecutive scores over / under */
+	int64_t first_over_ms; /* of the current run over */
+	bool open;
+	struct learn_stretch cur;
+	uint64_t n;       /* stretches in all */
+	int64_t total_ms; /* their time in all, first to last score over */
+	size_t shown;     /* of top: the highest peaks, highest first */
+	struct learn_stretch top[LEARN_OVER_SHOWN];
+};
+
+void learn_over_init(struct learn_over *o, int raise_after, int clear_after);
+/* One score (1.0 = the threshold of the model that scored it), in time order. */
+void learn_over_feed(struct learn_over *o, int64_t ts_ms, double score);
+/* The scores ended: a stretch still open counts up to its last score over. */
+void learn_over_end(struct learn_over *o);
+/* The stored text ("N TOTAL_MS START:END:PEAK ...") and back; parse returns
+ * 0 or -EINVAL (o then holds no stretch). */
+int learn_over_format(const struct learn_over *o, char *buf, size_t len);
+/* "2 times (5.5 min in all); the highest: 2026-12-05T10:02:11.200Z for
+ * 4.0 min (peak 3.21); ..." for the log and pdmctl. */
+void learn_over_describe(const struct learn_over *o, char *buf, size_t len);
+int learn_over_parse(const char *text, struct learn_over *o);
 
 #endif

@@ -51,6 +51,7 @@ struct replay {
 	uint64_t usable_total;
 	int64_t last_train_ts;
 	bool learning;          /* after the first model, as the daemon (learn.h) */
+	struct learn_over over; /* what learning takes as normal, as the daemon says it */
 	struct learn learn;
 	uint32_t version;
 	struct nn_model *current; /* borrowed from the detector for comparisons */
@@ -110,6 +111,8 @@ static void hook_score(void *user, int64_t ts_ms, double score, const float *sha
 	struct replay *r = user;
 
 	r->n_scored++;
+	if (r->learning)
+		learn_over_feed(&r->over, ts_ms, score);
 	if (!r->scores)
 		return;
 	fprintf(r->scores, "%lld,%.6g,%s", (long long)ts_ms, score, detector_state_name(st));
@@ -226,6 +229,7 @@ static int train_now(struct replay *r, int64_t now)
 					  cfg_asset_windows_ms(r->ac, r->ac->train_after),
 					  r->ac->learn_for_ms, r->ac->learn_min_ms);
 			r->learning = true;
+			learn_over_init(&r->over, r->ac->raise_after, r->ac->clear_after);
 			(void)detector_relearn_start(r->det, now);
 		}
 		fprintf(stderr, "replay: %s: model v%u trained (%s, %.2f s)\n", ts, r->version,
@@ -270,6 +274,14 @@ static void maybe_train(struct replay *r, int64_t now, int64_t row)
 			detector_relearn_end(r->det);
 			fprintf(stderr, "replay: %s: learning over, alerts on (model v%u)\n",
 				pdm_iso8601(now, ts, sizeof(ts)), r->version);
+			learn_over_end(&r->over);
+			if (r->over.n > 0) {
+				char told[800];
+				learn_over_describe(&r->over, told, sizeof(told));
+				fprintf(stderr, "replay: %s: while learning its score stayed over the "
+					"threshold of the model then %s, now normal to its models\n",
+					ts, told);
+			}
 			break;
 		case LEARN_WAIT:
 			break;

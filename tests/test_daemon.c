@@ -486,6 +486,17 @@ static void test_learns_then_alerts(void **state)
 		      (double)(normal_at - not_before) / 1000.0);
 	assert_true(normal_at >= not_before);
 	assert_true(log_has("asset[pump-a]: learned: model v", 5000));
+	/* What learning took as normal is told (over its threshold some
+	 * times, or never), read from the scores stored since the first
+	 * model's data began, and kept for pdmctl status. */
+	assert_true(log_has("asset[pump-a]: while learning (since ", 5000));
+	char kv[512];
+	assert_int_equal(sql("SELECT value FROM kv WHERE key = 'learned/pump-a';", kv, sizeof(kv)), 0);
+	long long end_ms, since_ms, times;
+	if (sscanf(kv, "%lld %lld %lld", &end_ms, &since_ms, &times) != 3)
+		fail_msg("learned/pump-a in the store: '%s'", kv);
+	assert_true(since_ms < end_ms && end_ms <= normal_at + 1000);
+	print_message("# learning took %lld stretch(es) over the threshold as normal\n", times);
 	/* Nothing raised while it learned. */
 	assert_true(wait_msg(0, PREFIX "/alerts/pump-a", NULL, 0) < 0);
 	assert_true(wait_notify("WATCHDOG=1", 5000));

@@ -7,6 +7,7 @@
  * lasts, and a clock step that keeps every elapsed time. The cases are the ones the daemon and replay meet: a first
  * model of 60 s of data, an episode taken as normal.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -206,6 +207,69 @@ static void test_shift(void **state)
 	assert_int_equal(l.model_ms, 0);
 }
 
+/*
+ * What learning took as normal: stretches raised after raise_after (3)
+ * scores over 1.0 and cleared after clear_after (2) under it, as the alert
+ * engine would; one dip under the threshold does not end a stretch; the
+ * highest three kept, highest first; an open one counted at the end; the
+ * stored text read back; the sentence for the log.
+ */
+static void feed(struct learn_over *o, int64_t *t, const double *sc, size_t n)
+{
+	for (size_t i = 0; i < n; i++, *t += S)
+		learn_over_feed(o, *t, sc[i]);
+}
+
+static void test_over(void **state)
+{
+	(void)state;
+	struct learn_over o, back;
+	int64_t t = T0;
+	char buf[512];
+
+	learn_over_init(&o, 3, 2);
+	const double two[] = { 1.5, 1.2, 0.5, 0.4 }; /* two over: not raised */
+	feed(&o, &t, two, 4);
+	assert_int_equal(o.n, 0);
+	const double a[] = { 1.1, 1.3, 2.0, 0.9, 1.8, 0.5, 0.5 }; /* T0+4s .. 8s, one dip */
+	feed(&o, &t, a, 7);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.top[0].start_ms, T0 + 4 * S);
+	assert_int_equal(o.top[0].end_ms, T0 + 8 * S);
+	assert_true(o.top[0].peak == 2.0);
+	const double b[] = { 5, 5, 5, 0, 0 };      /* peak 5 */
+	const double c[] = { 1.2, 1.2, 1.2, 0, 0 }; /* lowest: dropped from the three */
+	const double d[] = { 3, 3, 3, 3, 0, 0 };   /* peak 3, 3 s */
+	feed(&o, &t, b, 5);
+	feed(&o, &t, c, 5);
+	feed(&o, &t, d, 6);
+	const double e[] = { 4, 4, 4, 4 }; /* open at the end */
+	feed(&o, &t, e, 4);
+	assert_int_equal(o.n, 4);
+	learn_over_end(&o);
+	assert_int_equal(o.n, 5);
+	assert_int_equal(o.shown, 3);
+	assert_true(o.top[0].peak == 5 && o.top[1].peak == 4 && o.top[2].peak == 3);
+	assert_int_equal(o.top[1].end_ms - o.top[1].start_ms, 3 * S);
+	/* 4 + 2 + 2 + 3 + 3 s from the first score over to the last */
+	assert_int_equal(o.total_ms, 14 * S);
+
+	learn_over_format(&o, buf, sizeof(buf));
+	assert_int_equal(learn_over_parse(buf, &back), 0);
+	assert_int_equal(back.n, 5);
+	assert_int_equal(back.total_ms, 14 * S);
+	assert_int_equal(back.shown, 3);
+	assert_memory_equal(&back.top[1], &o.top[1], sizeof(o.top[1]));
+	assert_int_equal(learn_over_parse("x", &back), -EINVAL);
+	assert_int_equal(back.n, 0);
+	assert_int_equal(learn_over_parse(NULL, &back), -EINVAL);
+
+	learn_over_describe(&o, buf, sizeof(buf));
+	assert_string_equal(buf, "5 times (14.0 s in all); the highest: 2026-11-28T04:25:53.123Z for "
+				 "2.0 s (peak 5); 2026-11-28T04:26:09.123Z for 3.0 s (peak 4); "
+				 "2026-11-28T04:26:03.123Z for 3.0 s (peak 3)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_minimum_time),
 		cmocka_unit_test(test_shift),
+		cmocka_unit_test(test_over),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

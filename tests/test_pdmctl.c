@@ -752,6 +752,46 @@ static void test_normal(void **state)
 				    "2026-12-05T00:12:08.800Z at the latest\n"));
 	assert_int_equal(RUN("status", "--json"), 0);
 	assert_non_null(strstr(OUT, "\"learning_not_before\":\t\"2026-12-04T20:00:00.000Z\""));
+	/* Learning over: what it took as normal, for a week after it ended. */
+	char kv[256];
+	int64_t now = pdm_wall_ms(), since = now - 86400000;
+	s = store_open(F.db, NULL, err, sizeof(err));
+	assert_non_null(s);
+	snprintf(kv, sizeof(kv), "%lld %lld 2 240000 %lld:%lld:3.21 %lld:%lld:1.4",
+		 (long long)(now - 60000), (long long)since, (long long)(since + 3600000),
+		 (long long)(since + 3780000), (long long)(since + 7200000),
+		 (long long)(since + 7260000));
+	assert_int_equal(store_kv_set(s, "learned/pump-a", kv), 0);
+	store_close(s);
+	status_extra = "";
+	write_status(pdm_wall_ms(), getpid());
+	assert_int_equal(RUN("status"), 0);
+	char t1[PDM_ISO8601_LEN], t0[PDM_ISO8601_LEN], told[512];
+	snprintf(told, sizeof(told), "\npump-a: learned as normal while learning: its score over the "
+		 "threshold 2 times (4.0 min in all); the highest: %s for 3.0 min (peak 3.21); ",
+		 pdm_iso8601(since + 3600000, t1, sizeof(t1)));
+	assert_non_null(strstr(OUT, told));
+	snprintf(told, sizeof(told), "('pdmctl plot pump-a --since %s' shows them)\n",
+		 pdm_iso8601(since, t0, sizeof(t0)));
+	assert_non_null(strstr(OUT, told));
+	assert_int_equal(RUN("status", "--json"), 0);
+	j = cJSON_Parse(OUT);
+	assert_non_null(j);
+	const cJSON *ln = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "assets"), 0),
+					      "learned_as_normal");
+	assert_non_null(ln);
+	assert_int_equal(cJSON_GetObjectItem(ln, "times")->valueint, 2);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ln, "highest")), 2);
+	cJSON_Delete(j);
+	/* ... not after a week */
+	s = store_open(F.db, NULL, err, sizeof(err));
+	assert_non_null(s);
+	/* ended in 2001 */
+	snprintf(kv, sizeof(kv), "1000000000000 999000000000 2 240000 999000000000:999000060000:3");
+	assert_int_equal(store_kv_set(s, "learned/pump-a", kv), 0);
+	store_close(s);
+	assert_int_equal(RUN("status"), 0);
+	assert_null(strstr(OUT, "learned as normal"));
 	/* An open alert: which sensors, how far off, at its peak so far. */
 	status_extra = "\"episode\":{\"id\":\"pump-a-7\",\"severity\":\"critical\","
 		       "\"started\":\"2026-12-04T09:41:03.100Z\",\"peak_score\":2.913,"

@@ -744,6 +744,12 @@ static void test_learning_after_first_model(void **state)
 	assert_true(trainings >= 2);
 	const char *over = strstr(f->out, "learning over, alerts on");
 	assert_non_null(over);
+	/* the first model's alarm on the warming pump, said as taken as normal */
+	const char *told = strstr(f->out, "while learning its score stayed over the threshold of "
+					  "the model then ");
+	if (!told)
+		fail_msg("no word on what learning took as normal: %s", f->out);
+	print_message("# %.*s\n", (int)strcspn(told, "\n"), told);
 	alerts = slurp(path_in(f, "warm.jsonl"));
 	before = warm_raised(alerts, &thermal, fault, sizeof(fault));
 	print_message("# learn_for 1h: %ld trainings, %.24s; %d alert(s) raised before the "

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "detector.h"
+#include "learn.h"
 #include "episodes.h"
 #include "log.h"
 #include "pdm_config.h"
@@ -435,6 +436,10 @@ struct asset_row {
 	const cJSON *episode;     /* the open alert episode (status.json), or NULL */
 	const cJSON *missing;     /* sensors without a good value (status.json), or NULL */
 	const cJSON *stuck;       /* sensors whose value froze (status.json), or NULL */
+	/* what the first model's learning took as normal (the store's
+	 * learned/ASSET), told for a week after it ended: learned_end_ms > 0 */
+	int64_t learned_end_ms, learned_since_ms;
+	struct learn_over learned;
 };
 
 /* "flow (last at T), temp (none yet)" from status.json's missing_sensors, or
@@ -472,6 +477,9 @@ static int model_latest_cb(const struct store_model *m, void *user)
 }
 
 /* Fills what status.json does not say from the store: model, last score. */
+/* How long pdmctl status tells what learning took as normal. */
+#define LEARNED_TOLD_MS (7 * 86400000LL)
+
 static void asset_row_from_store(struct store *s, struct asset_row *r)
 {
 	char name[300];
@@ -488,6 +496,18 @@ static void asset_row_from_store(struct store *s, struct asset_row *r)
 	if (isnan(r->score) && store_sensor_id(s, name, &id) == 0 &&
 	    store_read_latest(s, id, 1, &ts, &v, NULL, &got) == 0 && got == 1)
 		r->score = v;
+	char *text = NULL;
+	long long end, since;
+	int used;
+	snprintf(name, sizeof(name), "learned/%s", r->asset);
+	if (store_kv_get(s, name, &text) == 0 &&
+	    sscanf(text, "%lld %lld%n", &end, &since, &used) == 2 &&
+	    learn_over_parse(text + used, &r->learned) == 0 && r->learned.n > 0 &&
+	    pdm_wall_ms() - end < LEARNED_TOLD_MS) {
+		r->learned_end_ms = end;
+		r->learned_since_ms = since;
+	}
+	free(text);
 }
 
 static void daemon_line(const struct daemon_info *d, int64_t now)
@@ -705,6 +725,26 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			if (r->stuck)
 				cJSON_AddItemToObject(j, "stuck_sensors",
 						      cJSON_Duplicate(r->stuck, 1));
+			if (r->learned_end_ms > 0) {
+				cJSON *l = cJSON_AddObjectToObject(j, "learned_as_normal");
+				cJSON_AddStringToObject(l, "since", pdm_iso8601(r->learned_since_ms,
+										ts, sizeof(ts)));
+				cJSON_AddStringToObject(l, "until", pdm_iso8601(r->learned_end_ms, ts,
+										sizeof(ts)));
+				cJSON_AddNumberToObject(l, "times", (double)r->learned.n);
+				cJSON_AddNumberToObject(l, "total_ms", (double)r->learned.total_ms);
+				cJSON *h = cJSON_AddArrayToObject(l, "highest");
+				for (size_t k = 0; k < r->learned.shown; k++) {
+					const struct learn_stretch *st = &r->learned.top[k];
+					cJSON *x = cJSON_CreateObject();
+					cJSON_AddStringToObject(x, "start", pdm_iso8601(st->start_ms, ts,
+											  sizeof(ts)));
+					cJSON_AddStringToObject(x, "end", pdm_iso8601(st->end_ms, ts,
+											sizeof(ts)));
+					cJSON_AddNumberToObject(x, "peak", st->peak);
+					cJSON_AddItemToArray(h, x);
+				}
+			}
 			cJSON_AddItemToArray(ja, j);
 		}
 		cJSON_AddItemToObject(o2, "sources", jsources ? cJSON_Duplicate(jsources, 1)
@@ -778,6 +818,18 @@ static int cmd_status(struct pdmctl *c, int argc, char **argv)
 			       r->relearning_since ? "relearning an episode taken as normal"
 						   : "learning after its first model",
 			       r->learning_until);
+	}
+	/* A fault while the first model's machine was learned is normal to the
+	 * models now: what learning took as normal, for a week. */
+	for (size_t i = 0; i < na; i++) {
+		const struct asset_row *r = &rows[i];
+		char told[800], since[PDM_ISO8601_LEN];
+		if (!r->learned_end_ms)
+			continue;
+		learn_over_describe(&r->learned, told, sizeof(told));
+		pdm_iso8601(r->learned_since_ms, since, sizeof(since));
+		printf("%s: learned as normal while learning: its score over the threshold %s "
+		       "('pdmctl plot %s --since %s' shows them)\n", r->asset, told, r->asset, since);
 	}
 	/* A dead transmitter leaves its asset unscored, a frozen one is scored
 	 * wrongly: name them. */
