@@ -41,6 +41,17 @@ simulator as the Modbus TCP PLC and MQTT gateway, and `pdmd run`):
           daemon's clock: its asset trains, scores and alerts on the
           gateway's clock, goes no_data when it falls silent, and
           status.json and the log say what is wrong with the gateway
+  mixed   an asset mixing polled sensors with a gateway's device-stamped
+          ones: its windows wait for the gateway's samples
+  sparse  a gateway publishing once a second onto a 100 ms grid: holds
+          learned, kept across kill -9; a too-short hold set by the user
+          named in the log
+  tags    an OPC gateway's tag lists, each value with its own time and
+          quality code
+  sensors a broken transmitter (no_data naming it) and frozen ones (stuck,
+          limits kept across kill -9)
+  endure  months of service compressed into minutes: memory, disk and
+          file descriptors stay bounded
 
 Environment (set by tests/meson.build): PDMD, PLANTSIM, PDM_ETC.
 Exit status: 0 pass, 1 a check failed, 77 skipped (missing peer or not root).
