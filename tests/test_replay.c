@@ -914,6 +914,34 @@ static void test_sparse_columns(void **state)
 	assert_int_equal(rc, 0);
 	assert_null(strstr(f->out, "no window was usable"));
 	assert_null(strstr(f->out, "held longer"));
+
+	/* one column logged once a second among columns at 10 Hz (a
+	 * historian's slow tag): only it is held longer, the windows scored */
+	text = slurp(f->fault);
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	int line = 0;
+	for (char *p = text, *nl; *p; p = nl + 1, line++) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		char *c1 = strchr(p, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+		char *c3 = c2 ? strchr(c2 + 1, ',') : NULL; /* ts_ms,speed,flow,... */
+		assert_non_null(c3);
+		if (line == 0 || (line - 1) % 10 == 0)
+			fprintf(fp, "%s\n", p);
+		else
+			fprintf(fp, "%.*s%s\n", (int)(c2 - p + 1), p, c3);
+	}
+	fclose(fp);
+	free(text);
+	rc = replay(f, f->cfg, csv, "--asset", "pump-a", NULL);
+	assert_int_equal(rc, 0);
+	assert_null(strstr(f->out, "(0 scored)"));
+	if (!strstr(f->out, "held longer, as their values come further apart than the asset's "
+			    "hold: flow 1.5 s (every 1.0 s)\n"))
+		fail_msg("flow not held longer alone: %s", f->out);
 }
 
 /*
