@@ -341,9 +341,6 @@ static bool q_reserve(struct wchan *ch)
 	return true;
 }
 
-/* A good sample newer than the channel's newest: extends the run of equal
- * values or starts one. A silence longer than the value is held ends a run:
- * a PLC back after an outage with the value it had is no frozen sensor. */
 /* The channel's last nine spacings, shortest first. */
 static void sorted_spacings(const struct wchan *ch, int64_t *s)
 {
@@ -376,13 +373,13 @@ static void learn_hold(const struct window *w, struct wchan *ch)
 		 * one between) is told without sorting. */
 		int short_ones = 0;
 		for (int k = 0; k < SPACINGS; k++)
-			short_ones += ch->spacing[k] * 3 <= ch->base_hold_ms;
+			short_ones += ch->spacing[k] <= ch->base_hold_ms / 3;
 		if (short_ones >= 2)
 			return;
 	}
 	sorted_spacings(ch, s);
 	int64_t lo = s[1], hi = s[SPACINGS - 2];
-	if (lo <= 0 || hi > 2 * lo)
+	if (lo <= 0 || hi - lo > lo) /* hi > 2 lo, without overflow */
 		return;
 	/* spacings stay far under 2^62 (window_push's time limit) */
 	int64_t want = hi >= ch->max_hold_ms ? ch->max_hold_ms : (hi * 3 / 2 + i - 1) / i * i;
@@ -393,6 +390,9 @@ static void learn_hold(const struct window *w, struct wchan *ch)
 	ch->hold_ms = want;
 }
 
+/* A good sample newer than the channel's newest: extends the run of equal
+ * values or starts one. A silence longer than the value is held ends a run:
+ * a PLC back after an outage with the value it had is no frozen sensor. */
 static void track_run(struct wchan *ch, int64_t ts_ms, double value)
 {
 	if (ch->first_good_ts == TS_NONE)

@@ -371,6 +371,18 @@ static void test_learned_hold(void **state)
 	assert_int_equal(window_set_hold_ms(w, 3, 60000), -EINVAL);
 	window_free(w);
 
+	/* the widest spacing window_push takes (from -2^61 to 2^61) after
+	 * eight of 1 s: no overflow (UBSan), one outlier among nine ignored */
+	const int64_t big[3] = { INT64_MAX / 4, INT64_MAX / 4, INT64_MAX / 4 };
+	cfg.channel_hold_max_ms = big;
+	w = window_new(&cfg);
+	const int64_t lim = INT64_C(1) << 61;
+	for (int k = 0; k < 9; k++)
+		assert_int_equal(window_push(w, 1, -lim + 1000 * k, 1.0, true), 0);
+	assert_int_equal(window_push(w, 1, lim, 2.0, true), 0);
+	assert_int_equal(window_hold_ms(w, 1), 1500);
+	window_free(w);
+
 	/* every 10 s under a maximum of 5 s: 5 s */
 	const int64_t small[3] = { 5000, 5000, 5000 };
 	cfg.channel_hold_max_ms = small;
