@@ -353,9 +353,14 @@ static void hook_score(void *user, int64_t ts_ms, double score, const float *sha
 	struct asset_rt *a = user;
 	struct pdm_sample s = { a->score_id, ts_ms, score, PDM_Q_GOOD };
 
-	(void)shares;
-	(void)st;
 	store_submit(a->e->store, &s, 1);
+	if (st == DET_LEARNING && a->learning && a->relearn_since_ms == 0) {
+		size_t top = 0;
+		for (size_t c = 1; c < a->cfg->n_sensors; c++)
+			if (shares[c] > shares[top])
+				top = c;
+		learn_over_feed(&a->live_over, ts_ms, score, a->channel_names[top]);
+	}
 }
 
 static void hook_state(void *user, enum det_state st, double score, int64_t ts_ms)
@@ -1302,6 +1307,7 @@ static int setup_assets(struct engine *e)
 		a->cfg = ac;
 		a->index = i;
 		a->windows_needed = (size_t)ac->train_after;
+		learn_over_init(&a->live_over, ac->raise_after, ac->clear_after);
 		a->channel_names = calloc(ac->n_sensors, sizeof(char *));
 		a->channel_units = calloc(ac->n_sensors, sizeof(char *));
 		a->store_ids = calloc(ac->n_sensors, sizeof(uint32_t));

@@ -52,6 +52,9 @@ struct asset_rt {
 	bool learning;
 	int64_t relearn_since_ms; /* relearning: the episode's start; 0: the first model's learning */
 	struct learn learn;       /* on the asset's clock */
+	/* The first model's learning, as its scores come: which sensor led each
+	 * stretch over the threshold (the store keeps the scores only). */
+	struct learn_over live_over;
 	struct pdm_ratelimit state_rl; /* state change lines */
 	struct pdm_ratelimit sensor_rl; /* missing / stuck sensor lines */
 	bool own_clock;          /* some sensor is stamped by the daemon's clock */

@@ -397,7 +397,7 @@ static int over_row(uint32_t sensor, int64_t ts_ms, double value, uint8_t qualit
 {
 	(void)sensor;
 	if (quality == PDM_Q_GOOD && isfinite(value))
-		learn_over_feed(user, ts_ms, value);
+		learn_over_feed(user, ts_ms, value, NULL);
 	return 0;
 }
 
@@ -426,7 +426,11 @@ static void learning_report(struct asset_rt *a, int64_t t)
 		return;
 	}
 	learn_over_end(&o);
-	char key[300], val[256];
+	/* the store keeps no shares: the sensors as the scores came */
+	learn_over_end(&a->live_over);
+	learn_over_name(&o, &a->live_over);
+	learn_over_init(&a->live_over, a->cfg->raise_after, a->cfg->clear_after);
+	char key[300], val[512];
 	int n = snprintf(val, sizeof(val), "%lld %lld ", (long long)t, (long long)a->learn.mark_ms);
 	learn_over_format(&o, val + n, sizeof(val) - (size_t)n);
 	snprintf(key, sizeof(key), "learned/%s", a->cfg->name);

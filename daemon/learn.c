@@ -117,7 +117,12 @@ static void close_stretch(struct learn_over *o)
 	o->top[i] = st;
 }
 
-void learn_over_feed(struct learn_over *o, int64_t ts_ms, double score)
+static void set_sensor(struct learn_stretch *st, const char *sensor)
+{
+	snprintf(st->sensor, sizeof(st->sensor), "%s", sensor ? sensor : "");
+}
+
+void learn_over_feed(struct learn_over *o, int64_t ts_ms, double score, const char *sensor)
 {
 	if (score >= 1.0) {
 		if (o->over++ == 0)
@@ -125,12 +130,15 @@ void learn_over_feed(struct learn_over *o, int64_t ts_ms, double score)
 		o->under = 0;
 		if (!o->open && o->over >= o->raise_after) {
 			o->open = true;
-			o->cur = (struct learn_stretch){ o->first_over_ms, ts_ms, score };
+			o->cur = (struct learn_stretch){ o->first_over_ms, ts_ms, score, "" };
+			set_sensor(&o->cur, sensor);
 		}
 		if (o->open) {
 			o->cur.end_ms = ts_ms;
-			if (score > o->cur.peak)
+			if (score > o->cur.peak) {
 				o->cur.peak = score;
+				set_sensor(&o->cur, sensor);
+			}
 		}
 		return;
 	}
@@ -151,9 +159,10 @@ int learn_over_format(const struct learn_over *o, char *buf, size_t len)
 	size_t n = (size_t)snprintf(buf, len, "%llu %lld", (unsigned long long)o->n,
 				    (long long)o->total_ms);
 	for (size_t i = 0; i < o->shown && n < len; i++)
-		n += (size_t)snprintf(buf + n, len - n, " %lld:%lld:%.4g",
+		n += (size_t)snprintf(buf + n, len - n, " %lld:%lld:%.4g%s%s",
 				      (long long)o->top[i].start_ms, (long long)o->top[i].end_ms,
-				      o->top[i].peak);
+				      o->top[i].peak, o->top[i].sensor[0] ? ":" : "",
+				      o->top[i].sensor);
 	return (int)n;
 }
 
@@ -172,8 +181,14 @@ int learn_over_parse(const char *text, struct learn_over *o)
 		int k;
 		if (sscanf(p, " %lld:%lld:%lf%n", &a, &b, &peak, &k) != 3)
 			break;
-		o->top[o->shown++] = (struct learn_stretch){ a, b, peak };
+		struct learn_stretch *st = &o->top[o->shown++];
+		*st = (struct learn_stretch){ a, b, peak, "" };
 		p += k;
+		if (*p == ':') { /* the sensor's name: no blanks (cfg's valid_name) */
+			size_t l = strcspn(++p, " ");
+			snprintf(st->sensor, sizeof(st->sensor), "%.*s", (int)l, p);
+			p += l;
+		}
 	}
 	o->n = n;
 	o->total_ms = total;
@@ -192,7 +207,18 @@ void learn_over_describe(const struct learn_over *o, char *buf, size_t len)
 		char ts[PDM_ISO8601_LEN], dur[32];
 		pdm_iso8601(o->top[i].start_ms, ts, sizeof(ts));
 		pdm_format_approx(o->top[i].end_ms - o->top[i].start_ms, dur, sizeof(dur));
-		n += (size_t)snprintf(buf + n, len - n, "%s %s for %s (peak %.3g)", i ? ";" : "", ts,
-				      dur, o->top[i].peak);
+		char who[96] = "";
+		if (o->top[i].sensor[0])
+			snprintf(who, sizeof(who), ", %s first", o->top[i].sensor);
+		n += (size_t)snprintf(buf + n, len - n, "%s %s for %s (peak %.3g%s)", i ? ";" : "", ts,
+				      dur, o->top[i].peak, who);
 	}
+}
+
+void learn_over_name(struct learn_over *o, const struct learn_over *known)
+{
+	for (size_t i = 0; i < o->shown; i++)
+		for (size_t k = 0; !o->top[i].sensor[0] && k < known->shown; k++)
+			if (known->top[k].start_ms == o->top[i].start_ms)
+				set_sensor(&o->top[i], known->top[k].sensor);
 }

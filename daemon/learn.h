@@ -93,6 +93,7 @@ void learn_shift(struct learn *l, int64_t step);
 struct learn_stretch {
 	int64_t start_ms, end_ms; /* the first and last score over the threshold */
 	double peak;
+	char sensor[64]; /* the largest share at the peak; "" when not known */
 };
 
 struct learn_over {
@@ -108,15 +109,22 @@ struct learn_over {
 };
 
 void learn_over_init(struct learn_over *o, int raise_after, int clear_after);
-/* One score (1.0 = the threshold of the model that scored it), in time order. */
-void learn_over_feed(struct learn_over *o, int64_t ts_ms, double score);
+/* One score (1.0 = the threshold of the model that scored it), in time
+ * order, and the sensor with the largest share of its error (NULL: not
+ * known, as for scores read back from the store). */
+void learn_over_feed(struct learn_over *o, int64_t ts_ms, double score, const char *sensor);
+/* Names the stretches of o whose sensor is not known from those of known,
+ * the same stretches seen live (same start): the daemon reads the scores
+ * back from the store, which keeps no shares, and saw them as they came
+ * unless it restarted meanwhile. */
+void learn_over_name(struct learn_over *o, const struct learn_over *known);
 /* The scores ended: a stretch still open counts up to its last score over. */
 void learn_over_end(struct learn_over *o);
-/* The stored text ("N TOTAL_MS START:END:PEAK ...") and back; parse returns
+/* The stored text ("N TOTAL_MS START:END:PEAK[:SENSOR] ...") and back; parse returns
  * 0 or -EINVAL (o then holds no stretch). */
 int learn_over_format(const struct learn_over *o, char *buf, size_t len);
 /* "2 times (5.5 min in all); the highest: 2026-12-05T10:02:11.200Z for
- * 4.0 min (peak 3.21); ..." for the log and pdmctl. */
+ * 4.0 min (peak 3.21, vibration_rms first); ..." for the log and pdmctl. */
 void learn_over_describe(const struct learn_over *o, char *buf, size_t len);
 int learn_over_parse(const char *text, struct learn_over *o);
 

@@ -111,8 +111,13 @@ static void hook_score(void *user, int64_t ts_ms, double score, const float *sha
 	struct replay *r = user;
 
 	r->n_scored++;
-	if (r->learning)
-		learn_over_feed(&r->over, ts_ms, score);
+	if (r->learning) {
+		int top = 0;
+		for (int c = 1; c < r->C; c++)
+			if (shares[c] > shares[top])
+				top = c;
+		learn_over_feed(&r->over, ts_ms, score, r->names[top]);
+	}
 	if (!r->scores)
 		return;
 	fprintf(r->scores, "%lld,%.6g,%s", (long long)ts_ms, score, detector_state_name(st));

@@ -217,7 +217,7 @@ static void test_shift(void **state)
 static void feed(struct learn_over *o, int64_t *t, const double *sc, size_t n)
 {
 	for (size_t i = 0; i < n; i++, *t += S)
-		learn_over_feed(o, *t, sc[i]);
+		learn_over_feed(o, *t, sc[i], sc[i] >= 4 ? "vib" : NULL);
 }
 
 static void test_over(void **state)
@@ -260,14 +260,33 @@ static void test_over(void **state)
 	assert_int_equal(back.total_ms, 14 * S);
 	assert_int_equal(back.shown, 3);
 	assert_memory_equal(&back.top[1], &o.top[1], sizeof(o.top[1]));
+	assert_string_equal(back.top[0].sensor, "vib");
+	assert_string_equal(back.top[2].sensor, "");
 	assert_int_equal(learn_over_parse("x", &back), -EINVAL);
 	assert_int_equal(back.n, 0);
 	assert_int_equal(learn_over_parse(NULL, &back), -EINVAL);
 
 	learn_over_describe(&o, buf, sizeof(buf));
 	assert_string_equal(buf, "5 times (14.0 s in all); the highest: 2026-11-28T04:25:53.123Z for "
-				 "2.0 s (peak 5); 2026-11-28T04:26:09.123Z for 3.0 s (peak 4); "
-				 "2026-11-28T04:26:03.123Z for 3.0 s (peak 3)");
+				 "2.0 s (peak 5, vib first); 2026-11-28T04:26:09.123Z for 3.0 s "
+				 "(peak 4, vib first); 2026-11-28T04:26:03.123Z for 3.0 s (peak 3)");
+
+	/* the same scores read back without their sensors: named from the
+	 * stretches seen live, by their start */
+	struct learn_over st;
+	learn_over_init(&st, 3, 2);
+	const double *all[] = { two, a, b, c, d, e };
+	const size_t len[] = { 4, 7, 5, 5, 6, 4 };
+	t = T0;
+	for (size_t k = 0; k < 6; k++)
+		for (size_t i = 0; i < len[k]; i++, t += S)
+			learn_over_feed(&st, t, all[k][i], NULL);
+	learn_over_end(&st);
+	assert_string_equal(st.top[0].sensor, "");
+	learn_over_name(&st, &o);
+	assert_string_equal(st.top[0].sensor, "vib");
+	assert_string_equal(st.top[1].sensor, "vib");
+	assert_string_equal(st.top[2].sensor, "");
 }
 
 int main(void)
