@@ -20,7 +20,7 @@ PDM_TEST_PKGS+=(faketime)
 # The MQTT TLS tests make their own CA and certificates with openssl.
 PDM_TEST_PKGS+=(openssl)
 # The Debian package (scripts/deb.sh, and its test in the suite).
-PDM_DEB_PKGS=(debhelper dpkg-dev)
+PDM_DEB_PKGS=(debhelper dpkg-dev build-essential)
 PDM_TEST_PKGS+=("${PDM_DEB_PKGS[@]}")
 # The demo: a broker, and its client to show alerts as SCADA receives them.
 PDM_DEMO_PKGS=(mosquitto mosquitto-clients)
