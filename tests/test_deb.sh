@@ -4,7 +4,8 @@
 # unit where Debian 12's systemd finds it (enabled and started on install,
 # restarted after an upgrade), the example configuration as a conffile
 # (an upgrade keeps the user's edits) and the manuals; and the daemon it
-# holds runs, hardened (PIE, full RELRO). TAP output.
+# holds runs, hardened (PIE, full RELRO), and says the package's version.
+# TAP output.
 # Usage: test_deb.sh SOURCE_ROOT
 set -u
 root="$1"
@@ -73,12 +74,16 @@ dpkg-deb -x "$deb" "$dir/x"
 why=""
 out=$("$dir/x/usr/sbin/pdmd" check -c "$dir/x/etc/pdmd" 2>&1) || why="pdmd check failed: $out"
 case "$out" in *"configuration OK"*) ;; *) why="${why:-pdmd check said: $out}" ;; esac
+# the version is written twice (meson.build, debian/changelog): the same
+ver=$(dpkg-deb -f "$deb" Version)
+got=$("$dir/x/usr/sbin/pdmd" --version 2>&1)
+[ "$got" = "pdmd $ver" ] || why="$why; package version $ver but '$got' (bump both)"
 if command -v readelf >/dev/null 2>&1; then
 	readelf -h "$dir/x/usr/sbin/pdmd" | grep -q 'Type:.*DYN' || why="$why; not PIE"
 	readelf -d "$dir/x/usr/sbin/pdmd" | grep -q 'BIND_NOW' || why="$why; no BIND_NOW"
 fi
 if [ -z "$why" ]; then
-	echo "ok 5 - the packaged pdmd checks the packaged configuration; PIE, BIND_NOW"
+	echo "ok 5 - the packaged pdmd $ver checks the packaged configuration; PIE, BIND_NOW"
 else
-	echo "not ok 5 - $why"
+	echo "not ok 5 - ${why#; }"
 fi
