@@ -159,6 +159,12 @@ static void close_episode(struct alert_persist *p, struct alert_event *ev)
 	ev->reason = ALERT_CLEAR_RECOVERED;
 }
 
+int alert_top_channel(const float *shares, int C)
+{
+	struct alert_contrib top[ALERT_TOP];
+	return top_shares(shares, NULL, NULL, C, top) > 0 ? top[0].channel : -1;
+}
+
 int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares,
 	       const float *value, const float *expected, int C, struct alert_event *ev)
 {

@@ -109,6 +109,11 @@ int alert_reconfigure(struct alert_engine *a, const struct alert_cfg *cfg);
 int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float *shares /* (C) */,
 	       const float *value, const float *expected, int C, struct alert_event *ev);
 
+/* The channel with the largest share, ranked as contributors are (ties to
+ * the lower channel; NaN and non-positive shares explain nothing), or -1
+ * when none does. */
+int alert_top_channel(const float *shares, int C);
+
 /* Ends the open episode now, whatever the scores (the user took it as
  * normal operation): *ev is its cleared event, as alert_step makes it but
  * with reason ALERT_CLEAR_TAKEN_AS_NORMAL, or ALERT_NONE when none is open; the raise counter starts over either way.

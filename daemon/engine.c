@@ -355,11 +355,8 @@ static void hook_score(void *user, int64_t ts_ms, double score, const float *sha
 
 	store_submit(a->e->store, &s, 1);
 	if (st == DET_LEARNING && a->learning && a->relearn_since_ms == 0) {
-		size_t top = 0;
-		for (size_t c = 1; c < a->cfg->n_sensors; c++)
-			if (shares[c] > shares[top])
-				top = c;
-		learn_over_feed(&a->live_over, ts_ms, score, a->channel_names[top]);
+		int top = alert_top_channel(shares, (int)a->cfg->n_sensors);
+		learn_over_feed(&a->live_over, ts_ms, score, top >= 0 ? a->channel_names[top] : NULL);
 	}
 }
 

@@ -112,11 +112,8 @@ static void hook_score(void *user, int64_t ts_ms, double score, const float *sha
 
 	r->n_scored++;
 	if (r->learning) {
-		int top = 0;
-		for (int c = 1; c < r->C; c++)
-			if (shares[c] > shares[top])
-				top = c;
-		learn_over_feed(&r->over, ts_ms, score, r->names[top]);
+		int top = alert_top_channel(shares, r->C);
+		learn_over_feed(&r->over, ts_ms, score, top >= 0 ? r->names[top] : NULL);
 	}
 	if (!r->scores)
 		return;

@@ -742,6 +742,19 @@ static void test_random_vs_reference(void **state)
 	}
 }
 
+/* The first contributor alone (what the learning report names): the same
+ * ranking, ties to the lower channel, nothing when no share explains. */
+static void test_top_channel(void **state)
+{
+	(void)state;
+	const float a[4] = { 0.1f, 0.4f, 0.4f, 0.1f };
+	const float b[3] = { NAN, 0.0f, 0.2f };
+	const float z[3] = { 0.0f, -1.0f, NAN };
+	assert_int_equal(alert_top_channel(a, 4), 1);
+	assert_int_equal(alert_top_channel(b, 3), 2);
+	assert_int_equal(alert_top_channel(z, 3), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -755,6 +768,7 @@ int main(void)
 		cmocka_unit_test(test_alert_payload),
 		cmocka_unit_test(test_state_payload),
 		cmocka_unit_test(test_random_vs_reference),
+		cmocka_unit_test(test_top_channel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
