@@ -962,22 +962,24 @@ static void check_asset(struct loader *ld, const struct raw_section *sec, struct
 		 * would leave every window with gaps, so nothing would ever be
 		 * scored. Without a hold of its own the sensor's value counts
 		 * through its polls; one the user set is a mistake to name. */
-		if (src && src->type != CFG_SRC_MQTT && src->poll_ms > a->hold_ms[i] &&
-		    s->hold_ms <= 0 && a->sample_interval_ms > 0)
-			a->hold_ms[i] = cfg_asset_hold_for(a, src->poll_ms);
-		if (src && src->type != CFG_SRC_MQTT && src->poll_ms > a->hold_ms[i]) {
-			pdm_format_duration(src->poll_ms, d1, sizeof(d1));
-			pdm_format_duration(a->hold_ms[i], d2, sizeof(d2));
-			error_at(ld, ss->file, line_of(ss, "source"),
-				 "source: %s polls every %s but the sensor's hold is only %s: every "
-				 "window of asset %s would have gaps (leave hold empty, or make it "
-				 "longer than the poll)",
-				 src->name, d1, d2, a->name);
+		bool polled = src && src->type != CFG_SRC_MQTT;
+		if (polled && src->poll_ms > a->hold_ms[i]) {
+			if (s->hold_ms <= 0 && a->sample_interval_ms > 0) {
+				a->hold_ms[i] = cfg_asset_hold_for(a, src->poll_ms);
+			} else {
+				pdm_format_duration(src->poll_ms, d1, sizeof(d1));
+				pdm_format_duration(a->hold_ms[i], d2, sizeof(d2));
+				error_at(ld, ss->file, line_of(ss, "source"),
+					 "source: %s polls every %s but the sensor's hold is only %s: "
+					 "every window of asset %s would have gaps (leave hold empty, or "
+					 "make it longer than the poll)",
+					 src->name, d1, d2, a->name);
+			}
 		}
 		/* Polled values repeat between the device's updates: a limit of a
 		 * few polls would call every sensor stuck. */
 		int64_t grain = a->sample_interval_ms;
-		if (src && src->type != CFG_SRC_MQTT && src->poll_ms > grain)
+		if (polled && src->poll_ms > grain)
 			grain = src->poll_ms;
 		if (s->stuck_after_ms > 0 && s->stuck_after_ms < 10 * grain) {
 			pdm_format_duration(s->stuck_after_ms, d1, sizeof(d1));

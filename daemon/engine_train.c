@@ -453,6 +453,15 @@ static void learning_report(struct asset_rt *a, int64_t t)
 	      a->cfg->name, since, a->cfg->name);
 }
 
+/* Learning ended at t (learned, or its time is over): the first model's
+ * learning says what it took as normal. */
+static void learning_over(struct asset_rt *a, int64_t t)
+{
+	if (a->relearn_since_ms == 0)
+		learning_report(a, t);
+	learning_end(a);
+}
+
 /* Whether the learning asset retrains now; ends learning when it is over. */
 static bool learning_due(struct asset_rt *a, int64_t now)
 {
@@ -475,9 +484,7 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 		LOG_I("asset[%s]: %s: model v%u has scored under its threshold for %.0f s; alerts "
 		      "are on again", a->cfg->name, what, detector_model_version(a->det),
 		      (double)scored / 1000.0);
-		if (a->relearn_since_ms == 0)
-			learning_report(a, t);
-		learning_end(a);
+		learning_over(a, t);
 		return false;
 	case LEARN_EXPIRED:
 		if (loud)
@@ -490,9 +497,7 @@ static bool learning_due(struct asset_rt *a, int64_t now)
 		else
 			LOG_I("asset[%s]: learning time is over (model v%u quiet so far); alerts are "
 			      "on again", a->cfg->name, detector_model_version(a->det));
-		if (a->relearn_since_ms == 0)
-			learning_report(a, t);
-		learning_end(a);
+		learning_over(a, t);
 		return false;
 	case LEARN_WAIT:
 		break;

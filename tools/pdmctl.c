@@ -28,8 +28,8 @@
 #include <unistd.h>
 
 #include "detector.h"
-#include "learn.h"
 #include "episodes.h"
+#include "learn.h"
 #include "log.h"
 #include "pdm_config.h"
 #include "pdm_error.h"
@@ -476,10 +476,11 @@ static int model_latest_cb(const struct store_model *m, void *user)
 	return 1;
 }
 
-/* Fills what status.json does not say from the store: model, last score. */
 /* How long pdmctl status tells what learning took as normal. */
 #define LEARNED_TOLD_MS (7 * 86400000LL)
 
+/* Fills what status.json does not say from the store: model, last score,
+ * and what the first model's learning took as normal. */
 static void asset_row_from_store(struct store *s, struct asset_row *r)
 {
 	char name[300];
@@ -1332,6 +1333,16 @@ out:
 
 #define SENSOR_RECENT 4096 /* samples read back per sensor */
 
+/* The asset's sensors' short names, in order, as the store's per-sensor
+ * texts (still/ASSET, hold/ASSET) name them; the caller frees the array. */
+static const char **sensor_names(const struct pdm_config *cfg, const struct cfg_asset *a)
+{
+	const char **names = xrealloc(NULL, (a->n_sensors + 1) * sizeof(*names));
+	for (size_t i = 0; i < a->n_sensors; i++)
+		names[i] = cfg->sensors[a->sensors[i]].short_name;
+	return names;
+}
+
 /* Each sensor's stuck limit as the daemon has it: what the last training
  * measured (the store's still/ASSET) or its stuck_after; -1 when not known
  * yet. */
@@ -1340,12 +1351,10 @@ static void still_limits(struct store *s, const struct pdm_config *cfg,
 {
 	char key[300], *v = NULL;
 	size_t C = a->n_sensors;
-	const char **names = xrealloc(NULL, (C + 1) * sizeof(*names));
+	const char **names = sensor_names(cfg, a);
 	int64_t *longest = xrealloc(NULL, (C + 1) * sizeof(*longest));
 	int64_t *span = xrealloc(NULL, (C + 1) * sizeof(*span));
 
-	for (size_t i = 0; i < C; i++)
-		names[i] = cfg->sensors[a->sensors[i]].short_name;
 	snprintf(key, sizeof(key), "still/%s", a->name);
 	if (store_kv_get(s, key, &v) < 0)
 		v = NULL;
@@ -1365,10 +1374,8 @@ static void sensor_holds(struct store *s, const struct pdm_config *cfg,
 {
 	char key[300], *v = NULL;
 	size_t C = a->n_sensors;
-	const char **names = xrealloc(NULL, (C + 1) * sizeof(*names));
+	const char **names = sensor_names(cfg, a);
 
-	for (size_t i = 0; i < C; i++)
-		names[i] = cfg->sensors[a->sensors[i]].short_name;
 	snprintf(key, sizeof(key), "hold/%s", a->name);
 	if (store_kv_get(s, key, &v) < 0)
 		v = NULL;
