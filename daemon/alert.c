@@ -24,6 +24,7 @@
 struct alert_engine {
 	struct alert_cfg cfg;
 	struct alert_persist p;
+	double raise_at; /* alert_set_raise_at; 1.0 normally */
 };
 
 /* Largest integer a JSON number (a double) carries exactly. */
@@ -81,6 +82,7 @@ struct alert_engine *alert_new(const struct alert_cfg *cfg, const struct alert_p
 		return NULL;
 	}
 	a->cfg = *cfg;
+	a->raise_at = 1.0;
 	if (restored)
 		a->p = *restored;
 	/* Counters from a previous run refer to its state: only the one that
@@ -183,7 +185,7 @@ int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float 
 	ev->score = score;
 
 	if (p->severity == ALERT_SEV_NONE) {
-		if (score < 1.0) {
+		if (score < a->raise_at) {
 			p->over = 0;
 			return 0;
 		}
@@ -221,6 +223,16 @@ int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float 
 	memcpy(ev->top, top, sizeof(top));
 	ev->n_top = n_top;
 	return 0;
+}
+
+void alert_set_raise_at(struct alert_engine *a, double level)
+{
+	if (!a)
+		return;
+	level = isfinite(level) && level > 1.0 ? level : 1.0;
+	if (level != a->raise_at)
+		a->p.over = 0;
+	a->raise_at = level;
 }
 
 int alert_close(struct alert_engine *a, int64_t ts_ms, struct alert_event *ev)

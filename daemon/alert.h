@@ -114,6 +114,12 @@ int alert_step(struct alert_engine *a, int64_t ts_ms, double score, const float 
  * when none does. */
 int alert_top_channel(const float *shares, int C);
 
+/* While no episode is open, only scores >= level count toward raising one
+ * (level < 1 or NaN: 1.0, the rule above); an open episode still clears
+ * under 1.0. The first model's learning raises only on scores far over its
+ * threshold (learn.h). A new level starts the raise count over. */
+void alert_set_raise_at(struct alert_engine *a, double level);
+
 /* Ends the open episode now, whatever the scores (the user took it as
  * normal operation): *ev is its cleared event, as alert_step makes it but
  * with reason ALERT_CLEAR_TAKEN_AS_NORMAL, or ALERT_NONE when none is open; the raise counter starts over either way.

@@ -880,6 +880,10 @@ static void resolve_alert_delay(struct loader *ld, const struct raw_section *sec
 	if (ms <= 0 || step <= 0)
 		return;
 	int64_t n = (ms + step - 1) / step;
+	/* The default off-delay is a time; on a grid fine enough to need more
+	 * windows than a count may be, it stops at the most there may be. */
+	if (n > CFG_ALERT_WINDOWS_MAX && !raw_get(sec, key))
+		n = CFG_ALERT_WINDOWS_MAX;
 	if (n > CFG_ALERT_WINDOWS_MAX) {
 		char d1[32], d2[32], d3[32];
 		pdm_format_duration(ms, d1, sizeof(d1));

@@ -94,6 +94,7 @@ struct cfg_asset {
 	int64_t retrain_ms, train_history_ms; /* retrain_ms 0 = never */
 	int64_t learn_for_ms; /* learning after the first model at most this long; 0 = not */
 	int64_t learn_min_ms; /* and at least this long from its data's start */
+	double learn_alert_over; /* while learning, alerts only this far over (0: none) */
 	int64_t relearn_for_ms; /* relearning an episode taken as normal at most this long */
 	/* Windows over (under) the threshold that raise (clear) an alert; when
 	 * the key was a duration, *_ms holds it (0: given as a count) and the

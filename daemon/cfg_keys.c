@@ -1096,7 +1096,8 @@ static const struct key asset_keys[] = {
 	{ .name = "learn_for", .type = T_DURATION, .off = ASSET(learn_for_ms), .def = "1d", .min = 0,
 	  .max = 365 * MS_D,
 	  .help = "After its first model the asset goes on learning (state learning: scored, no "
-		  "alerts, every window training data, retrained as its data grows) until a model "
+		  "alerts but far over the threshold (learn_alert_over), every window outside "
+		  "an episode training data, retrained as its data grows) until a model "
 		  "scores under its threshold for half the time its data spans and that data spans "
 		  "learn_min, at most this long after the model (or until learn_min, when later); "
 		  "0: alerts from the first model on." },
@@ -1107,6 +1108,14 @@ static const struct key asset_keys[] = {
 		  "a day (ambient, shifts), and a model quiet through a morning alarms on an "
 		  "afternoon it has not seen. 0: learned as soon as a model is quiet long enough "
 		  "(test rigs, the demo)." },
+	{ .name = "learn_alert_over", .type = T_DOUBLE, .off = ASSET(learn_alert_over), .def = "10",
+	  .min = 0, .max = 1000,
+	  .help = "While the first model's machine is learned, a score at least this many times "
+		  "the threshold (raise_after windows in a row) still raises an alert: that far "
+		  "from what the model has seen, a fault is likelier than an operating point, and "
+		  "learning would make it normal to every later model. The episode's windows stay "
+		  "out of learning's trainings; pdmctl normal makes it normal. 0: no alert while "
+		  "learning; 1: every alert." },
 	{ .name = "relearn_for", .type = T_DURATION, .off = ASSET(relearn_for_ms), .def = "1h",
 	  .min = LEARN_MIN_MS, .max = 365 * MS_D,
 	  .help = "An alert episode taken as normal (pdmctl normal) is relearned without alerts "
@@ -1119,10 +1128,12 @@ static const struct key asset_keys[] = {
 		  "score must stay over it (30s: as many windows as that takes on the asset's "
 		  "grid, rounded up)." },
 	{ .name = "clear_after", .type = T_CUSTOM, .parse = parse_clear_after,
-	  .print = print_clear_after, .def = "10", .tname = "windows \\| duration",
-	  .help = "Consecutive windows under the threshold that clear it, or how long the score "
-		  "must stay under it (10m); a longer time keeps a fault that comes and goes with "
-		  "the load one episode." },
+	  .print = print_clear_after, .def = "30m", .tname = "windows \\| duration",
+	  .help = "How long the score must stay under the threshold to clear an alert (10m), "
+		  "or a count of windows (10). A fault that shows only under load (a worn "
+		  "bearing at high speed) dips under it at each slower operating point: a short "
+		  "time clears the alert and raises it again each time. The default stops at "
+		  "100000 windows on a grid where 30m is more." },
 	{ .name = "critical", .type = T_DOUBLE, .off = ASSET(critical), .def = "2", .min = 1,
 	  .max = 1000, .help = "Score at or above which an alert is critical (1 = threshold)." },
 	{ .name = "run_when", .type = T_CUSTOM, .parse = parse_run_when, .print = print_run_when,

@@ -28,8 +28,10 @@ struct detector {
 	bool state_published;
 	double last_score;
 	uint64_t trainable;
-	/* Relearning (detector_relearn_start): scores without alerts. */
+	/* Relearning (detector_relearn_start): scores without alerts, or only
+	 * those far over the threshold (raise_at > 0: the first model's). */
 	bool relearning;
+	double relearn_raise_at;
 	int relearn_over;  /* consecutive scores >= 1.0 */
 	bool relearn_loud; /* raise_after of them since the model was installed */
 	uint64_t relearn_scored; /* windows scored since the model was installed */
@@ -210,10 +212,12 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 			d->relearn_over = 0;
 		else if (++d->relearn_over >= d->cfg.alert.raise_after)
 			d->relearn_loud = true;
-		if (d->hooks.on_score)
-			d->hooks.on_score(d->user, ts_ms, score, d->shares, DET_LEARNING);
-		set_state(d, DET_LEARNING, score, ts_ms);
-		return 0;
+		if (!(d->relearn_raise_at > 0)) {
+			if (d->hooks.on_score)
+				d->hooks.on_score(d->user, ts_ms, score, d->shares, DET_LEARNING);
+			set_state(d, DET_LEARNING, score, ts_ms);
+			return 0;
+		}
 	}
 
 	struct alert_event ev;
@@ -225,7 +229,9 @@ static int on_window(const float *x, int64_t ts_ms, enum window_status st, void 
 	}
 	struct alert_persist p;
 	alert_get_persist(d->alert, &p);
-	enum det_state st_now = severity_state(p.severity);
+	enum det_state st_now = d->relearning && p.severity == ALERT_SEV_NONE
+					? DET_LEARNING
+					: severity_state(p.severity);
 	if (d->hooks.on_score)
 		d->hooks.on_score(d->user, ts_ms, score, d->shares, st_now);
 	set_state(d, st_now, score, ts_ms);
@@ -552,16 +558,35 @@ void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version
 	}
 }
 
-int detector_relearn_start(struct detector *d, int64_t ts_ms)
+int detector_close_episode(struct detector *d, int64_t ts_ms)
 {
 	struct alert_event ev;
-	int rc = 0;
 
 	alert_close(d->alert, ts_ms, &ev);
-	if (ev.kind == ALERT_CLEARED && d->model)
-		rc = emit_alert(d, &ev);
+	if (ev.kind != ALERT_CLEARED || !d->model)
+		return 0;
+	int rc = emit_alert(d, &ev);
+	if (d->relearning)
+		set_state(d, DET_LEARNING, d->last_score, ts_ms);
+	return rc;
+}
+
+int detector_relearn_start(struct detector *d, int64_t ts_ms, double raise_at)
+{
+	int rc;
+
 	d->relearning = true;
+	d->relearn_raise_at = raise_at > 0 ? raise_at : 0.0;
 	relearn_counters_reset(d);
+	if (d->relearn_raise_at > 0) {
+		/* An episode open now was raised that far over the threshold
+		 * (restored after a restart): it goes on. */
+		alert_set_raise_at(d->alert, d->relearn_raise_at);
+		if (!detector_in_episode(d))
+			set_state(d, DET_LEARNING, d->last_score, ts_ms);
+		return 0;
+	}
+	rc = detector_close_episode(d, ts_ms);
 	set_state(d, DET_LEARNING, d->last_score, ts_ms);
 	return rc;
 }
@@ -571,6 +596,8 @@ void detector_relearn_end(struct detector *d)
 	if (!d->relearning)
 		return;
 	d->relearning = false;
+	d->relearn_raise_at = 0.0;
+	alert_set_raise_at(d->alert, 1.0);
 	d->relearn_over = 0;
 	if (d->model && d->state == DET_LEARNING) {
 		d->state = DET_NORMAL;

@@ -925,17 +925,26 @@ static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 		ep->seq = seq;
 	save_episodes(a);
 	a->retrain_requested = true;
+	/* Raised while the first model's machine is learned (learn_alert_over):
+	 * learning goes on, now with the episode's data. */
+	bool first = a->learning && a->relearn_since_ms == 0;
 	if (open && detector_has_model(a->det)) {
 		/* The cleared event closes the episode's span (hook_alert). If it
 		 * cannot be stored (logged there), relearning still starts, and
 		 * after a restart relearning clears the episode again. */
-		engine_relearn_start(a, ep->span.start_ms, asset_now(a, pdm_wall_ms()));
+		int64_t now = asset_now(a, pdm_wall_ms());
+		if (first)
+			(void)detector_close_episode(a->det, now);
+		else
+			engine_relearn_start(a, ep->span.start_ms, now);
 	}
 	LOG_I("control: alert episode %s-%llu (raised %s, %s) %s normal operation: its data is "
 	      "training data from now on; retraining %s%s",
 	      a->cfg->name, (unsigned long long)seq, ts, open ? "still open" : "cleared",
 	      again ? "was marked" : "marked", a->cfg->name,
-	      open ? ", which relearns without alerts until a model knows the new state" : "");
+	      !open ? ""
+	      : first ? ", which goes on learning its first model's machine without alerts"
+		      : ", which relearns without alerts until a model knows the new state");
 }
 
 /* pdmctl normal ID creates STATE_DIR/control/normal.ID holding one line

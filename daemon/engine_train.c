@@ -308,9 +308,10 @@ void engine_load_learning(struct asset_rt *a)
 		a->learn.until_ms = until;
 	if (since == 0)
 		learn_set_min(&a->learn, a->cfg->learn_min_ms);
-	/* An episode restored open is cleared again (its cleared event was
-	 * not stored before the stop). */
-	(void)detector_relearn_start(a->det, now);
+	/* An episode restored open while relearning is cleared again (its
+	 * cleared event was not stored before the stop); one the first model's
+	 * learning raised goes on. */
+	(void)detector_relearn_start(a->det, now, since == 0 ? a->cfg->learn_alert_over : 0.0);
 	if (since > 0) {
 		LOG_I("asset[%s]: relearning the episode raised at %s, taken as normal, without "
 		      "alerts", a->cfg->name, pdm_iso8601(since, ts, sizeof(ts)));
@@ -342,7 +343,7 @@ static void learning_end(struct asset_rt *a)
  * operation, at mark on the asset's clock: relearning starts. */
 void engine_relearn_start(struct asset_rt *a, int64_t since, int64_t mark)
 {
-	(void)detector_relearn_start(a->det, mark);
+	(void)detector_relearn_start(a->det, mark, 0.0);
 	a->learning = true;
 	a->relearn_since_ms = since;
 	learn_start(&a->learn, mark, a->cfg->relearn_for_ms);
@@ -377,7 +378,7 @@ static void learning_first(struct asset_rt *a, int64_t t)
 	learn_start_first(&a->learn, t, span, ac->learn_for_ms, ac->learn_min_ms);
 	a->learning = true;
 	a->relearn_since_ms = 0;
-	(void)detector_relearn_start(a->det, t);
+	(void)detector_relearn_start(a->det, t, ac->learn_alert_over);
 	save_learning(a);
 	pdm_iso8601(asset_to_host(a, a->learn.until_ms), ts, sizeof(ts));
 	if (a->learn.min_ms > t) {
@@ -393,11 +394,24 @@ static void learning_first(struct asset_rt *a, int64_t t)
 	}
 }
 
+struct over_read {
+	struct learn_over *o;
+	const struct asset_rt *a;
+};
+
 static int over_row(uint32_t sensor, int64_t ts_ms, double value, uint8_t quality, void *user)
 {
+	const struct over_read *r = user;
 	(void)sensor;
-	if (quality == PDM_Q_GOOD && isfinite(value))
-		learn_over_feed(user, ts_ms, value, NULL);
+	if (quality != PDM_Q_GOOD || !isfinite(value))
+		return 0;
+	/* an episode raised while learning (learn_alert_over) was not learned */
+	for (size_t i = 0; i < r->a->n_episodes; i++) {
+		const struct episode *ep = &r->a->episodes[i];
+		if (!ep->normal && ts_ms >= ep->span.start_ms && ts_ms <= ep->span.end_ms)
+			return 0;
+	}
+	learn_over_feed(r->o, ts_ms, value, NULL);
 	return 0;
 }
 
@@ -416,7 +430,8 @@ static void learning_report(struct asset_rt *a, int64_t t)
 	learn_over_init(&o, a->cfg->raise_after, a->cfg->clear_after);
 	pdm_iso8601(a->learn.mark_ms, since, sizeof(since));
 	struct store *rd = store_open_reader(a->e->store_path, err, sizeof(err));
-	int rc = rd ? store_read_range(rd, &a->score_id, 1, a->learn.mark_ms, t + 1, over_row, &o)
+	struct over_read ctx = { &o, a };
+	int rc = rd ? store_read_range(rd, &a->score_id, 1, a->learn.mark_ms, t + 1, over_row, &ctx)
 		    : -EIO;
 	store_close(rd);
 	if (rc < 0) {

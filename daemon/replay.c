@@ -111,7 +111,8 @@ static void hook_score(void *user, int64_t ts_ms, double score, const float *sha
 	struct replay *r = user;
 
 	r->n_scored++;
-	if (r->learning) {
+	/* an episode raised while learning is no part of what it learned */
+	if (r->learning && st == DET_LEARNING) {
 		int top = alert_top_channel(shares, r->C);
 		learn_over_feed(&r->over, ts_ms, score, top >= 0 ? r->names[top] : NULL);
 	}
@@ -232,7 +233,7 @@ static int train_now(struct replay *r, int64_t now)
 					  r->ac->learn_for_ms, r->ac->learn_min_ms);
 			r->learning = true;
 			learn_over_init(&r->over, r->ac->raise_after, r->ac->clear_after);
-			(void)detector_relearn_start(r->det, now);
+			(void)detector_relearn_start(r->det, now, r->ac->learn_alert_over);
 		}
 		fprintf(stderr, "replay: %s: model v%u trained (%s, %.2f s)\n", ts, r->version,
 			out.reason, out.seconds);

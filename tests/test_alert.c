@@ -133,6 +133,47 @@ static void test_escalation_once(void **state)
 	alert_free(a);
 }
 
+/* A raise level (the first model's learning): only scores at or over it
+ * count toward raising; once open, the episode escalates and clears by the
+ * usual rules (under 1.0, not under the level); a new level starts the
+ * raise run over, and 1.0 (or less, or NaN) is the rule without one. */
+static void test_raise_at(void **state)
+{
+	struct alert_engine *a = alert_new(&cfg_3_2, NULL);
+	struct alert_event ev;
+	int i = 0;
+	(void)state;
+
+	alert_set_raise_at(a, 10.0);
+	for (int k = 0; k < 6; k++)
+		assert_int_equal(step(a, i++, 9.99, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 10.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 50.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 9.0, NULL, &ev), ALERT_NONE); /* run broken */
+	assert_int_equal(step(a, i++, 12.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 12.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 12.0, NULL, &ev), ALERT_RAISED);
+	assert_int_equal(ev.severity, ALERT_SEV_CRITICAL);
+	/* 1.5 is under the level but over the threshold: the episode stays */
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(step(a, i++, 1.5, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 0.9, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 0.9, NULL, &ev), ALERT_CLEARED);
+	assert_true(ev.score == 12.0);
+
+	/* a run toward the level starts over when the level changes */
+	assert_int_equal(step(a, i++, 11.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 11.0, NULL, &ev), ALERT_NONE);
+	alert_set_raise_at(a, NAN);
+	assert_int_equal(step(a, i++, 1.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 1.0, NULL, &ev), ALERT_NONE);
+	assert_int_equal(step(a, i++, 1.0, NULL, &ev), ALERT_RAISED);
+	assert_int_equal(ev.severity, ALERT_SEV_WARNING);
+	assert_int_equal(ev.episode_seq, 2);
+	alert_free(a);
+	alert_set_raise_at(NULL, 2.0);
+}
+
 /* alert_close ends the open episode whatever the scores: the cleared event
  * is the one alert_step would make (peak score and its contributors); with
  * none open it is ALERT_NONE and a raise run in progress starts over. */
@@ -760,6 +801,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hysteresis_boundaries),
 		cmocka_unit_test(test_escalation_once),
+		cmocka_unit_test(test_raise_at),
 		cmocka_unit_test(test_close),
 		cmocka_unit_test(test_contributors),
 		cmocka_unit_test(test_persist_json),

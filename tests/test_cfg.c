@@ -177,9 +177,12 @@ static void test_defaults(void **state)
 	assert_int_equal(a->train_history_ms, 7LL * 86400000);
 	assert_int_equal(a->learn_for_ms, 86400000LL);
 	assert_int_equal(a->learn_min_ms, 86400000LL);
+	assert_true(a->learn_alert_over == 10.0);
 	assert_int_equal(a->relearn_for_ms, 3600000LL);
 	assert_int_equal(a->raise_after, 3);
-	assert_int_equal(a->clear_after, 10);
+	/* 30 min of hops of 8 x 1 s */
+	assert_int_equal(a->clear_after, 225);
+	assert_int_equal(a->clear_after_ms, 1800000);
 	assert_true(a->critical == 2.0);
 	assert_false(a->has_run_when);
 	assert_true(a->threshold_quantile == 0.995);
@@ -817,6 +820,16 @@ static void test_alert_delays(void **state)
 	/* 30 days of 100 ms hops is far more windows than a counter takes. */
 	expect_error(f, BASE "[asset a]\nsample_interval = 100ms\nhop = 1\nclear_after = 30d\n",
 		     13, "clear_after: 30d is 25920000 windows of hop 1 x 100ms (100ms); at most "
+			 "100000");
+	/* The default's 30 min on a grid that fine stops at the most windows a
+	 * count takes (10 s here); written out, the same time is an error. */
+	c = load_main(f, BASE "[asset a]\nsample_interval = 1ms\nhop = 1\n");
+	if (!c)
+		fail_msg("%s", f->errbuf);
+	assert_int_equal(c->assets[0].clear_after, 100000);
+	cfg_free(c);
+	expect_error(f, BASE "[asset a]\nsample_interval = 1ms\nhop = 1\nclear_after = 30m\n",
+		     13, "clear_after: 30m is 1800000 windows of hop 1 x 1ms (1ms); at most "
 			 "100000");
 }
 

@@ -220,7 +220,7 @@ static void test_relearn(void **state)
 
 	/* Taken as normal: cleared now (same episode), state learning. */
 	int64_t now = T0 + 500 * STEP_MS;
-	assert_int_equal(detector_relearn_start(d, now), 0);
+	assert_int_equal(detector_relearn_start(d, now, 0.0), 0);
 	assert_int_equal(seen.cleared, 1);
 	assert_int_equal(seen.last_seq, 1);
 	assert_int_equal(seen.last_event_ts, now);
@@ -269,11 +269,82 @@ static void test_relearn(void **state)
 	detector_free(d);
 	d = detector_new(&cfg, &hooks, NULL, NULL);
 	assert_non_null(d);
-	assert_int_equal(detector_relearn_start(d, now), 0);
+	assert_int_equal(detector_relearn_start(d, now, 0.0), 0);
 	assert_int_equal(seen.cleared, cleared);
 	detector_set_model(d, trained_model(0.0), 3);
 	feed(d, 0, 100, 0.0);
 	assert_int_equal(seen.state, DET_LEARNING);
+	detector_free(d);
+}
+
+/* The first model's learning (raise_at > 0): scores over the threshold but
+ * under raise_at times it are learned without an alert; far over it an
+ * episode is raised, keeps its windows out of training, clears by the usual
+ * rule (back to learning), and one open when learning starts again (a
+ * restart) goes on. */
+static void test_learning_raises_far_over(void **state)
+{
+	(void)state;
+	struct detector_cfg cfg = pump_cfg();
+	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state };
+	memset(&seen, 0, sizeof(seen));
+	/* how far over the threshold two offsets score */
+	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	detector_set_model(d, trained_model(0.0), 1);
+	feed(d, 0, 200, 8.0);
+	double s8 = detector_last_score(d);
+	feed(d, 200, 400, 30.0);
+	double s30 = detector_last_score(d);
+	detector_free(d);
+	assert_true(s8 > 1.0);
+	assert_true(s30 > 3.0 * s8);
+	double level = 2.0 * s8;
+
+	memset(&seen, 0, sizeof(seen));
+	d = detector_new(&cfg, &hooks, NULL, NULL);
+	assert_non_null(d);
+	detector_set_model(d, trained_model(0.0), 1);
+	int64_t now = T0;
+	assert_int_equal(detector_relearn_start(d, now, level), 0);
+	assert_int_equal(detector_state(d), DET_LEARNING);
+	feed(d, 0, 200, 0.0);
+	feed(d, 200, 300, 8.0);
+	assert_int_equal(seen.raised, 0);
+	assert_true(detector_relearn_loud(d));
+	assert_int_equal(seen.state, DET_LEARNING);
+	uint64_t trainable = detector_trainable_windows(d);
+	int learning = seen.scored_learning;
+	feed(d, 300, 400, 30.0);
+	assert_int_equal(seen.raised, 1);
+	assert_true(detector_in_episode(d));
+	assert_int_equal(seen.state, DET_CRITICAL);
+	/* Of its 25 windows, only those that straddle the change (4) and the
+	 * few over the level up to the one that raised are trained on. */
+	assert_true(detector_trainable_windows(d) <= trainable + 6);
+	assert_true(seen.scored_learning <= learning + 6);
+	feed(d, 400, 500, 0.0);
+	assert_int_equal(seen.cleared, 1);
+	assert_int_equal(seen.state, DET_LEARNING);
+	assert_true(detector_relearning(d));
+
+	/* Raised again, then learning starts again (as after a restart): the
+	 * episode goes on; learning's end leaves it open, and it clears. */
+	feed(d, 500, 600, 30.0);
+	assert_int_equal(seen.raised, 2);
+	assert_int_equal(detector_relearn_start(d, T0 + 600 * STEP_MS, level), 0);
+	assert_int_equal(seen.cleared, 1);
+	assert_true(detector_in_episode(d));
+	assert_int_equal(detector_state(d), DET_CRITICAL);
+	detector_relearn_end(d);
+	assert_int_equal(detector_state(d), DET_CRITICAL);
+	feed(d, 600, 700, 0.0);
+	assert_int_equal(seen.cleared, 2);
+	assert_int_equal(seen.state, DET_NORMAL);
+	/* alerts on: over the threshold is enough again */
+	feed(d, 700, 800, 8.0);
+	assert_int_equal(seen.raised, 3);
 	detector_free(d);
 }
 
@@ -568,6 +639,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_relearn),
+		cmocka_unit_test(test_learning_raises_far_over),
 		cmocka_unit_test(test_restored_episode_fewer_sensors),
 		cmocka_unit_test(test_missing_sensor),
 		cmocka_unit_test(test_missing_run_sensor),
