@@ -193,9 +193,10 @@ static void test_restored_episode_fewer_sensors(void **state)
 	detector_free(d);
 }
 
-static void test_relearn(void **state)
+/* A new pump detector with a model of the normal signal (v1), the hooks
+ * counting into `seen`, which starts over. */
+static struct detector *pump_detector(void)
 {
-	(void)state;
 	struct detector_cfg cfg = pump_cfg();
 	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
 					.on_state = on_state };
@@ -203,6 +204,16 @@ static void test_relearn(void **state)
 	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
 	assert_non_null(d);
 	detector_set_model(d, trained_model(0.0), 1);
+	return d;
+}
+
+static void test_relearn(void **state)
+{
+	(void)state;
+	struct detector_cfg cfg = pump_cfg();
+	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
+					.on_state = on_state };
+	struct detector *d = pump_detector();
 
 	/* Normal running: scored, quiet. */
 	feed(d, 0, 400, 0.0);
@@ -285,14 +296,8 @@ static void test_relearn(void **state)
 static void test_learning_raises_far_over(void **state)
 {
 	(void)state;
-	struct detector_cfg cfg = pump_cfg();
-	struct detector_hooks hooks = { .on_score = on_score, .on_alert = on_alert,
-					.on_state = on_state };
-	memset(&seen, 0, sizeof(seen));
 	/* how far over the threshold two offsets score */
-	struct detector *d = detector_new(&cfg, &hooks, NULL, NULL);
-	assert_non_null(d);
-	detector_set_model(d, trained_model(0.0), 1);
+	struct detector *d = pump_detector();
 	feed(d, 0, 200, 8.0);
 	double s8 = detector_last_score(d);
 	feed(d, 200, 400, 30.0);
@@ -302,10 +307,7 @@ static void test_learning_raises_far_over(void **state)
 	assert_true(s30 > 3.0 * s8);
 	double level = 2.0 * s8;
 
-	memset(&seen, 0, sizeof(seen));
-	d = detector_new(&cfg, &hooks, NULL, NULL);
-	assert_non_null(d);
-	detector_set_model(d, trained_model(0.0), 1);
+	d = pump_detector();
 	int64_t now = T0;
 	assert_int_equal(detector_relearn_start(d, now, level), 0);
 	assert_int_equal(detector_state(d), DET_LEARNING);

@@ -685,6 +685,29 @@ static int warm_raised(const char *text, int *thermal, char *fault_line, size_t 
 	return before;
 }
 
+/* Replays csv with warm_conf (learn_for, learn_min, extra [asset] lines)
+ * from etc-NAME, alerts to NAME.jsonl (and scores to NAME-scores.csv when
+ * scores is set); returns the alerts file's text (caller frees). */
+static char *warm_replay(struct fx *f, const char *csv, const char *name, const char *learn_for,
+			 const char *learn_min, const char *extra, bool scores)
+{
+	char text[1024], etc[64], al[64], sc[64], path[96];
+	snprintf(text, sizeof(text), warm_conf, learn_for, learn_min, extra);
+	snprintf(etc, sizeof(etc), "etc-%s", name);
+	snprintf(path, sizeof(path), "%s/pdmd.conf", etc);
+	assert_int_equal(test_write_file(f->dir, path, text), 0);
+	snprintf(al, sizeof(al), "%s.jsonl", name);
+	snprintf(sc, sizeof(sc), "%s-scores.csv", name);
+	int rc = scores ? replay(f, path_in(f, etc), csv, "--asset", "pump-a", "--alerts",
+				 path_in(f, al), "--scores", path_in(f, sc), NULL)
+			: replay(f, path_in(f, etc), csv, "--asset", "pump-a", "--alerts",
+				 path_in(f, al), NULL);
+	if (rc != 0)
+		fprintf(stderr, "# %s\n", f->out);
+	assert_int_equal(rc, 0);
+	return slurp(path_in(f, al));
+}
+
 /* The warming pump's 3000 s: the bearing fault at WARM_FAULT_S (vibration
  * x3 for 300 s) and, from early_s (-1: none) for 60 s, a far larger one. */
 static void write_warm_csv(const char *csv, int early_s)
@@ -721,19 +744,11 @@ static void test_learning_after_first_model(void **state)
 	write_warm_csv(csv, -1);
 
 	static char fault[4096];
-	char text[1024];
 	int thermal;
 	/* Alerts from the first model on: the warming alarms, and the alarm
 	 * lasts past the fault, which raises nothing of its own. */
-	snprintf(text, sizeof(text), warm_conf, "0", "0", "");
-	assert_int_equal(test_write_file(f->dir, "etc-warm0/pdmd.conf", text), 0);
-	int rc = replay(f, path_in(f, "etc-warm0"), csv, "--asset", "pump-a", "--alerts",
-			path_in(f, "warm0.jsonl"), NULL);
-	if (rc != 0)
-		fprintf(stderr, "# %s\n", f->out);
-	assert_int_equal(rc, 0);
+	char *alerts = warm_replay(f, csv, "warm0", "0", "0", "", false);
 	assert_int_equal(summary_count(f->out, "trainings"), 1);
-	char *alerts = slurp(path_in(f, "warm0.jsonl"));
 	int before = warm_raised(alerts, &thermal, fault, sizeof(fault));
 	print_message("# learn_for 0: %d alert(s) raised while the pump warmed, %d naming "
 		      "bearing_temp first\n", before, thermal);
@@ -741,13 +756,7 @@ static void test_learning_after_first_model(void **state)
 	free(alerts);
 
 	/* Learning: nothing raised on the warming, the fault alerted at once. */
-	snprintf(text, sizeof(text), warm_conf, "1h", "0", "");
-	assert_int_equal(test_write_file(f->dir, "etc-warm/pdmd.conf", text), 0);
-	rc = replay(f, path_in(f, "etc-warm"), csv, "--asset", "pump-a", "--alerts",
-		    path_in(f, "warm.jsonl"), "--scores", path_in(f, "warm-scores.csv"), NULL);
-	if (rc != 0)
-		fprintf(stderr, "# %s\n", f->out);
-	assert_int_equal(rc, 0);
+	alerts = warm_replay(f, csv, "warm", "1h", "0", "", true);
 	long trainings = summary_count(f->out, "trainings");
 	assert_true(trainings >= 2);
 	const char *over = strstr(f->out, "learning over, alerts on");
@@ -782,13 +791,7 @@ static void test_learning_after_first_model(void **state)
 	/* learn_min: learning lasts until the first model's data spans 30 min
 	 * (it starts 120 s before the model), however quiet; the fault after it
 	 * is alerted the same. */
-	snprintf(text, sizeof(text), warm_conf, "1h", "30m", "");
-	assert_int_equal(test_write_file(f->dir, "etc-warm-min/pdmd.conf", text), 0);
-	rc = replay(f, path_in(f, "etc-warm-min"), csv, "--asset", "pump-a", "--alerts",
-		    path_in(f, "warm-min.jsonl"), NULL);
-	if (rc != 0)
-		fprintf(stderr, "# %s\n", f->out);
-	assert_int_equal(rc, 0);
+	alerts = warm_replay(f, csv, "warm-min", "1h", "30m", "", false);
 	over = strstr(f->out, "learning over, alerts on");
 	assert_non_null(over);
 	char first[64], over_ts[32];
@@ -1100,19 +1103,12 @@ static void test_errors(void **state)
 static void test_learning_far_over(void **state)
 {
 	struct fx *f = *state;
-	char csv[400], text[1024], fault[4096], ts[64], lim[64];
+	char csv[400], fault[4096], ts[64], lim[64];
 	int thermal;
 	snprintf(csv, sizeof(csv), "%s", path_in(f, "warm-early.csv"));
 	write_warm_csv(csv, 900);
 
-	snprintf(text, sizeof(text), warm_conf, "1h", "30m", "");
-	assert_int_equal(test_write_file(f->dir, "etc-far/pdmd.conf", text), 0);
-	int rc = replay(f, path_in(f, "etc-far"), csv, "--asset", "pump-a", "--alerts",
-			path_in(f, "far.jsonl"), NULL);
-	if (rc != 0)
-		fprintf(stderr, "# %s\n", f->out);
-	assert_int_equal(rc, 0);
-	char *alerts = slurp(path_in(f, "far.jsonl"));
+	char *alerts = warm_replay(f, csv, "far", "1h", "30m", "", false);
 	/* raised within 30 s of 900 s, vibration first, cleared before 1200 s */
 	int before = warm_raised(alerts, &thermal, fault, sizeof(fault));
 	print_message("# learn_alert_over 10: %d episode(s) before the bearing fault\n", before);
@@ -1145,14 +1141,7 @@ static void test_learning_far_over(void **state)
 
 	/* learn_alert_over = 0: nothing raised while learning, the fault at
 	 * 900 s told as learned. */
-	snprintf(text, sizeof(text), warm_conf, "1h", "30m", "learn_alert_over = 0\n");
-	assert_int_equal(test_write_file(f->dir, "etc-far0/pdmd.conf", text), 0);
-	rc = replay(f, path_in(f, "etc-far0"), csv, "--asset", "pump-a", "--alerts",
-		    path_in(f, "far0.jsonl"), NULL);
-	if (rc != 0)
-		fprintf(stderr, "# %s\n", f->out);
-	assert_int_equal(rc, 0);
-	alerts = slurp(path_in(f, "far0.jsonl"));
+	alerts = warm_replay(f, csv, "far0", "1h", "30m", "learn_alert_over = 0\n", false);
 	before = warm_raised(alerts, &thermal, fault, sizeof(fault));
 	told = strstr(f->out, "while learning its score stayed over");
 	assert_non_null(told);
