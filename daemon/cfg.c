@@ -1579,6 +1579,10 @@ void cfg_print(const struct pdm_config *c, FILE *out)
 			fprintf(out, "# first model after %s of running data (train_after %lld windows), "
 				"alerts from it on (learn_for = 0)\n",
 				tf, (long long)as->train_after);
+		if (as->learn_for_ms > 0 && as->learn_alert_over > 0)
+			fprintf(out, "# while learning, %g windows in a row at %g times the threshold "
+				"still raise an alert (learn_alert_over)\n",
+				(double)as->raise_after, as->learn_alert_over);
 		/* What a small box must have spare while the asset trains: the
 		 * trainer holds its sample of windows (docs/configuration.md). */
 		double mib = (double)as->train_max_windows * (double)as->n_sensors *

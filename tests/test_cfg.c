@@ -747,11 +747,22 @@ static void test_learning_printed(void **state)
 		fail_msg("%s", f->errbuf);
 	assert_int_equal(c->assets[1].learn_min_ms, 7 * 86400000LL);
 	char *p = print_to_string(c);
+	struct pdm_config *c2;
 	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
 				  "windows), then alerts once it knows the machine, at most 24.0 h "
-				  "later (learn_for)\n# training holds"));
+				  "later (learn_for)\n# while learning, 3 windows in a row at 10 "
+				  "times the threshold still raise an alert (learn_alert_over)\n"
+				  "# training holds"));
 	assert_non_null(strstr(p, "# first model after 4.4 h of running data (train_after 2000 "
 				  "windows), alerts once its data spans 7.0 d (learn_min)\n"));
+	/* learn_alert_over 0: nothing to say */
+	c2 = load_main(f, BASE "[asset a]\nlearn_alert_over = 0\n");
+	if (!c2)
+		fail_msg("%s", f->errbuf);
+	char *p2 = print_to_string(c2);
+	assert_null(strstr(p2, "(learn_alert_over)"));
+	free(p2);
+	cfg_free(c2);
 	/* printed as it loads back */
 	assert_non_null(strstr(p, "\nlearn_min = 0ms\n"));
 	assert_non_null(strstr(p, "\nlearn_min = 7d\n"));
@@ -783,6 +794,8 @@ static void test_alert_delays(void **state)
 				  "windows), then alerts once it knows the machine, not before its "
 				  "data spans 24.0 h (learn_min), at most 24.0 h after the model "
 				  "(learn_for)\n"));
+	assert_non_null(strstr(p, "# while learning, 4 windows in a row at 10 times the "
+				  "threshold still raise an alert (learn_alert_over)\n"));
 	free(p);
 	cfg_free(c);
 
