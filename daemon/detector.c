@@ -558,22 +558,10 @@ void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version
 	}
 }
 
-int detector_close_episode(struct detector *d, int64_t ts_ms)
-{
-	struct alert_event ev;
-
-	alert_close(d->alert, ts_ms, &ev);
-	if (ev.kind != ALERT_CLEARED || !d->model)
-		return 0;
-	int rc = emit_alert(d, &ev);
-	if (d->relearning)
-		set_state(d, DET_LEARNING, d->last_score, ts_ms);
-	return rc;
-}
-
 int detector_relearn_start(struct detector *d, int64_t ts_ms, double raise_at)
 {
-	int rc;
+	struct alert_event ev;
+	int rc = 0;
 
 	d->relearning = true;
 	d->relearn_raise_at = raise_at > 0 ? raise_at : 0.0;
@@ -586,7 +574,10 @@ int detector_relearn_start(struct detector *d, int64_t ts_ms, double raise_at)
 			set_state(d, DET_LEARNING, d->last_score, ts_ms);
 		return 0;
 	}
-	rc = detector_close_episode(d, ts_ms);
+	alert_set_raise_at(d->alert, 1.0);
+	alert_close(d->alert, ts_ms, &ev);
+	if (ev.kind == ALERT_CLEARED && d->model)
+		rc = emit_alert(d, &ev);
 	set_state(d, DET_LEARNING, d->last_score, ts_ms);
 	return rc;
 }

@@ -179,12 +179,11 @@ void detector_set_model(struct detector *d, struct nn_model *m, uint32_t version
  * times the threshold still raise one (alert_set_raise_at): a state that
  * far from the model's data is more likely a fault than an operating
  * point, and an episode keeps its windows out of learning's trainings.
+ * Called again with 0 (the user took such an episode as normal), it is
+ * cleared and learning goes on without alerts.
  */
 int detector_relearn_start(struct detector *d, int64_t ts_ms, double raise_at);
 void detector_relearn_end(struct detector *d);
-/* Ends the open episode now, taken as normal (its cleared event goes
- * through on_alert); relearning, if on, goes on. 0 or the hook's error. */
-int detector_close_episode(struct detector *d, int64_t ts_ms);
 bool detector_relearning(const struct detector *d);
 /* While relearning: raise_after consecutive scores >= 1.0 came since the
  * model was installed (it would have raised an alert). */

@@ -926,7 +926,9 @@ static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 	save_episodes(a);
 	a->retrain_requested = true;
 	/* Raised while the first model's machine is learned (learn_alert_over):
-	 * learning goes on, now with the episode's data. */
+	 * learning goes on, now with the episode's data, and without alerts,
+	 * as the state the user vouched for may still be that far over the
+	 * threshold until a model has learned it. */
 	bool first = a->learning && a->relearn_since_ms == 0;
 	if (open && detector_has_model(a->det)) {
 		/* The cleared event closes the episode's span (hook_alert). If it
@@ -934,7 +936,7 @@ static void mark_normal(struct asset_rt *a, uint64_t seq, int64_t started_ms)
 		 * after a restart relearning clears the episode again. */
 		int64_t now = asset_now(a, pdm_wall_ms());
 		if (first)
-			(void)detector_close_episode(a->det, now);
+			(void)detector_relearn_start(a->det, now, 0.0);
 		else
 			engine_relearn_start(a, ep->span.start_ms, now);
 	}

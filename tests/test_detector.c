@@ -348,6 +348,21 @@ static void test_learning_raises_far_over(void **state)
 	feed(d, 700, 800, 8.0);
 	assert_int_equal(seen.raised, 3);
 	detector_free(d);
+
+	/* Taken as normal while learning (started again with 0): cleared at
+	 * once, and the same state, still far over, raises nothing more. */
+	d = pump_detector();
+	assert_int_equal(detector_relearn_start(d, T0, level), 0);
+	feed(d, 0, 200, 30.0);
+	assert_int_equal(seen.raised, 1);
+	assert_int_equal(detector_relearn_start(d, T0 + 200 * STEP_MS, 0.0), 0);
+	assert_int_equal(seen.cleared, 1);
+	assert_false(detector_in_episode(d));
+	assert_int_equal(detector_state(d), DET_LEARNING);
+	feed(d, 200, 400, 30.0);
+	assert_int_equal(seen.raised, 1);
+	assert_int_equal(seen.state, DET_LEARNING);
+	detector_free(d);
 }
 
 /* Samples [from, to) of the channels set in `mask` (bit c), advancing after each. */
